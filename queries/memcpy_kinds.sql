@@ -1,0 +1,2 @@
+-- Labels of memcpy kinds ("Host-to-Device", ...).
+SELECT id, label FROM ENUM_CUDA_MEMCPY_OPER

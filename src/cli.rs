@@ -1,0 +1,44 @@
+//! Pieces both binaries share: expanding folders into profile files and
+//! printing one error line per failed file.
+
+use std::path::{Path, PathBuf};
+
+/// Expand each argument: files stay as given, folders are walked
+/// recursively for names `accept` recognises, sorted for stable output.
+pub fn expand_inputs(args: &[PathBuf], accept: fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for arg in args {
+        if arg.is_dir() {
+            let mut found = Vec::new();
+            walk(arg, accept, &mut found);
+            found.sort();
+            if found.is_empty() {
+                // Keep the folder so the caller reports "nothing usable" for it.
+                out.push(arg.clone());
+            }
+            out.extend(found);
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, accept: fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk(&path, accept, found),
+            Ok(t) if t.is_file() && accept(&path) => found.push(path),
+            _ => {}
+        }
+    }
+}
+
+/// Collapse an error chain onto one line.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}

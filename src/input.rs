@@ -1,0 +1,266 @@
+//! Turns a path on the command line into an SQLite file that can be opened
+//! read-only: plain `.sqlite` is used in place, `.sqlite.gz` is inflated into
+//! a private temp folder, `.nsys-rep` is exported with `nsys` when present.
+//! Temp folders are removed when the [`OpenedProfile`] is dropped.
+
+use crate::error::{DigestError, Result};
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where temp files go and how large an inflated profile may grow.
+#[derive(Debug, Clone)]
+pub struct InputOptions {
+    /// Folder for temp files; the system temp folder when `None`.
+    pub temp_dir: Option<PathBuf>,
+    /// Upper bound on the inflated size of a `.gz` input, in bytes. Guards
+    /// against gzip bombs filling the disk.
+    pub max_decompressed_bytes: u64,
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        InputOptions {
+            temp_dir: None,
+            max_decompressed_bytes: 8 << 30,
+        }
+    }
+}
+
+/// An SQLite file ready to open, plus the temp folder that holds it (if any).
+#[derive(Debug)]
+pub struct OpenedProfile {
+    /// The path the user gave; used in every message.
+    pub source: PathBuf,
+    /// The SQLite file to read.
+    pub sqlite: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, PartialEq, Eq)]
+enum Sniffed {
+    Sqlite,
+    Gzip,
+    NsysRep,
+    Other,
+}
+
+fn sniff(path: &Path) -> Result<Sniffed> {
+    let meta = std::fs::metadata(path).map_err(|e| DigestError::io(path, e))?;
+    if meta.is_dir() {
+        return Err(DigestError::UnknownKind {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(DigestError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut head = [0u8; 16];
+    let mut file = File::open(path).map_err(|e| DigestError::io(path, e))?;
+    let n = read_up_to(&mut file, &mut head).map_err(|e| DigestError::io(path, e))?;
+    let head = &head[..n];
+    Ok(if head == SQLITE_MAGIC {
+        Sniffed::Sqlite
+    } else if head.starts_with(&GZIP_MAGIC) {
+        Sniffed::Gzip
+    } else if has_extension(path, "nsys-rep") || has_extension(path, "qdrep") {
+        Sniffed::NsysRep
+    } else {
+        Sniffed::Other
+    })
+}
+
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// Is this a file name nsys-digest would pick up when scanning a folder?
+pub fn is_nsys_candidate(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    name.ends_with(".sqlite") || name.ends_with(".sqlite.gz") || name.ends_with(".nsys-rep")
+}
+
+/// Resolve `path` into an SQLite file, by content rather than by name.
+pub fn open_profile(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
+    match sniff(path)? {
+        Sniffed::Sqlite => Ok(OpenedProfile {
+            source: path.to_path_buf(),
+            sqlite: path.to_path_buf(),
+            _temp: None,
+        }),
+        Sniffed::Gzip => inflate(path, opts),
+        Sniffed::NsysRep => export_nsys_rep(path, opts),
+        Sniffed::Other => Err(DigestError::NotSqlite {
+            path: path.to_path_buf(),
+            reason: "the file does not start with the SQLite header".into(),
+        }),
+    }
+}
+
+fn temp_dir(path: &Path, opts: &InputOptions) -> Result<tempfile::TempDir> {
+    let builder = {
+        let mut b = tempfile::Builder::new();
+        b.prefix("nsys-digest-");
+        b
+    };
+    match &opts.temp_dir {
+        Some(dir) => builder.tempdir_in(dir),
+        None => builder.tempdir(),
+    }
+    .map_err(|e| DigestError::io(path, e))
+}
+
+fn inflate(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
+    let dir = temp_dir(path, opts)?;
+    let target = dir.path().join("profile.sqlite");
+    let input = File::open(path).map_err(|e| DigestError::io(path, e))?;
+    let mut decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, input));
+    let mut out = std::io::BufWriter::with_capacity(
+        1 << 20,
+        File::create(&target).map_err(|e| DigestError::io(path, e))?,
+    );
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total: u64 = 0;
+    loop {
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                return Err(DigestError::BadGzip {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        total += n as u64;
+        if total > opts.max_decompressed_bytes {
+            return Err(DigestError::TooLarge {
+                path: path.to_path_buf(),
+                limit: opts.max_decompressed_bytes,
+            });
+        }
+        out.write_all(&buf[..n])
+            .map_err(|e| DigestError::io(path, e))?;
+    }
+    out.flush().map_err(|e| DigestError::io(path, e))?;
+    drop(out);
+    let inner = sniff(&target).map_err(|e| match e {
+        DigestError::Empty { .. } => DigestError::BadGzip {
+            path: path.to_path_buf(),
+            reason: "it inflates to nothing".into(),
+        },
+        other => other,
+    })?;
+    if inner != Sniffed::Sqlite {
+        return Err(DigestError::NotSqlite {
+            path: path.to_path_buf(),
+            reason: "the inflated content does not start with the SQLite header".into(),
+        });
+    }
+    Ok(OpenedProfile {
+        source: path.to_path_buf(),
+        sqlite: target,
+        _temp: Some(dir),
+    })
+}
+
+fn export_nsys_rep(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
+    let sqlite_name = path.with_extension("sqlite");
+    let nsys = which_nsys().ok_or_else(|| DigestError::NsysMissing {
+        path: path.to_path_buf(),
+        sqlite: sqlite_name.clone(),
+    })?;
+    let dir = temp_dir(path, opts)?;
+    let target = dir.path().join("profile.sqlite");
+    let output = Command::new(nsys)
+        .args([
+            "export",
+            "--type",
+            "sqlite",
+            "--force-overwrite",
+            "true",
+            "--output",
+        ])
+        .arg(&target)
+        .arg(path)
+        .output()
+        .map_err(|e| DigestError::NsysExportFailed {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    if !output.status.success() || !target.exists() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let line = stderr.lines().last().unwrap_or("no output").to_string();
+        return Err(DigestError::NsysExportFailed {
+            path: path.to_path_buf(),
+            reason: line,
+        });
+    }
+    Ok(OpenedProfile {
+        source: path.to_path_buf(),
+        sqlite: target,
+        _temp: Some(dir),
+    })
+}
+
+fn which_nsys() -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join("nsys"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Open an SQLite file so that nothing is ever written beside or into it:
+/// `immutable=1` makes SQLite skip locking, journals and WAL files, which
+/// also lets it read from read-only folders.
+pub fn open_readonly(profile: &OpenedProfile) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let uri = format!("file:{}?mode=ro&immutable=1", uri_escape(&profile.sqlite));
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(uri, flags)
+        .map_err(|e| DigestError::sqlite(&profile.source, e))?;
+    // Sorting spills go to memory, never to a file.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(|e| DigestError::sqlite(&profile.source, e))?;
+    Ok(conn)
+}
+
+fn uri_escape(path: &Path) -> String {
+    let raw = path.to_string_lossy();
+    let mut out = String::with_capacity(raw.len());
+    for ch in raw.chars() {
+        match ch {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}

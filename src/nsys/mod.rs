@@ -1,0 +1,135 @@
+//! nsys-digest: reads an `nsys export --type sqlite` file and computes the
+//! reports. [`digest`] is the entry point; [`view`] turns a [`Digest`] into
+//! tables for the renderers.
+
+pub mod launch_index;
+pub mod nvtx_index;
+pub mod queries;
+pub mod reports;
+pub mod schema;
+pub mod trace;
+pub mod view;
+
+use crate::error::Result;
+use crate::input::{open_profile, InputOptions};
+use launch_index::LaunchIndex;
+use nvtx_index::NvtxIndex;
+use reports::*;
+use serde::Serialize;
+use std::path::Path;
+use trace::{global_id, GpuInfo, NameStyle, Trace};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct DigestOptions {
+    pub names: NameStyle,
+    /// Count each kernel once, in its innermost range, in `nvtx_kernels`.
+    pub innermost: bool,
+    pub input: InputOptions,
+}
+
+/// Facts about the profile itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceInfo {
+    pub file: String,
+    pub nsys_version: Option<String>,
+    pub schema_version: Option<String>,
+    pub gpus: Vec<GpuInfo>,
+    /// Capture window start and length.
+    pub span_start_ns: Option<i64>,
+    pub span_ns: Option<i64>,
+    pub kernels: u64,
+    pub api_calls: u64,
+    pub nvtx_ranges: u64,
+    pub memory_ops: u64,
+    pub processes: Vec<u32>,
+    pub devices: Vec<i64>,
+    /// `Node` or `Graph` as the capture recorded it, when it did.
+    pub graph_trace_mode: Option<String>,
+    pub kernel_names: NameStyle,
+}
+
+/// GPU launch behaviour: per-kernel launch cost plus busy/idle time.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchReport {
+    pub kernels: Vec<LaunchSummary>,
+    pub busy: Vec<GpuBusy>,
+}
+
+/// Every report for one profile; serialises to the documented JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Digest {
+    pub source: SourceInfo,
+    pub kernels: Vec<KernelSummary>,
+    pub nvtx: Vec<NvtxSummary>,
+    pub nvtx_kernels: Vec<NvtxKernelSummary>,
+    pub nvtx_kernels_innermost: bool,
+    pub launch: LaunchReport,
+    pub memory: Vec<MemorySummary>,
+}
+
+/// Read one profile (`.sqlite`, `.sqlite.gz` or `.nsys-rep`) and compute
+/// every report.
+pub fn digest(path: &Path, opts: &DigestOptions) -> Result<Digest> {
+    let profile = open_profile(path, &opts.input)?;
+    let trace = Trace::load(&profile, opts.names)?;
+    Ok(digest_trace(&trace, path, opts))
+}
+
+/// Compute every report from an already loaded trace.
+pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest {
+    let launches = LaunchIndex::build(trace);
+    let nvtx_index = NvtxIndex::build(trace, &launches);
+    Digest {
+        source: source_info(trace, path, opts),
+        kernels: kernel_summary(trace, opts.names),
+        nvtx: nvtx_summary(trace, &launches, &nvtx_index),
+        nvtx_kernels: nvtx_kernel_summary(
+            trace,
+            &launches,
+            &nvtx_index,
+            opts.names,
+            opts.innermost,
+        ),
+        nvtx_kernels_innermost: opts.innermost,
+        launch: LaunchReport {
+            kernels: launch_summary(trace, &launches, opts.names),
+            busy: gpu_busy(trace),
+        },
+        memory: memory_summary(trace),
+    }
+}
+
+fn source_info(trace: &Trace, path: &Path, opts: &DigestOptions) -> SourceInfo {
+    let mut processes: Vec<u32> = trace
+        .kernels
+        .iter()
+        .filter_map(|k| k.global_pid.map(global_id::pid))
+        .collect();
+    processes.sort_unstable();
+    processes.dedup();
+    let mut devices: Vec<i64> = trace.kernels.iter().map(|k| k.device).collect();
+    devices.sort_unstable();
+    devices.dedup();
+    let span = trace.span();
+    SourceInfo {
+        file: path.display().to_string(),
+        nsys_version: trace.schema.nsys_version().map(str::to_string),
+        schema_version: trace.schema.schema_version().map(str::to_string),
+        gpus: trace.gpus.clone(),
+        span_start_ns: span.map(|s| s.0),
+        span_ns: span.map(|(a, b)| b - a),
+        kernels: trace.kernels.len() as u64,
+        api_calls: trace.api_calls.len() as u64,
+        nvtx_ranges: trace.nvtx.len() as u64,
+        memory_ops: trace.memops.len() as u64,
+        processes,
+        devices,
+        graph_trace_mode: trace.schema.graph_trace_mode().map(str::to_string),
+        kernel_names: if opts.names == NameStyle::Mangled && trace.mangled_names.is_none() {
+            NameStyle::Demangled
+        } else {
+            opts.names
+        },
+    }
+}

@@ -1,0 +1,181 @@
+//! NVTX containment without a quadratic join. A GPU operation belongs to an
+//! NVTX range when the API call that launched it lies inside the range on the
+//! same thread (NVIDIA's rule). One sweep per thread over ranges and calls,
+//! both sorted by start, finds every enclosing range in
+//! O((ranges + calls) · depth).
+
+use super::launch_index::LaunchIndex;
+use super::trace::Trace;
+use std::collections::HashMap;
+
+/// Which ranges enclose each launching API call, and how ranges nest.
+#[derive(Debug, Default)]
+pub struct NvtxIndex {
+    /// End of each range in `trace.nvtx`, open ranges clamped to the last
+    /// NVTX timestamp as `nsys stats` does.
+    pub clamped_end: Vec<i64>,
+    /// Ranges that start and end on the same thread: only these project.
+    pub projectable: Vec<bool>,
+    /// CSR over API calls: `enclosing[offsets[c]..offsets[c+1]]`.
+    offsets: Vec<u32>,
+    enclosing: Vec<u32>,
+    /// Tightest enclosing projectable range on the same thread.
+    pub parent: Vec<Option<u32>>,
+}
+
+impl NvtxIndex {
+    pub fn build(trace: &Trace, launches: &LaunchIndex) -> NvtxIndex {
+        let ranges = &trace.nvtx;
+        let last_ts = ranges
+            .iter()
+            .map(|r| r.end.map_or(r.start, |e| e.max(r.start)))
+            .max()
+            .unwrap_or(0);
+        let clamped_end: Vec<i64> = ranges.iter().map(|r| r.end.unwrap_or(last_ts)).collect();
+        let projectable: Vec<bool> = ranges.iter().map(|r| r.end_global_tid.is_none()).collect();
+
+        let mut ranges_by_thread: HashMap<i64, Vec<u32>> = HashMap::new();
+        for (i, r) in ranges.iter().enumerate() {
+            if projectable[i] {
+                ranges_by_thread
+                    .entry(r.global_tid)
+                    .or_default()
+                    .push(i as u32);
+            }
+        }
+        let mut calls_by_thread: HashMap<i64, Vec<u32>> = HashMap::new();
+        let mut seen = vec![false; trace.api_calls.len()];
+        for &c in launches
+            .kernel_call
+            .iter()
+            .chain(&launches.memop_call)
+            .flatten()
+        {
+            if !std::mem::replace(&mut seen[c as usize], true) {
+                let tid = trace.api_calls[c as usize].global_tid;
+                if ranges_by_thread.contains_key(&tid) {
+                    calls_by_thread.entry(tid).or_default().push(c);
+                }
+            }
+        }
+
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut parent = vec![None; ranges.len()];
+        for (tid, mut thread_ranges) in ranges_by_thread {
+            thread_ranges
+                .sort_unstable_by_key(|&i| (ranges[i as usize].start, -clamped_end[i as usize], i));
+            if let Some(mut calls) = calls_by_thread.remove(&tid) {
+                calls.sort_unstable_by_key(|&c| trace.api_calls[c as usize].start);
+                sweep_calls(trace, &clamped_end, &thread_ranges, &calls, &mut pairs);
+            }
+            sweep_parents(ranges, &clamped_end, &thread_ranges, &mut parent);
+        }
+
+        pairs.sort_unstable();
+        let mut offsets = vec![0u32; trace.api_calls.len() + 1];
+        for &(c, _) in &pairs {
+            offsets[c as usize + 1] += 1;
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        NvtxIndex {
+            clamped_end,
+            projectable,
+            offsets,
+            enclosing: pairs.into_iter().map(|(_, r)| r).collect(),
+            parent,
+        }
+    }
+
+    /// Every projectable range that encloses API call `call`.
+    pub fn enclosing(&self, call: u32) -> &[u32] {
+        if self.offsets.is_empty() {
+            return &[];
+        }
+        let c = call as usize;
+        &self.enclosing[self.offsets[c] as usize..self.offsets[c + 1] as usize]
+    }
+
+    /// The innermost enclosing range: the one that started last, as in
+    /// `cuda_gpu_kern_sum:nvtx-name` (`ORDER BY start DESC LIMIT 1`).
+    pub fn innermost(&self, trace: &Trace, call: u32) -> Option<u32> {
+        self.enclosing(call)
+            .iter()
+            .copied()
+            .max_by_key(|&r| (trace.nvtx[r as usize].start, r))
+    }
+
+    /// Nesting level of a range (0 at the top), `None` if its parent chain
+    /// loops (identical intervals), which NVIDIA's recursive query also drops.
+    pub fn level(&self, range: u32) -> Option<u32> {
+        let mut level = 0;
+        let mut cur = range;
+        while let Some(p) = self.parent[cur as usize] {
+            level += 1;
+            cur = p;
+            if level as usize > self.parent.len() {
+                return None;
+            }
+        }
+        Some(level)
+    }
+}
+
+/// Calls and ranges of one thread, both sorted by start.
+fn sweep_calls(
+    trace: &Trace,
+    clamped_end: &[i64],
+    thread_ranges: &[u32],
+    calls: &[u32],
+    pairs: &mut Vec<(u32, u32)>,
+) {
+    let ranges = &trace.nvtx;
+    let mut next = 0;
+    let mut active: Vec<u32> = Vec::new();
+    for &c in calls {
+        let call = &trace.api_calls[c as usize];
+        while next < thread_ranges.len() && ranges[thread_ranges[next] as usize].start <= call.start
+        {
+            active.push(thread_ranges[next]);
+            next += 1;
+        }
+        // A range that ended before this call starts cannot hold any later call.
+        active.retain(|&r| clamped_end[r as usize] >= call.start);
+        for &r in &active {
+            if clamped_end[r as usize] >= call.end {
+                pairs.push((c, r));
+            }
+        }
+    }
+}
+
+/// The tightest enclosing range of each range on one thread, as NVIDIA's
+/// NVTX_PARENT table defines it: minimal (start gap + end gap).
+fn sweep_parents(
+    ranges: &[super::trace::NvtxRange],
+    clamped_end: &[i64],
+    thread_ranges: &[u32],
+    parent: &mut [Option<u32>],
+) {
+    let mut next = 0;
+    let mut active: Vec<u32> = Vec::new();
+    for &c in thread_ranges {
+        let (cs, ce) = (ranges[c as usize].start, clamped_end[c as usize]);
+        while next < thread_ranges.len() && ranges[thread_ranges[next] as usize].start <= cs {
+            active.push(thread_ranges[next]);
+            next += 1;
+        }
+        active.retain(|&r| clamped_end[r as usize] >= cs);
+        parent[c as usize] = active
+            .iter()
+            .copied()
+            .filter(|&p| p != c && clamped_end[p as usize] >= ce)
+            .min_by_key(|&p| {
+                (
+                    (cs - ranges[p as usize].start) + (clamped_end[p as usize] - ce),
+                    p,
+                )
+            });
+    }
+}

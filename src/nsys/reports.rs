@@ -1,0 +1,581 @@
+//! The reports, each computed from the loaded [`Trace`] with the semantics of
+//! the `nsys stats` report it mirrors (named on each function).
+
+use super::launch_index::LaunchIndex;
+use super::nvtx_index::NvtxIndex;
+use super::trace::{global_id, NameStyle, RangeStyle, Trace};
+use crate::stats::{percent, DurationStats};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+/// One row of the `kernels` report (`cuda_gpu_kern_sum`).
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelSummary {
+    pub name: String,
+    /// Set only when the profile has more than one process or GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<i64>,
+    #[serde(flatten)]
+    pub time: DurationStats,
+    /// Share of all kernel time in the report.
+    pub share_pct: f64,
+}
+
+/// `cuda_gpu_kern_sum`: per kernel name, split by process and device when
+/// the profile has several.
+pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
+    let split = needs_split(trace);
+    let mut groups: HashMap<(i64, Option<u32>, Option<i64>), Vec<i64>> = HashMap::new();
+    for (i, k) in trace.kernels.iter().enumerate() {
+        let key = if split {
+            (
+                trace.kernel_name_id(i, names),
+                k.global_pid.map(global_id::pid),
+                Some(k.device),
+            )
+        } else {
+            (trace.kernel_name_id(i, names), None, None)
+        };
+        groups.entry(key).or_default().push(k.duration());
+    }
+    let grand: i64 = trace.kernels.iter().map(|k| k.duration()).sum();
+    let mut rows: Vec<KernelSummary> = groups
+        .into_iter()
+        .filter_map(|((name, pid, device), mut v)| {
+            let time = DurationStats::from_values(&mut v)?;
+            Some(KernelSummary {
+                name: trace.strings.get(name).to_string(),
+                pid,
+                device,
+                share_pct: percent(time.total_ns as f64, grand as f64),
+                time,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.time
+            .total_ns
+            .cmp(&a.time.total_ns)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    rows
+}
+
+/// More than one (process, GPU) pair ran kernels.
+pub fn needs_split(trace: &Trace) -> bool {
+    let mut seen = HashSet::new();
+    for k in &trace.kernels {
+        seen.insert((k.global_pid, k.device));
+        if seen.len() > 1 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The GPU projection of one range name (`nvtx_gpu_proj_sum`).
+#[derive(Debug, Clone, Serialize)]
+pub struct NvtxProjection {
+    /// Range instances that enclose at least one GPU operation.
+    pub range_instances: u64,
+    /// Sum of the CPU durations of those instances.
+    pub range_total_ns: i64,
+    /// Projected duration: first enclosed op start to last op end, per instance.
+    #[serde(rename = "projected")]
+    pub time: DurationStats,
+    /// Distinct correlation ids: a CUDA graph launch is one op.
+    pub gpu_ops: u64,
+    pub avg_gpu_ops: f64,
+    pub avg_level: f64,
+    pub avg_children: f64,
+}
+
+/// One row of the `nvtx` report: CPU time (`nvtx_sum`) and GPU projection.
+#[derive(Debug, Clone, Serialize)]
+pub struct NvtxSummary {
+    pub range: String,
+    pub style: RangeStyle,
+    #[serde(flatten)]
+    pub time: DurationStats,
+    pub share_pct: f64,
+    pub gpu: Option<NvtxProjection>,
+}
+
+/// `nvtx_sum` joined with `nvtx_gpu_proj_sum`, by range name and style.
+pub fn nvtx_summary(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex) -> Vec<NvtxSummary> {
+    let mut cpu: HashMap<(u32, RangeStyle), Vec<i64>> = HashMap::new();
+    for r in &trace.nvtx {
+        if let Some(end) = r.end {
+            cpu.entry((r.name, r.style))
+                .or_default()
+                .push(end - r.start);
+        }
+    }
+    let grand: i64 = cpu.values().flatten().sum();
+    let mut gpu = nvtx_projection(trace, launches, index);
+    let mut rows: Vec<NvtxSummary> = cpu
+        .into_iter()
+        .filter_map(|((name, style), mut v)| {
+            let time = DurationStats::from_values(&mut v)?;
+            Some(NvtxSummary {
+                range: trace.nvtx_names[name as usize].clone(),
+                style,
+                share_pct: percent(time.total_ns as f64, grand as f64),
+                time,
+                gpu: gpu.remove(&(name, style)),
+            })
+        })
+        .collect();
+    // Ranges that never ended have no CPU time but may still project.
+    for ((name, style), proj) in gpu {
+        rows.push(NvtxSummary {
+            range: trace.nvtx_names[name as usize].clone(),
+            style,
+            time: DurationStats::from_values(&mut []).unwrap_or(EMPTY_STATS),
+            share_pct: 0.0,
+            gpu: Some(proj),
+        });
+    }
+    rows.sort_by(|a, b| {
+        b.time
+            .total_ns
+            .cmp(&a.time.total_ns)
+            .then_with(|| a.range.cmp(&b.range))
+    });
+    rows
+}
+
+const EMPTY_STATS: DurationStats = DurationStats {
+    count: 0,
+    total_ns: 0,
+    avg_ns: 0.0,
+    median_ns: 0.0,
+    min_ns: 0,
+    max_ns: 0,
+    stddev_ns: 0.0,
+};
+
+/// Per projectable range instance: first op start, last op end, op count.
+#[derive(Clone, Copy)]
+struct Projected {
+    start: i64,
+    end: i64,
+    ops: u64,
+}
+
+fn nvtx_projection(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    index: &NvtxIndex,
+) -> HashMap<(u32, RangeStyle), NvtxProjection> {
+    // Extent of GPU work per launching call, then spread to enclosing ranges.
+    let mut call_extent: HashMap<u32, (i64, i64)> = HashMap::new();
+    let ops = trace
+        .kernels
+        .iter()
+        .zip(&launches.kernel_call)
+        .map(|(k, c)| (k.start, k.end, *c))
+        .chain(
+            trace
+                .memops
+                .iter()
+                .zip(&launches.memop_call)
+                .map(|(m, c)| (m.start, m.end, *c)),
+        );
+    for (start, end, call) in ops {
+        let Some(call) = call else { continue };
+        let e = call_extent.entry(call).or_insert((start, end));
+        e.0 = e.0.min(start);
+        e.1 = e.1.max(end);
+    }
+    let mut per_range: Vec<Option<Projected>> = vec![None; trace.nvtx.len()];
+    for (&call, &(start, end)) in &call_extent {
+        for &r in index.enclosing(call) {
+            let p = per_range[r as usize].get_or_insert(Projected { start, end, ops: 0 });
+            p.start = p.start.min(start);
+            p.end = p.end.max(end);
+            p.ops += 1;
+        }
+    }
+    let mut children = vec![0u32; trace.nvtx.len()];
+    for (r, p) in per_range.iter().enumerate() {
+        if p.is_some() {
+            if let Some(parent) = index.parent[r] {
+                children[parent as usize] += 1;
+            }
+        }
+    }
+    struct Acc {
+        durations: Vec<i64>,
+        range_total: i64,
+        ops: u64,
+        levels: (u64, u64),
+        children: u64,
+    }
+    let mut groups: HashMap<(u32, RangeStyle), Acc> = HashMap::new();
+    for (r, p) in per_range.iter().enumerate() {
+        let Some(p) = p else { continue };
+        let range = &trace.nvtx[r];
+        let acc = groups.entry((range.name, range.style)).or_insert(Acc {
+            durations: Vec::new(),
+            range_total: 0,
+            ops: 0,
+            levels: (0, 0),
+            children: 0,
+        });
+        acc.durations.push(p.end - p.start);
+        acc.range_total += index.clamped_end[r] - range.start;
+        acc.ops += p.ops;
+        if let Some(level) = index.level(r as u32) {
+            acc.levels.0 += level as u64;
+            acc.levels.1 += 1;
+        }
+        acc.children += children[r] as u64;
+    }
+    groups
+        .into_iter()
+        .filter_map(|(key, mut acc)| {
+            let n = acc.durations.len() as f64;
+            let time = DurationStats::from_values(&mut acc.durations)?;
+            Some((
+                key,
+                NvtxProjection {
+                    range_instances: time.count,
+                    range_total_ns: acc.range_total,
+                    gpu_ops: acc.ops,
+                    avg_gpu_ops: acc.ops as f64 / n,
+                    avg_level: if acc.levels.1 == 0 {
+                        0.0
+                    } else {
+                        acc.levels.0 as f64 / acc.levels.1 as f64
+                    },
+                    avg_children: acc.children as f64 / n,
+                    time,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// One row of the `nvtx-kernels` report (`nvtx_kern_sum`).
+#[derive(Debug, Clone, Serialize)]
+pub struct NvtxKernelSummary {
+    /// `None` for kernels launched outside every range.
+    pub range: Option<String>,
+    pub style: Option<RangeStyle>,
+    pub pid: Option<u32>,
+    pub tid: Option<u32>,
+    /// Range instances that held these kernels.
+    pub range_instances: u64,
+    /// Distinct kernel launches.
+    pub kernel_instances: u64,
+    pub kernel: String,
+    /// Over (range instance, kernel) pairs, like NVIDIA's query.
+    #[serde(flatten)]
+    pub time: DurationStats,
+}
+
+type NvtxKernelKey = (Option<(u32, RangeStyle)>, Option<i64>, i64);
+
+/// `nvtx_kern_sum`: every kernel counted in every enclosing range; with
+/// `innermost`, once in its deepest range (`cuda_gpu_kern_sum:nvtx-name`).
+pub fn nvtx_kernel_summary(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    index: &NvtxIndex,
+    names: NameStyle,
+    innermost: bool,
+) -> Vec<NvtxKernelSummary> {
+    struct Acc {
+        durations: Vec<i64>,
+        ranges: HashSet<u32>,
+        kernels: u64,
+        last_kernel: usize,
+    }
+    let mut groups: HashMap<NvtxKernelKey, Acc> = HashMap::new();
+    let mut add = |key: NvtxKernelKey, range: Option<u32>, kernel: usize, duration: i64| {
+        let acc = groups.entry(key).or_insert(Acc {
+            durations: Vec::new(),
+            ranges: HashSet::new(),
+            kernels: 0,
+            last_kernel: usize::MAX,
+        });
+        acc.durations.push(duration);
+        if let Some(r) = range {
+            acc.ranges.insert(r);
+        }
+        if acc.last_kernel != kernel {
+            acc.last_kernel = kernel;
+            acc.kernels += 1;
+        }
+    };
+    for (i, k) in trace.kernels.iter().enumerate() {
+        let name = trace.kernel_name_id(i, names);
+        let call = launches.kernel_call[i];
+        let thread = call.map(|c| trace.api_calls[c as usize].global_tid);
+        let enclosing: Vec<u32> = match call {
+            None => Vec::new(),
+            Some(c) if innermost => index.innermost(trace, c).into_iter().collect(),
+            Some(c) => index.enclosing(c).to_vec(),
+        };
+        if enclosing.is_empty() {
+            add((None, thread, name), None, i, k.duration());
+        }
+        for r in enclosing {
+            let range = &trace.nvtx[r as usize];
+            add(
+                (Some((range.name, range.style)), thread, name),
+                Some(r),
+                i,
+                k.duration(),
+            );
+        }
+    }
+    let mut rows: Vec<NvtxKernelSummary> = groups
+        .into_iter()
+        .filter_map(|((range, thread, name), mut acc)| {
+            let time = DurationStats::from_values(&mut acc.durations)?;
+            Some(NvtxKernelSummary {
+                range: range.map(|(n, _)| trace.nvtx_names[n as usize].clone()),
+                style: range.map(|(_, s)| s),
+                pid: thread.map(global_id::pid),
+                tid: thread.map(global_id::tid),
+                range_instances: acc.ranges.len() as u64,
+                kernel_instances: acc.kernels,
+                kernel: trace.strings.get(name).to_string(),
+                time,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        a.range
+            .cmp(&b.range)
+            .then(a.pid.cmp(&b.pid))
+            .then(a.tid.cmp(&b.tid))
+            .then(b.time.total_ns.cmp(&a.time.total_ns))
+            .then_with(|| a.kernel.cmp(&b.kernel))
+    });
+    rows
+}
+
+/// One row of the `launch` report (`cuda_kern_exec_sum`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchSummary {
+    pub pid: u32,
+    pub tid: u32,
+    pub device: i64,
+    pub api: String,
+    pub kernel: String,
+    /// Launches, and those whose kernel started after the call returned.
+    pub count: u64,
+    pub queued: u64,
+    /// API start to the later of API end and kernel end.
+    pub total: DurationStats,
+    /// The launch call on the CPU.
+    pub api_time: DurationStats,
+    /// API end to kernel start, over queued launches only.
+    pub queue: Option<DurationStats>,
+    pub kernel_time: DurationStats,
+}
+
+/// `cuda_kern_exec_sum`: launch cost and queue latency per kernel.
+pub fn launch_summary(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    names: NameStyle,
+) -> Vec<LaunchSummary> {
+    struct Acc {
+        total: Vec<i64>,
+        api: Vec<i64>,
+        queue: Vec<i64>,
+        kernel: Vec<i64>,
+    }
+    let mut groups: HashMap<(i64, i64, String, i64), Acc> = HashMap::new();
+    for (i, k) in trace.kernels.iter().enumerate() {
+        let Some(c) = launches.kernel_call[i] else {
+            continue;
+        };
+        let call = &trace.api_calls[c as usize];
+        let key = (
+            call.global_tid,
+            k.device,
+            trace.api_name(call).to_string(),
+            trace.kernel_name_id(i, names),
+        );
+        let acc = groups.entry(key).or_insert_with(|| Acc {
+            total: Vec::new(),
+            api: Vec::new(),
+            queue: Vec::new(),
+            kernel: Vec::new(),
+        });
+        acc.total.push(call.end.max(k.end) - call.start);
+        acc.api.push(call.end - call.start);
+        if k.start - call.end >= 0 {
+            acc.queue.push(k.start - call.end);
+        }
+        acc.kernel.push(k.duration());
+    }
+    let mut rows: Vec<LaunchSummary> = groups
+        .into_iter()
+        .filter_map(|((tid, device, api, name), mut acc)| {
+            let total = DurationStats::from_values(&mut acc.total)?;
+            Some(LaunchSummary {
+                pid: global_id::pid(tid),
+                tid: global_id::tid(tid),
+                device,
+                api,
+                kernel: trace.strings.get(name).to_string(),
+                count: total.count,
+                queued: acc.queue.len() as u64,
+                total,
+                api_time: DurationStats::from_values(&mut acc.api)?,
+                queue: DurationStats::from_values(&mut acc.queue),
+                kernel_time: DurationStats::from_values(&mut acc.kernel)?,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.total
+            .avg_ns
+            .total_cmp(&a.total.avg_ns)
+            .then_with(|| a.kernel.cmp(&b.kernel))
+    });
+    rows
+}
+
+/// GPU busy and idle time on one device, or one stream of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuBusy {
+    pub device: i64,
+    /// `None` for the whole device.
+    pub stream: Option<i64>,
+    pub ops: u64,
+    /// Union of kernel and memory-operation intervals.
+    pub busy_ns: i64,
+    /// The captured span minus busy time.
+    pub idle_ns: i64,
+    pub idle_pct: f64,
+    /// Gaps between busy intervals, and the longest one.
+    pub gaps: u64,
+    pub longest_gap_ns: i64,
+}
+
+/// Busy and idle time per device and per (device, stream).
+pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
+    let Some((span_start, span_end)) = trace.span() else {
+        return Vec::new();
+    };
+    let span = (span_end - span_start).max(0);
+    let mut by_device: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    let mut by_stream: HashMap<(i64, i64), Vec<(i64, i64)>> = HashMap::new();
+    let intervals = trace
+        .kernels
+        .iter()
+        .map(|k| (k.device, k.stream, k.start, k.end))
+        .chain(
+            trace
+                .memops
+                .iter()
+                .map(|m| (m.device, m.stream, m.start, m.end)),
+        );
+    for (device, stream, start, end) in intervals {
+        by_device.entry(device).or_default().push((start, end));
+        by_stream
+            .entry((device, stream))
+            .or_default()
+            .push((start, end));
+    }
+    let mut rows: Vec<GpuBusy> = by_device
+        .into_iter()
+        .map(|(d, v)| busy_row(d, None, v, span))
+        .chain(
+            by_stream
+                .into_iter()
+                .map(|((d, s), v)| busy_row(d, Some(s), v, span)),
+        )
+        .collect();
+    rows.sort_by_key(|r| (r.device, r.stream.is_some(), std::cmp::Reverse(r.busy_ns)));
+    rows
+}
+
+fn busy_row(
+    device: i64,
+    stream: Option<i64>,
+    mut intervals: Vec<(i64, i64)>,
+    span: i64,
+) -> GpuBusy {
+    intervals.sort_unstable();
+    let ops = intervals.len() as u64;
+    let (mut busy, mut gaps, mut longest) = (0i64, 0u64, 0i64);
+    let mut current: Option<(i64, i64)> = None;
+    for (s, e) in intervals {
+        match current {
+            Some((cs, ce)) if s <= ce => current = Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                busy += ce - cs;
+                gaps += 1;
+                longest = longest.max(s - ce);
+                current = Some((s, e));
+            }
+            None => current = Some((s, e)),
+        }
+    }
+    if let Some((cs, ce)) = current {
+        busy += ce - cs;
+    }
+    let idle = (span - busy).max(0);
+    GpuBusy {
+        device,
+        stream,
+        ops,
+        busy_ns: busy,
+        idle_ns: idle,
+        idle_pct: percent(idle as f64, span as f64),
+        gaps,
+        longest_gap_ns: longest,
+    }
+}
+
+/// One row of the `memory` report (`cuda_gpu_mem_time_sum`, plus bytes).
+#[derive(Debug, Clone, Serialize)]
+pub struct MemorySummary {
+    pub operation: String,
+    #[serde(flatten)]
+    pub time: DurationStats,
+    pub share_pct: f64,
+    pub bytes: i64,
+    /// Bytes over busy time of these operations.
+    pub bandwidth_bytes_per_s: f64,
+}
+
+/// `cuda_gpu_mem_time_sum`: memcpy by kind and memset.
+pub fn memory_summary(trace: &Trace) -> Vec<MemorySummary> {
+    let mut groups: HashMap<String, (Vec<i64>, i64)> = HashMap::new();
+    for m in &trace.memops {
+        let g = groups.entry(trace.memop_label(m.kind)).or_default();
+        g.0.push(m.end - m.start);
+        g.1 += m.bytes;
+    }
+    let grand: i64 = groups.values().flat_map(|g| g.0.iter()).sum();
+    let mut rows: Vec<MemorySummary> = groups
+        .into_iter()
+        .filter_map(|(operation, (mut v, bytes))| {
+            let time = DurationStats::from_values(&mut v)?;
+            Some(MemorySummary {
+                operation,
+                share_pct: percent(time.total_ns as f64, grand as f64),
+                bandwidth_bytes_per_s: if time.total_ns > 0 {
+                    bytes as f64 * 1e9 / time.total_ns as f64
+                } else {
+                    0.0
+                },
+                bytes,
+                time,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.time.total_ns.cmp(&a.time.total_ns));
+    rows
+}

@@ -1,0 +1,608 @@
+//! Loads the rows the reports need into memory, one pass per table, with no
+//! per-row queries. Tables are read on separate connections in parallel.
+//! Everything after this works on plain vectors.
+
+use super::queries::{self, Query};
+use super::schema::Schema;
+use crate::error::{DigestError, Result};
+use crate::input::{open_readonly, OpenedProfile};
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// `globalTid`/`globalPid` layout: `<HW:8><VM:8><PID:24><TID:24>`.
+pub mod global_id {
+    /// The PID bits.
+    pub fn pid(global_tid: i64) -> u32 {
+        ((global_tid >> 24) & 0xFF_FFFF) as u32
+    }
+    /// The TID bits.
+    pub fn tid(global_tid: i64) -> u32 {
+        (global_tid & 0xFF_FFFF) as u32
+    }
+    /// The process part of a `globalTid`, equal to the `globalPid` of the
+    /// GPU work that thread launched.
+    pub fn process(global_tid: i64) -> i64 {
+        global_tid & (0xFFFF_FFFF_FF00_0000u64 as i64)
+    }
+}
+
+/// One row of `CUPTI_ACTIVITY_KIND_KERNEL`.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub start: i64,
+    pub end: i64,
+    pub device: i64,
+    pub stream: i64,
+    pub correlation: i64,
+    pub global_pid: Option<i64>,
+    pub short_name: i64,
+    pub demangled_name: i64,
+    pub grid: [i64; 3],
+    pub block: [i64; 3],
+    /// Set for kernels that ran as a node of a CUDA graph (node trace mode).
+    pub graph_node: Option<i64>,
+}
+
+impl Kernel {
+    pub fn duration(&self) -> i64 {
+        self.end - self.start
+    }
+}
+
+/// One row of `CUPTI_ACTIVITY_KIND_RUNTIME`: a CUDA runtime or driver call.
+#[derive(Debug, Clone)]
+pub struct ApiCall {
+    pub start: i64,
+    pub end: i64,
+    pub global_tid: i64,
+    pub correlation: i64,
+    pub name: i64,
+}
+
+/// Push/pop or start/end, as `nsys stats` prints the style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum RangeStyle {
+    PushPop,
+    StartEnd,
+}
+
+impl RangeStyle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RangeStyle::PushPop => "PushPop",
+            RangeStyle::StartEnd => "StartEnd",
+        }
+    }
+}
+
+/// One NVTX range. `name` indexes [`Trace::nvtx_names`] and already carries
+/// the `domain:` prefix the way nsys prints it.
+#[derive(Debug, Clone)]
+pub struct NvtxRange {
+    pub start: i64,
+    /// `None` for a range that never ended.
+    pub end: Option<i64>,
+    pub style: RangeStyle,
+    pub global_tid: i64,
+    /// Set when the range ended on another thread.
+    pub end_global_tid: Option<i64>,
+    pub name: u32,
+    /// The range text without the domain prefix.
+    pub text: u32,
+}
+
+/// Kind of a memory operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemOpKind {
+    Copy(i64),
+    Set,
+}
+
+/// One row of `CUPTI_ACTIVITY_KIND_MEMCPY` or `_MEMSET`.
+#[derive(Debug, Clone)]
+pub struct MemOp {
+    pub start: i64,
+    pub end: i64,
+    pub device: i64,
+    pub stream: i64,
+    pub correlation: i64,
+    pub global_pid: Option<i64>,
+    pub bytes: i64,
+    pub kind: MemOpKind,
+}
+
+/// A GPU from `TARGET_INFO_GPU`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GpuInfo {
+    pub id: i64,
+    pub name: String,
+    pub memory_bandwidth_bytes_per_s: Option<i64>,
+    pub sm_count: Option<i64>,
+    pub clock_hz: Option<i64>,
+}
+
+/// `StringIds`, indexed by id.
+#[derive(Debug, Default)]
+pub struct StringTable {
+    map: HashMap<i64, String>,
+}
+
+impl StringTable {
+    pub fn get(&self, id: i64) -> &str {
+        self.map.get(&id).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// Which kernel name `nsys stats` options select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NameStyle {
+    /// `shortName` (`:base`).
+    Short,
+    /// `demangledName`, the default of `cuda_gpu_kern_sum`.
+    #[default]
+    Demangled,
+    /// `mangledName` (`:mangled`); falls back to demangled when absent.
+    Mangled,
+}
+
+/// Everything loaded from one export.
+#[derive(Debug)]
+pub struct Trace {
+    pub schema: Schema,
+    pub strings: StringTable,
+    pub kernels: Vec<Kernel>,
+    /// Mangled name ids in kernel order, when asked for and present.
+    pub mangled_names: Option<Vec<Option<i64>>>,
+    pub api_calls: Vec<ApiCall>,
+    pub nvtx: Vec<NvtxRange>,
+    pub nvtx_names: Vec<String>,
+    pub memops: Vec<MemOp>,
+    pub memcpy_kind_labels: HashMap<i64, String>,
+    pub gpus: Vec<GpuInfo>,
+    /// `ANALYSIS_DETAILS` capture window, when present.
+    pub capture_window: Option<(i64, i64)>,
+}
+
+impl Trace {
+    /// Load an export. `names` decides whether mangled names are read too.
+    pub fn load(profile: &OpenedProfile, names: NameStyle) -> Result<Trace> {
+        let path = profile.source.as_path();
+        let conn = open_readonly(profile)?;
+        let schema = Schema::read(&conn, path)?;
+        check_has_cuda(&schema, path)?;
+        let kernel_query = kernel_decoder(&schema, path)?;
+
+        let (kernels, api_calls, rest) = std::thread::scope(|scope| {
+            let kernels = scope.spawn(|| -> Result<Vec<Kernel>> {
+                match kernel_query {
+                    Some(q) => read_kernels(&open_readonly(profile)?, path, q),
+                    None => Ok(Vec::new()),
+                }
+            });
+            let api_calls = scope.spawn(|| -> Result<Vec<ApiCall>> {
+                if schema.supports(&queries::RUNTIME) {
+                    read_api_calls(&open_readonly(profile)?, path)
+                } else {
+                    Ok(Vec::new())
+                }
+            });
+            let rest = load_small_tables(&conn, &schema, path, names);
+            (
+                kernels.join().expect("kernel reader panicked"),
+                api_calls.join().expect("runtime reader panicked"),
+                rest,
+            )
+        });
+        let rest = rest?;
+        Ok(Trace {
+            schema,
+            kernels: kernels?,
+            api_calls: api_calls?,
+            strings: rest.strings,
+            mangled_names: rest.mangled_names,
+            nvtx: rest.nvtx,
+            nvtx_names: rest.nvtx_names,
+            memops: rest.memops,
+            memcpy_kind_labels: rest.memcpy_kind_labels,
+            gpus: rest.gpus,
+            capture_window: rest.capture_window,
+        })
+    }
+
+    /// The kernel's name in the chosen style.
+    pub fn kernel_name(&self, index: usize, style: NameStyle) -> &str {
+        let k = &self.kernels[index];
+        let id = match style {
+            NameStyle::Short => k.short_name,
+            NameStyle::Demangled => k.demangled_name,
+            NameStyle::Mangled => self
+                .mangled_names
+                .as_ref()
+                .and_then(|m| m[index])
+                .unwrap_or(k.demangled_name),
+        };
+        self.strings.get(id)
+    }
+
+    /// The name id for the chosen style, for grouping without string work.
+    pub fn kernel_name_id(&self, index: usize, style: NameStyle) -> i64 {
+        let k = &self.kernels[index];
+        match style {
+            NameStyle::Short => k.short_name,
+            NameStyle::Demangled => k.demangled_name,
+            NameStyle::Mangled => self
+                .mangled_names
+                .as_ref()
+                .and_then(|m| m[index])
+                .unwrap_or(k.demangled_name),
+        }
+    }
+
+    /// API name without the `_vNNNNN` version suffix, as nsys prints it.
+    pub fn api_name(&self, call: &ApiCall) -> &str {
+        strip_version_suffix(self.strings.get(call.name))
+    }
+
+    /// Label of a memory operation, as `cuda_gpu_mem_time_sum` prints it.
+    pub fn memop_label(&self, kind: MemOpKind) -> String {
+        match kind {
+            MemOpKind::Set => "[CUDA memset]".to_string(),
+            MemOpKind::Copy(k) => {
+                let label = self
+                    .memcpy_kind_labels
+                    .get(&k)
+                    .map(String::as_str)
+                    .unwrap_or_else(|| default_memcpy_label(k));
+                format!("[CUDA memcpy {label}]")
+            }
+        }
+    }
+
+    /// First and last timestamp of the capture: `ANALYSIS_DETAILS` when
+    /// present, else the extent of the recorded events.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        if let Some(w) = self.capture_window {
+            return Some(w);
+        }
+        let starts = self
+            .kernels
+            .iter()
+            .map(|k| (k.start, k.end))
+            .chain(self.memops.iter().map(|m| (m.start, m.end)))
+            .chain(self.api_calls.iter().map(|c| (c.start, c.end)));
+        starts.fold(None, |acc, (s, e)| match acc {
+            None => Some((s, e)),
+            Some((lo, hi)) => Some((lo.min(s), hi.max(e))),
+        })
+    }
+}
+
+/// `cudaLaunchKernel_v7000` → `cudaLaunchKernel`, like NVIDIA's report SQL.
+pub fn strip_version_suffix(name: &str) -> &str {
+    let bytes = name.as_bytes();
+    if bytes.len() >= 6 && &bytes[bytes.len() - 6..bytes.len() - 4] == b"_v" {
+        &name[..name.len() - 6]
+    } else {
+        name
+    }
+}
+
+fn default_memcpy_label(kind: i64) -> &'static str {
+    match kind {
+        1 => "Host-to-Device",
+        2 => "Device-to-Host",
+        3 => "Host-to-Array",
+        4 => "Array-to-Host",
+        5 => "Array-to-Array",
+        6 => "Array-to-Device",
+        7 => "Device-to-Array",
+        8 => "Device-to-Device",
+        9 => "Host-to-Host",
+        10 => "Peer-to-Peer",
+        11 => "Unified Host-to-Device",
+        12 => "Unified Device-to-Host",
+        13 => "Unified Device-to-Device",
+        _ => "Unknown",
+    }
+}
+
+fn check_has_cuda(schema: &Schema, path: &Path) -> Result<()> {
+    let useful = [
+        "CUPTI_ACTIVITY_KIND_KERNEL",
+        "CUPTI_ACTIVITY_KIND_RUNTIME",
+        "NVTX_EVENTS",
+    ];
+    if useful.iter().any(|t| schema.has_table(t)) {
+        Ok(())
+    } else {
+        Err(DigestError::NoCudaData {
+            path: path.to_path_buf(),
+            table: "CUPTI_ACTIVITY_KIND_KERNEL",
+        })
+    }
+}
+
+/// Pick the kernel decoder for this schema (or none when there are no kernels).
+fn kernel_decoder(schema: &Schema, path: &Path) -> Result<Option<&'static Query>> {
+    const TABLE: &str = "CUPTI_ACTIVITY_KIND_KERNEL";
+    if !schema.has_table(TABLE) {
+        return Ok(None);
+    }
+    if schema.supports(&queries::KERNELS) {
+        return Ok(Some(&queries::KERNELS));
+    }
+    if schema.supports(&queries::KERNELS_MINIMAL) {
+        return Ok(Some(&queries::KERNELS_MINIMAL));
+    }
+    Err(DigestError::MissingColumns {
+        path: path.to_path_buf(),
+        table: TABLE,
+        columns: schema
+            .missing_columns(&queries::KERNELS_MINIMAL, TABLE)
+            .join(", "),
+    })
+}
+
+fn read_kernels(conn: &Connection, path: &Path, query: &Query) -> Result<Vec<Kernel>> {
+    read_rows(conn, path, query, |r| {
+        Ok(Kernel {
+            start: r.get(0)?,
+            end: r.get(1)?,
+            device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+            correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
+            global_pid: r.get(5)?,
+            short_name: r.get::<_, Option<i64>>(6)?.unwrap_or(-1),
+            demangled_name: r.get::<_, Option<i64>>(7)?.unwrap_or(-1),
+            grid: [r.get(8)?, r.get(9)?, r.get(10)?],
+            block: [r.get(11)?, r.get(12)?, r.get(13)?],
+            graph_node: r.get(14)?,
+        })
+    })
+}
+
+fn read_api_calls(conn: &Connection, path: &Path) -> Result<Vec<ApiCall>> {
+    read_rows(conn, path, &queries::RUNTIME, |r| {
+        Ok(ApiCall {
+            start: r.get(0)?,
+            end: r.get(1)?,
+            global_tid: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            correlation: r.get::<_, Option<i64>>(3)?.unwrap_or(-1),
+            name: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
+        })
+    })
+}
+
+/// Run `query` and map every row; any SQLite error names the file.
+fn read_rows<T>(
+    conn: &Connection,
+    path: &Path,
+    query: &Query,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let sql_err = |e| DigestError::sqlite(path, e);
+    let mut stmt = conn.prepare(query.sql).map_err(sql_err)?;
+    let rows = stmt.query_map([], map).map_err(sql_err)?;
+    rows.collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(sql_err)
+}
+
+struct SmallTables {
+    strings: StringTable,
+    mangled_names: Option<Vec<Option<i64>>>,
+    nvtx: Vec<NvtxRange>,
+    nvtx_names: Vec<String>,
+    memops: Vec<MemOp>,
+    memcpy_kind_labels: HashMap<i64, String>,
+    gpus: Vec<GpuInfo>,
+    capture_window: Option<(i64, i64)>,
+}
+
+fn load_small_tables(
+    conn: &Connection,
+    schema: &Schema,
+    path: &Path,
+    names: NameStyle,
+) -> Result<SmallTables> {
+    let strings = if schema.supports(&queries::STRINGS) {
+        StringTable {
+            map: read_rows(conn, path, &queries::STRINGS, |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+            })?
+            .into_iter()
+            .map(|(id, v)| (id, v.unwrap_or_default()))
+            .collect(),
+        }
+    } else {
+        StringTable::default()
+    };
+    let mangled_names =
+        if names == NameStyle::Mangled && schema.supports(&queries::KERNEL_MANGLED_NAMES) {
+            Some(read_rows(
+                conn,
+                path,
+                &queries::KERNEL_MANGLED_NAMES,
+                |r| r.get(0),
+            )?)
+        } else {
+            None
+        };
+    let (nvtx, nvtx_names) = if schema.supports(&queries::NVTX) {
+        read_nvtx(conn, path)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let memops = read_memops(conn, schema, path)?;
+    let memcpy_kind_labels = if schema.supports(&queries::MEMCPY_KINDS) {
+        read_rows(conn, path, &queries::MEMCPY_KINDS, |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+        })?
+        .into_iter()
+        .filter_map(|(id, label)| label.map(|l| (id, l)))
+        .collect()
+    } else {
+        HashMap::new()
+    };
+    let gpus = if schema.supports(&queries::GPUS) {
+        read_rows(conn, path, &queries::GPUS, |r| {
+            Ok(GpuInfo {
+                id: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+                name: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                memory_bandwidth_bytes_per_s: r.get(2)?,
+                sm_count: r.get(3)?,
+                clock_hz: r.get(4)?,
+            })
+        })?
+    } else {
+        Vec::new()
+    };
+    let capture_window = if schema.supports(&queries::ANALYSIS_SPAN) {
+        read_rows(conn, path, &queries::ANALYSIS_SPAN, |r| {
+            Ok(
+                match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                    (Some(a), Some(b)) if b >= a => Some((a, b)),
+                    _ => None,
+                },
+            )
+        })?
+        .into_iter()
+        .next()
+        .flatten()
+    } else {
+        None
+    };
+    Ok(SmallTables {
+        strings,
+        mangled_names,
+        nvtx,
+        nvtx_names,
+        memops,
+        memcpy_kind_labels,
+        gpus,
+        capture_window,
+    })
+}
+
+const NVTX_DOMAIN_CREATE: i64 = 75;
+
+struct RawNvtx {
+    start: i64,
+    end: Option<i64>,
+    event_type: i64,
+    global_tid: i64,
+    end_global_tid: Option<i64>,
+    text: String,
+    domain: Option<i64>,
+}
+
+fn read_nvtx(conn: &Connection, path: &Path) -> Result<(Vec<NvtxRange>, Vec<String>)> {
+    let raw = read_rows(conn, path, &queries::NVTX, |r| {
+        Ok(RawNvtx {
+            start: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+            end: r.get(1)?,
+            event_type: r.get(2)?,
+            global_tid: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+            end_global_tid: r.get(4)?,
+            text: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            domain: r.get(6)?,
+        })
+    })?;
+    // Domain names: the earliest creation per (domain, thread), matched to
+    // ranges by domain id and process, as NVIDIA's report SQL does.
+    let mut domains: HashMap<(i64, i64), (i64, String)> = HashMap::new();
+    for ev in raw.iter().filter(|e| e.event_type == NVTX_DOMAIN_CREATE) {
+        let Some(domain) = ev.domain else { continue };
+        let key = (domain, process_bits(ev.global_tid));
+        match domains.get(&key) {
+            Some((start, _)) if *start <= ev.start => {}
+            _ => {
+                domains.insert(key, (ev.start, ev.text.clone()));
+            }
+        }
+    }
+    let mut interner = Interner::default();
+    let ranges = raw
+        .into_iter()
+        .filter(|e| e.event_type != NVTX_DOMAIN_CREATE)
+        .map(|ev| {
+            let domain = ev
+                .domain
+                .and_then(|d| domains.get(&(d, process_bits(ev.global_tid))))
+                .map(|(_, name)| name.as_str())
+                .unwrap_or("");
+            let name = interner.intern(&format!("{domain}:{}", ev.text));
+            let text = interner.intern(&ev.text);
+            NvtxRange {
+                start: ev.start,
+                end: ev.end,
+                style: match ev.event_type {
+                    60 | 71 => RangeStyle::StartEnd,
+                    _ => RangeStyle::PushPop,
+                },
+                global_tid: ev.global_tid,
+                end_global_tid: ev.end_global_tid,
+                name,
+                text,
+            }
+        })
+        .collect();
+    Ok((ranges, interner.names))
+}
+
+/// PID bits without the thread, as NVIDIA's domain join masks them.
+fn process_bits(global_tid: i64) -> i64 {
+    global_tid & 0x0000_FFFF_FF00_0000
+}
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        id
+    }
+}
+
+fn read_memops(conn: &Connection, schema: &Schema, path: &Path) -> Result<Vec<MemOp>> {
+    let mut ops = Vec::new();
+    if schema.supports(&queries::MEMCPY) {
+        ops.extend(read_rows(conn, path, &queries::MEMCPY, |r| {
+            Ok(MemOp {
+                start: r.get(0)?,
+                end: r.get(1)?,
+                device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
+                global_pid: r.get(5)?,
+                bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                kind: MemOpKind::Copy(r.get::<_, Option<i64>>(7)?.unwrap_or(0)),
+            })
+        })?);
+    }
+    if schema.supports(&queries::MEMSET) {
+        ops.extend(read_rows(conn, path, &queries::MEMSET, |r| {
+            Ok(MemOp {
+                start: r.get(0)?,
+                end: r.get(1)?,
+                device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
+                global_pid: r.get(5)?,
+                bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                kind: MemOpKind::Set,
+            })
+        })?);
+    }
+    Ok(ops)
+}

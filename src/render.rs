@@ -1,0 +1,255 @@
+//! One table model, rendered four ways: terminal (tabled), GitHub Markdown,
+//! CSV and — for whole digests — JSON through serde. Reports build a
+//! [`Table`]; nothing else formats numbers.
+
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// Output format chosen with `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Markdown,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// A column: `key` is the snake_case CSV header with its unit, `title` the
+/// human header for terminal and Markdown.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub key: &'static str,
+    pub title: &'static str,
+    pub align: Align,
+    /// Shorten to this many characters in the terminal and Markdown.
+    pub max_width: Option<usize>,
+}
+
+impl Column {
+    pub const fn text(key: &'static str, title: &'static str) -> Column {
+        Column {
+            key,
+            title,
+            align: Align::Left,
+            max_width: None,
+        }
+    }
+    pub const fn name(key: &'static str, title: &'static str) -> Column {
+        Column {
+            key,
+            title,
+            align: Align::Left,
+            max_width: Some(90),
+        }
+    }
+    pub const fn num(key: &'static str, title: &'static str) -> Column {
+        Column {
+            key,
+            title,
+            align: Align::Right,
+            max_width: None,
+        }
+    }
+}
+
+/// One cell; numbers keep their type so each format can print them its way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    /// Code-like text (kernel and range names): backticked in Markdown.
+    Name(String),
+    Int(i64),
+    /// A float and the decimals to print.
+    Float(f64, usize),
+    Missing,
+}
+
+impl Cell {
+    fn plain(&self) -> String {
+        match self {
+            Cell::Text(s) | Cell::Name(s) => s.clone(),
+            Cell::Int(i) => i.to_string(),
+            Cell::Float(f, d) => format!("{:.*}", d, crate::stats::round_to(*f, *d)),
+            Cell::Missing => String::new(),
+        }
+    }
+
+    fn pretty(&self) -> String {
+        match self {
+            Cell::Int(i) => group_thousands(&i.to_string()),
+            Cell::Float(f, d) => {
+                let s = format!("{:.*}", d, crate::stats::round_to(*f, *d));
+                match s.split_once('.') {
+                    Some((int, frac)) => format!("{}.{frac}", group_thousands(int)),
+                    None => group_thousands(&s),
+                }
+            }
+            Cell::Missing => "—".to_string(),
+            other => other.plain(),
+        }
+    }
+}
+
+fn group_thousands(digits: &str) -> String {
+    let (sign, digits) = match digits.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", digits),
+    };
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    format!("{sign}{out}")
+}
+
+fn shorten(s: &str, max: Option<usize>) -> String {
+    match max {
+        Some(max) if s.chars().count() > max => {
+            let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+            out.push('…');
+            out
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// A titled table of cells.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: &'static str,
+    pub title: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Cell>>,
+    /// A line under the table (what it means, what was left out).
+    pub note: Option<String>,
+}
+
+/// Facts and tables, in the order they print.
+#[derive(Debug, Clone, Default)]
+pub struct Document {
+    pub title: String,
+    pub facts: Vec<(String, String)>,
+    pub tables: Vec<Table>,
+}
+
+/// Render for the terminal.
+pub fn terminal(doc: &Document) -> String {
+    use tabled::settings::{object::Columns, Alignment, Style};
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", doc.title);
+    for (k, v) in &doc.facts {
+        let _ = writeln!(out, "  {k:<14} {v}");
+    }
+    for table in &doc.tables {
+        let _ = writeln!(out, "\n{}", table.title);
+        if table.rows.is_empty() {
+            let _ = writeln!(out, "  (no data)");
+            continue;
+        }
+        let mut builder = tabled::builder::Builder::default();
+        builder.push_record(table.columns.iter().map(|c| c.title.to_string()));
+        for row in &table.rows {
+            builder.push_record(
+                row.iter()
+                    .zip(&table.columns)
+                    .map(|(cell, col)| shorten(&cell.pretty(), col.max_width)),
+            );
+        }
+        let mut t = builder.build();
+        t.with(Style::psql());
+        for (i, col) in table.columns.iter().enumerate() {
+            if col.align == Align::Right {
+                t.modify(Columns::single(i), Alignment::right());
+            }
+        }
+        let _ = writeln!(out, "{t}");
+        if let Some(note) = &table.note {
+            let _ = writeln!(out, "  {note}");
+        }
+    }
+    out
+}
+
+/// Escape text for a GFM table cell; names go in code spans so template
+/// arguments like `<float, 128>` are never taken for HTML.
+fn markdown_cell(cell: &Cell, col: &Column) -> String {
+    match cell {
+        Cell::Name(s) if !s.is_empty() => {
+            let short = shorten(s, col.max_width).replace('|', "\\|");
+            let fence = if short.contains('`') { "``" } else { "`" };
+            format!("{fence}{short}{fence}")
+        }
+        Cell::Text(s) => html_escape(&shorten(s, col.max_width)).replace('|', "\\|"),
+        other => other.pretty(),
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Render as GitHub-flavoured Markdown.
+pub fn markdown(doc: &Document) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### {}\n", html_escape(&doc.title));
+    for (k, v) in &doc.facts {
+        let _ = writeln!(out, "- **{}**: {}", html_escape(k), html_escape(v));
+    }
+    for table in &doc.tables {
+        let _ = writeln!(out, "\n#### {}\n", html_escape(&table.title));
+        if table.rows.is_empty() {
+            let _ = writeln!(out, "_no data_");
+            continue;
+        }
+        let header: Vec<&str> = table.columns.iter().map(|c| c.title).collect();
+        let _ = writeln!(out, "| {} |", header.join(" | "));
+        let rule: Vec<&str> = table
+            .columns
+            .iter()
+            .map(|c| match c.align {
+                Align::Left => ":---",
+                Align::Right => "---:",
+            })
+            .collect();
+        let _ = writeln!(out, "|{}|", rule.join("|"));
+        for row in &table.rows {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&table.columns)
+                .map(|(c, col)| markdown_cell(c, col))
+                .collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        if let Some(note) = &table.note {
+            let _ = writeln!(out, "\n_{}_", html_escape(note));
+        }
+    }
+    out
+}
+
+/// Render one table as CSV with snake_case, unit-bearing headers.
+pub fn csv(table: &Table) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record(table.columns.iter().map(|c| c.key));
+    for row in &table.rows {
+        let _ = writer.write_record(row.iter().map(Cell::plain));
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Render any serialisable digest as pretty JSON.
+pub fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}

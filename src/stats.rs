@@ -1,0 +1,107 @@
+//! Summary statistics computed the way `nsys stats` computes them: sample
+//! standard deviation (n−1, 0 for one value), median as the mean of the two
+//! middle values, and results rounded half away from zero to one decimal
+//! when printed.
+
+use serde::Serialize;
+
+/// Count, sum and spread of a set of nanosecond durations.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DurationStats {
+    #[serde(rename = "instances")]
+    pub count: u64,
+    pub total_ns: i64,
+    pub avg_ns: f64,
+    pub median_ns: f64,
+    pub min_ns: i64,
+    pub max_ns: i64,
+    pub stddev_ns: f64,
+}
+
+impl DurationStats {
+    /// Summarise `values`; sorts them in place. `None` when empty.
+    pub fn from_values(values: &mut [i64]) -> Option<DurationStats> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_unstable();
+        let n = values.len();
+        let total: i128 = values.iter().map(|&v| v as i128).sum();
+        let avg = total as f64 / n as f64;
+        let median = if n % 2 == 1 {
+            values[n / 2] as f64
+        } else {
+            (values[n / 2 - 1] as f64 + values[n / 2] as f64) / 2.0
+        };
+        let stddev = if n > 1 {
+            let ss: f64 = values
+                .iter()
+                .map(|&v| {
+                    let d = v as f64 - avg;
+                    d * d
+                })
+                .sum();
+            (ss / (n as f64 - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        Some(DurationStats {
+            count: n as u64,
+            total_ns: total as i64,
+            avg_ns: avg,
+            median_ns: median,
+            min_ns: values[0],
+            max_ns: values[n - 1],
+            stddev_ns: stddev,
+        })
+    }
+}
+
+/// Round half away from zero to one decimal, as SQLite's `round(x, 1)` does
+/// in the report scripts.
+pub fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Percentage `part / whole`, 0 when `whole` is 0.
+pub fn percent(part: f64, whole: f64) -> f64 {
+    if whole == 0.0 {
+        0.0
+    } else {
+        100.0 * part / whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_value_has_zero_spread() {
+        let s = DurationStats::from_values(&mut [42]).unwrap();
+        assert_eq!((s.count, s.total_ns, s.min_ns, s.max_ns), (1, 42, 42, 42));
+        assert_eq!(s.stddev_ns, 0.0);
+        assert_eq!(s.median_ns, 42.0);
+    }
+
+    #[test]
+    fn even_count_median_is_mean_of_middle_pair() {
+        let s = DurationStats::from_values(&mut [4, 1, 3, 2]).unwrap();
+        assert_eq!(s.median_ns, 2.5);
+        // sample stddev of 1..=4
+        assert!((s.stddev_ns - 1.2909944487358056).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rounds_half_away_from_zero() {
+        assert_eq!(round1(0.25), 0.3);
+        assert_eq!(round1(2.5), 2.5);
+        assert_eq!(round1(-0.25), -0.3);
+    }
+}
+
+/// Round half away from zero to `decimals` places.
+pub fn round_to(x: f64, decimals: usize) -> f64 {
+    let scale = 10f64.powi(decimals as i32);
+    (x * scale).round() / scale
+}

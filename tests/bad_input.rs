@@ -1,0 +1,191 @@
+//! Bad inputs end with one line naming the file, exit code 2, no panic, and
+//! the input untouched. The broken files are made here from a real sample
+//! (truncations, corrupt gzip) or by hand where no real file shows the case
+//! (empty, random bytes, a database that is not an nsys export).
+
+use crate::common::*;
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn run_on(path: &Path) -> (i32, String, String) {
+    let out = Command::cargo_bin("nsys-digest")
+        .unwrap()
+        .arg(path)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Exit 2, one stderr line that names the file and says `expect`.
+fn assert_rejected(path: &Path, expect: &str) {
+    let before = std::fs::read(path).ok();
+    let (code, _out, err) = run_on(path);
+    assert_eq!(code, 2, "{}: stderr {err}", path.display());
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains(&path.display().to_string()),
+        "names the file: {err}"
+    );
+    assert!(err.contains(expect), "says {expect:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(path).ok(), before, "input untouched");
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        assert!(!PathBuf::from(side).exists(), "no {suffix} file");
+    }
+}
+
+fn inflate(name: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(sample(name)).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("empty.sqlite");
+    std::fs::write(&p, b"").unwrap();
+    assert_rejected(&p, "empty");
+}
+
+#[test]
+fn random_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("random.sqlite");
+    // Hand-made: a fixed pseudo-random byte pattern, no real file looks like this.
+    let bytes: Vec<u8> = (0u32..65536)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&p, bytes).unwrap();
+    assert_rejected(&p, "not an SQLite database");
+}
+
+#[test]
+fn truncated_sqlite_at_several_offsets() {
+    let full = inflate("h200_llama8_graphs_graphmode_1step");
+    let dir = tempfile::tempdir().unwrap();
+    for cut in [
+        100,
+        4096,
+        20_000,
+        full.len() / 3,
+        full.len() / 2,
+        full.len() - 4096,
+    ] {
+        let p = dir.path().join(format!("cut{cut}.sqlite"));
+        std::fs::write(&p, &full[..cut]).unwrap();
+        let before = std::fs::read(&p).unwrap();
+        let (code, _out, err) = run_on(&p);
+        // A cut may still leave every table the reports read intact; then a
+        // result is fine. Otherwise: a clean one-line error.
+        assert!(code == 0 || code == 2, "cut {cut}: code {code} {err}");
+        if code == 2 {
+            assert_eq!(err.lines().count(), 1, "cut {cut}: {err}");
+            assert!(err.contains(&p.display().to_string()));
+        }
+        assert!(!err.contains("panicked"), "cut {cut}: {err}");
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+}
+
+#[test]
+fn corrupt_and_truncated_gzip() {
+    let gz = std::fs::read(sample("h200_llama8_graphs_graphmode_1step")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("truncated.sqlite.gz");
+    std::fs::write(&truncated, &gz[..gz.len() / 2]).unwrap();
+    assert_rejected(&truncated, "gzip");
+    let mut bad = gz.clone();
+    for b in bad.iter_mut().skip(64).take(4096) {
+        *b ^= 0x5a;
+    }
+    let corrupt = dir.path().join("corrupt.sqlite.gz");
+    std::fs::write(&corrupt, &bad).unwrap();
+    assert_rejected(&corrupt, "gzip");
+}
+
+#[test]
+fn gzip_larger_than_the_limit_is_refused() {
+    let out = Command::cargo_bin("nsys-digest")
+        .unwrap()
+        .arg(sample("h200_llama8_graphs_graphmode_1step"))
+        .args(["--max-decompressed-mb", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exceeds the limit"));
+}
+
+#[test]
+fn sqlite_that_is_not_an_nsys_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("other.sqlite");
+    // Hand-made: an ordinary database with no Nsight table.
+    let conn = rusqlite::Connection::open(&p).unwrap();
+    conn.execute_batch("CREATE TABLE songs(title TEXT); INSERT INTO songs VALUES ('x');")
+        .unwrap();
+    drop(conn);
+    assert_rejected(&p, "not an Nsight Systems export");
+}
+
+#[test]
+fn nsys_export_without_cuda_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nocuda.sqlite");
+    // Hand-made stand-in for a CPU-only capture (the shared third-party
+    // Game-of-Life export is the real one, tested when present).
+    let conn = rusqlite::Connection::open(&p).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE StringIds(id INTEGER PRIMARY KEY, value TEXT);
+         CREATE TABLE OSRT_API(start INTEGER, end INTEGER, globalTid INTEGER, nameId INTEGER);",
+    )
+    .unwrap();
+    drop(conn);
+    assert_rejected(&p, "no CUDA data");
+    if let Some(shared) = shared() {
+        let real =
+            shared.join("thirdparty/nsys/chase-compton__Game-of-Life-in-CUDA__report36.sqlite");
+        if real.exists() {
+            assert_rejected(&real, "no CUDA data");
+        }
+    }
+}
+
+#[test]
+fn missing_path() {
+    let p = PathBuf::from("/nonexistent/dir/profile.sqlite");
+    let (code, _, err) = run_on(&p);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/nonexistent/dir/profile.sqlite") && err.contains("no such file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn works_in_a_read_only_folder_and_leaves_the_file_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("profile.sqlite");
+    std::fs::write(&p, inflate("h200_llama8_graphs_node_1step")).unwrap();
+    let before = std::fs::read(&p).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let (code, out, err) = run_on(&p);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("GPU kernels"));
+    assert_eq!(std::fs::read(&p).unwrap(), before);
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(entries.len(), 1, "nothing created beside the input");
+}

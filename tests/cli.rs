@@ -1,0 +1,162 @@
+//! The binary as a user runs it: default digest, each report and format.
+
+use crate::common::*;
+use assert_cmd::Command;
+
+fn nsys_digest(args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("nsys-digest")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sample_arg(name: &str) -> String {
+    sample(name).display().to_string()
+}
+
+#[test]
+fn default_digest_shows_facts_and_top_tables() {
+    let (code, out, err) = nsys_digest(&[&sample_arg("h200_llama8_eager_1step")]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "NVIDIA H200",
+        "2025.3",
+        "GPU kernels",
+        "NVTX ranges",
+        "Memory operations",
+        "Idle (%)",
+    ] {
+        assert!(out.contains(needle), "missing {needle}");
+    }
+    assert!(
+        out.lines().count() < 80,
+        "fits on a screen: {} lines",
+        out.lines().count()
+    );
+}
+
+#[test]
+fn csv_headers_follow_the_documented_columns() {
+    let cases = [
+        ("kernels", "name,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,share_pct"),
+        ("nvtx-kernels", "range,kernel,pid,tid,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns"),
+        ("nvtx", "range,style,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,proj_total_ns,gpu_ops"),
+    ];
+    for (report, header) in cases {
+        let (code, out, err) = nsys_digest(&[
+            &sample_arg("h200_llama8_eager_1step"),
+            "--report",
+            report,
+            "--format",
+            "csv",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.lines().next(), Some(header), "{report}");
+    }
+}
+
+#[test]
+fn csv_kernel_rows_equal_ground_truth() {
+    let sample = "h200_llama8_graphs_node_1step";
+    let (_, out, _) = nsys_digest(&[
+        &sample_arg(sample),
+        "--report",
+        "kernels",
+        "--format",
+        "csv",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("k.csv");
+    std::fs::write(&p, out).unwrap();
+    let ours = read_csv(&p);
+    let gt = groundtruth(sample, "cuda_gpu_kern_sum");
+    assert_eq!(ours.len(), gt.len());
+    for (o, g) in ours.iter().zip(&gt) {
+        assert_eq!(o["name"], g["Name"]);
+        assert_eq!(o["total_ns"], g["Total Time (ns)"]);
+        assert_eq!(o["avg_ns"], g["Avg (ns)"]);
+        assert_eq!(o["stddev_ns"], g["StdDev (ns)"]);
+    }
+}
+
+#[test]
+fn csv_without_report_is_an_error() {
+    let (code, _, err) = nsys_digest(&[&sample_arg("h200_llama8_eager_1step"), "--format", "csv"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--report"));
+}
+
+#[test]
+fn json_holds_every_section() {
+    let (code, out, err) =
+        nsys_digest(&[&sample_arg("h200_llama8_eager_1step"), "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in [
+        "source",
+        "kernels",
+        "nvtx",
+        "nvtx_kernels",
+        "launch",
+        "memory",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["source"]["gpus"][0]["name"], "NVIDIA H200");
+    assert_eq!(v["source"]["kernels"], 10006);
+}
+
+#[test]
+fn markdown_puts_names_in_code_spans_and_right_aligns_numbers() {
+    let (code, out, _) = nsys_digest(&[
+        &sample_arg("h200_llama8_eager_1step"),
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("---:"));
+    assert!(
+        out.contains("| `void at::native::"),
+        "kernel names backticked"
+    );
+}
+
+#[test]
+fn every_report_runs_alone() {
+    for report in [
+        "kernels",
+        "nvtx",
+        "nvtx-kernels",
+        "launch",
+        "busy",
+        "memory",
+    ] {
+        let (code, out, err) = nsys_digest(&[
+            &sample_arg("h200_llama8_graphs_node_1step"),
+            "--report",
+            report,
+        ]);
+        assert_eq!(code, 0, "{report}: {err}");
+        assert!(!out.contains("(no data)"), "{report}");
+    }
+}
+
+#[test]
+fn a_folder_digests_every_profile_inside() {
+    let (code, out, err) = nsys_digest(&[
+        &repo().join("samples").display().to_string(),
+        "--report",
+        "kernels",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), SAMPLES.len());
+}

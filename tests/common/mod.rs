@@ -1,0 +1,79 @@
+//! Helpers shared by the tests: sample paths and ground-truth CSV access.
+
+use nsight_digest::nsys::{digest, Digest, DigestOptions};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The samples committed with the project, all with ground truth in tests/data.
+pub const SAMPLES: &[&str] = &[
+    "h200_llama8_eager_1step",
+    "h200_llama8_eager_3steps",
+    "h200_llama8_graphs_node_1step",
+    "h200_llama8_graphs_graphmode_1step",
+    "h200_llama8_graphs_node_3steps",
+];
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn sample(name: &str) -> PathBuf {
+    repo().join("samples").join(format!("{name}.sqlite.gz"))
+}
+
+/// `../shared` beside the checkout, when this machine has it.
+pub fn shared() -> Option<PathBuf> {
+    let p = repo().join("..").join("shared");
+    p.is_dir().then_some(p)
+}
+
+pub fn digest_sample(name: &str, opts: &DigestOptions) -> Digest {
+    digest(&sample(name), opts).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// One ground-truth CSV as rows of header → cell.
+pub fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn groundtruth(sample: &str, report: &str) -> Vec<HashMap<String, String>> {
+    read_csv(
+        &repo()
+            .join("tests/data")
+            .join(format!("{sample}.{report}.csv")),
+    )
+}
+
+pub fn int(row: &HashMap<String, String>, col: &str) -> i64 {
+    row[col]
+        .parse()
+        .unwrap_or_else(|e| panic!("{col}={:?}: {e}", row[col]))
+}
+
+/// A value printed with one decimal, as tenths.
+pub fn tenths(row: &HashMap<String, String>, col: &str) -> i64 {
+    let v: f64 = row[col]
+        .parse()
+        .unwrap_or_else(|e| panic!("{col}={:?}: {e}", row[col]));
+    (v * 10.0).round() as i64
+}
+
+/// Our value rounded the way nsys prints it, as tenths.
+pub fn our_tenths(v: f64) -> i64 {
+    (nsight_digest::stats::round1(v) * 10.0).round() as i64
+}

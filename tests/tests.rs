@@ -1,0 +1,8 @@
+//! One integration-test binary (one link step); each module covers a theme.
+
+mod bad_input;
+mod cli;
+mod common;
+mod groundtruth;
+mod queries;
+mod thirdparty;
