@@ -3,7 +3,7 @@
 //! All kernels of one CUDA graph launch share that launch's correlation id.
 
 use super::trace::{global_id, Trace};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// For each kernel and memory operation, the index of its launching API call.
 #[derive(Debug, Default)]
@@ -16,8 +16,8 @@ impl LaunchIndex {
     pub fn build(trace: &Trace) -> LaunchIndex {
         // Key only the calls GPU work points at, so the map stays as small as
         // the GPU tables rather than the (larger) runtime table.
-        let mut wanted: HashMap<(i64, i64), Option<u32>> =
-            HashMap::with_capacity(trace.kernels.len() / 2 + trace.memops.len());
+        let mut wanted: FxHashMap<(i64, i64), Option<u32>> = FxHashMap::default();
+        wanted.reserve(trace.kernels.len() / 2 + trace.memops.len());
         let gpu_keys = trace
             .kernels
             .iter()

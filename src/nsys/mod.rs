@@ -80,23 +80,33 @@ pub fn digest(path: &Path, opts: &DigestOptions) -> Result<Digest> {
 pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest {
     let launches = LaunchIndex::build(trace);
     let nvtx_index = NvtxIndex::build(trace, &launches);
+    // Independent reports; the two halves take about the same time.
+    let ((kernels, nvtx, memory), (nvtx_kernels, launch)) = rayon::join(
+        || {
+            (
+                kernel_summary(trace, opts.names),
+                nvtx_summary(trace, &launches, &nvtx_index),
+                memory_summary(trace),
+            )
+        },
+        || {
+            let nvtx_kernels =
+                nvtx_kernel_summary(trace, &launches, &nvtx_index, opts.names, opts.innermost);
+            let launch = LaunchReport {
+                kernels: launch_summary(trace, &launches, opts.names),
+                busy: gpu_busy(trace),
+            };
+            (nvtx_kernels, launch)
+        },
+    );
     Digest {
         source: source_info(trace, path, opts),
-        kernels: kernel_summary(trace, opts.names),
-        nvtx: nvtx_summary(trace, &launches, &nvtx_index),
-        nvtx_kernels: nvtx_kernel_summary(
-            trace,
-            &launches,
-            &nvtx_index,
-            opts.names,
-            opts.innermost,
-        ),
+        kernels,
+        nvtx,
+        nvtx_kernels,
         nvtx_kernels_innermost: opts.innermost,
-        launch: LaunchReport {
-            kernels: launch_summary(trace, &launches, opts.names),
-            busy: gpu_busy(trace),
-        },
-        memory: memory_summary(trace),
+        launch,
+        memory,
     }
 }
 

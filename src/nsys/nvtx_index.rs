@@ -6,7 +6,7 @@
 
 use super::launch_index::LaunchIndex;
 use super::trace::Trace;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Which ranges enclose each launching API call, and how ranges nest.
 #[derive(Debug, Default)]
@@ -34,7 +34,7 @@ impl NvtxIndex {
         let clamped_end: Vec<i64> = ranges.iter().map(|r| r.end.unwrap_or(last_ts)).collect();
         let projectable: Vec<bool> = ranges.iter().map(|r| r.end_global_tid.is_none()).collect();
 
-        let mut ranges_by_thread: HashMap<i64, Vec<u32>> = HashMap::new();
+        let mut ranges_by_thread: HashMap<i64, Vec<u32>> = HashMap::default();
         for (i, r) in ranges.iter().enumerate() {
             if projectable[i] {
                 ranges_by_thread
@@ -43,7 +43,7 @@ impl NvtxIndex {
                     .push(i as u32);
             }
         }
-        let mut calls_by_thread: HashMap<i64, Vec<u32>> = HashMap::new();
+        let mut calls_by_thread: HashMap<i64, Vec<u32>> = HashMap::default();
         let mut seen = vec![false; trace.api_calls.len()];
         for &c in launches
             .kernel_call

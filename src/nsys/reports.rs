@@ -5,8 +5,8 @@ use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
 use super::trace::{global_id, NameStyle, RangeStyle, Trace};
 use crate::stats::{percent, DurationStats};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
 
 /// One row of the `kernels` report (`cuda_gpu_kern_sum`).
 #[derive(Debug, Clone, Serialize)]
@@ -27,7 +27,7 @@ pub struct KernelSummary {
 /// the profile has several.
 pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
     let split = needs_split(trace);
-    let mut groups: HashMap<(i64, Option<u32>, Option<i64>), Vec<i64>> = HashMap::new();
+    let mut groups: HashMap<(i64, Option<u32>, Option<i64>), Vec<i64>> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
         let key = if split {
             (
@@ -65,7 +65,7 @@ pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
 
 /// More than one (process, GPU) pair ran kernels.
 pub fn needs_split(trace: &Trace) -> bool {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     for k in &trace.kernels {
         seen.insert((k.global_pid, k.device));
         if seen.len() > 1 {
@@ -105,7 +105,7 @@ pub struct NvtxSummary {
 
 /// `nvtx_sum` joined with `nvtx_gpu_proj_sum`, by range name and style.
 pub fn nvtx_summary(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex) -> Vec<NvtxSummary> {
-    let mut cpu: HashMap<(u32, RangeStyle), Vec<i64>> = HashMap::new();
+    let mut cpu: HashMap<(u32, RangeStyle), Vec<i64>> = HashMap::default();
     for r in &trace.nvtx {
         if let Some(end) = r.end {
             cpu.entry((r.name, r.style))
@@ -171,7 +171,7 @@ fn nvtx_projection(
     index: &NvtxIndex,
 ) -> HashMap<(u32, RangeStyle), NvtxProjection> {
     // Extent of GPU work per launching call, then spread to enclosing ranges.
-    let mut call_extent: HashMap<u32, (i64, i64)> = HashMap::new();
+    let mut call_extent: Vec<Option<(i64, i64)>> = vec![None; trace.api_calls.len()];
     let ops = trace
         .kernels
         .iter()
@@ -186,12 +186,16 @@ fn nvtx_projection(
         );
     for (start, end, call) in ops {
         let Some(call) = call else { continue };
-        let e = call_extent.entry(call).or_insert((start, end));
+        let e = call_extent[call as usize].get_or_insert((start, end));
         e.0 = e.0.min(start);
         e.1 = e.1.max(end);
     }
     let mut per_range: Vec<Option<Projected>> = vec![None; trace.nvtx.len()];
-    for (&call, &(start, end)) in &call_extent {
+    let extents = call_extent
+        .iter()
+        .enumerate()
+        .filter_map(|(c, e)| e.map(|e| (c as u32, e)));
+    for (call, (start, end)) in extents {
         for &r in index.enclosing(call) {
             let p = per_range[r as usize].get_or_insert(Projected { start, end, ops: 0 });
             p.start = p.start.min(start);
@@ -214,7 +218,7 @@ fn nvtx_projection(
         levels: (u64, u64),
         children: u64,
     }
-    let mut groups: HashMap<(u32, RangeStyle), Acc> = HashMap::new();
+    let mut groups: HashMap<(u32, RangeStyle), Acc> = HashMap::default();
     for (r, p) in per_range.iter().enumerate() {
         let Some(p) = p else { continue };
         let range = &trace.nvtx[r];
@@ -294,11 +298,11 @@ pub fn nvtx_kernel_summary(
         kernels: u64,
         last_kernel: usize,
     }
-    let mut groups: HashMap<NvtxKernelKey, Acc> = HashMap::new();
+    let mut groups: HashMap<NvtxKernelKey, Acc> = HashMap::default();
     let mut add = |key: NvtxKernelKey, range: Option<u32>, kernel: usize, duration: i64| {
         let acc = groups.entry(key).or_insert(Acc {
             durations: Vec::new(),
-            ranges: HashSet::new(),
+            ranges: HashSet::default(),
             kernels: 0,
             last_kernel: usize::MAX,
         });
@@ -315,15 +319,19 @@ pub fn nvtx_kernel_summary(
         let name = trace.kernel_name_id(i, names);
         let call = launches.kernel_call[i];
         let thread = call.map(|c| trace.api_calls[c as usize].global_tid);
-        let enclosing: Vec<u32> = match call {
-            None => Vec::new(),
-            Some(c) if innermost => index.innermost(trace, c).into_iter().collect(),
-            Some(c) => index.enclosing(c).to_vec(),
+        let innermost_range;
+        let enclosing: &[u32] = match call {
+            None => &[],
+            Some(c) if innermost => {
+                innermost_range = index.innermost(trace, c);
+                innermost_range.as_slice()
+            }
+            Some(c) => index.enclosing(c),
         };
         if enclosing.is_empty() {
             add((None, thread, name), None, i, k.duration());
         }
-        for r in enclosing {
+        for &r in enclosing {
             let range = &trace.nvtx[r as usize];
             add(
                 (Some((range.name, range.style)), thread, name),
@@ -392,7 +400,7 @@ pub fn launch_summary(
         queue: Vec<i64>,
         kernel: Vec<i64>,
     }
-    let mut groups: HashMap<(i64, i64, String, i64), Acc> = HashMap::new();
+    let mut groups: HashMap<(i64, i64, i64, i64), Acc> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
         let Some(c) = launches.kernel_call[i] else {
             continue;
@@ -401,7 +409,7 @@ pub fn launch_summary(
         let key = (
             call.global_tid,
             k.device,
-            trace.api_name(call).to_string(),
+            call.name,
             trace.kernel_name_id(i, names),
         );
         let acc = groups.entry(key).or_insert_with(|| Acc {
@@ -425,7 +433,7 @@ pub fn launch_summary(
                 pid: global_id::pid(tid),
                 tid: global_id::tid(tid),
                 device,
-                api,
+                api: super::trace::strip_version_suffix(trace.strings.get(api)).to_string(),
                 kernel: trace.strings.get(name).to_string(),
                 count: total.count,
                 queued: acc.queue.len() as u64,
@@ -468,8 +476,8 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
         return Vec::new();
     };
     let span = (span_end - span_start).max(0);
-    let mut by_device: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
-    let mut by_stream: HashMap<(i64, i64), Vec<(i64, i64)>> = HashMap::new();
+    let mut by_device: HashMap<i64, Vec<(i64, i64)>> = HashMap::default();
+    let mut by_stream: HashMap<(i64, i64), Vec<(i64, i64)>> = HashMap::default();
     let intervals = trace
         .kernels
         .iter()
@@ -552,7 +560,7 @@ pub struct MemorySummary {
 
 /// `cuda_gpu_mem_time_sum`: memcpy by kind and memset.
 pub fn memory_summary(trace: &Trace) -> Vec<MemorySummary> {
-    let mut groups: HashMap<String, (Vec<i64>, i64)> = HashMap::new();
+    let mut groups: HashMap<String, (Vec<i64>, i64)> = HashMap::default();
     for m in &trace.memops {
         let g = groups.entry(trace.memop_label(m.kind)).or_default();
         g.0.push(m.end - m.start);
