@@ -46,7 +46,7 @@ impl Column {
             key,
             title,
             align: Align::Left,
-            max_width: Some(90),
+            max_width: Some(80),
         }
     }
     pub const fn num(key: &'static str, title: &'static str) -> Column {

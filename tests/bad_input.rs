@@ -189,3 +189,21 @@ fn works_in_a_read_only_folder_and_leaves_the_file_alone() {
     let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
     assert_eq!(entries.len(), 1, "nothing created beside the input");
 }
+
+#[test]
+fn nsys_rep_without_nsys_names_the_export_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("run.nsys-rep");
+    // Hand-made: any bytes; the point is that no nsys is on PATH.
+    std::fs::write(&p, b"not really a report").unwrap();
+    let out = Command::cargo_bin("nsys-digest")
+        .unwrap()
+        .arg(&p)
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("nsys export --type sqlite"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+}

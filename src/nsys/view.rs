@@ -349,17 +349,76 @@ pub fn facts(d: &Digest) -> Vec<(String, String)> {
     facts
 }
 
+/// Keep only the named columns of a table, in that order, so the default
+/// digest fits a terminal.
+pub fn select_columns(mut table: Table, keys: &[&str]) -> Table {
+    let picks: Vec<usize> = keys
+        .iter()
+        .filter_map(|k| table.columns.iter().position(|c| c.key == *k))
+        .collect();
+    table.columns = picks.iter().map(|&i| table.columns[i].clone()).collect();
+    table.rows = table
+        .rows
+        .into_iter()
+        .map(|row| picks.iter().map(|&i| row[i].clone()).collect())
+        .collect();
+    table
+}
+
 /// The default one-screen digest: facts, top kernels, top ranges, memory, idle.
 pub fn default_document(d: &Digest) -> Document {
-    let mut tables = vec![kernels_table(&d.kernels, Some(DEFAULT_TOP))];
+    let mut tables = vec![select_columns(
+        kernels_table(&d.kernels, Some(DEFAULT_TOP)),
+        &[
+            "share_pct",
+            "total_ns",
+            "instances",
+            "avg_ns",
+            "median_ns",
+            "pid",
+            "device",
+            "name",
+        ],
+    )];
     if !d.nvtx.is_empty() {
-        tables.push(nvtx_table(&d.nvtx, Some(DEFAULT_TOP)));
+        tables.push(select_columns(
+            nvtx_table(&d.nvtx, Some(DEFAULT_TOP)),
+            &[
+                "instances",
+                "total_ns",
+                "median_ns",
+                "proj_total_ns",
+                "gpu_ops",
+                "range",
+            ],
+        ));
     }
     if !d.memory.is_empty() {
-        tables.push(memory_table(&d.memory));
+        tables.push(select_columns(
+            memory_table(&d.memory),
+            &[
+                "share_pct",
+                "total_ns",
+                "instances",
+                "bytes",
+                "bandwidth_bytes_per_s",
+                "operation",
+            ],
+        ));
     }
     if !d.launch.busy.is_empty() {
-        tables.push(busy_table(&d.launch.busy, true));
+        tables.push(select_columns(
+            busy_table(&d.launch.busy, true),
+            &[
+                "device",
+                "ops",
+                "busy_ns",
+                "idle_ns",
+                "idle_pct",
+                "gaps",
+                "longest_gap_ns",
+            ],
+        ));
     }
     Document {
         title: format!("nsys-digest: {}", d.source.file),
