@@ -12,6 +12,7 @@
 //! println!("{} kernels", d.source.kernels);
 //! ```
 
+pub mod categories;
 pub mod cli;
 pub mod error;
 pub mod input;

@@ -3,8 +3,10 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
+use nsight_digest::categories::Categories;
 use nsight_digest::cli::{expand_inputs, one_line};
 use nsight_digest::input::{is_nsys_candidate, InputOptions};
+use nsight_digest::nsys::llm::LlmOptions;
 use nsight_digest::nsys::trace::NameStyle;
 use nsight_digest::nsys::view::{self, ReportName};
 use nsight_digest::nsys::{digest, Digest, DigestOptions};
@@ -39,6 +41,19 @@ struct Args {
     #[arg(long)]
     innermost: bool,
 
+    /// Step ranges: a regex with named groups `ctx` and `gen` (request
+    /// counts), optionally `ctx_tokens` and `gen_tokens`.
+    #[arg(long, value_name = "REGEX")]
+    step_regex: Option<String>,
+
+    /// Split the layers report per phase.
+    #[arg(long)]
+    by_phase: bool,
+
+    /// Extra kernel category, tried before the built-in ones (repeatable).
+    #[arg(long, value_name = "NAME=REGEX")]
+    category: Vec<String>,
+
     /// Folder for temporary files (inflated .gz, exported .nsys-rep).
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
@@ -63,9 +78,23 @@ fn main() -> ExitCode {
 /// Digest every input; `Ok(false)` when some file failed.
 fn run(args: &Args) -> Result<bool> {
     if args.format == Format::Csv && args.report.is_none() {
-        bail!("--format csv needs a single --report (kernels, nvtx, nvtx-kernels, launch, busy, memory)");
+        bail!("--format csv needs a single --report (kernels, nvtx, nvtx-kernels, launch, busy, memory, graphs, phases, layers, hotspots)");
     }
+    let step_regex = match &args.step_regex {
+        Some(re) => Some(
+            regex::RegexBuilder::new(re)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| anyhow::anyhow!("--step-regex: {e}"))?,
+        ),
+        None => None,
+    };
     let opts = DigestOptions {
+        llm: LlmOptions {
+            step_regex,
+            categories: Categories::with_user_rules(&args.category)?,
+            by_phase: args.by_phase,
+        },
         names: args.names,
         innermost: args.innermost,
         input: InputOptions {

@@ -10,6 +10,8 @@ use rustc_hash::FxHashMap;
 pub struct LaunchIndex {
     pub kernel_call: Vec<Option<u32>>,
     pub memop_call: Vec<Option<u32>>,
+    /// Graph trace mode rows: the `cudaGraphLaunch` behind each.
+    pub graph_exec_call: Vec<Option<u32>>,
 }
 
 impl LaunchIndex {
@@ -22,7 +24,13 @@ impl LaunchIndex {
             .kernels
             .iter()
             .map(|k| (k.global_pid, k.correlation))
-            .chain(trace.memops.iter().map(|m| (m.global_pid, m.correlation)));
+            .chain(trace.memops.iter().map(|m| (m.global_pid, m.correlation)))
+            .chain(
+                trace
+                    .graph_executions
+                    .iter()
+                    .map(|g| (g.global_pid, g.correlation)),
+            );
         for (pid, corr) in gpu_keys {
             if let Some(pid) = pid {
                 wanted.entry((pid, corr)).or_insert(None);
@@ -47,6 +55,11 @@ impl LaunchIndex {
                 .memops
                 .iter()
                 .map(|m| lookup(m.global_pid, m.correlation))
+                .collect(),
+            graph_exec_call: trace
+                .graph_executions
+                .iter()
+                .map(|g| lookup(g.global_pid, g.correlation))
                 .collect(),
         }
     }

@@ -3,6 +3,7 @@
 //! tables for the renderers.
 
 pub mod launch_index;
+pub mod llm;
 pub mod nvtx_index;
 pub mod queries;
 pub mod reports;
@@ -26,6 +27,7 @@ pub struct DigestOptions {
     /// Count each kernel once, in its innermost range, in `nvtx_kernels`.
     pub innermost: bool,
     pub input: InputOptions,
+    pub llm: llm::LlmOptions,
 }
 
 /// Facts about the profile itself.
@@ -66,6 +68,9 @@ pub struct Digest {
     pub nvtx_kernels_innermost: bool,
     pub launch: LaunchReport,
     pub memory: Vec<MemorySummary>,
+    /// CUDA graphs, phases, layers and hotspots.
+    #[serde(flatten)]
+    pub llm: llm::LlmDigest,
 }
 
 /// Read one profile (`.sqlite`, `.sqlite.gz` or `.nsys-rep`) and compute
@@ -81,12 +86,13 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
     let launches = LaunchIndex::build(trace);
     let nvtx_index = NvtxIndex::build(trace, &launches);
     // Independent reports; the two halves take about the same time.
-    let ((kernels, nvtx, memory), (nvtx_kernels, launch)) = rayon::join(
+    let ((kernels, nvtx, memory, llm), (nvtx_kernels, launch)) = rayon::join(
         || {
             (
                 kernel_summary(trace, opts.names),
                 nvtx_summary(trace, &launches, &nvtx_index),
                 memory_summary(trace),
+                llm::analyse(trace, &launches, &nvtx_index, opts.names, &opts.llm),
             )
         },
         || {
@@ -107,6 +113,7 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
         nvtx_kernels_innermost: opts.innermost,
         launch,
         memory,
+        llm,
     }
 }
 

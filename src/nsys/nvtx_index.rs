@@ -49,6 +49,7 @@ impl NvtxIndex {
             .kernel_call
             .iter()
             .chain(&launches.memop_call)
+            .chain(&launches.graph_exec_call)
             .flatten()
         {
             if !std::mem::replace(&mut seen[c as usize], true) {
@@ -104,6 +105,47 @@ impl NvtxIndex {
             .iter()
             .copied()
             .max_by_key(|&r| (trace.nvtx[r as usize].start, r))
+    }
+
+    /// For each (thread, time) point: every projectable range on that thread
+    /// open at that time. Used to place captured graph nodes in the ranges
+    /// that were open while the graph was captured.
+    pub fn ranges_at(&self, trace: &Trace, points: &[(i64, i64)]) -> Vec<Vec<u32>> {
+        let mut by_thread: HashMap<i64, Vec<u32>> = HashMap::default();
+        for (i, r) in trace.nvtx.iter().enumerate() {
+            if self.projectable[i] {
+                by_thread.entry(r.global_tid).or_default().push(i as u32);
+            }
+        }
+        for v in by_thread.values_mut() {
+            v.sort_unstable_by_key(|&i| trace.nvtx[i as usize].start);
+        }
+        let mut order: Vec<usize> = (0..points.len()).collect();
+        order.sort_unstable_by_key(|&i| points[i]);
+        let mut out = vec![Vec::new(); points.len()];
+        let mut i = 0;
+        while i < order.len() {
+            let tid = points[order[i]].0;
+            let mut j = i;
+            while j < order.len() && points[order[j]].0 == tid {
+                j += 1;
+            }
+            if let Some(ranges) = by_thread.get(&tid) {
+                let mut next = 0;
+                let mut active: Vec<u32> = Vec::new();
+                for &p in &order[i..j] {
+                    let t = points[p].1;
+                    while next < ranges.len() && trace.nvtx[ranges[next] as usize].start <= t {
+                        active.push(ranges[next]);
+                        next += 1;
+                    }
+                    active.retain(|&r| self.clamped_end[r as usize] >= t);
+                    out[p] = active.clone();
+                }
+            }
+            i = j;
+        }
+        out
     }
 
     /// Nesting level of a range (0 at the top), `None` if its parent chain

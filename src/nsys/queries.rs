@@ -176,6 +176,37 @@ query!(
     [("ANALYSIS_DETAILS", ["startTime", "stopTime"])]
 );
 
+query!(
+    GRAPH_TRACE,
+    "graph_trace.sql",
+    [(
+        "CUPTI_ACTIVITY_KIND_GRAPH_TRACE",
+        [
+            "start",
+            "end",
+            "deviceId",
+            "streamId",
+            "correlationId",
+            "globalPid",
+            "graphId",
+            "graphExecId"
+        ]
+    )]
+);
+query!(
+    GRAPH_NODE_EVENTS,
+    "graph_node_events.sql",
+    [(
+        "CUDA_GRAPH_NODE_EVENTS",
+        ["start", "globalTid", "graphNodeId", "originalGraphNodeId"]
+    )]
+);
+query!(
+    KERNEL_GRAPH_IDS,
+    "kernel_graph_ids.sql",
+    [("CUPTI_ACTIVITY_KIND_KERNEL", ["graphId"])]
+);
+
 /// Every query, for the test that prepares each one against every export.
 pub const ALL: &[Query] = &[
     TABLES,
@@ -195,4 +226,7 @@ pub const ALL: &[Query] = &[
     GPUS,
     CUDA_DEVICES,
     ANALYSIS_SPAN,
+    GRAPH_TRACE,
+    GRAPH_NODE_EVENTS,
+    KERNEL_GRAPH_IDS,
 ];

@@ -112,6 +112,29 @@ pub struct MemOp {
     pub kind: MemOpKind,
 }
 
+/// One whole-graph execution from `CUPTI_ACTIVITY_KIND_GRAPH_TRACE`.
+#[derive(Debug, Clone)]
+pub struct GraphExecution {
+    pub start: i64,
+    pub end: i64,
+    pub device: i64,
+    pub stream: i64,
+    pub correlation: i64,
+    pub global_pid: Option<i64>,
+    pub graph_id: Option<i64>,
+    pub graph_exec_id: Option<i64>,
+}
+
+/// One row of `CUDA_GRAPH_NODE_EVENTS`.
+#[derive(Debug, Clone)]
+pub struct GraphNodeEvent {
+    pub start: i64,
+    pub global_tid: Option<i64>,
+    pub node: i64,
+    /// For an instantiated node: the node captured from the stream.
+    pub original: Option<i64>,
+}
+
 /// A GPU from `TARGET_INFO_GPU`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GpuInfo {
@@ -163,6 +186,11 @@ pub struct Trace {
     pub gpus: Vec<GpuInfo>,
     /// `ANALYSIS_DETAILS` capture window, when present.
     pub capture_window: Option<(i64, i64)>,
+    /// Graph trace mode: one row per graph launch.
+    pub graph_executions: Vec<GraphExecution>,
+    pub graph_node_events: Vec<GraphNodeEvent>,
+    /// `graphId` per kernel (schema 3.24+), when present.
+    pub kernel_graph_ids: Option<Vec<Option<i64>>>,
 }
 
 impl Trace {
@@ -208,6 +236,9 @@ impl Trace {
             memcpy_kind_labels: rest.memcpy_kind_labels,
             gpus: rest.gpus,
             capture_window: rest.capture_window,
+            graph_executions: rest.graph_executions,
+            graph_node_events: rest.graph_node_events,
+            kernel_graph_ids: rest.kernel_graph_ids,
         })
     }
 
@@ -398,6 +429,9 @@ struct SmallTables {
     memcpy_kind_labels: HashMap<i64, String>,
     gpus: Vec<GpuInfo>,
     capture_window: Option<(i64, i64)>,
+    graph_executions: Vec<GraphExecution>,
+    graph_node_events: Vec<GraphNodeEvent>,
+    kernel_graph_ids: Option<Vec<Option<i64>>>,
 }
 
 fn load_small_tables(
@@ -473,6 +507,41 @@ fn load_small_tables(
     } else {
         None
     };
+    let graph_executions = if schema.supports(&queries::GRAPH_TRACE) {
+        read_rows(conn, path, &queries::GRAPH_TRACE, |r| {
+            Ok(GraphExecution {
+                start: r.get(0)?,
+                end: r.get(1)?,
+                device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
+                global_pid: r.get(5)?,
+                graph_id: r.get(6)?,
+                graph_exec_id: r.get(7)?,
+            })
+        })?
+    } else {
+        Vec::new()
+    };
+    let graph_node_events = if schema.supports(&queries::GRAPH_NODE_EVENTS) {
+        read_rows(conn, path, &queries::GRAPH_NODE_EVENTS, |r| {
+            Ok(GraphNodeEvent {
+                start: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+                global_tid: r.get(1)?,
+                node: r.get::<_, Option<i64>>(2)?.unwrap_or(-1),
+                original: r.get(3)?,
+            })
+        })?
+    } else {
+        Vec::new()
+    };
+    let kernel_graph_ids = if schema.supports(&queries::KERNEL_GRAPH_IDS) {
+        Some(read_rows(conn, path, &queries::KERNEL_GRAPH_IDS, |r| {
+            r.get(0)
+        })?)
+    } else {
+        None
+    };
     Ok(SmallTables {
         strings,
         mangled_names,
@@ -482,6 +551,9 @@ fn load_small_tables(
         memcpy_kind_labels,
         gpus,
         capture_window,
+        graph_executions,
+        graph_node_events,
+        kernel_graph_ids,
     })
 }
 

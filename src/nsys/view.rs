@@ -20,6 +20,14 @@ pub enum ReportName {
     Busy,
     /// Memcpy and memset (cuda_gpu_mem_time_sum).
     Memory,
+    /// CUDA graph trace mode, launches, graph vs eager GPU time, per graph.
+    Graphs,
+    /// Engine steps per phase (prefill, decode, mixed): GPU time, tokens.
+    Phases,
+    /// GPU time per layer type and per layer index.
+    Layers,
+    /// Top kernels per (phase, layer type), with a kernel category.
+    Hotspots,
 }
 
 /// How many rows the one-screen digest shows per table.
@@ -284,6 +292,13 @@ pub fn report_tables(d: &Digest, report: ReportName) -> Vec<Table> {
         ],
         ReportName::Busy => vec![busy_table(&d.launch.busy, false)],
         ReportName::Memory => vec![memory_table(&d.memory)],
+        ReportName::Graphs => vec![graphs_table(&d.llm.graphs)],
+        ReportName::Phases => vec![phases_table(&d.llm.phases)],
+        ReportName::Layers => vec![
+            layer_types_table(&d.llm.layers, None),
+            layer_index_table(&d.llm.layers),
+        ],
+        ReportName::Hotspots => vec![hotspots_table(&d.llm.hotspots, None)],
     }
 }
 
@@ -296,6 +311,10 @@ pub fn has_data(d: &Digest, report: ReportName) -> bool {
         ReportName::Launch => !d.launch.kernels.is_empty(),
         ReportName::Busy => !d.launch.busy.is_empty(),
         ReportName::Memory => !d.memory.is_empty(),
+        ReportName::Graphs => d.llm.graphs.launches > 0 || !d.llm.graphs.per_graph.is_empty(),
+        ReportName::Phases => !d.llm.phases.phases.is_empty(),
+        ReportName::Layers => !d.llm.layers.types.is_empty(),
+        ReportName::Hotspots => !d.llm.hotspots.is_empty(),
     }
 }
 
@@ -406,6 +425,28 @@ pub fn default_document(d: &Digest) -> Document {
             ],
         ));
     }
+    for report in [ReportName::Graphs, ReportName::Phases] {
+        if has_data(d, report) {
+            tables.extend(report_tables(d, report));
+        }
+    }
+    if has_data(d, ReportName::Layers) {
+        tables.push(layer_types_table(&d.llm.layers, Some(DEFAULT_TOP)));
+    }
+    if has_data(d, ReportName::Hotspots) {
+        tables.push(select_columns(
+            hotspots_table(&d.llm.hotspots, Some(DEFAULT_TOP)),
+            &[
+                "phase",
+                "layer_type",
+                "category",
+                "gpu_ns",
+                "share_of_phase_pct",
+                "instances",
+                "kernel",
+            ],
+        ));
+    }
     if !d.launch.busy.is_empty() {
         tables.push(select_columns(
             busy_table(&d.launch.busy, true),
@@ -433,5 +474,233 @@ pub fn report_document(d: &Digest, report: ReportName) -> Document {
         title: format!("nsys-digest: {}", d.source.file),
         facts: facts(d),
         tables: report_tables(d, report),
+    }
+}
+
+use super::llm::{GraphReport, Hotspot, LayerReport, PhaseReport};
+
+/// `graphs`: one row per graph, with the verdict and evidence in the note.
+pub fn graphs_table(g: &GraphReport) -> Table {
+    let columns = vec![
+        Column::num("graph", "Graph"),
+        Column::num("launches", "Launches"),
+        Column::num("kernels", "Kernels"),
+        Column::num("gpu_ns", "GPU (ns)"),
+    ];
+    let rows = g
+        .per_graph
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Int(r.graph),
+                Cell::Int(r.launches as i64),
+                Cell::Int(r.kernels as i64),
+                Cell::Int(r.gpu_ns),
+            ]
+        })
+        .collect();
+    let per_launch = g
+        .kernels_per_launch
+        .map_or(String::new(), |k| format!(", {k:.1} kernels per launch"));
+    Table {
+        name: "graphs",
+        title: format!(
+            "CUDA graphs: trace mode {} ({}), {} captured, {} instantiated, {} launches{}; GPU time in graphs {:.3} ms vs eager {:.3} ms ({:.1} % in graphs)",
+            g.trace_mode,
+            g.trace_mode_source,
+            g.graphs_captured,
+            g.graphs_instantiated,
+            g.launches,
+            per_launch,
+            g.gpu_ns as f64 / 1e6,
+            g.eager_gpu_ns as f64 / 1e6,
+            g.graph_share_pct
+        ),
+        columns,
+        rows,
+        note: Some(format!("mode: {} — {}", g.mode, g.evidence.join("; "))),
+    }
+}
+
+/// `phases`: per phase GPU time, tokens and step time.
+pub fn phases_table(p: &PhaseReport) -> Table {
+    let columns = vec![
+        Column::text("phase", "Phase"),
+        Column::num("steps", "Steps"),
+        Column::num("gpu_ns", "GPU (ns)"),
+        Column::num("share_pct", "GPU (%)"),
+        Column::num("tokens", "Tokens"),
+        Column::num("gpu_ns_per_token", "GPU/token (ns)"),
+        Column::num("step_median_ns", "Step med (ns)"),
+        Column::num("step_p90_ns", "Step p90 (ns)"),
+    ];
+    let rows = p
+        .phases
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Text(r.phase.as_str().into()),
+                Cell::Int(r.steps as i64),
+                Cell::Int(r.gpu_ns),
+                Cell::Float(r.share_pct, 1),
+                r.tokens.map_or(Cell::Missing, |t| Cell::Int(t as i64)),
+                r.gpu_ns_per_token
+                    .map_or(Cell::Missing, |t| Cell::Float(t, 1)),
+                Cell::Float(r.step_median_ns, 1),
+                Cell::Int(r.step_p90_ns),
+            ]
+        })
+        .collect();
+    Table {
+        name: "phases",
+        title: match &p.format {
+            Some(f) => format!("Engine steps by phase (step ranges: {f})"),
+            None => "Engine steps by phase".into(),
+        },
+        columns,
+        rows,
+        note: Some(match &p.reason {
+            Some(r) => format!("phases unknown: {r}"),
+            None => format!(
+                "GPU time counts kernels launched inside each step (graph kernels: the step that launched the graph); {:.3} ms ran outside every step",
+                p.outside_steps_gpu_ns as f64 / 1e6
+            ),
+        }),
+    }
+}
+
+/// `layers`: GPU time per layer type (and phase with --by-phase).
+pub fn layer_types_table(l: &LayerReport, top: Option<usize>) -> Table {
+    let columns = vec![
+        Column::name("layer_type", "Layer type"),
+        Column::text("phase", "Phase"),
+        Column::num("layers", "Layers"),
+        Column::num("kernels", "Kernels"),
+        Column::num("gpu_ns", "GPU (ns)"),
+        Column::num("share_pct", "GPU (%)"),
+    ];
+    let rows = l
+        .types
+        .iter()
+        .take(top.unwrap_or(usize::MAX))
+        .map(|r| {
+            vec![
+                Cell::Name(r.layer_type.clone()),
+                Cell::Text(r.phase.map_or("all".into(), |p| p.as_str().into())),
+                Cell::Int(r.layers as i64),
+                Cell::Int(r.kernels as i64),
+                Cell::Int(r.gpu_ns),
+                Cell::Float(r.share_pct, 1),
+            ]
+        })
+        .collect();
+    let mut note = match &l.reason {
+        Some(r) => format!("layers unknown: {r}"),
+        None => format!(
+            "kernel time in a layer: {:.1} %; graph kernels placed by capture-time ranges: {} of {}",
+            l.coverage_pct, l.graph_kernels_with_layer, l.graph_kernels
+        ),
+    };
+    if let Some(g) = &l.graph_note {
+        note.push_str("; ");
+        note.push_str(g);
+    }
+    let outliers: Vec<String> = l
+        .indices
+        .iter()
+        .filter(|r| r.outlier)
+        .map(|r| format!("{} [{}] {:.1}x", r.layer_type, r.index, r.ratio_to_median))
+        .collect();
+    if !outliers.is_empty() {
+        note.push_str(&format!(
+            "; costlier than siblings: {}",
+            outliers.join(", ")
+        ));
+    }
+    Table {
+        name: "layers",
+        title: "GPU time by layer type".into(),
+        columns,
+        rows,
+        note: Some(note),
+    }
+}
+
+/// Per layer index, flagged when far above its siblings.
+pub fn layer_index_table(l: &LayerReport) -> Table {
+    let columns = vec![
+        Column::name("layer_type", "Layer type"),
+        Column::num("index", "Index"),
+        Column::text("phase", "Phase"),
+        Column::num("kernels", "Kernels"),
+        Column::num("gpu_ns", "GPU (ns)"),
+        Column::num("ratio_to_median", "x median"),
+        Column::text("outlier", "Outlier"),
+    ];
+    let rows = l
+        .indices
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Name(r.layer_type.clone()),
+                Cell::Int(r.index as i64),
+                Cell::Text(r.phase.map_or("all".into(), |p| p.as_str().into())),
+                Cell::Int(r.kernels as i64),
+                Cell::Int(r.gpu_ns),
+                Cell::Float(r.ratio_to_median, 2),
+                Cell::Text(if r.outlier {
+                    "yes".into()
+                } else {
+                    String::new()
+                }),
+            ]
+        })
+        .collect();
+    Table {
+        name: "layer-indices",
+        title: "GPU time by layer index".into(),
+        columns,
+        rows,
+        note: Some(format!(
+            "outlier: at least {:.1}x the median of the same layer type",
+            super::llm::OUTLIER_RATIO
+        )),
+    }
+}
+
+/// `hotspots`: top kernels per (phase, layer type).
+pub fn hotspots_table(rows: &[Hotspot], top: Option<usize>) -> Table {
+    let columns = vec![
+        Column::text("phase", "Phase"),
+        Column::name("layer_type", "Layer type"),
+        Column::text("category", "Category"),
+        Column::name("kernel", "Kernel"),
+        Column::num("gpu_ns", "GPU (ns)"),
+        Column::num("share_of_phase_pct", "Of phase (%)"),
+        Column::num("instances", "Instances"),
+        Column::num("median_ns", "Med (ns)"),
+    ];
+    let rows = rows
+        .iter()
+        .take(top.unwrap_or(usize::MAX))
+        .map(|r| {
+            vec![
+                Cell::Text(r.phase.clone()),
+                Cell::Name(r.layer_type.clone()),
+                Cell::Text(r.category.clone()),
+                Cell::Name(r.kernel.clone()),
+                Cell::Int(r.gpu_ns),
+                Cell::Float(r.share_of_phase_pct, 1),
+                Cell::Int(r.instances as i64),
+                Cell::Float(r.median_ns, 1),
+            ]
+        })
+        .collect();
+    Table {
+        name: "hotspots",
+        title: "Hotspots: top kernels per (phase, layer type)".into(),
+        columns,
+        rows,
+        note: None,
     }
 }

@@ -1,0 +1,1070 @@
+//! The LLM-inference view: CUDA graphs, engine steps (prefill/decode
+//! phases), model layers and the hotspot ranking per (phase, layer type).
+//!
+//! Every kernel is placed once:
+//! - its *step* is the step range around its launching API call (graph
+//!   kernels: around the `cudaGraphLaunch`);
+//! - its *layer* is the innermost enclosing range whose text parses as a
+//!   module path with a layer index. Graph kernels have no layer ranges at
+//!   replay, so in node trace mode they follow
+//!   `graphNodeId → originalGraphNodeId → captured node creation time` to the
+//!   ranges open on the capturing thread at capture.
+
+use super::launch_index::LaunchIndex;
+use super::nvtx_index::NvtxIndex;
+use super::trace::Trace;
+use crate::categories::Categories;
+use crate::stats::percent;
+use regex::Regex;
+use rustc_hash::FxHashMap as HashMap;
+use serde::Serialize;
+use std::sync::OnceLock;
+
+/// Options of the LLM view.
+#[derive(Debug, Clone, Default)]
+pub struct LlmOptions {
+    /// A user step pattern with named groups `ctx`, `gen` and optionally
+    /// `ctx_tokens`, `gen_tokens`.
+    pub step_regex: Option<Regex>,
+    pub categories: Categories,
+    /// Split layer rows per phase.
+    pub by_phase: bool,
+}
+
+/// Engine step kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Prefill,
+    Decode,
+    Mixed,
+    /// A step with no requests.
+    Idle,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Prefill => "prefill",
+            Phase::Decode => "decode",
+            Phase::Mixed => "mixed",
+            Phase::Idle => "idle",
+        }
+    }
+
+    fn classify(ctx: u64, gen: u64) -> Phase {
+        match (ctx > 0, gen > 0) {
+            (true, false) => Phase::Prefill,
+            (false, true) => Phase::Decode,
+            (true, true) => Phase::Mixed,
+            (false, false) => Phase::Idle,
+        }
+    }
+}
+
+/// What a step range's name says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepName {
+    pub format: &'static str,
+    pub ctx_requests: u64,
+    pub gen_requests: u64,
+    pub ctx_tokens: Option<u64>,
+    pub gen_tokens: Option<u64>,
+}
+
+fn step_patterns() -> &'static [(&'static str, Regex)] {
+    static P: OnceLock<Vec<(&'static str, Regex)>> = OnceLock::new();
+    P.get_or_init(|| {
+        vec![
+            (
+                "vllm",
+                Regex::new(r"execute_context_(?P<ctx>\d+)\((?P<ctx_tokens>\d+)\)_generation_(?P<gen>\d+)\((?P<gen_tokens>\d+)\)").unwrap(),
+            ),
+            ("vllm-legacy", Regex::new(r"execute_new_(?P<ctx>\d+)_cached_(?P<gen>\d+)").unwrap()),
+            (
+                "tensorrt-llm",
+                Regex::new(r"_forward_step(?: \d+)?: (?P<ctx>\d+) ctx reqs, (?P<gen>\d+) gen reqs").unwrap(),
+            ),
+        ]
+    })
+}
+
+fn captures_to_step(format: &'static str, c: &regex::Captures<'_>) -> Option<StepName> {
+    let num = |name: &str| c.name(name).and_then(|m| m.as_str().parse::<u64>().ok());
+    Some(StepName {
+        format,
+        ctx_requests: num("ctx")?,
+        gen_requests: num("gen")?,
+        ctx_tokens: num("ctx_tokens"),
+        gen_tokens: num("gen_tokens"),
+    })
+}
+
+/// Parse a step range name with the user pattern first, then the built-in ones.
+pub fn parse_step(text: &str, user: Option<&Regex>) -> Option<StepName> {
+    if let Some(re) = user {
+        if let Some(c) = re.captures(text) {
+            return captures_to_step("user", &c);
+        }
+    }
+    step_patterns()
+        .iter()
+        .find_map(|(f, re)| re.captures(text).and_then(|c| captures_to_step(f, &c)))
+}
+
+/// A module path with a layer index, e.g. `model.layers.17.self_attn`
+/// → (`model.layers.*.self_attn`, 17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerPath {
+    pub layer_type: String,
+    pub index: u32,
+}
+
+fn layer_patterns() -> &'static [(Regex, &'static str)] {
+    static P: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
+    P.get_or_init(|| {
+        vec![
+            (
+                Regex::new(
+                    r"^(?P<pre>.*?\b(?:layers|layer|h|blocks|block))\.(?P<idx>\d+)(?P<post>.*)$",
+                )
+                .unwrap(),
+                ".",
+            ),
+            (
+                Regex::new(
+                    r"^(?P<pre>.*?\b(?:layers|layer|blocks|block))_(?P<idx>\d+)(?P<post>.*)$",
+                )
+                .unwrap(),
+                "_",
+            ),
+            (
+                Regex::new(r"^(?P<pre>.*?)\[(?P<idx>\d+)\](?P<post>.*)$").unwrap(),
+                "[]",
+            ),
+        ]
+    })
+}
+
+fn module_of(text: &str) -> &str {
+    static DICT: OnceLock<Regex> = OnceLock::new();
+    let dict =
+        DICT.get_or_init(|| Regex::new(r#"['"]Module['"]\s*:\s*['"](?P<m>[^'"]+)['"]"#).unwrap());
+    match dict.captures(text).and_then(|c| c.name("m")) {
+        Some(m) => m.as_str(),
+        None => text,
+    }
+}
+
+/// Parse NVTX text as a module path with a layer index. Handles plain paths,
+/// vLLM/SGLang layer-wise dict strings and SGLang's model-path prefix.
+pub fn parse_layer(text: &str) -> Option<LayerPath> {
+    let module = module_of(text).trim();
+    if module.len() > 4096 {
+        return None;
+    }
+    layer_patterns().iter().find_map(|(re, style)| {
+        let c = re.captures(module)?;
+        let index = c["idx"].parse().ok()?;
+        let (pre, post) = (&c["pre"], &c["post"]);
+        let layer_type = match *style {
+            "." => format!("{pre}.*{post}"),
+            "_" => format!("{pre}_*{post}"),
+            _ => format!("{pre}[*]{post}"),
+        };
+        Some(LayerPath { layer_type, index })
+    })
+}
+
+/// CUDA graph usage.
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphReport {
+    /// `node`, `graph` or `none`.
+    pub trace_mode: String,
+    /// `capture metadata` or `inferred from data`.
+    pub trace_mode_source: String,
+    pub graphs_captured: u64,
+    pub graphs_instantiated: u64,
+    pub launches: u64,
+    /// Kernels recorded inside graphs (node trace mode).
+    pub kernels: u64,
+    pub kernels_per_launch: Option<f64>,
+    /// GPU time inside graphs: node kernels, or whole-graph executions in
+    /// graph trace mode (which are absent from the kernel table).
+    pub gpu_ns: i64,
+    pub eager_gpu_ns: i64,
+    pub graph_share_pct: f64,
+    pub per_graph: Vec<GraphRow>,
+    /// vLLM-style mode: none, piecewise, full, full-decode-only,
+    /// full-and-piecewise, or mixed.
+    pub mode: String,
+    pub evidence: Vec<String>,
+}
+
+/// One graph (graphId, or the exec graph id held in a node id's high bits).
+#[derive(Debug, Clone, Serialize)]
+pub struct GraphRow {
+    pub graph: i64,
+    pub launches: u64,
+    pub kernels: u64,
+    pub gpu_ns: i64,
+}
+
+/// Per-phase totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseSummary {
+    pub phase: Phase,
+    pub steps: u64,
+    pub gpu_ns: i64,
+    pub tokens: Option<u64>,
+    pub gpu_ns_per_token: Option<f64>,
+    /// CPU duration of the step ranges.
+    pub step_median_ns: f64,
+    pub step_p90_ns: i64,
+    pub share_pct: f64,
+}
+
+/// Engine steps found in NVTX.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    /// `detected` or `unknown`.
+    pub status: String,
+    pub format: Option<String>,
+    pub reason: Option<String>,
+    pub phases: Vec<PhaseSummary>,
+    /// GPU time of kernels launched outside every step range.
+    pub outside_steps_gpu_ns: i64,
+}
+
+/// GPU time per layer type (optionally per phase).
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerTypeSummary {
+    pub layer_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Distinct layer indices of this type.
+    pub layers: u64,
+    pub kernels: u64,
+    pub gpu_ns: i64,
+    pub share_pct: f64,
+}
+
+/// GPU time of one layer index of one type.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerIndexSummary {
+    pub layer_type: String,
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    pub kernels: u64,
+    pub gpu_ns: i64,
+    /// This index's time over the median of its siblings.
+    pub ratio_to_median: f64,
+    /// Costs at least [`OUTLIER_RATIO`] × the median of its siblings.
+    pub outlier: bool,
+}
+
+/// A layer index is flagged when it costs this many times its siblings' median.
+pub const OUTLIER_RATIO: f64 = 1.5;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    /// `detected` or `unknown`.
+    pub status: String,
+    pub reason: Option<String>,
+    /// Kernel time that landed in a layer, over all kernel time.
+    pub coverage_pct: f64,
+    pub graph_kernels: u64,
+    pub graph_kernels_with_layer: u64,
+    /// Why graph kernels have no layer, when they have none.
+    pub graph_note: Option<String>,
+    pub types: Vec<LayerTypeSummary>,
+    pub indices: Vec<LayerIndexSummary>,
+}
+
+/// One hotspot: a kernel inside a (phase, layer type).
+#[derive(Debug, Clone, Serialize)]
+pub struct Hotspot {
+    /// `all` when no phases were detected, `outside steps` for the rest.
+    pub phase: String,
+    /// `(no layer)` for kernels outside every layer range.
+    pub layer_type: String,
+    pub kernel: String,
+    pub category: String,
+    pub gpu_ns: i64,
+    pub share_of_phase_pct: f64,
+    pub instances: u64,
+    pub median_ns: f64,
+}
+
+/// The whole LLM view.
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmDigest {
+    pub graphs: GraphReport,
+    pub phases: PhaseReport,
+    pub layers: LayerReport,
+    pub hotspots: Vec<Hotspot>,
+}
+
+/// How many kernels per (phase, layer type) the hotspot list keeps.
+pub const HOTSPOTS_PER_GROUP: usize = 5;
+
+/// Where each kernel (and graph execution) falls.
+struct Placement {
+    /// Step index per kernel.
+    kernel_step: Vec<Option<u32>>,
+    /// Layer per kernel: (interned type, index).
+    kernel_layer: Vec<Option<(u32, u32)>>,
+    exec_step: Vec<Option<u32>>,
+    steps: Vec<Step>,
+    layer_types: Vec<String>,
+    graph_kernels_with_layer: u64,
+}
+
+struct Step {
+    range: u32,
+    name: StepName,
+    phase: Phase,
+}
+
+pub fn analyse(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    index: &NvtxIndex,
+    names: super::trace::NameStyle,
+    opts: &LlmOptions,
+) -> LlmDigest {
+    let placement = place(trace, launches, index, opts);
+    let phases = phase_report(trace, &placement);
+    let graphs = graph_report(trace, launches, &placement, &opts.categories, names);
+    let layers = layer_report(trace, &placement, opts.by_phase);
+    let hotspots = hotspots(
+        trace,
+        &placement,
+        &opts.categories,
+        names,
+        phases.status == "detected",
+    );
+    LlmDigest {
+        graphs,
+        phases,
+        layers,
+        hotspots,
+    }
+}
+
+fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOptions) -> Placement {
+    // Parse each distinct range text once.
+    let mut text_step: HashMap<u32, Option<StepName>> = HashMap::default();
+    let mut text_layer: HashMap<u32, Option<LayerPath>> = HashMap::default();
+    let mut steps = Vec::new();
+    let mut range_step: Vec<Option<u32>> = vec![None; trace.nvtx.len()];
+    let mut range_layer: Vec<Option<(u32, u32)>> = vec![None; trace.nvtx.len()];
+    let mut layer_types: Vec<String> = Vec::new();
+    let mut type_ids: HashMap<String, u32> = HashMap::default();
+    for (i, r) in trace.nvtx.iter().enumerate() {
+        let text = &trace.nvtx_names[r.text as usize];
+        let step = text_step
+            .entry(r.text)
+            .or_insert_with(|| parse_step(text, opts.step_regex.as_ref()))
+            .clone();
+        if let Some(name) = step {
+            range_step[i] = Some(steps.len() as u32);
+            steps.push(Step {
+                range: i as u32,
+                phase: Phase::classify(name.ctx_requests, name.gen_requests),
+                name,
+            });
+            continue;
+        }
+        let layer = text_layer
+            .entry(r.text)
+            .or_insert_with(|| parse_layer(text));
+        if let Some(l) = layer {
+            let id = *type_ids.entry(l.layer_type.clone()).or_insert_with(|| {
+                layer_types.push(l.layer_type.clone());
+                layer_types.len() as u32 - 1
+            });
+            range_layer[i] = Some((id, l.index));
+        }
+    }
+    let innermost_of = |ranges: &[u32], pick: &dyn Fn(u32) -> Option<u32>| -> Option<u32> {
+        ranges
+            .iter()
+            .copied()
+            .filter(|&r| pick(r).is_some())
+            .max_by_key(|&r| (trace.nvtx[r as usize].start, r))
+    };
+    let step_of_call = |c: Option<u32>| -> Option<u32> {
+        let c = c?;
+        innermost_of(index.enclosing(c), &|r| range_step[r as usize])
+            .and_then(|r| range_step[r as usize])
+    };
+    let kernel_step: Vec<Option<u32>> = launches
+        .kernel_call
+        .iter()
+        .map(|&c| step_of_call(c))
+        .collect();
+    let exec_step: Vec<Option<u32>> = launches
+        .graph_exec_call
+        .iter()
+        .map(|&c| step_of_call(c))
+        .collect();
+
+    let capture_layers = graph_node_layers(trace, index, &range_layer);
+    let mut graph_kernels_with_layer = 0;
+    let kernel_layer: Vec<Option<(u32, u32)>> = trace
+        .kernels
+        .iter()
+        .zip(&launches.kernel_call)
+        .map(|(k, &c)| {
+            if let Some(node) = k.graph_node {
+                let l = capture_layers.get(&node).copied().flatten();
+                graph_kernels_with_layer += l.is_some() as u64;
+                return l;
+            }
+            let c = c?;
+            innermost_of(index.enclosing(c), &|r| range_layer[r as usize].map(|_| 0))
+                .and_then(|r| range_layer[r as usize])
+        })
+        .collect();
+    Placement {
+        kernel_step,
+        kernel_layer,
+        exec_step,
+        steps,
+        layer_types,
+        graph_kernels_with_layer,
+    }
+}
+
+/// Layer of each instantiated graph node, from the ranges open on the
+/// capturing thread when the original node was created.
+fn graph_node_layers(
+    trace: &Trace,
+    index: &NvtxIndex,
+    range_layer: &[Option<(u32, u32)>],
+) -> HashMap<i64, Option<(u32, u32)>> {
+    let created: HashMap<i64, (i64, Option<i64>)> = trace
+        .graph_node_events
+        .iter()
+        .filter(|e| e.original.is_none())
+        .map(|e| (e.node, (e.start, e.global_tid)))
+        .collect();
+    let mut exec_nodes = Vec::new();
+    let mut points = Vec::new();
+    for e in trace.graph_node_events.iter() {
+        let Some(orig) = e.original else { continue };
+        if let Some(&(t, Some(tid))) = created.get(&orig) {
+            exec_nodes.push(e.node);
+            points.push((tid, t));
+        }
+    }
+    let open = index.ranges_at(trace, &points);
+    exec_nodes
+        .into_iter()
+        .zip(open)
+        .map(|(node, ranges)| {
+            let layer = ranges
+                .iter()
+                .copied()
+                .filter(|&r| range_layer[r as usize].is_some())
+                .max_by_key(|&r| (trace.nvtx[r as usize].start, r))
+                .and_then(|r| range_layer[r as usize]);
+            (node, layer)
+        })
+        .collect()
+}
+
+fn p90(sorted: &[i64]) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64) * 0.9).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// GPU time per step: kernels plus whole-graph executions.
+fn step_gpu_ns(trace: &Trace, p: &Placement) -> (Vec<i64>, i64) {
+    let mut per_step = vec![0i64; p.steps.len()];
+    let mut outside = 0;
+    let work = trace
+        .kernels
+        .iter()
+        .zip(&p.kernel_step)
+        .map(|(k, s)| (k.duration(), *s))
+        .chain(
+            trace
+                .graph_executions
+                .iter()
+                .zip(&p.exec_step)
+                .map(|(g, s)| (g.end - g.start, *s)),
+        );
+    for (d, s) in work {
+        match s {
+            Some(s) => per_step[s as usize] += d,
+            None => outside += d,
+        }
+    }
+    (per_step, outside)
+}
+
+fn phase_report(trace: &Trace, p: &Placement) -> PhaseReport {
+    let (per_step, outside) = step_gpu_ns(trace, p);
+    if p.steps.is_empty() {
+        return PhaseReport {
+            status: "unknown".into(),
+            format: None,
+            reason: Some(
+                "no NVTX range names an engine step (vLLM execute_context_N(T)_generation_M(T) or execute_new_N_cached_M, TensorRT-LLM _forward_step: N ctx reqs, M gen reqs); pass --step-regex with named groups ctx and gen".into(),
+            ),
+            phases: Vec::new(),
+            outside_steps_gpu_ns: outside,
+        };
+    }
+    let mut groups: HashMap<Phase, (Vec<i64>, i64, Option<u64>)> = HashMap::default();
+    for (i, step) in p.steps.iter().enumerate() {
+        let r = &trace.nvtx[step.range as usize];
+        let g = groups.entry(step.phase).or_insert((Vec::new(), 0, Some(0)));
+        g.0.push(r.end.map_or(0, |e| e - r.start));
+        g.1 += per_step[i];
+        let tokens = match step.phase {
+            Phase::Prefill => step.name.ctx_tokens,
+            // One token per decoding request and step when the name has no count.
+            Phase::Decode => step.name.gen_tokens.or(Some(step.name.gen_requests)),
+            Phase::Mixed => step
+                .name
+                .ctx_tokens
+                .zip(step.name.gen_tokens)
+                .map(|(a, b)| a + b),
+            Phase::Idle => Some(0),
+        };
+        g.2 = g.2.zip(tokens).map(|(a, b)| a + b);
+    }
+    let grand: i64 = per_step.iter().sum();
+    let mut phases: Vec<PhaseSummary> = groups
+        .into_iter()
+        .map(|(phase, (mut durations, gpu_ns, tokens))| {
+            durations.sort_unstable();
+            let median = crate::stats::DurationStats::from_values(&mut durations.clone())
+                .map_or(0.0, |s| s.median_ns);
+            PhaseSummary {
+                phase,
+                steps: durations.len() as u64,
+                gpu_ns,
+                tokens,
+                gpu_ns_per_token: tokens.filter(|&t| t > 0).map(|t| gpu_ns as f64 / t as f64),
+                step_median_ns: median,
+                step_p90_ns: p90(&durations),
+                share_pct: percent(gpu_ns as f64, grand as f64),
+            }
+        })
+        .collect();
+    phases.sort_by_key(|s| s.phase);
+    let mut formats: Vec<&str> = p.steps.iter().map(|s| s.name.format).collect();
+    formats.sort_unstable();
+    formats.dedup();
+    PhaseReport {
+        status: "detected".into(),
+        format: Some(formats.join(", ")),
+        reason: None,
+        phases,
+        outside_steps_gpu_ns: outside,
+    }
+}
+
+/// An API name without any `_vN` version suffix. (The reports keep NVIDIA's
+/// display rule, which strips only four-digit versions.)
+fn api_base_name(name: &str) -> &str {
+    match name.rfind("_v") {
+        Some(i) if i + 2 < name.len() && name[i + 2..].bytes().all(|b| b.is_ascii_digit()) => {
+            &name[..i]
+        }
+        _ => name,
+    }
+}
+
+fn is_graph_launch(name: &str) -> bool {
+    name.starts_with("cudaGraphLaunch") || name.starts_with("cuGraphLaunch")
+}
+
+fn graph_report(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    p: &Placement,
+    categories: &Categories,
+    names: super::trace::NameStyle,
+) -> GraphReport {
+    let count_api = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        let ids: Vec<i64> = {
+            let mut seen: HashMap<i64, bool> = HashMap::default();
+            for c in &trace.api_calls {
+                seen.entry(c.name)
+                    .or_insert_with(|| pred(api_base_name(trace.strings.get(c.name))));
+            }
+            seen.into_iter()
+                .filter(|(_, y)| *y)
+                .map(|(id, _)| id)
+                .collect()
+        };
+        trace
+            .api_calls
+            .iter()
+            .filter(|c| ids.contains(&c.name))
+            .count() as u64
+    };
+    let launches_n = count_api(&is_graph_launch);
+    let captured = count_api(&|n| n == "cudaStreamEndCapture" || n == "cuStreamEndCapture");
+    let instantiated = count_api(&|n| {
+        n.starts_with("cudaGraphInstantiate") || n.starts_with("cuGraphInstantiate")
+    });
+
+    let node_kernels: Vec<usize> = (0..trace.kernels.len())
+        .filter(|&i| trace.kernels[i].graph_node.is_some())
+        .collect();
+    let (trace_mode, source) = match trace.schema.graph_trace_mode() {
+        Some(m) => (m.to_ascii_lowercase(), "capture metadata"),
+        None if !trace.graph_executions.is_empty() => ("graph".to_string(), "inferred from data"),
+        None if !node_kernels.is_empty() => ("node".to_string(), "inferred from data"),
+        None => ("none".to_string(), "inferred from data"),
+    };
+    let graph_of_kernel = |i: usize| -> i64 {
+        trace
+            .kernel_graph_ids
+            .as_ref()
+            .and_then(|g| g[i])
+            .unwrap_or_else(|| trace.kernels[i].graph_node.unwrap_or(0) >> 32)
+    };
+    let mut per_graph: HashMap<i64, (std::collections::BTreeSet<(Option<i64>, i64)>, u64, i64)> =
+        HashMap::default();
+    for &i in &node_kernels {
+        let k = &trace.kernels[i];
+        let g = per_graph.entry(graph_of_kernel(i)).or_default();
+        g.0.insert((k.global_pid, k.correlation));
+        g.1 += 1;
+        g.2 += k.duration();
+    }
+    for ge in &trace.graph_executions {
+        let g = per_graph
+            .entry(ge.graph_exec_id.or(ge.graph_id).unwrap_or(0))
+            .or_default();
+        g.0.insert((ge.global_pid, ge.correlation));
+        g.2 += ge.end - ge.start;
+    }
+    let mut rows: Vec<GraphRow> = per_graph
+        .into_iter()
+        .map(|(graph, (l, kernels, gpu_ns))| GraphRow {
+            graph,
+            launches: l.len() as u64,
+            kernels,
+            gpu_ns,
+        })
+        .collect();
+    rows.sort_by_key(|r| r.graph);
+    let gpu_ns: i64 = rows.iter().map(|r| r.gpu_ns).sum();
+    let eager_gpu_ns: i64 = trace
+        .kernels
+        .iter()
+        .filter(|k| k.graph_node.is_none())
+        .map(|k| k.duration())
+        .sum();
+    let graph_launch_ids: usize = rows.iter().map(|r| r.launches as usize).sum();
+    let (mode, evidence) = infer_mode(trace, launches, p, categories, names, launches_n);
+    GraphReport {
+        trace_mode,
+        trace_mode_source: source.into(),
+        graphs_captured: captured,
+        graphs_instantiated: instantiated,
+        launches: launches_n,
+        kernels: node_kernels.len() as u64,
+        kernels_per_launch: (graph_launch_ids > 0 && !node_kernels.is_empty())
+            .then(|| node_kernels.len() as f64 / graph_launch_ids as f64),
+        gpu_ns,
+        eager_gpu_ns,
+        graph_share_pct: percent(gpu_ns as f64, (gpu_ns + eager_gpu_ns) as f64),
+        per_graph: rows,
+        mode,
+        evidence,
+    }
+}
+
+/// vLLM-style graph mode from what each step does: a step is `eager` (no
+/// graph launch), `full` (graph launches and no eager attention kernel) or
+/// `piecewise` (graph launches with eager attention between them).
+fn infer_mode(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    p: &Placement,
+    categories: &Categories,
+    names: super::trace::NameStyle,
+    total_launches: u64,
+) -> (String, Vec<String>) {
+    if total_launches == 0 {
+        return (
+            "none".into(),
+            vec!["no cudaGraphLaunch/cuGraphLaunch call in the profile".into()],
+        );
+    }
+    if p.steps.is_empty() {
+        return (
+            "unknown".into(),
+            vec![format!("{total_launches} graph launches, but no step ranges to tell which steps use graphs")],
+        );
+    }
+    let mut launches_in: Vec<u64> = vec![0; p.steps.len()];
+    let mut attention_in: Vec<u64> = vec![0; p.steps.len()];
+    // Graph launches per step: calls named *GraphLaunch* inside the step range.
+    let step_ranges: Vec<(i64, i64, i64)> = p
+        .steps
+        .iter()
+        .map(|s| {
+            let r = &trace.nvtx[s.range as usize];
+            (r.global_tid, r.start, r.end.unwrap_or(i64::MAX))
+        })
+        .collect();
+    let launch_names: Vec<i64> = {
+        let mut ids: Vec<i64> = trace.api_calls.iter().map(|c| c.name).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter(|&id| is_graph_launch(api_base_name(trace.strings.get(id))))
+            .collect()
+    };
+    let mut by_thread: HashMap<i64, Vec<usize>> = HashMap::default();
+    for (i, s) in step_ranges.iter().enumerate() {
+        by_thread.entry(s.0).or_default().push(i);
+    }
+    for c in trace
+        .api_calls
+        .iter()
+        .filter(|c| launch_names.contains(&c.name))
+    {
+        if let Some(steps) = by_thread.get(&c.global_tid) {
+            if let Some(&s) = steps
+                .iter()
+                .find(|&&s| step_ranges[s].1 <= c.start && c.end <= step_ranges[s].2)
+            {
+                launches_in[s] += 1;
+            }
+        }
+    }
+    for (i, k) in trace.kernels.iter().enumerate() {
+        if k.graph_node.is_some() || launches.kernel_call[i].is_none() {
+            continue;
+        }
+        if let Some(s) = p.kernel_step[i] {
+            if categories.classify(trace.kernel_name(i, names)) == "attention" {
+                attention_in[s as usize] += 1;
+            }
+        }
+    }
+    let mut per_phase: HashMap<Phase, [u64; 3]> = HashMap::default();
+    for (i, s) in p.steps.iter().enumerate() {
+        let kind = match (launches_in[i] > 0, attention_in[i] > 0) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
+        };
+        per_phase.entry(s.phase).or_default()[kind] += 1;
+    }
+    let mut phases: Vec<Phase> = per_phase.keys().copied().collect();
+    phases.sort();
+    let evidence: Vec<String> = phases
+        .iter()
+        .map(|ph| {
+            let [eager, full, piecewise] = per_phase[ph];
+            format!(
+                "{}: {} steps eager, {} full-graph (graph launch, no eager attention), {} piecewise (graph launches + eager attention)",
+                ph.as_str(),
+                eager,
+                full,
+                piecewise
+            )
+        })
+        .collect();
+    let only =
+        |ph: Phase, kind: usize| per_phase.get(&ph).map(|c| c[kind] == c.iter().sum::<u64>());
+    let all_kind = |kind: usize| per_phase.values().all(|c| c[kind] == c.iter().sum::<u64>());
+    let mode = if all_kind(0) {
+        "none (graph launches outside step ranges only)"
+    } else if all_kind(1) {
+        "full"
+    } else if all_kind(2) {
+        "piecewise"
+    } else if only(Phase::Decode, 1) == Some(true)
+        && per_phase
+            .iter()
+            .filter(|(ph, _)| **ph != Phase::Decode)
+            .all(|(_, c)| c[0] == c.iter().sum::<u64>())
+    {
+        "full-decode-only"
+    } else if only(Phase::Decode, 1) == Some(true)
+        && per_phase
+            .iter()
+            .filter(|(ph, _)| **ph != Phase::Decode)
+            .all(|(_, c)| c[2] == c.iter().sum::<u64>())
+    {
+        "full-and-piecewise"
+    } else {
+        "mixed"
+    };
+    (mode.to_string(), evidence)
+}
+
+fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
+    let total: i64 = trace.kernels.iter().map(|k| k.duration()).sum();
+    let graph_kernels = trace
+        .kernels
+        .iter()
+        .filter(|k| k.graph_node.is_some())
+        .count() as u64;
+    let graph_note = if !trace.graph_executions.is_empty() {
+        let ns: i64 = trace.graph_executions.iter().map(|g| g.end - g.start).sum();
+        Some(format!(
+            "graph trace mode: {:.3} ms of graph work has no per-kernel rows, so it has no layer (profile with --cuda-graph-trace=node)",
+            ns as f64 / 1e6
+        ))
+    } else {
+        None
+    };
+    let graph_note = graph_note.or_else(|| (graph_kernels > 0 && p.graph_kernels_with_layer == 0).then(|| {
+        if trace.graph_node_events.is_empty() {
+            "graph kernels have no layer: the export has no CUDA_GRAPH_NODE_EVENTS (profile with --cuda-graph-trace=node)".to_string()
+        } else {
+            "graph kernels have no layer: their graphs were captured outside the profile, or no layer range was open at capture".to_string()
+        }
+    }));
+    if p.layer_types.is_empty() {
+        return LayerReport {
+            status: "unknown".into(),
+            reason: Some("no NVTX range names a module with a layer index (model.layers.N..., layers.N, layer_N, h.N, [N])".into()),
+            coverage_pct: 0.0,
+            graph_kernels,
+            graph_kernels_with_layer: 0,
+            graph_note,
+            types: Vec::new(),
+            indices: Vec::new(),
+        };
+    }
+    let phase_of = |i: usize| -> Option<Phase> {
+        if by_phase {
+            p.kernel_step[i].map(|s| p.steps[s as usize].phase)
+        } else {
+            None
+        }
+    };
+    let mut per_index: HashMap<(u32, u32, Option<Phase>), (u64, i64)> = HashMap::default();
+    let mut covered = 0i64;
+    for (i, k) in trace.kernels.iter().enumerate() {
+        if let Some((t, idx)) = p.kernel_layer[i] {
+            let e = per_index.entry((t, idx, phase_of(i))).or_default();
+            e.0 += 1;
+            e.1 += k.duration();
+            covered += k.duration();
+        }
+    }
+    let mut types: HashMap<(u32, Option<Phase>), (u64, u64, i64)> = HashMap::default();
+    let mut siblings: HashMap<(u32, Option<Phase>), Vec<i64>> = HashMap::default();
+    for (&(t, _, ph), &(n, ns)) in &per_index {
+        let e = types.entry((t, ph)).or_default();
+        e.0 += 1;
+        e.1 += n;
+        e.2 += ns;
+        siblings.entry((t, ph)).or_default().push(ns);
+    }
+    let medians: HashMap<(u32, Option<Phase>), f64> = siblings
+        .into_iter()
+        .map(|(k, mut v)| {
+            (
+                k,
+                crate::stats::DurationStats::from_values(&mut v).map_or(0.0, |s| s.median_ns),
+            )
+        })
+        .collect();
+    let mut type_rows: Vec<LayerTypeSummary> = types
+        .into_iter()
+        .map(|((t, phase), (layers, kernels, gpu_ns))| LayerTypeSummary {
+            layer_type: p.layer_types[t as usize].clone(),
+            phase,
+            layers,
+            kernels,
+            gpu_ns,
+            share_pct: percent(gpu_ns as f64, total as f64),
+        })
+        .collect();
+    type_rows.sort_by(|a, b| {
+        a.phase
+            .cmp(&b.phase)
+            .then(b.gpu_ns.cmp(&a.gpu_ns))
+            .then_with(|| a.layer_type.cmp(&b.layer_type))
+    });
+    let mut index_rows: Vec<LayerIndexSummary> = per_index
+        .into_iter()
+        .map(|((t, index, phase), (kernels, gpu_ns))| {
+            let median = medians[&(t, phase)];
+            let ratio = if median > 0.0 {
+                gpu_ns as f64 / median
+            } else {
+                1.0
+            };
+            LayerIndexSummary {
+                layer_type: p.layer_types[t as usize].clone(),
+                index,
+                phase,
+                kernels,
+                gpu_ns,
+                ratio_to_median: ratio,
+                outlier: ratio >= OUTLIER_RATIO,
+            }
+        })
+        .collect();
+    index_rows.sort_by(|a, b| {
+        a.phase
+            .cmp(&b.phase)
+            .then_with(|| a.layer_type.cmp(&b.layer_type))
+            .then(a.index.cmp(&b.index))
+    });
+    LayerReport {
+        status: "detected".into(),
+        reason: None,
+        coverage_pct: percent(covered as f64, total as f64),
+        graph_kernels,
+        graph_kernels_with_layer: p.graph_kernels_with_layer,
+        graph_note,
+        types: type_rows,
+        indices: index_rows,
+    }
+}
+
+fn hotspots(
+    trace: &Trace,
+    p: &Placement,
+    categories: &Categories,
+    names: super::trace::NameStyle,
+    phased: bool,
+) -> Vec<Hotspot> {
+    let phase_label = |i: usize| -> String {
+        if !phased {
+            return "all".into();
+        }
+        match p.kernel_step[i] {
+            Some(s) => p.steps[s as usize].phase.as_str().to_string(),
+            None => "outside steps".into(),
+        }
+    };
+    let mut groups: HashMap<(String, Option<u32>, i64), Vec<i64>> = HashMap::default();
+    let mut phase_total: HashMap<String, i64> = HashMap::default();
+    for (i, k) in trace.kernels.iter().enumerate() {
+        let phase = phase_label(i);
+        *phase_total.entry(phase.clone()).or_default() += k.duration();
+        let layer = p.kernel_layer[i].map(|(t, _)| t);
+        groups
+            .entry((phase, layer, trace.kernel_name_id(i, names)))
+            .or_default()
+            .push(k.duration());
+    }
+    let mut rows: Vec<Hotspot> = groups
+        .into_iter()
+        .filter_map(|((phase, layer, name), mut v)| {
+            let s = crate::stats::DurationStats::from_values(&mut v)?;
+            let kernel = trace.strings.get(name).to_string();
+            Some(Hotspot {
+                share_of_phase_pct: percent(s.total_ns as f64, phase_total[&phase] as f64),
+                phase,
+                layer_type: layer.map_or("(no layer)".to_string(), |t| {
+                    p.layer_types[t as usize].clone()
+                }),
+                category: categories.classify(&kernel).to_string(),
+                kernel,
+                gpu_ns: s.total_ns,
+                instances: s.count,
+                median_ns: s.median_ns,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        a.phase
+            .cmp(&b.phase)
+            .then_with(|| a.layer_type.cmp(&b.layer_type))
+            .then(b.gpu_ns.cmp(&a.gpu_ns))
+    });
+    let mut kept = Vec::new();
+    let mut count: HashMap<(String, String), usize> = HashMap::default();
+    for r in rows {
+        let n = count
+            .entry((r.phase.clone(), r.layer_type.clone()))
+            .or_default();
+        if *n < HOTSPOTS_PER_GROUP {
+            *n += 1;
+            kept.push(r);
+        }
+    }
+    kept.sort_by(|a, b| b.gpu_ns.cmp(&a.gpu_ns));
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_step_formats() {
+        let v = parse_step("execute_context_8(4096)_generation_0(0)", None).unwrap();
+        assert_eq!(
+            (v.ctx_requests, v.ctx_tokens, v.gen_requests),
+            (8, Some(4096), 0)
+        );
+        let d = parse_step("execute_context_0(0)_generation_8(8)", None).unwrap();
+        assert_eq!(
+            Phase::classify(d.ctx_requests, d.gen_requests),
+            Phase::Decode
+        );
+        let old = parse_step("execute_new_2_cached_6", None).unwrap();
+        assert_eq!(
+            Phase::classify(old.ctx_requests, old.gen_requests),
+            Phase::Mixed
+        );
+        let trt = parse_step("[Executor] _forward_step 12: 0 ctx reqs, 32 gen reqs", None).unwrap();
+        assert_eq!((trt.format, trt.gen_requests), ("tensorrt-llm", 32));
+        let user = Regex::new(r"step p=(?P<ctx>\d+) d=(?P<gen>\d+)").unwrap();
+        assert_eq!(
+            parse_step("step p=1 d=0", Some(&user)).unwrap().format,
+            "user"
+        );
+        assert!(parse_step("model.layers.0", None).is_none());
+    }
+
+    #[test]
+    fn parses_layer_paths() {
+        let cases = [
+            ("model.layers.17.self_attn", "model.layers.*.self_attn", 17),
+            ("layers.3.mlp", "layers.*.mlp", 3),
+            ("layer_12", "layer_*", 12),
+            ("transformer.h.5.attn", "transformer.h.*.attn", 5),
+            ("blocks[7].ffn", "blocks[*].ffn", 7),
+            (
+                "{'Module': 'model.layers.0.self_attn', 'TrainableParams': 3}",
+                "model.layers.*.self_attn",
+                0,
+            ),
+            (
+                "meta-llama/Meta-Llama-3.1-8B-Instruct.model.layers.0.self_attn.qkv_proj",
+                "meta-llama/Meta-Llama-3.1-8B-Instruct.model.layers.*.self_attn.qkv_proj",
+                0,
+            ),
+            ("model.layers.4", "model.layers.*", 4),
+        ];
+        for (text, ty, idx) in cases {
+            let l = parse_layer(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!((l.layer_type.as_str(), l.index), (ty, idx), "{text}");
+        }
+        for text in [
+            "model.embed_tokens",
+            "execute_context_0(0)_generation_8(8)",
+            "aten::mm, op_id = 12",
+            "cuda_graph_capture decode",
+        ] {
+            assert!(parse_layer(text).is_none(), "{text}");
+        }
+    }
+}
