@@ -160,3 +160,56 @@ fn a_folder_digests_every_profile_inside() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), SAMPLES.len());
 }
+
+#[test]
+fn default_digest_of_a_graph_profile_answers_the_llm_questions() {
+    let (code, out, err) = nsys_digest(&[
+        &sample_arg("h200_llama8_graphs_node_1step"),
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "CUDA graphs: trace mode node",
+        "mode: full-decode-only",
+        "Engine steps by phase",
+        "GPU time by layer type",
+        "Hotspots",
+    ] {
+        assert!(out.contains(needle), "missing {needle}");
+    }
+}
+
+#[test]
+fn json_holds_the_llm_sections() {
+    let (code, out, err) = nsys_digest(&[
+        &sample_arg("h200_llama8_graphs_node_1step"),
+        "--format",
+        "json",
+        "--by-phase",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["graphs"]["trace_mode"], "node");
+    assert!(v["phases"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["phase"] == "decode"));
+    assert!(v["layers"]["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["phase"] == "decode"));
+    assert!(v["hotspots"][0]["category"].is_string());
+}
+
+#[test]
+fn bad_user_patterns_are_one_line_errors() {
+    for args in [["--step-regex", "("], ["--category", "x=("]] {
+        let (code, _, err) =
+            nsys_digest(&[&sample_arg("h200_llama8_eager_1step"), args[0], args[1]]);
+        assert_eq!(code, 2, "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

@@ -4,5 +4,6 @@ mod bad_input;
 mod cli;
 mod common;
 mod groundtruth;
+mod llm;
 mod queries;
 mod thirdparty;

@@ -91,10 +91,18 @@ fn step_patterns() -> &'static [(&'static str, Regex)] {
 
 fn captures_to_step(format: &'static str, c: &regex::Captures<'_>) -> Option<StepName> {
     let num = |name: &str| c.name(name).and_then(|m| m.as_str().parse::<u64>().ok());
+    // A user pattern may leave out one side: it counts as zero requests.
+    let count = |name: &str| match c.name(name) {
+        Some(m) if !m.as_str().is_empty() => m.as_str().parse::<u64>().ok(),
+        _ => Some(0),
+    };
+    if c.name("ctx").is_none() && c.name("gen").is_none() {
+        return None;
+    }
     Some(StepName {
         format,
-        ctx_requests: num("ctx")?,
-        gen_requests: num("gen")?,
+        ctx_requests: count("ctx")?,
+        gen_requests: count("gen")?,
         ctx_tokens: num("ctx_tokens"),
         gen_tokens: num("gen_tokens"),
     })
@@ -163,6 +171,15 @@ pub fn parse_layer(text: &str) -> Option<LayerPath> {
     if module.len() > 4096 {
         return None;
     }
+    // The path is one token of the text: `FSDP::pre_forward (encoder.block.3), op_id = 9`.
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || "_.-/[]".contains(c);
+    module
+        .split(|c: char| !is_path_char(c))
+        .filter(|t| !t.is_empty())
+        .find_map(parse_layer_token)
+}
+
+fn parse_layer_token(module: &str) -> Option<LayerPath> {
     layer_patterns().iter().find_map(|(re, style)| {
         let c = re.captures(module)?;
         let index = c["idx"].parse().ok()?;
@@ -834,10 +851,16 @@ fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
             "graph kernels have no layer: their graphs were captured outside the profile, or no layer range was open at capture".to_string()
         }
     }));
-    if p.layer_types.is_empty() {
+    let attributed = p.kernel_layer.iter().any(Option::is_some);
+    if !attributed {
+        let reason = if p.layer_types.is_empty() {
+            "no NVTX range names a module with a layer index (model.layers.N..., layers.N, layer_N, h.N, [N])"
+        } else {
+            "ranges name layers, but no kernel was launched inside one"
+        };
         return LayerReport {
             status: "unknown".into(),
-            reason: Some("no NVTX range names a module with a layer index (model.layers.N..., layers.N, layer_N, h.N, [N])".into()),
+            reason: Some(reason.into()),
             coverage_pct: 0.0,
             graph_kernels,
             graph_kernels_with_layer: 0,
@@ -1053,6 +1076,11 @@ mod tests {
                 0,
             ),
             ("model.layers.4", "model.layers.*", 4),
+            (
+                "FSDP::pre_forward (encoder.block.14.layer.1), op_id = 314311",
+                "encoder.block.*.layer.1",
+                14,
+            ),
         ];
         for (text, ty, idx) in cases {
             let l = parse_layer(text).unwrap_or_else(|| panic!("{text}"));

@@ -1,0 +1,263 @@
+//! The LLM view on the real samples. Expected numbers are computed
+//! independently: SQL on the export, or sums over the `nvtx_kern_sum`
+//! ground truth that nsys printed.
+
+use crate::common::*;
+use nsight_digest::nsys::llm::{LlmOptions, Phase};
+use nsight_digest::nsys::DigestOptions;
+use regex::Regex;
+use std::collections::HashMap;
+use std::io::Read;
+
+/// Inflate a committed sample to a temp file for direct SQL.
+fn sql(sample_name: &str) -> (tempfile::TempDir, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(sample(sample_name)).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    (dir, conn)
+}
+
+fn scalar(conn: &rusqlite::Connection, q: &str) -> i64 {
+    conn.query_row(q, [], |r| r.get::<_, Option<i64>>(0))
+        .unwrap()
+        .unwrap_or(0)
+}
+
+fn by_phase() -> DigestOptions {
+    DigestOptions {
+        llm: LlmOptions {
+            by_phase: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Sum of nvtx_kern_sum totals over rows whose range matches `re`.
+fn kern_sum_total(sample: &str, re: &Regex) -> i64 {
+    groundtruth(sample, "nvtx_kern_sum")
+        .iter()
+        .filter(|r| re.is_match(&r["NVTX Range"]))
+        .map(|r| int(r, "Total Time (ns)"))
+        .sum()
+}
+
+#[test]
+fn eager_phases_equal_step_ranges_in_nvtx_kern_sum() {
+    let sample = "h200_llama8_eager_3steps";
+    let d = digest_sample(sample, &DigestOptions::default());
+    let phases = &d.llm.phases;
+    assert_eq!(phases.status, "detected");
+    let get = |p: Phase| phases.phases.iter().find(|s| s.phase == p).unwrap();
+    assert_eq!(get(Phase::Prefill).steps, 3);
+    assert_eq!(get(Phase::Decode).steps, 96);
+    let prefill = Regex::new(r"^:execute_context_[1-9]\d*\(\d+\)_generation_0\(0\)$").unwrap();
+    let decode = Regex::new(r"^:execute_context_0\(0\)_generation_[1-9]\d*\(\d+\)$").unwrap();
+    assert_eq!(get(Phase::Prefill).gpu_ns, kern_sum_total(sample, &prefill));
+    assert_eq!(get(Phase::Decode).gpu_ns, kern_sum_total(sample, &decode));
+    // Tokens: 8 requests x 512 prompt tokens per prefill; 8 per decode step.
+    assert_eq!(get(Phase::Prefill).tokens, Some(3 * 4096));
+    assert_eq!(get(Phase::Decode).tokens, Some(96 * 8));
+}
+
+#[test]
+fn eager_layer_types_equal_their_module_ranges() {
+    let sample = "h200_llama8_eager_3steps";
+    let d = digest_sample(sample, &DigestOptions::default());
+    assert_eq!(d.llm.layers.status, "detected");
+    for ty in [
+        "self_attn",
+        "mlp",
+        "input_layernorm",
+        "post_attention_layernorm",
+    ] {
+        let row = d
+            .llm
+            .layers
+            .types
+            .iter()
+            .find(|t| t.layer_type == format!("model.layers.*.{ty}"))
+            .unwrap_or_else(|| panic!("no {ty}"));
+        let re = Regex::new(&format!(r"^:model\.layers\.\d+\.{ty}$")).unwrap();
+        assert_eq!(row.gpu_ns, kern_sum_total(sample, &re), "{ty}");
+        assert_eq!(row.layers, 8, "{ty}");
+    }
+}
+
+#[test]
+fn node_trace_graphs_are_counted_and_timed() {
+    let sample = "h200_llama8_graphs_node_3steps";
+    let (_dir, conn) = sql(sample);
+    let d = digest_sample(sample, &by_phase());
+    let g = &d.llm.graphs;
+    assert_eq!(g.trace_mode, "node");
+    assert_eq!(g.per_graph.len(), 3);
+    assert_eq!(g.graphs_instantiated, 3);
+    assert_eq!(g.graphs_captured, 3);
+    let launches = scalar(
+        &conn,
+        "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_RUNTIME r JOIN StringIds s ON s.id = r.nameId WHERE s.value LIKE 'cudaGraphLaunch%'",
+    );
+    assert_eq!(g.launches as i64, launches);
+    assert_eq!(launches, 96);
+    let kernels = scalar(
+        &conn,
+        "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL WHERE graphNodeId IS NOT NULL",
+    );
+    assert_eq!(g.kernels as i64, kernels);
+    assert_eq!(kernels, 56_352);
+    let graph_ns = scalar(
+        &conn,
+        "SELECT sum(end - start) FROM CUPTI_ACTIVITY_KIND_KERNEL WHERE graphNodeId IS NOT NULL",
+    );
+    assert_eq!(g.gpu_ns, graph_ns);
+    let eager_ns = scalar(
+        &conn,
+        "SELECT sum(end - start) FROM CUPTI_ACTIVITY_KIND_KERNEL WHERE graphNodeId IS NULL",
+    );
+    assert_eq!(g.eager_gpu_ns, eager_ns);
+    assert_eq!(g.mode, "full-decode-only", "{:?}", g.evidence);
+}
+
+#[test]
+fn node_trace_graph_kernels_get_their_capture_time_layers() {
+    let graphs = digest_sample("h200_llama8_graphs_node_3steps", &by_phase());
+    let eager = digest_sample("h200_llama8_eager_3steps", &by_phase());
+    let decode_types = |d: &nsight_digest::nsys::Digest| -> HashMap<String, u64> {
+        d.llm
+            .layers
+            .types
+            .iter()
+            .filter(|t| t.phase == Some(Phase::Decode))
+            .map(|t| (t.layer_type.clone(), t.layers))
+            .collect()
+    };
+    let g = decode_types(&graphs);
+    for ty in [
+        "self_attn",
+        "mlp",
+        "input_layernorm",
+        "post_attention_layernorm",
+    ] {
+        assert_eq!(
+            g.get(&format!("model.layers.*.{ty}")),
+            Some(&8),
+            "decode {ty} in graphs"
+        );
+    }
+    assert_eq!(g, decode_types(&eager), "same decode layer types as eager");
+    assert!(graphs.llm.layers.graph_kernels_with_layer > 50_000);
+    let (gc, ec) = (
+        graphs.llm.layers.coverage_pct,
+        eager.llm.layers.coverage_pct,
+    );
+    assert!(
+        (gc - ec).abs() < 5.0,
+        "coverage {gc:.1} % vs eager {ec:.1} %"
+    );
+}
+
+#[test]
+fn graph_trace_mode_counts_graph_trace_time() {
+    let sample = "h200_llama8_graphs_graphmode_1step";
+    let (_dir, conn) = sql(sample);
+    let d = digest_sample(sample, &DigestOptions::default());
+    let g = &d.llm.graphs;
+    assert_eq!(g.trace_mode, "graph");
+    assert_eq!(g.launches, 16);
+    let trace_ns = scalar(
+        &conn,
+        "SELECT sum(end - start) FROM CUPTI_ACTIVITY_KIND_GRAPH_TRACE",
+    );
+    assert_eq!(g.gpu_ns, trace_ns);
+    // Phases plus work outside steps account for every kernel and graph execution.
+    let kernel_ns = scalar(
+        &conn,
+        "SELECT sum(end - start) FROM CUPTI_ACTIVITY_KIND_KERNEL",
+    );
+    let phased: i64 = d.llm.phases.phases.iter().map(|p| p.gpu_ns).sum();
+    assert_eq!(
+        phased + d.llm.phases.outside_steps_gpu_ns,
+        kernel_ns + trace_ns
+    );
+    assert!(d
+        .llm
+        .layers
+        .graph_note
+        .as_deref()
+        .unwrap_or("")
+        .contains("graph trace mode"));
+}
+
+#[test]
+fn eager_profile_has_no_graph_mode() {
+    let d = digest_sample("h200_llama8_eager_1step", &DigestOptions::default());
+    assert_eq!(d.llm.graphs.launches, 0);
+    assert_eq!(d.llm.graphs.mode, "none");
+    // The first iteration's warm-up is CPU time: on the GPU the eight layers
+    // cost the same, so none is flagged.
+    assert!(d.llm.layers.indices.iter().all(|r| !r.outlier));
+    assert!(d.llm.layers.indices.iter().any(|r| r.ratio_to_median > 0.9));
+}
+
+#[test]
+fn profiles_without_steps_or_layers_say_unknown() {
+    let Some(shared) = shared() else { return };
+    let dir = shared.join("thirdparty/nsys");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut checked = 0;
+    let mut unknown_layers = 0;
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_none_or(|e| e != "sqlite") {
+            continue;
+        }
+        let Ok(d) = nsight_digest::nsys::digest(&path, &DigestOptions::default()) else {
+            continue;
+        };
+        assert_eq!(d.llm.phases.status, "unknown", "{}", path.display());
+        assert!(d.llm.phases.reason.is_some());
+        // Some of these files do carry layer ranges (FSDP `blocks.N` wrappers):
+        // then layers are real, otherwise "unknown" with a reason.
+        let layers = &d.llm.layers;
+        if layers.status == "unknown" {
+            assert!(layers.reason.is_some());
+            unknown_layers += 1;
+        } else {
+            assert!(layers.types.iter().all(|t| t.layer_type.contains('*')));
+            assert!(layers.coverage_pct > 0.0);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10);
+    assert!(unknown_layers >= 10);
+}
+
+#[test]
+fn user_step_regex_is_used() {
+    let opts = DigestOptions {
+        llm: LlmOptions {
+            step_regex: Some(Regex::new(r"^model\.layers\.(?P<ctx>[1-3])$").unwrap()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // A contrived pattern over real ranges: layer ranges 0-3 become "steps".
+    let d = digest_sample("h200_llama8_eager_1step", &opts);
+    assert_eq!(d.llm.phases.format.as_deref(), Some("user, vllm"));
+    let prefill = d
+        .llm
+        .phases
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Prefill)
+        .unwrap();
+    // 1 vLLM prefill step plus layer ranges 1-3 of each of the 17 forward passes.
+    assert_eq!(prefill.steps, 1 + 3 * 17);
+}
