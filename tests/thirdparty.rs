@@ -40,6 +40,10 @@ fn per_name_2022(csv: &Path) -> HashMap<String, (i64, i64, i64, i64)> {
 
 fn assert_kernels_match(file: &Path, gt: &Path) {
     let d = digest(file, &DigestOptions::default()).unwrap();
+    assert_kernels_match_digest(&d, file, gt);
+}
+
+fn assert_kernels_match_digest(d: &nsight_digest::nsys::Digest, file: &Path, gt: &Path) {
     let mut ours: HashMap<String, (i64, i64, i64, i64)> = HashMap::new();
     for k in &d.kernels {
         let e = ours
@@ -124,44 +128,50 @@ fn thirdparty_nvtx_kernels_equal_nvtxkernsum_2022() {
             continue;
         }
         let d = digest(&file, &DigestOptions::default()).unwrap();
-        let mut ours: HashMap<(String, String, String, String), (i64, i64, i64)> = HashMap::new();
-        for r in &d.nvtx_kernels {
-            let range = r.range.as_deref().map_or("None".to_string(), |n| {
-                n.strip_prefix(':').unwrap_or(n).to_string()
-            });
-            let s = |v: Option<u32>| v.map_or("None".to_string(), |x| x.to_string());
-            ours.insert(
-                (range, s(r.pid), s(r.tid), r.kernel.clone()),
-                (r.kernel_instances as i64, r.time.total_ns, r.time.max_ns),
-            );
-        }
-        let rows = read_csv(&gt);
-        for row in &rows {
-            let key = (
-                row["NVTX Range"].clone(),
-                row["PID"].clone(),
-                row["TID"].clone(),
-                row["Kernel Name"].clone(),
-            );
-            let got = ours
-                .get(&key)
-                .unwrap_or_else(|| panic!("{name}: missing {key:?}"));
-            assert_eq!(
-                *got,
-                (
-                    int(row, "Kern Inst"),
-                    int(row, "Total Time (ns)"),
-                    int(row, "Max (ns)")
-                ),
-                "{name}: {key:?}"
-            );
-        }
-        assert_eq!(ours.len(), rows.len(), "{name}");
+        assert_nvtx_kernels_match_2022(&d, &gt);
         compared += 1;
     }
     if shared().is_some() {
         assert_eq!(compared, 3);
     }
+}
+
+/// Compare per (range, pid, tid, kernel): kernel instances, total and max.
+fn assert_nvtx_kernels_match_2022(d: &nsight_digest::nsys::Digest, gt: &Path) {
+    let name = gt.display().to_string();
+    let mut ours: HashMap<(String, String, String, String), (i64, i64, i64)> = HashMap::new();
+    for r in &d.nvtx_kernels {
+        let range = r.range.as_deref().map_or("None".to_string(), |n| {
+            n.strip_prefix(':').unwrap_or(n).to_string()
+        });
+        let s = |v: Option<u32>| v.map_or("None".to_string(), |x| x.to_string());
+        ours.insert(
+            (range, s(r.pid), s(r.tid), r.kernel.clone()),
+            (r.kernel_instances as i64, r.time.total_ns, r.time.max_ns),
+        );
+    }
+    let rows = read_csv(gt);
+    for row in &rows {
+        let key = (
+            row["NVTX Range"].clone(),
+            row["PID"].clone(),
+            row["TID"].clone(),
+            row["Kernel Name"].clone(),
+        );
+        let got = ours
+            .get(&key)
+            .unwrap_or_else(|| panic!("{name}: missing {key:?}"));
+        assert_eq!(
+            *got,
+            (
+                int(row, "Kern Inst"),
+                int(row, "Total Time (ns)"),
+                int(row, "Max (ns)")
+            ),
+            "{name}: {key:?}"
+        );
+    }
+    assert_eq!(ours.len(), rows.len(), "{name}");
 }
 
 /// The 451k-kernel shared sample against its nsys 2022.4 ground truth.

@@ -166,11 +166,6 @@ query!(
     )]
 );
 query!(
-    CUDA_DEVICES,
-    "cuda_devices.sql",
-    [("TARGET_INFO_CUDA_DEVICE", ["gpuId", "cudaId", "pid"])]
-);
-query!(
     ANALYSIS_SPAN,
     "analysis_span.sql",
     [("ANALYSIS_DETAILS", ["startTime", "stopTime"])]
@@ -224,7 +219,6 @@ pub const ALL: &[Query] = &[
     MEMSET,
     MEMCPY_KINDS,
     GPUS,
-    CUDA_DEVICES,
     ANALYSIS_SPAN,
     GRAPH_TRACE,
     GRAPH_NODE_EVENTS,

@@ -358,6 +358,18 @@ pub fn facts(d: &Digest) -> Vec<(String, String)> {
             s.nvtx_ranges
         ),
     ));
+    let g = &d.llm.graphs;
+    if g.trace_mode == "graph" && g.gpu_ns > 0 {
+        // Graph trace mode keeps graph work out of the kernel table; say so.
+        facts.push((
+            "graph work".into(),
+            format!(
+                "+{:.3} ms GPU time in {} graph executions, not in the kernel table (graph trace mode)",
+                g.gpu_ns as f64 / 1e6,
+                g.per_graph.iter().map(|r| r.launches).sum::<u64>()
+            ),
+        ));
+    }
     if let Some(mode) = &s.graph_trace_mode {
         facts.push(("graph trace".into(), mode.to_lowercase()));
     }
