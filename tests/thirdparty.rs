@@ -23,6 +23,15 @@ fn thirdparty_exports() -> Vec<PathBuf> {
     files
 }
 
+/// `groundtruth/<file>.<report>.csv` beside a third-party export.
+fn groundtruth_2022(file: &Path, report: &str) -> PathBuf {
+    let name = file.file_name().unwrap().to_string_lossy();
+    file.parent()
+        .unwrap()
+        .join("groundtruth")
+        .join(format!("{name}.{report}.csv"))
+}
+
 /// Per kernel name: (instances, total, min, max), summed over grid/block rows.
 fn per_name_2022(csv: &Path) -> HashMap<String, (i64, i64, i64, i64)> {
     let mut out: HashMap<String, (i64, i64, i64, i64)> = HashMap::new();
@@ -96,12 +105,7 @@ fn every_thirdparty_export_digests_or_fails_clearly() {
 fn thirdparty_kernel_totals_equal_gpukernsum_2022() {
     let mut compared = 0;
     for file in thirdparty_exports() {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let gt = file
-            .parent()
-            .unwrap()
-            .join("groundtruth")
-            .join(format!("{name}.gpukernsum.csv"));
+        let gt = groundtruth_2022(&file, "gpukernsum");
         if gt.exists() {
             assert_kernels_match(&file, &gt);
             compared += 1;
@@ -118,12 +122,7 @@ fn thirdparty_kernel_totals_equal_gpukernsum_2022() {
 fn thirdparty_nvtx_kernels_equal_nvtxkernsum_2022() {
     let mut compared = 0;
     for file in thirdparty_exports() {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let gt = file
-            .parent()
-            .unwrap()
-            .join("groundtruth")
-            .join(format!("{name}.nvtxkernsum.csv"));
+        let gt = groundtruth_2022(&file, "nvtxkernsum");
         if !gt.exists() {
             continue;
         }
