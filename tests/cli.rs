@@ -136,6 +136,11 @@ fn every_report_runs_alone() {
         "launch",
         "busy",
         "memory",
+        "api",
+        "graphs",
+        "phases",
+        "layers",
+        "hotspots",
     ] {
         let (code, out, err) = nsys_digest(&[
             &sample_arg("h200_llama8_graphs_node_1step"),

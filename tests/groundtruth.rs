@@ -313,3 +313,23 @@ fn innermost_counts_each_kernel_once() {
         );
     }
 }
+
+#[test]
+fn api_equals_cuda_api_sum() {
+    for sample in SAMPLES {
+        let d = digest_sample(sample, &DigestOptions::default());
+        let gt = groundtruth(sample, "cuda_api_sum");
+        assert_eq!(d.api.len(), gt.len(), "{sample}");
+        for row in &gt {
+            let a = d
+                .api
+                .iter()
+                .find(|a| a.name == row["Name"])
+                .unwrap_or_else(|| panic!("{sample}: missing {}", row["Name"]));
+            let mut cols = SUM_COLS;
+            cols[0] = "Num Calls";
+            assert_stats(&format!("{sample} {}", row["Name"]), &a.time, row, cols);
+            assert_eq!(our_tenths(a.share_pct), tenths(row, "Time (%)"), "{sample}");
+        }
+    }
+}

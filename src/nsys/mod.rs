@@ -68,6 +68,8 @@ pub struct Digest {
     pub nvtx_kernels_innermost: bool,
     pub launch: LaunchReport,
     pub memory: Vec<MemorySummary>,
+    /// CPU time per CUDA API (`cuda_api_sum`).
+    pub api: Vec<ApiSummary>,
     /// CUDA graphs, phases, layers and hotspots.
     #[serde(flatten)]
     pub llm: llm::LlmDigest,
@@ -86,7 +88,7 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
     let launches = LaunchIndex::build(trace);
     let nvtx_index = NvtxIndex::build(trace, &launches);
     // Independent reports; the two halves take about the same time.
-    let ((kernels, nvtx, memory, llm), (nvtx_kernels, launch)) = rayon::join(
+    let ((kernels, nvtx, memory, llm), (nvtx_kernels, launch, api)) = rayon::join(
         || {
             (
                 kernel_summary(trace, opts.names),
@@ -102,7 +104,7 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
                 kernels: launch_summary(trace, &launches, opts.names),
                 busy: gpu_busy(trace),
             };
-            (nvtx_kernels, launch)
+            (nvtx_kernels, launch, api_summary(trace))
         },
     );
     Digest {
@@ -113,6 +115,7 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
         nvtx_kernels_innermost: opts.innermost,
         launch,
         memory,
+        api,
         llm,
     }
 }

@@ -587,3 +587,48 @@ pub fn memory_summary(trace: &Trace) -> Vec<MemorySummary> {
     rows.sort_by(|a, b| b.time.total_ns.cmp(&a.time.total_ns));
     rows
 }
+
+/// One row of the `api` report (`cuda_api_sum`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiSummary {
+    /// Without a four-digit `_vNNNN` suffix, as nsys prints it.
+    pub name: String,
+    #[serde(flatten)]
+    pub time: DurationStats,
+    pub share_pct: f64,
+}
+
+/// `cuda_api_sum`: CPU time per CUDA runtime and driver API.
+pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
+    let mut by_id: HashMap<i64, Vec<i64>> = HashMap::default();
+    for c in &trace.api_calls {
+        by_id.entry(c.name).or_default().push(c.end - c.start);
+    }
+    // Ids whose names differ only in the version suffix print as one API.
+    let mut groups: HashMap<&str, Vec<i64>> = HashMap::default();
+    for (id, v) in by_id {
+        groups
+            .entry(super::trace::strip_version_suffix(trace.strings.get(id)))
+            .or_default()
+            .extend(v);
+    }
+    let grand: i64 = trace.api_calls.iter().map(|c| c.end - c.start).sum();
+    let mut rows: Vec<ApiSummary> = groups
+        .into_iter()
+        .filter_map(|(name, mut v)| {
+            let time = DurationStats::from_values(&mut v)?;
+            Some(ApiSummary {
+                name: name.to_string(),
+                share_pct: percent(time.total_ns as f64, grand as f64),
+                time,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.time
+            .total_ns
+            .cmp(&a.time.total_ns)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    rows
+}

@@ -20,6 +20,8 @@ pub enum ReportName {
     Busy,
     /// Memcpy and memset (cuda_gpu_mem_time_sum).
     Memory,
+    /// CPU time per CUDA runtime/driver API (cuda_api_sum).
+    Api,
     /// CUDA graph trace mode, launches, graph vs eager GPU time, per graph.
     Graphs,
     /// Engine steps per phase (prefill, decode, mixed): GPU time, tokens.
@@ -277,6 +279,30 @@ pub fn memory_table(rows: &[MemorySummary]) -> Table {
     }
 }
 
+/// `api`: CPU time per CUDA API.
+pub fn api_table(rows: &[ApiSummary]) -> Table {
+    let mut columns = vec![Column::text("name", "Name")];
+    columns.extend(STATS_COLUMNS);
+    columns[1] = Column::num("calls", "Calls");
+    columns.push(Column::num("share_pct", "Time (%)"));
+    let rows = rows
+        .iter()
+        .map(|r| {
+            let mut cells = vec![Cell::Text(r.name.clone())];
+            cells.extend(stats_cells(&r.time));
+            cells.push(Cell::Float(r.share_pct, 1));
+            cells
+        })
+        .collect();
+    Table {
+        name: "api",
+        title: "CUDA API calls (as cuda_api_sum)".into(),
+        columns,
+        rows,
+        note: None,
+    }
+}
+
 /// The tables of one report, in full.
 pub fn report_tables(d: &Digest, report: ReportName) -> Vec<Table> {
     match report {
@@ -292,6 +318,7 @@ pub fn report_tables(d: &Digest, report: ReportName) -> Vec<Table> {
         ],
         ReportName::Busy => vec![busy_table(&d.launch.busy, false)],
         ReportName::Memory => vec![memory_table(&d.memory)],
+        ReportName::Api => vec![api_table(&d.api)],
         ReportName::Graphs => vec![graphs_table(&d.llm.graphs)],
         ReportName::Phases => vec![phases_table(&d.llm.phases)],
         ReportName::Layers => vec![
@@ -311,6 +338,7 @@ pub fn has_data(d: &Digest, report: ReportName) -> bool {
         ReportName::Launch => !d.launch.kernels.is_empty(),
         ReportName::Busy => !d.launch.busy.is_empty(),
         ReportName::Memory => !d.memory.is_empty(),
+        ReportName::Api => !d.api.is_empty(),
         ReportName::Graphs => d.llm.graphs.launches > 0 || !d.llm.graphs.per_graph.is_empty(),
         ReportName::Phases => !d.llm.phases.phases.is_empty(),
         ReportName::Layers => !d.llm.layers.types.is_empty(),
