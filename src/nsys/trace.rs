@@ -244,17 +244,7 @@ impl Trace {
 
     /// The kernel's name in the chosen style.
     pub fn kernel_name(&self, index: usize, style: NameStyle) -> &str {
-        let k = &self.kernels[index];
-        let id = match style {
-            NameStyle::Short => k.short_name,
-            NameStyle::Demangled => k.demangled_name,
-            NameStyle::Mangled => self
-                .mangled_names
-                .as_ref()
-                .and_then(|m| m[index])
-                .unwrap_or(k.demangled_name),
-        };
-        self.strings.get(id)
+        self.strings.get(self.kernel_name_id(index, style))
     }
 
     /// The name id for the chosen style, for grouping without string work.
