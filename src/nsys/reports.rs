@@ -3,7 +3,7 @@
 
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
-use super::trace::{global_id, NameStyle, RangeStyle, Trace};
+use super::trace::{global_id, MemOpKind, NameStyle, RangeStyle, Trace};
 use crate::stats::{percent, DurationStats};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
@@ -40,18 +40,14 @@ pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
         };
         groups.entry(key).or_default().push(k.duration());
     }
-    let grand: i64 = trace.kernels.iter().map(|k| k.duration()).sum();
-    let mut rows: Vec<KernelSummary> = groups
+    let mut rows: Vec<KernelSummary> = summarise(groups)
         .into_iter()
-        .filter_map(|((name, pid, device), mut v)| {
-            let time = DurationStats::from_values(&mut v)?;
-            Some(KernelSummary {
-                name: trace.strings.get(name).to_string(),
-                pid,
-                device,
-                share_pct: percent(time.total_ns as f64, grand as f64),
-                time,
-            })
+        .map(|((name, pid, device), time, share_pct)| KernelSummary {
+            name: trace.strings.get(name).to_string(),
+            pid,
+            device,
+            share_pct,
+            time,
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -61,6 +57,23 @@ pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
             .then_with(|| a.name.cmp(&b.name))
     });
     rows
+}
+
+/// Stats of each group of durations, with the group's share of all of them,
+/// largest total first; empty groups are dropped.
+fn summarise<K>(groups: impl IntoIterator<Item = (K, Vec<i64>)>) -> Vec<(K, DurationStats, f64)> {
+    let mut rows: Vec<(K, DurationStats)> = groups
+        .into_iter()
+        .filter_map(|(k, mut v)| Some((k, DurationStats::from_values(&mut v)?)))
+        .collect();
+    let grand: i64 = rows.iter().map(|(_, s)| s.total_ns).sum();
+    rows.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns));
+    rows.into_iter()
+        .map(|(k, s)| {
+            let share = percent(s.total_ns as f64, grand as f64);
+            (k, s, share)
+        })
+        .collect()
 }
 
 /// More than one (process, GPU) pair ran kernels.
@@ -560,20 +573,19 @@ pub struct MemorySummary {
 
 /// `cuda_gpu_mem_time_sum`: memcpy by kind and memset.
 pub fn memory_summary(trace: &Trace) -> Vec<MemorySummary> {
-    let mut groups: HashMap<String, (Vec<i64>, i64)> = HashMap::default();
+    let mut durations: HashMap<MemOpKind, Vec<i64>> = HashMap::default();
+    let mut bytes: HashMap<MemOpKind, i64> = HashMap::default();
     for m in &trace.memops {
-        let g = groups.entry(trace.memop_label(m.kind)).or_default();
-        g.0.push(m.end - m.start);
-        g.1 += m.bytes;
+        durations.entry(m.kind).or_default().push(m.end - m.start);
+        *bytes.entry(m.kind).or_default() += m.bytes;
     }
-    let grand: i64 = groups.values().flat_map(|g| g.0.iter()).sum();
-    let mut rows: Vec<MemorySummary> = groups
+    summarise(durations)
         .into_iter()
-        .filter_map(|(operation, (mut v, bytes))| {
-            let time = DurationStats::from_values(&mut v)?;
-            Some(MemorySummary {
-                operation,
-                share_pct: percent(time.total_ns as f64, grand as f64),
+        .map(|(kind, time, share_pct)| {
+            let bytes = bytes[&kind];
+            MemorySummary {
+                operation: trace.memop_label(kind),
+                share_pct,
                 bandwidth_bytes_per_s: if time.total_ns > 0 {
                     bytes as f64 * 1e9 / time.total_ns as f64
                 } else {
@@ -581,11 +593,9 @@ pub fn memory_summary(trace: &Trace) -> Vec<MemorySummary> {
                 },
                 bytes,
                 time,
-            })
+            }
         })
-        .collect();
-    rows.sort_by(|a, b| b.time.total_ns.cmp(&a.time.total_ns));
-    rows
+        .collect()
 }
 
 /// One row of the `api` report (`cuda_api_sum`).
@@ -612,16 +622,12 @@ pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
             .or_default()
             .extend(v);
     }
-    let grand: i64 = trace.api_calls.iter().map(|c| c.end - c.start).sum();
-    let mut rows: Vec<ApiSummary> = groups
+    let mut rows: Vec<ApiSummary> = summarise(groups)
         .into_iter()
-        .filter_map(|(name, mut v)| {
-            let time = DurationStats::from_values(&mut v)?;
-            Some(ApiSummary {
-                name: name.to_string(),
-                share_pct: percent(time.total_ns as f64, grand as f64),
-                time,
-            })
+        .map(|(name, time, share_pct)| ApiSummary {
+            name: name.to_string(),
+            share_pct,
+            time,
         })
         .collect();
     rows.sort_by(|a, b| {
