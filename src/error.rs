@@ -59,6 +59,9 @@ pub enum DigestError {
     #[error("{path}: unrecognised file type; expected .sqlite, .sqlite.gz or .nsys-rep")]
     UnknownKind { path: PathBuf },
 
+    #[error("{path}: not a usable Nsight Compute CSV: {reason}")]
+    BadCsv { path: PathBuf, reason: String },
+
     #[error("{path}: the report `{report}` has no data in this profile")]
     NoReportData { path: PathBuf, report: String },
 }

@@ -16,6 +16,7 @@ pub mod categories;
 pub mod cli;
 pub mod error;
 pub mod input;
+pub mod ncu;
 pub mod nsys;
 pub mod render;
 pub mod stats;

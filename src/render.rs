@@ -68,6 +68,9 @@ pub enum Cell {
     Int(i64),
     /// A float and the decimals to print.
     Float(f64, usize),
+    /// A base-unit value shown divided by a scale (e.g. byte/s as GB/s) in
+    /// the terminal and Markdown, and unscaled in CSV.
+    Scaled(f64, f64, usize),
     Missing,
 }
 
@@ -77,12 +80,14 @@ impl Cell {
             Cell::Text(s) | Cell::Name(s) => s.clone(),
             Cell::Int(i) => i.to_string(),
             Cell::Float(f, d) => format!("{:.*}", d, crate::stats::round_to(*f, *d)),
+            Cell::Scaled(f, _, _) => format!("{f}"),
             Cell::Missing => String::new(),
         }
     }
 
     fn pretty(&self) -> String {
         match self {
+            Cell::Scaled(f, scale, d) => Cell::Float(f / scale, *d).pretty(),
             Cell::Int(i) => group_thousands(&i.to_string()),
             Cell::Float(f, d) => {
                 let s = format!("{:.*}", d, crate::stats::round_to(*f, *d));

@@ -5,5 +5,6 @@ mod cli;
 mod common;
 mod groundtruth;
 mod llm;
+mod ncu;
 mod queries;
 mod thirdparty;

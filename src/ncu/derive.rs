@@ -1,0 +1,257 @@
+//! Per-launch quantities in base units, taken from ncu's metrics when
+//! present and derived only where the derivation is exact enough to trust:
+//! total DRAM bytes from read + write (or rate × duration), bandwidth from
+//! bytes ÷ duration, and the peak bandwidth from, in order, `--peak-bandwidth`,
+//! the DRAM roof ncu itself uses (`dram__bytes.sum.peak_sustained` × DRAM
+//! clock), the device attributes (2 × memory clock × bus width), the Memory
+//! Workload Analysis rate ÷ the Speed Of Light DRAM %, and last a named table
+//! of GPU datasheet peaks. An absent value stays absent.
+
+use super::metric_names as m;
+use super::reader::Launch;
+use serde::Serialize;
+
+/// Datasheet DRAM bandwidth in byte/s, matched by a case-insensitive
+/// substring of the GPU name (most specific first).
+pub const GPU_PEAKS: &[(&str, f64)] = &[
+    ("GH200", 4.0e12),
+    ("H200", 4.8e12),
+    ("H100 NVL", 3.9e12),
+    ("H100 PCIe", 2.0e12),
+    ("H100", 3.35e12),
+    ("B200", 8.0e12),
+    ("A100 80GB PCIe", 1.935e12),
+    ("A100-SXM4-80GB", 2.039e12),
+    ("A100 80GB", 2.039e12),
+    ("A100", 1.555e12),
+    ("L40S", 0.864e12),
+    ("L4", 0.3e12),
+    ("V100", 0.9e12),
+];
+
+/// Look a GPU up in [`GPU_PEAKS`].
+pub fn table_peak(gpu: &str) -> Option<f64> {
+    let lower = gpu.to_ascii_lowercase();
+    GPU_PEAKS
+        .iter()
+        .find(|(name, _)| lower.contains(&name.to_ascii_lowercase()))
+        .map(|(_, p)| *p)
+}
+
+/// Where a peak bandwidth came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeakSource {
+    Override,
+    DramRoof,
+    DeviceAttributes,
+    ThroughputOverPercent,
+    GpuTable,
+}
+
+/// What the user knows about peaks.
+#[derive(Debug, Clone, Default)]
+pub struct PeakOptions {
+    /// `--peak-bandwidth`, byte/s.
+    pub bandwidth: Option<f64>,
+    /// `--gpu NAME` for the table lookup when the file names no GPU.
+    pub gpu: Option<String>,
+}
+
+/// Memory-, compute-, latency-bound or balanced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    Memory,
+    Compute,
+    Latency,
+    Balanced,
+}
+
+impl Bound {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bound::Memory => "memory",
+            Bound::Compute => "compute",
+            Bound::Latency => "latency",
+            Bound::Balanced => "balanced",
+        }
+    }
+}
+
+/// Below this share of peak on both memory and SM, nothing is saturated.
+pub const LATENCY_BELOW_PCT: f64 = 30.0;
+/// Memory and SM within this many points of each other are balanced.
+pub const BALANCED_WITHIN_PCT: f64 = 10.0;
+
+/// The verdict rule, from Speed Of Light percentages: memory = the larger
+/// of DRAM % and memory %, compute = SM %. Both under 30 % → latency; within
+/// 10 points → balanced; otherwise the larger one.
+pub fn verdict(memory_pct: Option<f64>, sm_pct: Option<f64>) -> Option<Bound> {
+    let (mem, sm) = match (memory_pct, sm_pct) {
+        (None, None) => return None,
+        (m, s) => (m.unwrap_or(0.0), s.unwrap_or(0.0)),
+    };
+    Some(if mem.max(sm) < LATENCY_BELOW_PCT {
+        Bound::Latency
+    } else if (mem - sm).abs() < BALANCED_WITHIN_PCT {
+        Bound::Balanced
+    } else if mem > sm {
+        Bound::Memory
+    } else {
+        Bound::Compute
+    })
+}
+
+/// Everything ncu-digest reports for one launch, in base units.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchMetrics {
+    pub id: u64,
+    pub kernel: String,
+    pub nvtx: Vec<String>,
+    pub grid: Option<String>,
+    pub block: Option<String>,
+    pub duration_ns: Option<f64>,
+    pub dram_read_bytes: Option<f64>,
+    pub dram_write_bytes: Option<f64>,
+    pub dram_bytes: Option<f64>,
+    /// True when `dram_bytes` is bandwidth × duration rather than counted.
+    pub dram_bytes_derived: bool,
+    pub dram_bandwidth_bytes_per_s: Option<f64>,
+    pub peak_bandwidth_bytes_per_s: Option<f64>,
+    pub peak_source: Option<PeakSource>,
+    pub dram_peak_pct: Option<f64>,
+    pub memory_peak_pct: Option<f64>,
+    pub sm_peak_pct: Option<f64>,
+    pub ld_efficiency_pct: Option<f64>,
+    pub st_efficiency_pct: Option<f64>,
+    pub l1_hit_pct: Option<f64>,
+    pub l2_hit_pct: Option<f64>,
+    pub occupancy_pct: Option<f64>,
+    pub bound: Option<Bound>,
+}
+
+fn peak(l: &Launch, opts: &PeakOptions) -> Option<(f64, PeakSource)> {
+    let v = |k| l.values.get(k).copied().filter(|x: &f64| *x > 0.0);
+    if let Some(p) = opts.bandwidth {
+        return Some((p, PeakSource::Override));
+    }
+    if let (Some(per_cycle), Some(clock)) = (v(m::DRAM_PEAK_PER_CYCLE), v(m::DRAM_CLOCK)) {
+        return Some((per_cycle * clock, PeakSource::DramRoof));
+    }
+    let khz = v(m::MEM_CLOCK_KHZ).or_else(|| v(m::MEM_CLOCK_RATE_KHZ));
+    if let (Some(khz), Some(bits)) = (khz, v(m::BUS_WIDTH_BITS)) {
+        return Some((2.0 * khz * 1e3 * bits / 8.0, PeakSource::DeviceAttributes));
+    }
+    if let (Some(rate), Some(pct)) = (v(m::DRAM_BANDWIDTH), v(m::DRAM_PCT)) {
+        return Some((rate / (pct / 100.0), PeakSource::ThroughputOverPercent));
+    }
+    let name = opts.gpu.as_deref().or(l.gpu_name.as_deref())?;
+    table_peak(name).map(|p| (p, PeakSource::GpuTable))
+}
+
+/// Derive one launch's metrics.
+pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
+    let v = |k| l.values.get(k).copied();
+    let duration = v(m::DURATION);
+    let (read, write) = (v(m::DRAM_READ), v(m::DRAM_WRITE));
+    let counted = v(m::DRAM_BYTES).or(read.zip(write).map(|(r, w)| r + w));
+    let rate = v(m::DRAM_BANDWIDTH);
+    let derived_bytes = rate.zip(duration).map(|(r, d)| r * d / 1e9);
+    let bandwidth = rate.or_else(|| {
+        counted
+            .zip(duration)
+            .filter(|(_, d)| *d > 0.0)
+            .map(|(b, d)| b / (d / 1e9))
+    });
+    let peak = peak(l, opts);
+    let dram_pct = v(m::DRAM_PCT).or_else(|| bandwidth.zip(peak).map(|(b, (p, _))| 100.0 * b / p));
+    let memory_pct = v(m::MEMORY_PCT);
+    let sm_pct = v(m::SM_PCT);
+    let mem_for_verdict = match (dram_pct, memory_pct) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    LaunchMetrics {
+        id: l.id,
+        kernel: l.kernel.clone(),
+        nvtx: l.nvtx.clone(),
+        grid: l.grid.clone(),
+        block: l.block.clone(),
+        duration_ns: duration,
+        dram_read_bytes: read,
+        dram_write_bytes: write,
+        dram_bytes: counted.or(derived_bytes),
+        dram_bytes_derived: counted.is_none() && derived_bytes.is_some(),
+        dram_bandwidth_bytes_per_s: bandwidth,
+        peak_bandwidth_bytes_per_s: peak.map(|p| p.0),
+        peak_source: peak.map(|p| p.1),
+        dram_peak_pct: dram_pct,
+        memory_peak_pct: memory_pct,
+        sm_peak_pct: sm_pct,
+        ld_efficiency_pct: v(m::LD_EFFICIENCY),
+        st_efficiency_pct: v(m::ST_EFFICIENCY),
+        l1_hit_pct: v(m::L1_HIT),
+        l2_hit_pct: v(m::L2_HIT),
+        occupancy_pct: v(m::OCCUPANCY),
+        bound: verdict(mem_for_verdict, sm_pct),
+    }
+}
+
+/// For each quantity that no launch has: what to collect to get it.
+pub fn missing_notes(rows: &[LaunchMetrics]) -> Vec<String> {
+    let none = |f: &dyn Fn(&LaunchMetrics) -> bool| !rows.is_empty() && !rows.iter().any(f);
+    let mut notes = Vec::new();
+    if none(&|r| r.duration_ns.is_some()) {
+        notes.push(
+            "duration: collect --section SpeedOfLight or --metrics gpu__time_duration.sum"
+                .to_string(),
+        );
+    }
+    if none(&|r| r.dram_read_bytes.is_some()) {
+        notes.push(
+            "DRAM bytes read/written: collect --metrics dram__bytes_read.sum,dram__bytes_write.sum"
+                .to_string(),
+        );
+    }
+    if none(&|r| r.dram_bandwidth_bytes_per_s.is_some()) {
+        notes.push("DRAM bandwidth: collect --section MemoryWorkloadAnalysis or --metrics dram__bytes.sum.per_second".to_string());
+    }
+    if none(&|r| r.peak_bandwidth_bytes_per_s.is_some()) {
+        notes.push("peak bandwidth: export --page raw (device attributes), or pass --peak-bandwidth or --gpu".to_string());
+    }
+    if none(&|r| r.sm_peak_pct.is_some()) {
+        notes.push("SM % of peak: collect --section SpeedOfLight".to_string());
+    }
+    if none(&|r| r.ld_efficiency_pct.is_some()) {
+        notes.push("load/store efficiency: collect --metrics smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.pct,smsp__sass_average_data_bytes_per_sector_mem_global_op_st.pct".to_string());
+    }
+    if none(&|r| r.l2_hit_pct.is_some()) {
+        notes.push("L1/L2 hit rates: collect --section MemoryWorkloadAnalysis".to_string());
+    }
+    if none(&|r| r.occupancy_pct.is_some()) {
+        notes.push("achieved occupancy: collect --section Occupancy".to_string());
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_rule() {
+        assert_eq!(verdict(Some(80.0), Some(20.0)), Some(Bound::Memory));
+        assert_eq!(verdict(Some(20.0), Some(75.0)), Some(Bound::Compute));
+        assert_eq!(verdict(Some(10.0), Some(5.0)), Some(Bound::Latency));
+        assert_eq!(verdict(Some(65.0), Some(60.0)), Some(Bound::Balanced));
+        assert_eq!(verdict(None, None), None);
+    }
+
+    #[test]
+    fn gpu_table_prefers_specific_names() {
+        assert_eq!(table_peak("NVIDIA H100 PCIe"), Some(2.0e12));
+        assert_eq!(table_peak("NVIDIA H200"), Some(4.8e12));
+        assert_eq!(table_peak("Quadro RTX 6000"), None);
+    }
+}

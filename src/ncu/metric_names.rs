@@ -1,0 +1,106 @@
+//! The metrics ncu-digest reads, by their ncu metric names, and the
+//! details-page labels that stand for them. Labels are keyed by section
+//! because one label can mean two metrics ("Memory Throughput" is a % in
+//! Speed Of Light and a byte/s rate in Memory Workload Analysis).
+
+pub const DURATION: &str = "gpu__time_duration.sum";
+pub const DRAM_READ: &str = "dram__bytes_read.sum";
+pub const DRAM_WRITE: &str = "dram__bytes_write.sum";
+pub const DRAM_BYTES: &str = "dram__bytes.sum";
+pub const DRAM_BANDWIDTH: &str = "dram__bytes.sum.per_second";
+pub const DRAM_PCT: &str = "dram__throughput.avg.pct_of_peak_sustained_elapsed";
+pub const MEMORY_PCT: &str = "gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed";
+pub const SM_PCT: &str = "sm__throughput.avg.pct_of_peak_sustained_elapsed";
+pub const LD_EFFICIENCY: &str = "smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.pct";
+pub const ST_EFFICIENCY: &str = "smsp__sass_average_data_bytes_per_sector_mem_global_op_st.pct";
+pub const L1_HIT: &str = "l1tex__t_sector_hit_rate.pct";
+pub const L2_HIT: &str = "lts__t_sector_hit_rate.pct";
+pub const OCCUPANCY: &str = "sm__warps_active.avg.pct_of_peak_sustained_active";
+pub const DRAM_PEAK_PER_CYCLE: &str = "dram__bytes.sum.peak_sustained";
+pub const DRAM_CLOCK: &str = "dram__cycles_elapsed.avg.per_second";
+pub const MEM_CLOCK_KHZ: &str = "device__attribute_max_mem_frequency_khz";
+pub const MEM_CLOCK_RATE_KHZ: &str = "device__attribute_memory_clock_rate";
+pub const BUS_WIDTH_BITS: &str = "device__attribute_global_memory_bus_width";
+pub const GPU_NAME: &str = "device__attribute_display_name";
+
+/// Numeric metrics kept from each launch; everything else is skipped while
+/// reading, so a 2,000-column raw page costs no more than a narrow one.
+pub const NUMERIC: &[&str] = &[
+    DURATION,
+    DRAM_READ,
+    DRAM_WRITE,
+    DRAM_BYTES,
+    DRAM_BANDWIDTH,
+    DRAM_PCT,
+    MEMORY_PCT,
+    SM_PCT,
+    LD_EFFICIENCY,
+    ST_EFFICIENCY,
+    L1_HIT,
+    L2_HIT,
+    OCCUPANCY,
+    DRAM_PEAK_PER_CYCLE,
+    DRAM_CLOCK,
+    MEM_CLOCK_KHZ,
+    MEM_CLOCK_RATE_KHZ,
+    BUS_WIDTH_BITS,
+];
+
+/// Metric names ncu also uses for the same quantity.
+const ALIASES: &[(&str, &str)] = &[(
+    "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed",
+    DRAM_PCT,
+)];
+
+/// (section prefix, label) → metric, for details pages printed with labels.
+/// The 2020-era "GPU Speed Of Light" labels are included.
+const LABELS: &[(&str, &str, &str)] = &[
+    ("GPU Speed Of Light Throughput", "Duration", DURATION),
+    ("GPU Speed Of Light Throughput", "DRAM Throughput", DRAM_PCT),
+    (
+        "GPU Speed Of Light Throughput",
+        "Memory Throughput",
+        MEMORY_PCT,
+    ),
+    (
+        "GPU Speed Of Light Throughput",
+        "Compute (SM) Throughput",
+        SM_PCT,
+    ),
+    (
+        "GPU Speed Of Light Throughput",
+        "DRAM Frequency",
+        DRAM_CLOCK,
+    ),
+    ("GPU Speed Of Light", "Duration", DURATION),
+    ("GPU Speed Of Light", "SOL FB", DRAM_PCT),
+    ("GPU Speed Of Light", "Memory [%]", MEMORY_PCT),
+    ("GPU Speed Of Light", "SM [%]", SM_PCT),
+    (
+        "Memory Workload Analysis",
+        "Memory Throughput",
+        DRAM_BANDWIDTH,
+    ),
+    ("Memory Workload Analysis", "L1/TEX Hit Rate", L1_HIT),
+    ("Memory Workload Analysis", "L2 Hit Rate", L2_HIT),
+    ("Occupancy", "Achieved Occupancy", OCCUPANCY),
+];
+
+/// The metric a details row stands for, if ncu-digest uses it.
+pub fn resolve(section: &str, name: &str) -> Option<&'static str> {
+    if let Some(m) = NUMERIC.iter().find(|m| **m == name) {
+        return Some(m);
+    }
+    if let Some((_, m)) = ALIASES.iter().find(|(a, _)| *a == name) {
+        return Some(m);
+    }
+    LABELS
+        .iter()
+        .find(|(s, l, _)| *l == name && section == *s)
+        .map(|(_, _, m)| *m)
+}
+
+/// The metric a raw-page column holds, if ncu-digest uses it.
+pub fn resolve_column(name: &str) -> Option<&'static str> {
+    resolve("", name)
+}

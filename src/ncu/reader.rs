@@ -1,0 +1,485 @@
+//! Reads an ncu CSV export (details or raw page, plain or gzipped) into
+//! launches, by header names and never by position. Skips whatever comes
+//! before the header (`==PROF==` lines, the application's output), accepts
+//! ragged rows and the raw page's units row, and refuses summary pages with
+//! a hint on what to export instead. Streams: only the metrics in
+//! [`metric_names::NUMERIC`] are kept per launch.
+
+use super::metric_names::{self, GPU_NAME};
+use super::units::{parse_number, to_base, DecimalStyle};
+use crate::error::DigestError;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// Which ncu page the file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Page {
+    /// `--page details`: one row per metric per launch.
+    Details,
+    /// `--page raw`: one row per launch, one column per metric, units row.
+    Raw,
+}
+
+/// One profiled kernel launch.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    pub id: u64,
+    pub kernel: String,
+    /// Push/pop ranges, outermost first (`domain:name` outside the default domain).
+    pub nvtx: Vec<String>,
+    /// Start/end ranges open at launch.
+    pub nvtx_start_end: Vec<String>,
+    pub block: Option<String>,
+    pub grid: Option<String>,
+    pub device: Option<String>,
+    pub gpu_name: Option<String>,
+    /// Metric → value in base units.
+    pub values: HashMap<&'static str, f64>,
+}
+
+/// What was read from one file.
+#[derive(Debug, Clone)]
+pub struct NcuFile {
+    pub page: Page,
+    pub launches: Vec<Launch>,
+    /// Whether any value came in an auto-scaled unit (rounded to 2 decimals).
+    pub auto_scaled: bool,
+    /// Rows that did not fit the header and were skipped.
+    pub skipped_rows: u64,
+}
+
+/// Options for reading.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub decimal: DecimalStyle,
+    /// Upper bound on the inflated size of a `.gz` input.
+    pub max_decompressed_bytes: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            decimal: DecimalStyle::Auto,
+            max_decompressed_bytes: 8 << 30,
+        }
+    }
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> DigestError {
+    DigestError::BadCsv {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// A reader that fails once more than `left` bytes came through.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other("decompressed size limit exceeded"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn open(path: &Path, opts: &ReadOptions) -> Result<Box<dyn BufRead>, DigestError> {
+    let mut file = std::fs::File::open(path).map_err(|e| DigestError::io(path, e))?;
+    if file
+        .metadata()
+        .map_err(|e| DigestError::io(path, e))?
+        .is_dir()
+    {
+        return Err(bad(path, "is a folder"));
+    }
+    let mut magic = [0u8; 2];
+    let n = file
+        .read(&mut magic)
+        .map_err(|e| DigestError::io(path, e))?;
+    if n == 0 {
+        return Err(DigestError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let file = std::fs::File::open(path).map_err(|e| DigestError::io(path, e))?;
+    Ok(if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(BufReader::with_capacity(
+            1 << 20,
+            Limited {
+                inner: flate2::read::MultiGzDecoder::new(BufReader::new(file)),
+                left: opts.max_decompressed_bytes,
+            },
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 20, file))
+    })
+}
+
+/// Lines scanned for the header before giving up.
+const MAX_PREAMBLE_LINES: usize = 100_000;
+
+/// The header line, with everything before it skipped.
+fn find_header(path: &Path, reader: &mut dyn BufRead, limit: u64) -> Result<Vec<u8>, DigestError> {
+    let mut line = Vec::new();
+    for _ in 0..MAX_PREAMBLE_LINES {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| read_error(path, e, limit))?;
+        if n == 0 {
+            break;
+        }
+        let start = if line.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
+        let body = &line[start..];
+        let is_header = [&b"\"ID\","[..], b"ID,", b"\"Process ID\",", b"\"Domain\","]
+            .iter()
+            .any(|p| body.starts_with(p));
+        if is_header {
+            return Ok(body.to_vec());
+        }
+    }
+    Err(bad(
+        path,
+        "no Nsight Compute CSV header (a line starting with \"ID\") found; export with `ncu --import REPORT --csv --page raw`",
+    ))
+}
+
+fn read_error(path: &Path, e: std::io::Error, limit: u64) -> DigestError {
+    let text = e.to_string();
+    if text.contains("size limit") {
+        DigestError::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        }
+    } else if text.contains("invalid gzip") || text.contains("corrupt") || text.contains("deflate")
+    {
+        DigestError::BadGzip {
+            path: path.to_path_buf(),
+            reason: text,
+        }
+    } else {
+        DigestError::io(path, e)
+    }
+}
+
+/// Header column positions by name.
+struct Columns {
+    names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl Columns {
+    fn new(names: Vec<String>) -> Columns {
+        let mut index = HashMap::new();
+        for (i, n) in names.iter().enumerate() {
+            // With duplicate names the first one wins.
+            index.entry(n.clone()).or_insert(i);
+        }
+        Columns { names, index }
+    }
+    fn get(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+    fn starting_with(&self, prefix: &str) -> Option<usize> {
+        self.names.iter().position(|n| n.starts_with(prefix))
+    }
+}
+
+fn cell(record: &csv::ByteRecord, i: Option<usize>) -> String {
+    i.and_then(|i| record.get(i))
+        .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Read one ncu CSV file.
+pub fn read(path: &Path, opts: &ReadOptions) -> Result<NcuFile, DigestError> {
+    let mut reader = open(path, opts)?;
+    let header = find_header(path, reader.as_mut(), opts.max_decompressed_bytes)?;
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(std::io::Cursor::new(header).chain(reader));
+    let names: Vec<String> = csv
+        .byte_headers()
+        .map_err(|e| bad(path, format!("unreadable header: {e}")))?
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        .collect();
+    let columns = Columns::new(names);
+    let page = detect_page(path, &columns)?;
+    match page {
+        Page::Details => read_details(path, &mut csv, &columns, opts),
+        Page::Raw => read_raw(path, &mut csv, &columns, opts),
+    }
+}
+
+fn detect_page(path: &Path, c: &Columns) -> Result<Page, DigestError> {
+    if ["Minimum", "Maximum", "Average"]
+        .iter()
+        .all(|n| c.get(n).is_some())
+    {
+        return Err(bad(
+            path,
+            "this is a --print-summary page (min/max/avg per kernel), which has no per-launch values; export with `ncu --import REPORT --csv --page raw` (or --page details) instead",
+        ));
+    }
+    if c.get("ID").is_none() || c.get("Kernel Name").is_none() {
+        return Err(bad(
+            path,
+            "the header lacks the \"ID\" and \"Kernel Name\" columns",
+        ));
+    }
+    if ["Metric Name", "Metric Value"]
+        .iter()
+        .all(|n| c.get(n).is_some())
+    {
+        return Ok(Page::Details);
+    }
+    if c.names.iter().any(|n| n.contains("__")) {
+        return Ok(Page::Raw);
+    }
+    Err(bad(
+        path,
+        "neither a details page (Metric Name/Metric Value columns) nor a raw page (metric columns)",
+    ))
+}
+
+/// Identity columns shared by both pages.
+struct Identity {
+    id: Option<usize>,
+    kernel: Option<usize>,
+    nvtx: Option<usize>,
+    start_end: Option<usize>,
+    block: Option<usize>,
+    grid: Option<usize>,
+    device: Option<usize>,
+}
+
+impl Identity {
+    fn new(c: &Columns) -> Identity {
+        Identity {
+            id: c.get("ID"),
+            kernel: c.get("Kernel Name"),
+            nvtx: c.starting_with("thread Domain:Push/Pop_Range"),
+            start_end: c.starting_with("Id:Domain:Start/Stop_Range"),
+            block: c.get("Block Size"),
+            grid: c.get("Grid Size"),
+            device: c.get("Device"),
+        }
+    }
+
+    fn launch(&self, record: &csv::ByteRecord, id: u64) -> Launch {
+        let opt = |i| Some(cell(record, i)).filter(|s| !s.is_empty());
+        let nvtx = parse_nvtx_cell(&cell(record, self.nvtx), false);
+        let mut kernel = cell(record, self.kernel);
+        // `--print-nvtx-rename kernel` prefixes the innermost push/pop range.
+        if let Some(inner) = nvtx.last() {
+            let bare = inner.rsplit(':').next().unwrap_or(inner);
+            if let Some(rest) = kernel.strip_prefix(&format!("{bare}/")) {
+                kernel = rest.to_string();
+            }
+        }
+        Launch {
+            id,
+            kernel,
+            nvtx,
+            nvtx_start_end: parse_nvtx_cell(&cell(record, self.start_end), true),
+            block: opt(self.block),
+            grid: opt(self.grid),
+            device: opt(self.device),
+            ..Default::default()
+        }
+    }
+}
+
+/// `13221  "<default domain>:step:none:…"  "MyDomain:attn:none:…" ` →
+/// `["step", "MyDomain:attn"]`. Start/end cells carry a leading range id.
+pub fn parse_nvtx_cell(text: &str, has_id: bool) -> Vec<String> {
+    text.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter_map(|part| {
+            // The six trailing fields (PL_Type … Msg) never contain ':'; the
+            // range name may.
+            let mut fields: Vec<&str> = part.rsplitn(7, ':').collect();
+            if fields.len() < 7 {
+                return None;
+            }
+            let head = fields.pop()?;
+            let head = if has_id {
+                head.split_once(':')?.1
+            } else {
+                head
+            };
+            let (domain, name) = head.split_once(':').unwrap_or(("", head));
+            Some(if domain.is_empty() || domain == "<default domain>" {
+                name.to_string()
+            } else {
+                format!("{domain}:{name}")
+            })
+        })
+        .collect()
+}
+
+fn read_details<R: Read>(
+    path: &Path,
+    csv: &mut csv::Reader<R>,
+    c: &Columns,
+    opts: &ReadOptions,
+) -> Result<NcuFile, DigestError> {
+    let ident = Identity::new(c);
+    let (section, name, unit, value) = (
+        c.get("Section Name"),
+        c.get("Metric Name"),
+        c.get("Metric Unit"),
+        c.get("Metric Value"),
+    );
+    let mut launches: Vec<Launch> = Vec::new();
+    let mut by_id: HashMap<u64, usize> = HashMap::new();
+    let mut units: HashMap<String, (f64, bool)> = HashMap::new();
+    let (mut auto_scaled, mut skipped) = (false, 0u64);
+    // Real ragged rows drop only the trailing rule columns; a row that ends
+    // before "Metric Value" is broken (e.g. by an unbalanced quote).
+    let min_len = value.map_or(0, |v| v + 1);
+    let mut record = csv::ByteRecord::new();
+    while csv
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, e, opts.max_decompressed_bytes))?
+    {
+        let id = parse_id(&cell(&record, ident.id));
+        let Some(id) = id.filter(|_| record.len() >= min_len) else {
+            skipped += 1;
+            continue;
+        };
+        let slot = *by_id.entry(id).or_insert_with(|| {
+            launches.push(ident.launch(&record, id));
+            launches.len() - 1
+        });
+        let metric_name = cell(&record, name);
+        if metric_name.is_empty() {
+            continue; // a rule row
+        }
+        let Some(metric) = metric_names::resolve(&cell(&record, section), &metric_name) else {
+            continue;
+        };
+        let unit_text = cell(&record, unit);
+        let (factor, scaled) = *units
+            .entry(unit_text.clone())
+            .or_insert_with(|| unit_factor(&unit_text));
+        if let Some(v) = parse_number(&cell(&record, value), opts.decimal) {
+            auto_scaled |= scaled;
+            launches[slot].values.insert(metric, v * factor);
+        }
+    }
+    Ok(NcuFile {
+        page: Page::Details,
+        launches,
+        auto_scaled,
+        skipped_rows: skipped,
+    })
+}
+
+/// Factor to base units, and whether the unit is an auto-scaled one.
+fn unit_factor(unit: &str) -> (f64, bool) {
+    let (factor, _) = to_base(unit);
+    (factor, factor != 1.0 && !unit.is_empty())
+}
+
+fn parse_id(text: &str) -> Option<u64> {
+    text.replace(',', "").parse().ok()
+}
+
+fn csv_error(path: &Path, e: csv::Error, limit: u64) -> DigestError {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => {
+            read_error(path, std::io::Error::new(io.kind(), io.to_string()), limit)
+        }
+        _ => bad(path, format!("malformed CSV: {e}")),
+    }
+}
+
+fn read_raw<R: Read>(
+    path: &Path,
+    csv: &mut csv::Reader<R>,
+    c: &Columns,
+    opts: &ReadOptions,
+) -> Result<NcuFile, DigestError> {
+    let ident = Identity::new(c);
+    let metric_columns: Vec<(usize, &'static str)> = c
+        .names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| metric_names::resolve_column(n).map(|m| (i, m)))
+        .collect();
+    let name_column = c.get(GPU_NAME);
+    let mut factors: Vec<(f64, bool)> = vec![(1.0, false); metric_columns.len()];
+    let mut launches = Vec::new();
+    let (mut auto_scaled, mut skipped, mut first) = (false, 0u64, true);
+    let mut record = csv::ByteRecord::new();
+    while csv
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, e, opts.max_decompressed_bytes))?
+    {
+        let id_text = cell(&record, ident.id);
+        if first && id_text.is_empty() {
+            // The units row: one unit per metric column.
+            for (k, &(i, _)) in metric_columns.iter().enumerate() {
+                factors[k] = unit_factor(&cell(&record, Some(i)));
+            }
+            first = false;
+            continue;
+        }
+        first = false;
+        let Some(id) = parse_id(&id_text).filter(|_| record.len() == c.names.len()) else {
+            skipped += 1;
+            continue;
+        };
+        let mut launch = ident.launch(&record, id);
+        launch.gpu_name = Some(cell(&record, name_column)).filter(|s| !s.is_empty());
+        for (k, &(i, metric)) in metric_columns.iter().enumerate() {
+            if let Some(v) = parse_number(&cell(&record, Some(i)), opts.decimal) {
+                auto_scaled |= factors[k].1;
+                launch.values.insert(metric, v * factors[k].0);
+            }
+        }
+        launches.push(launch);
+    }
+    Ok(NcuFile {
+        page: Page::Raw,
+        launches,
+        auto_scaled,
+        skipped_rows: skipped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nvtx_cells() {
+        let push = r#"13221  "<default domain>:execute_context_8(2048)_generation_0(0):none:none:none:none:none:none"  "MyDomain:dom:fma:none:none:none:none:ASCII:dom_fma" "#;
+        assert_eq!(
+            parse_nvtx_cell(push, false),
+            vec![
+                "execute_context_8(2048)_generation_0(0)",
+                "MyDomain:dom:fma"
+            ]
+        );
+        let start = r#" "0:<default domain>:whole_run:none:none:none:none:none:none" "#;
+        assert_eq!(parse_nvtx_cell(start, true), vec!["whole_run"]);
+        assert!(parse_nvtx_cell("", false).is_empty());
+    }
+}

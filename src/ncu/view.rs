@@ -1,0 +1,182 @@
+//! Turns an [`NcuDigest`] into tables: the aggregated view (default) and
+//! the per-launch view (`--per-launch`).
+
+use super::derive::{Bound, LaunchMetrics};
+use super::{nvtx_key, Group, KernelAggregate, NcuDigest};
+use crate::render::{Cell, Column, Document, Table};
+
+fn opt(v: Option<f64>, decimals: usize) -> Cell {
+    v.map_or(Cell::Missing, |x| Cell::Float(x, decimals))
+}
+
+fn scaled(v: Option<f64>, scale: f64, decimals: usize) -> Cell {
+    v.map_or(Cell::Missing, |x| Cell::Scaled(x, scale, decimals))
+}
+
+fn bound(b: Option<Bound>) -> Cell {
+    b.map_or(Cell::Missing, |b| Cell::Text(b.as_str().into()))
+}
+
+const METRIC_COLUMNS: [Column; 9] = [
+    Column::num("duration_ns", "Duration (us)"),
+    Column::num("dram_read_bytes", "DRAM read (MB)"),
+    Column::num("dram_write_bytes", "DRAM write (MB)"),
+    Column::num("dram_bandwidth_bytes_per_s", "DRAM BW (GB/s)"),
+    Column::num("dram_peak_pct", "DRAM (%)"),
+    Column::num("sm_peak_pct", "SM (%)"),
+    Column::num("ld_efficiency_pct", "Ld eff (%)"),
+    Column::num("st_efficiency_pct", "St eff (%)"),
+    Column::text("bound", "Bound"),
+];
+
+fn metric_cells(
+    duration: Option<f64>,
+    read: Option<f64>,
+    write: Option<f64>,
+    bw: Option<f64>,
+    dram: Option<f64>,
+    sm: Option<f64>,
+    ld: Option<f64>,
+    st: Option<f64>,
+    b: Option<Bound>,
+) -> Vec<Cell> {
+    vec![
+        scaled(duration, 1e3, 2),
+        scaled(read, 1e6, 2),
+        scaled(write, 1e6, 2),
+        scaled(bw, 1e9, 1),
+        opt(dram, 1),
+        opt(sm, 1),
+        opt(ld, 1),
+        opt(st, 1),
+        bound(b),
+    ]
+}
+
+/// The aggregated table, one row per group, by total duration.
+pub fn aggregate_table(d: &NcuDigest, top: Option<usize>) -> Table {
+    let mut columns = Vec::new();
+    if d.group != Group::Nvtx {
+        columns.push(Column::name("kernel", "Kernel"));
+    }
+    if d.group != Group::Kernel {
+        columns.push(Column::name("nvtx", "NVTX range"));
+    }
+    columns.push(Column::num("launches", "Launches"));
+    columns.extend(METRIC_COLUMNS);
+    let rows = d
+        .kernels
+        .iter()
+        .take(top.unwrap_or(usize::MAX))
+        .map(|r: &KernelAggregate| {
+            let mut cells = Vec::new();
+            if let Some(k) = &r.kernel {
+                cells.push(Cell::Name(k.clone()));
+            }
+            if let Some(n) = &r.nvtx {
+                cells.push(Cell::Name(n.clone()));
+            }
+            cells.push(Cell::Int(r.launches as i64));
+            cells.extend(metric_cells(
+                r.duration_ns,
+                r.dram_read_bytes,
+                r.dram_write_bytes,
+                r.dram_bandwidth_bytes_per_s,
+                r.dram_peak_pct,
+                r.sm_peak_pct,
+                r.ld_efficiency_pct,
+                r.st_efficiency_pct,
+                r.bound,
+            ));
+            cells
+        })
+        .collect();
+    Table {
+        name: "kernels",
+        title: format!(
+            "Kernels by total duration ({} of {} launches)",
+            d.source.launches_selected, d.source.launches_read
+        ),
+        columns,
+        rows,
+        note: Some(legend(d)),
+    }
+}
+
+/// One row per launch.
+pub fn launch_table(d: &NcuDigest) -> Table {
+    let mut columns = vec![Column::num("id", "ID"), Column::name("kernel", "Kernel")];
+    columns.extend(METRIC_COLUMNS);
+    columns.push(Column::name("nvtx", "NVTX range"));
+    columns.push(Column::text("grid", "Grid"));
+    columns.push(Column::text("block", "Block"));
+    let rows = d
+        .launches
+        .iter()
+        .map(|r: &LaunchMetrics| {
+            let mut cells = vec![Cell::Int(r.id as i64), Cell::Name(r.kernel.clone())];
+            cells.extend(metric_cells(
+                r.duration_ns,
+                r.dram_read_bytes,
+                r.dram_write_bytes,
+                r.dram_bandwidth_bytes_per_s,
+                r.dram_peak_pct,
+                r.sm_peak_pct,
+                r.ld_efficiency_pct,
+                r.st_efficiency_pct,
+                r.bound,
+            ));
+            cells.push(Cell::Name(nvtx_key(r)));
+            cells.push(r.grid.clone().map_or(Cell::Missing, Cell::Text));
+            cells.push(r.block.clone().map_or(Cell::Missing, Cell::Text));
+            cells
+        })
+        .collect();
+    Table {
+        name: "launches",
+        title: "Launches".into(),
+        columns,
+        rows,
+        note: Some(legend(d)),
+    }
+}
+
+fn legend(d: &NcuDigest) -> String {
+    let mut parts = vec![d.rule.clone()];
+    if d.source.auto_scaled_units {
+        parts.push("values came in auto-scaled units rounded to 2 decimals; export with --print-units base for exact figures".into());
+    }
+    if !d.notes.is_empty() {
+        parts.push(format!("absent (—): {}", d.notes.join("; ")));
+    }
+    parts.join(". ")
+}
+
+/// The whole document.
+pub fn document(d: &NcuDigest, per_launch: bool) -> Document {
+    let mut facts = vec![
+        (
+            "page".to_string(),
+            format!("{:?}", d.source.page).to_lowercase(),
+        ),
+        (
+            "launches".to_string(),
+            format!(
+                "{} selected of {} read",
+                d.source.launches_selected, d.source.launches_read
+            ),
+        ),
+    ];
+    if let Some(gpu) = &d.source.gpu {
+        facts.push(("GPU".into(), gpu.clone()));
+    }
+    Document {
+        title: format!("ncu-digest: {}", d.source.file),
+        facts,
+        tables: vec![if per_launch {
+            launch_table(d)
+        } else {
+            aggregate_table(d, None)
+        }],
+    }
+}

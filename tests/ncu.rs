@@ -1,0 +1,499 @@
+//! ncu-digest on the real Nsight Compute exports. Expected values are read
+//! from the raw cells of the base-unit raw page by this test itself (plain
+//! CSV reading, commas stripped), never typed in.
+
+use crate::common::*;
+use assert_cmd::Command;
+use nsight_digest::categories::Categories;
+use nsight_digest::ncu::{digest, NameFilter, NcuDigest, NcuOptions};
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+fn ncu_sample(name: &str) -> PathBuf {
+    repo().join("samples/ncu").join(format!("{name}.csv.gz"))
+}
+
+fn digest_file(path: &Path, opts: &NcuOptions) -> NcuDigest {
+    digest(path, opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The raw page as header → cell maps, units row included as row 0.
+fn raw_cells(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn number(cell: &str) -> Option<f64> {
+    cell.replace(',', "").parse().ok()
+}
+
+/// Half a unit in the last printed digit of an auto-scaled details value
+/// (two decimals in the unit that puts the value in [1, 1000)).
+fn details_tolerance(v: f64) -> f64 {
+    let mut scale = 1.0;
+    while v.abs() >= scale * 1000.0 {
+        scale *= 1000.0;
+    }
+    0.005 * scale + 1e-9
+}
+
+/// Half a unit in the sixth decimal of a raw-page column's unit.
+fn raw_tolerance(unit: &str) -> f64 {
+    let scale = match unit {
+        "Kbyte" | "us" => 1e3,
+        "Mbyte" | "ms" => 1e6,
+        "Gbyte" => 1e9,
+        _ => 1.0,
+    };
+    5e-7 * scale + 1e-9
+}
+
+struct Layouts {
+    details: NcuDigest,
+    raw: NcuDigest,
+    base: NcuDigest,
+    cells: Vec<HashMap<String, String>>,
+    raw_units: HashMap<String, String>,
+}
+
+fn layouts(stem: &str) -> Layouts {
+    let opts = NcuOptions::default();
+    let raw_auto = raw_cells(&ncu_sample(&format!("{stem}.raw")));
+    Layouts {
+        details: digest_file(&ncu_sample(&format!("{stem}.details")), &opts),
+        raw: digest_file(&ncu_sample(&format!("{stem}.raw")), &opts),
+        base: digest_file(&ncu_sample(&format!("{stem}.raw_baseunits")), &opts),
+        cells: raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits"))),
+        raw_units: raw_auto[0].clone(),
+    }
+}
+
+type Getter = fn(&nsight_digest::ncu::derive::LaunchMetrics) -> Option<f64>;
+
+fn assert_layouts_agree(stem: &str, checks: &[(&str, Getter, bool)]) {
+    let l = layouts(stem);
+    let by_id = |d: &NcuDigest| -> HashMap<u64, nsight_digest::ncu::derive::LaunchMetrics> {
+        d.launches.iter().map(|x| (x.id, x.clone())).collect()
+    };
+    let (details, raw, base) = (by_id(&l.details), by_id(&l.raw), by_id(&l.base));
+    let rows = &l.cells[1..];
+    assert_eq!(base.len(), rows.len(), "{stem}: launches");
+    assert_eq!(details.len(), rows.len(), "{stem}: details launches");
+    assert_eq!(raw.len(), rows.len(), "{stem}: raw launches");
+    for row in rows {
+        let id: u64 = row["ID"].parse().unwrap();
+        for &(metric, get, in_details) in checks {
+            let want = number(&row[metric]).unwrap_or_else(|| panic!("{stem} {id} {metric}"));
+            let ctx = format!("{stem} id {id} {metric}");
+            assert_eq!(get(&base[&id]), Some(want), "{ctx}: base units");
+            let r = get(&raw[&id]).unwrap_or_else(|| panic!("{ctx}: raw"));
+            assert!(
+                (r - want).abs() <= raw_tolerance(&l.raw_units[metric]),
+                "{ctx}: raw {r} vs {want}"
+            );
+            if in_details {
+                let d = get(&details[&id]).unwrap_or_else(|| panic!("{ctx}: details"));
+                assert!(
+                    (d - want).abs() <= details_tolerance(want),
+                    "{ctx}: details {d} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn memmetrics_layouts_agree_with_raw_cells() {
+    assert_layouts_agree(
+        "h200_llama4L_memmetrics_525kernels",
+        &[
+            ("gpu__time_duration.sum", |l| l.duration_ns, true),
+            ("dram__bytes_read.sum", |l| l.dram_read_bytes, true),
+            ("dram__bytes_write.sum", |l| l.dram_write_bytes, true),
+        ],
+    );
+}
+
+#[test]
+fn fullset_layouts_agree_with_raw_cells() {
+    // The details page of a --set full run has no DRAM byte rows.
+    assert_layouts_agree(
+        "h200_llama2L_fullset_40kernels",
+        &[
+            ("gpu__time_duration.sum", |l| l.duration_ns, true),
+            ("dram__bytes_read.sum", |l| l.dram_read_bytes, false),
+            ("dram__bytes_write.sum", |l| l.dram_write_bytes, false),
+        ],
+    );
+}
+
+#[test]
+fn efficiencies_are_equal_in_every_layout() {
+    let l = layouts("h200_llama4L_memmetrics_525kernels");
+    let round2 = |v: Option<f64>| v.map(|x| (x * 100.0).round() / 100.0);
+    let mut compared = 0;
+    for row in &l.cells[1..] {
+        let id: u64 = row["ID"].parse().unwrap();
+        let find = |d: &NcuDigest| d.launches.iter().find(|x| x.id == id).cloned().unwrap();
+        let (d, r, b) = (find(&l.details), find(&l.raw), find(&l.base));
+        for (metric, get) in [
+            (
+                "smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.pct",
+                (|x: &nsight_digest::ncu::derive::LaunchMetrics| x.ld_efficiency_pct) as Getter,
+            ),
+            (
+                "smsp__sass_average_data_bytes_per_sector_mem_global_op_st.pct",
+                |x| x.st_efficiency_pct,
+            ),
+        ] {
+            let want = number(&row[metric]);
+            assert_eq!(get(&b), want, "{id} {metric}");
+            assert_eq!(get(&d), want, "{id} {metric} details");
+            assert_eq!(round2(get(&r)), want, "{id} {metric} raw");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 2 * 525);
+}
+
+#[test]
+fn nvtx_rename_names_are_unprefixed_and_grouped_by_range() {
+    let plain = digest_file(
+        &ncu_sample("h200_llama2L_fullset_40kernels.details"),
+        &NcuOptions::default(),
+    );
+    let renamed = digest_file(
+        &ncu_sample("h200_llama2L_fullset_40kernels.details_nvtxrename"),
+        &NcuOptions::default(),
+    );
+    assert_eq!(plain.launches.len(), renamed.launches.len());
+    for (p, r) in plain.launches.iter().zip(&renamed.launches) {
+        assert_eq!(p.nvtx, r.nvtx, "id {}", p.id);
+        if let Some(inner) = r.nvtx.last() {
+            assert!(!r.kernel.starts_with(&format!("{inner}/")), "{}", r.kernel);
+        }
+    }
+    assert!(plain
+        .launches
+        .iter()
+        .any(|l| l.nvtx.iter().any(|n| n.starts_with("execute_context_"))));
+}
+
+fn attention_kernels_in_cells(path: &Path) -> BTreeSet<String> {
+    raw_cells(path)[1..]
+        .iter()
+        .map(|r| r["Kernel Name"].clone())
+        .filter(|k| {
+            let l = k.to_lowercase();
+            l.contains("sdpa") || l.contains("flash")
+        })
+        .collect()
+}
+
+#[test]
+fn kernel_attention_lists_exactly_the_sdpa_flash_kernels() {
+    let categories = Categories::default();
+    let opts = NcuOptions {
+        kernel: Some(NameFilter::parse("attention", Some(&categories)).unwrap()),
+        ..Default::default()
+    };
+    for stem in [
+        "h200_llama4L_memmetrics_525kernels.raw_baseunits",
+        "h200_llama2L_fullset_40kernels.raw_baseunits",
+    ] {
+        let path = ncu_sample(stem);
+        let want = attention_kernels_in_cells(&path);
+        // The 40-kernel sample stops before the first attention kernel.
+        assert_eq!(want.is_empty(), stem.contains("40kernels"), "{stem}");
+        let got: BTreeSet<String> = digest_file(&path, &opts)
+            .launches
+            .iter()
+            .map(|l| l.kernel.clone())
+            .collect();
+        assert_eq!(got, want, "{stem}");
+    }
+}
+
+#[test]
+fn aggregation_sums_and_weights_the_launches() {
+    let d = digest_file(
+        &ncu_sample("h200_llama4L_memmetrics_525kernels.raw_baseunits"),
+        &NcuOptions::default(),
+    );
+    let total: f64 = d.launches.iter().filter_map(|l| l.duration_ns).sum();
+    let agg: f64 = d.kernels.iter().filter_map(|k| k.duration_ns).sum();
+    assert!((total - agg).abs() < 1e-6);
+    assert!(
+        d.kernels
+            .windows(2)
+            .all(|w| w[0].duration_ns >= w[1].duration_ns),
+        "ranked by duration"
+    );
+    for k in &d.kernels {
+        let members: Vec<_> = d
+            .launches
+            .iter()
+            .filter(|l| Some(&l.kernel) == k.kernel.as_ref())
+            .collect();
+        assert_eq!(k.launches as usize, members.len());
+        let bytes: f64 = members.iter().filter_map(|l| l.dram_bytes).sum();
+        let dur: f64 = members.iter().filter_map(|l| l.duration_ns).sum();
+        let bw = k.dram_bandwidth_bytes_per_s.unwrap();
+        assert!(
+            (bw - bytes / (dur / 1e9)).abs() <= bw * 1e-9,
+            "{:?}",
+            k.kernel
+        );
+        let read: f64 = members.iter().filter_map(|l| l.dram_read_bytes).sum();
+        assert_eq!(k.dram_read_bytes, Some(read));
+    }
+    // The raw page carries the device attributes: peak from the bus.
+    let peak = d.launches[0].peak_bandwidth_bytes_per_s.unwrap();
+    let cells = &raw_cells(&ncu_sample(
+        "h200_llama4L_memmetrics_525kernels.raw_baseunits",
+    ))[1];
+    let khz = number(&cells["device__attribute_max_mem_frequency_khz"]).unwrap();
+    let bits = number(&cells["device__attribute_global_memory_bus_width"]).unwrap();
+    assert_eq!(peak, 2.0 * khz * 1e3 * bits / 8.0);
+}
+
+fn shared_ncu_files() -> Vec<PathBuf> {
+    let Some(shared) = shared() else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for dir in [
+        "samples/ncu/llama",
+        "samples/ncu/probe",
+        "thirdparty/ncu",
+        "thirdparty/ncu/groundtruth",
+    ] {
+        if let Ok(rd) = std::fs::read_dir(shared.join(dir)) {
+            files.extend(rd.flatten().map(|e| e.path()).filter(|p| {
+                let n = p.to_string_lossy();
+                n.ends_with(".csv") || n.ends_with(".csv.gz")
+            }));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Launch IDs in a CSV, counted by this test from the ID column.
+fn ids_in(path: &Path) -> BTreeSet<String> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        bytes = out;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let start = text.find("\"ID\",").unwrap();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text[start..].as_bytes());
+    reader
+        .records()
+        .filter_map(|r| r.ok())
+        .filter_map(|r| r.get(0).map(str::to_string))
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+#[test]
+fn every_shared_and_thirdparty_csv_parses_or_is_named_a_summary() {
+    let files = shared_ncu_files();
+    let (mut parsed, mut summaries) = (0, 0);
+    for f in &files {
+        match digest(f, &NcuOptions::default()) {
+            Ok(d) => {
+                assert_eq!(
+                    d.source.launches_read as usize,
+                    ids_in(f).len(),
+                    "{}",
+                    f.display()
+                );
+                parsed += 1;
+            }
+            Err(e) => {
+                let name = f.to_string_lossy();
+                assert!(name.contains("sum"), "{}: {e}", f.display());
+                assert!(e.to_string().contains("--print-summary"), "{e}");
+                summaries += 1;
+            }
+        }
+    }
+    if !files.is_empty() {
+        assert!(
+            parsed >= 30 && summaries >= 4,
+            "parsed {parsed}, summaries {summaries}"
+        );
+    }
+}
+
+#[test]
+fn old_2020_csv_equals_its_2022_reexport() {
+    let Some(shared) = shared() else { return };
+    let dir = shared.join("thirdparty/ncu");
+    let Some(csv2020) = std::fs::read_dir(&dir).ok().and_then(|rd| {
+        rd.flatten().map(|e| e.path()).find(|p| {
+            p.to_string_lossy()
+                .contains("dgdxy__20200827_182742__profile__ncuroof-time-0.csv")
+        })
+    }) else {
+        return;
+    };
+    let name = csv2020
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".csv", ".ncu-rep.ncu2022.3.base.csv");
+    let base2022 = dir.join("groundtruth").join(name);
+    let a = digest_file(&csv2020, &NcuOptions::default());
+    let b = digest_file(&base2022, &NcuOptions::default());
+    let bytes = |d: &NcuDigest| {
+        d.launches
+            .iter()
+            .map(|l| (l.id, l.dram_bytes))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bytes(&a), bytes(&b));
+    assert!(a.launches.iter().all(|l| l.dram_bytes.is_some()));
+}
+
+fn ncu_digest(args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("ncu-digest")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn csv_output_has_the_documented_columns() {
+    let f = ncu_sample("h200_llama4L_memmetrics_525kernels.raw_baseunits")
+        .display()
+        .to_string();
+    let (code, out, err) = ncu_digest(&[&f, "--format", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().next(),
+        Some("kernel,launches,duration_ns,dram_read_bytes,dram_write_bytes,dram_bandwidth_bytes_per_s,dram_peak_pct,sm_peak_pct,ld_efficiency_pct,st_efficiency_pct,bound")
+    );
+    let (_, out, _) = ncu_digest(&[&f, "--format", "csv", "--per-launch"]);
+    assert!(out
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("id,kernel,duration_ns,"));
+    assert_eq!(out.lines().count(), 1 + 525);
+    let (_, out, _) = ncu_digest(&[&f, "--format", "json", "--group", "kernel+nvtx"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["kernels"][0]["nvtx"].is_string() && v["kernels"][0]["kernel"].is_string());
+    assert!(v["rule"].as_str().unwrap().contains("latency"));
+}
+
+#[test]
+fn peak_override_and_nvtx_filter() {
+    let f = ncu_sample("h200_llama2L_fullset_40kernels.details")
+        .display()
+        .to_string();
+    let (code, out, err) = ncu_digest(&[
+        &f,
+        "--format",
+        "json",
+        "--per-launch",
+        "--peak-bandwidth",
+        "4.8TB/s",
+        "--nvtx",
+        "self_attn",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let launches = v["launches"].as_array().unwrap();
+    assert!(!launches.is_empty());
+    for l in launches {
+        assert_eq!(l["peak_bandwidth_bytes_per_s"], 4.8e12);
+        assert!(l["nvtx"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("self_attn")));
+    }
+}
+
+/// Hand-made broken inputs: no real file shows these cases.
+#[test]
+fn bad_csv_inputs_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.csv", b"".to_vec(), "empty"),
+        ("junk.csv", b"hello\nworld\n".to_vec(), "no Nsight Compute CSV header"),
+        ("header.csv", b"\"ID\",\"Kernel Name\",\"Metric Name\",\"Metric Unit\",\"Metric Value\"\n".to_vec(), "no launch rows"),
+        ("quotes.csv", b"\"ID\",\"Kernel Name\",\"Metric Name\",\"Metric Value\"\n\"0\",\"k,\"Duration\",\"1\n".to_vec(), "no launch rows"),
+        ("corrupt.csv.gz", vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7], "gzip"),
+    ];
+    for (name, bytes, expect) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let (code, _, err) = ncu_digest(&[&p.display().to_string()]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.contains(name) && err.contains(expect), "{name}: {err}");
+        assert!(!err.contains("panicked"));
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "{name} untouched");
+    }
+    let (code, _, err) = ncu_digest(&["/nonexistent/profile.csv"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no such file"), "{err}");
+}
+
+/// A real export re-encoded with a BOM and CRLF line ends (as Windows tools
+/// save it) reads the same.
+#[test]
+fn bom_and_crlf_read_the_same() {
+    let src = ncu_sample("h200_llama4L_memmetrics_525kernels.details");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&src).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bom.csv");
+    std::fs::write(&p, format!("\u{feff}{}", text.replace('\n', "\r\n"))).unwrap();
+    let a = digest_file(&src, &NcuOptions::default());
+    let b = digest_file(&p, &NcuOptions::default());
+    assert_eq!(a.launches.len(), b.launches.len());
+    assert_eq!(
+        a.kernels.iter().map(|k| k.duration_ns).collect::<Vec<_>>(),
+        b.kernels.iter().map(|k| k.duration_ns).collect::<Vec<_>>()
+    );
+}
