@@ -497,3 +497,34 @@ fn bom_and_crlf_read_the_same() {
         b.kernels.iter().map(|k| k.duration_ns).collect::<Vec<_>>()
     );
 }
+
+/// Peak bandwidth from the details page (Memory Workload Analysis rate ÷
+/// Speed Of Light DRAM %) agrees with ncu's own DRAM roof on the raw page,
+/// computed here from the raw cells.
+#[test]
+fn details_peak_matches_the_raw_dram_roof() {
+    let details = digest_file(
+        &ncu_sample("h200_llama2L_fullset_40kernels.details"),
+        &NcuOptions::default(),
+    );
+    let cells = raw_cells(&ncu_sample("h200_llama2L_fullset_40kernels.raw_baseunits"));
+    let mut checked = 0;
+    for l in &details.launches {
+        let row = cells[1..]
+            .iter()
+            .find(|r| r["ID"] == l.id.to_string())
+            .unwrap();
+        let roof = number(&row["dram__bytes.sum.peak_sustained"]).unwrap()
+            * number(&row["dram__cycles_elapsed.avg.per_second"]).unwrap();
+        let peak = l
+            .peak_bandwidth_bytes_per_s
+            .expect("every launch gets a peak");
+        assert!(
+            (peak / roof - 1.0).abs() < 0.01,
+            "id {}: {peak} vs roof {roof}",
+            l.id
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 40);
+}

@@ -38,6 +38,9 @@ pub fn table_peak(gpu: &str) -> Option<f64> {
         .map(|(_, p)| *p)
 }
 
+/// Smallest DRAM % from which rate ÷ % gives a peak to within 0.5 %.
+pub const MIN_PCT_FOR_PEAK: f64 = 1.0;
+
 /// Where a peak bandwidth came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,7 +146,11 @@ fn peak(l: &Launch, opts: &PeakOptions) -> Option<(f64, PeakSource)> {
     if let (Some(khz), Some(bits)) = (khz, v(m::BUS_WIDTH_BITS)) {
         return Some((2.0 * khz * 1e3 * bits / 8.0, PeakSource::DeviceAttributes));
     }
-    if let (Some(rate), Some(pct)) = (v(m::DRAM_BANDWIDTH), v(m::DRAM_PCT)) {
+    // ncu prints % with two decimals: below 1 % the quotient is too coarse.
+    if let (Some(rate), Some(pct)) = (
+        v(m::DRAM_BANDWIDTH),
+        v(m::DRAM_PCT).filter(|p| *p >= MIN_PCT_FOR_PEAK),
+    ) {
         return Some((rate / (pct / 100.0), PeakSource::ThroughputOverPercent));
     }
     let name = opts.gpu.as_deref().or(l.gpu_name.as_deref())?;
@@ -195,6 +202,31 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
         l2_hit_pct: v(m::L2_HIT),
         occupancy_pct: v(m::OCCUPANCY),
         bound: verdict(mem_for_verdict, sm_pct),
+    }
+}
+
+/// Launches of one file ran on one GPU: give those without a peak the peak
+/// derived from the launch that loaded DRAM most (the most precise quotient).
+pub fn share_derived_peak(rows: &mut [LaunchMetrics]) {
+    let best = rows
+        .iter()
+        .filter(|r| r.peak_source == Some(PeakSource::ThroughputOverPercent))
+        .max_by(|a, b| {
+            a.dram_peak_pct
+                .unwrap_or(0.0)
+                .total_cmp(&b.dram_peak_pct.unwrap_or(0.0))
+        })
+        .and_then(|r| r.peak_bandwidth_bytes_per_s);
+    let Some(peak) = best else { return };
+    for r in rows
+        .iter_mut()
+        .filter(|r| r.peak_bandwidth_bytes_per_s.is_none())
+    {
+        r.peak_bandwidth_bytes_per_s = Some(peak);
+        r.peak_source = Some(PeakSource::ThroughputOverPercent);
+        if r.dram_peak_pct.is_none() {
+            r.dram_peak_pct = r.dram_bandwidth_bytes_per_s.map(|b| 100.0 * b / peak);
+        }
     }
 }
 

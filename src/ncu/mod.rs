@@ -154,7 +154,7 @@ pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
     }
     let read_count = file.launches.len() as u64;
     let gpu = file.launches.iter().find_map(|l| l.gpu_name.clone());
-    let selected: Vec<LaunchMetrics> = file
+    let mut selected: Vec<LaunchMetrics> = file
         .launches
         .iter()
         .filter(|l| {
@@ -172,6 +172,7 @@ pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
         })
         .map(|l| derive(l, &opts.peak))
         .collect();
+    derive::share_derived_peak(&mut selected);
     Ok(NcuDigest {
         source: NcuSource {
             file: path.display().to_string(),
