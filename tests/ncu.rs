@@ -519,8 +519,16 @@ fn details_peak_matches_the_raw_dram_roof() {
         let peak = l
             .peak_bandwidth_bytes_per_s
             .expect("every launch gets a peak");
+        // Launches that load DRAM by 1 % or more derive their own peak; the
+        // rest share the file's best one, and the roof moves with the DRAM
+        // clock of each launch (profiled with --clock-control none).
+        let tolerance = if l.dram_peak_pct.unwrap() >= 1.0 {
+            0.01
+        } else {
+            0.03
+        };
         assert!(
-            (peak / roof - 1.0).abs() < 0.01,
+            (peak / roof - 1.0).abs() < tolerance,
             "id {}: {peak} vs roof {roof}",
             l.id
         );
