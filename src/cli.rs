@@ -42,3 +42,44 @@ fn walk(dir: &Path, accept: fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
 pub fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// Pairs of files to compare: two files as given, or the files of two
+/// folders matched by their path inside the folder.
+pub fn pair_by_name(
+    base: &Path,
+    new: &Path,
+    accept: fn(&Path) -> bool,
+) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+    match (base.is_dir(), new.is_dir()) {
+        (false, false) => Ok(vec![(base.to_path_buf(), new.to_path_buf())]),
+        (true, true) => {
+            let list = |dir: &Path| -> Vec<(PathBuf, PathBuf)> {
+                let mut found = Vec::new();
+                walk(dir, accept, &mut found);
+                found
+                    .into_iter()
+                    .filter_map(|p| Some((p.strip_prefix(dir).ok()?.to_path_buf(), p)))
+                    .collect()
+            };
+            let news: std::collections::HashMap<PathBuf, PathBuf> = list(new).into_iter().collect();
+            let mut pairs: Vec<(PathBuf, PathBuf)> = list(base)
+                .into_iter()
+                .filter_map(|(rel, b)| news.get(&rel).map(|n| (b, n.clone())))
+                .collect();
+            pairs.sort();
+            if pairs.is_empty() {
+                anyhow::bail!(
+                    "{} and {}: no profile name appears in both folders",
+                    base.display(),
+                    new.display()
+                );
+            }
+            Ok(pairs)
+        }
+        _ => anyhow::bail!(
+            "{} and {}: compare two files or two folders",
+            base.display(),
+            new.display()
+        ),
+    }
+}

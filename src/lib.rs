@@ -12,13 +12,16 @@
 //! println!("{} kernels", d.source.kernels);
 //! ```
 
+pub mod batch;
 pub mod categories;
 pub mod cli;
+pub mod diff;
 pub mod error;
 pub mod input;
 pub mod ncu;
 pub mod nsys;
 pub mod render;
 pub mod stats;
+pub mod svg;
 
 pub use error::{DigestError, Result};

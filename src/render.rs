@@ -143,8 +143,12 @@ pub struct Table {
 #[derive(Debug, Clone, Default)]
 pub struct Document {
     pub title: String,
+    /// A one-line summary printed first (the PR-comment opener).
+    pub summary: Option<String>,
     pub facts: Vec<(String, String)>,
     pub tables: Vec<Table>,
+    /// An SVG chart file the Markdown references.
+    pub chart: Option<String>,
 }
 
 /// Render for the terminal.
@@ -152,6 +156,9 @@ pub fn terminal(doc: &Document) -> String {
     use tabled::settings::{object::Columns, Alignment, Style};
     let mut out = String::new();
     let _ = writeln!(out, "{}", doc.title);
+    if let Some(s) = &doc.summary {
+        let _ = writeln!(out, "  {s}");
+    }
     for (k, v) in &doc.facts {
         let _ = writeln!(out, "  {k:<14} {v}");
     }
@@ -185,14 +192,38 @@ pub fn terminal(doc: &Document) -> String {
     out
 }
 
+/// A code span that survives any content: the fence is longer than any
+/// run of backticks inside, and padded when the text touches a backtick.
+fn code_span(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
 /// Escape text for a GFM table cell; names go in code spans so template
-/// arguments like `<float, 128>` are never taken for HTML.
-fn markdown_cell(cell: &Cell, col: &Column) -> String {
+/// arguments like `<float, 128>` are never taken for HTML. A shortened
+/// name gets a number pointing into the full-name list under the tables.
+fn markdown_cell(cell: &Cell, col: &Column, full_names: &mut Vec<String>) -> String {
     match cell {
         Cell::Name(s) if !s.is_empty() => {
-            let short = shorten(s, col.max_width).replace('|', "\\|");
-            let fence = if short.contains('`') { "``" } else { "`" };
-            format!("{fence}{short}{fence}")
+            let short = shorten(s, col.max_width);
+            let mut out = code_span(&short).replace('|', "\\|");
+            if short != *s {
+                let n = match full_names.iter().position(|f| f == s) {
+                    Some(i) => i + 1,
+                    None => {
+                        full_names.push(s.clone());
+                        full_names.len()
+                    }
+                };
+                out.push_str(&format!(" [{n}]"));
+            }
+            out
         }
         Cell::Text(s) => html_escape(&shorten(s, col.max_width)).replace('|', "\\|"),
         other => other.pretty(),
@@ -208,6 +239,11 @@ fn html_escape(s: &str) -> String {
 /// Render as GitHub-flavoured Markdown.
 pub fn markdown(doc: &Document) -> String {
     let mut out = String::new();
+    let mut full_names = Vec::new();
+    if let Some(s) = &doc.summary {
+        // Our own words plus names already in code spans: no escaping needed.
+        let _ = writeln!(out, "**{s}**\n");
+    }
     let _ = writeln!(out, "### {}\n", html_escape(&doc.title));
     for (k, v) in &doc.facts {
         let _ = writeln!(out, "- **{}**: {}", html_escape(k), html_escape(v));
@@ -233,13 +269,23 @@ pub fn markdown(doc: &Document) -> String {
             let cells: Vec<String> = row
                 .iter()
                 .zip(&table.columns)
-                .map(|(c, col)| markdown_cell(c, col))
+                .map(|(c, col)| markdown_cell(c, col, &mut full_names))
                 .collect();
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
         if let Some(note) = &table.note {
             let _ = writeln!(out, "\n_{}_", html_escape(note));
         }
+    }
+    if let Some(chart) = &doc.chart {
+        let _ = writeln!(out, "\n![chart]({})", chart.replace(' ', "%20"));
+    }
+    if !full_names.is_empty() {
+        let _ = writeln!(out, "\n<details><summary>Full names</summary>\n");
+        for (i, name) in full_names.iter().enumerate() {
+            let _ = writeln!(out, "{}. {}", i + 1, code_span(name));
+        }
+        let _ = writeln!(out, "\n</details>");
     }
     out
 }

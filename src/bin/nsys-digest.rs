@@ -1,35 +1,69 @@
 //! `nsys-digest`: summarise Nsight Systems SQLite exports. A thin layer over
 //! the library: parse arguments, digest each file (in parallel), render.
 
-use anyhow::{bail, Result};
-use clap::Parser;
+use anyhow::{anyhow, bail, Result};
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use nsight_digest::batch::{self, NsysRow};
 use nsight_digest::categories::Categories;
-use nsight_digest::cli::{expand_inputs, one_line};
+use nsight_digest::cli::{expand_inputs, one_line, pair_by_name};
+use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::input::{is_nsys_candidate, InputOptions};
+use nsight_digest::nsys::compare::compare;
 use nsight_digest::nsys::llm::LlmOptions;
 use nsight_digest::nsys::trace::NameStyle;
 use nsight_digest::nsys::view::{self, ReportName};
 use nsight_digest::nsys::{digest, Digest, DigestOptions};
-use nsight_digest::render::{self, Format};
+use nsight_digest::render::{self, Document, Format};
+use nsight_digest::svg;
 use rayon::prelude::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Answers from `nsys export --type sqlite` files: top kernels, NVTX ranges
-/// and their GPU time, launch latency, memory traffic and GPU idle time —
-/// the numbers `nsys stats` prints, in a fraction of the time.
+/// and their GPU time, launch latency, memory traffic, GPU idle time, CUDA
+/// graphs, prefill/decode phases and layers — the numbers `nsys stats`
+/// prints, in a fraction of the time.
 #[derive(Debug, Parser)]
-#[command(name = "nsys-digest", version)]
-struct Args {
+#[command(name = "nsys-digest", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Profiles (.sqlite, .sqlite.gz, .nsys-rep) or folders holding them.
-    #[arg(required = true)]
     inputs: Vec<PathBuf>,
 
     /// Print one full report instead of the one-screen digest.
     #[arg(short, long, value_enum)]
     report: Option<ReportName>,
 
-    /// Output format; csv needs --report.
+    /// With several profiles: print every full digest, not the combined table.
+    #[arg(long)]
+    per_file: bool,
+
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compare two profiles (or two folders, matching files by name).
+    Diff {
+        base: PathBuf,
+        new: PathBuf,
+        /// A change worse than this marks a regression, e.g. `5%`.
+        #[arg(long, default_value = "5%")]
+        threshold: String,
+        /// Exit 1 when any gated metric regresses past the threshold.
+        #[arg(long)]
+        fail_on_regression: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+struct Common {
+    /// Output format; csv needs --report for a single profile.
     #[arg(short, long, value_enum, default_value = "table")]
     format: Format,
 
@@ -54,6 +88,15 @@ struct Args {
     #[arg(long, value_name = "NAME=REGEX")]
     category: Vec<String>,
 
+    /// Write an SVG bar chart: time by layer type × phase, or the top
+    /// changes of a diff. The Markdown output references it.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+
+    /// Hide the progress bar (it only shows on a terminal anyway).
+    #[arg(short, long)]
+    quiet: bool,
+
     /// Folder for temporary files (inflated .gz, exported .nsys-rep).
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
@@ -64,10 +107,19 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(2),
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Diff {
+            base,
+            new,
+            threshold,
+            fail_on_regression,
+            common,
+        }) => run_diff(base, new, threshold, *fail_on_regression, common),
+        None => run(&cli),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("nsys-digest: error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(2)
@@ -75,55 +127,32 @@ fn main() -> ExitCode {
     }
 }
 
-/// Digest every input; `Ok(false)` when some file failed.
-fn run(args: &Args) -> Result<bool> {
-    if args.format == Format::Csv && args.report.is_none() {
-        bail!("--format csv needs a single --report (kernels, nvtx, nvtx-kernels, launch, busy, memory, graphs, phases, layers, hotspots)");
-    }
-    let step_regex = match &args.step_regex {
+fn options(c: &Common) -> Result<DigestOptions> {
+    let step_regex = match &c.step_regex {
         Some(re) => Some(
             regex::RegexBuilder::new(re)
                 .size_limit(1 << 20)
                 .build()
-                .map_err(|e| anyhow::anyhow!("--step-regex: {e}"))?,
+                .map_err(|e| anyhow!("--step-regex: {e}"))?,
         ),
         None => None,
     };
-    let opts = DigestOptions {
+    Ok(DigestOptions {
         llm: LlmOptions {
             step_regex,
-            categories: Categories::with_user_rules(&args.category)?,
-            by_phase: args.by_phase,
+            categories: Categories::with_user_rules(&c.category)?,
+            by_phase: c.by_phase,
         },
-        names: args.names,
-        innermost: args.innermost,
+        names: c.names,
+        innermost: c.innermost,
         input: InputOptions {
-            temp_dir: args.temp_dir.clone(),
-            max_decompressed_bytes: args.max_decompressed_mb.saturating_mul(1 << 20),
+            temp_dir: c.temp_dir.clone(),
+            max_decompressed_bytes: c.max_decompressed_mb.saturating_mul(1 << 20),
         },
-    };
-    let files = expand_inputs(&args.inputs, is_nsys_candidate);
-    let results: Vec<(PathBuf, Result<Digest>)> = files
-        .par_iter()
-        .map(|f| (f.clone(), digest_one(f, &opts)))
-        .collect();
-    let mut ok = true;
-    let mut digests = Vec::new();
-    for (file, result) in results {
-        match result {
-            Ok(d) => digests.push(d),
-            Err(e) => {
-                ok = false;
-                eprintln!("nsys-digest: error: {}", one_line(&format!("{e:#}")));
-                let _ = file;
-            }
-        }
-    }
-    print!("{}", render_all(&digests, args));
-    Ok(ok)
+    })
 }
 
-fn digest_one(file: &std::path::Path, opts: &DigestOptions) -> Result<Digest> {
+fn digest_one(file: &Path, opts: &DigestOptions) -> Result<Digest> {
     if file.is_dir() {
         bail!(
             "{}: no .sqlite, .sqlite.gz or .nsys-rep files in this folder",
@@ -133,26 +162,103 @@ fn digest_one(file: &std::path::Path, opts: &DigestOptions) -> Result<Digest> {
     Ok(digest(file, opts)?)
 }
 
-fn render_all(digests: &[Digest], args: &Args) -> String {
-    match args.format {
+/// Print each error on its own line; true when there was none.
+fn report_errors<T>(results: Vec<Result<T>>) -> (Vec<T>, bool) {
+    let mut ok = true;
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                ok = false;
+                eprintln!("nsys-digest: error: {}", one_line(&format!("{e:#}")));
+            }
+        }
+    }
+    (out, ok)
+}
+
+/// Digest every input: one full digest, or a combined table for several.
+fn run(cli: &Cli) -> Result<u8> {
+    if cli.inputs.is_empty() {
+        bail!("no input: give .sqlite, .sqlite.gz or .nsys-rep files, or folders");
+    }
+    let c = &cli.common;
+    let opts = options(c)?;
+    let files = expand_inputs(&cli.inputs, is_nsys_candidate);
+    let full = files.len() == 1 || cli.per_file || cli.report.is_some();
+    if c.format == Format::Csv && full && cli.report.is_none() {
+        bail!("--format csv needs a single --report (kernels, nvtx, nvtx-kernels, launch, busy, memory, api, graphs, phases, layers, hotspots)");
+    }
+    let bar = batch::progress(files.len(), c.quiet);
+    if full {
+        let results: Vec<Result<Digest>> = files
+            .par_iter()
+            .map(|f| {
+                let r = digest_one(f, &opts);
+                bar.inc(1);
+                r
+            })
+            .collect();
+        bar.finish_and_clear();
+        let (digests, ok) = report_errors(results);
+        if let (Some(path), Some(d)) = (&c.svg, digests.first()) {
+            svg::write(path, &svg::layer_phase_chart(&d.llm.layers, &d.source.file))?;
+        }
+        print!("{}", render_digests(&digests, cli));
+        return Ok(if ok { 0 } else { 2 });
+    }
+    // Several profiles: each worker keeps only the summary row.
+    let results: Vec<Result<NsysRow>> = files
+        .par_iter()
+        .map(|f| {
+            let r = digest_one(f, &opts).map(|d| NsysRow::from_digest(&d));
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let (rows, ok) = report_errors(results);
+    let table = batch::nsys_table(&rows);
+    let doc = Document {
+        title: "nsys-digest".into(),
+        tables: vec![table.clone()],
+        ..Default::default()
+    };
+    print!(
+        "{}",
+        match c.format {
+            Format::Json => render::json(&rows) + "\n",
+            Format::Csv => render::csv(&table),
+            Format::Markdown => render::markdown(&doc),
+            Format::Table => render::terminal(&doc),
+        }
+    );
+    Ok(if ok { 0 } else { 2 })
+}
+
+fn render_digests(digests: &[Digest], cli: &Cli) -> String {
+    let c = &cli.common;
+    match c.format {
         Format::Json if digests.len() == 1 => render::json(&digests[0]) + "\n",
         Format::Json => render::json(&digests) + "\n",
         Format::Csv => {
-            let report = args.report.expect("checked above");
-            let mut out = String::new();
-            for d in digests {
-                if let Some(table) = view::report_tables(d, report).first() {
-                    out.push_str(&render::csv(table));
-                }
-            }
-            out
+            let report = cli.report.expect("checked above");
+            digests
+                .iter()
+                .filter_map(|d| view::report_tables(d, report).first().map(render::csv))
+                .collect()
         }
         Format::Table | Format::Markdown => {
-            let docs = digests.iter().map(|d| match args.report {
-                Some(r) => view::report_document(d, r),
-                None => view::default_document(d),
+            let docs = digests.iter().map(|d| {
+                let mut doc = match cli.report {
+                    Some(r) => view::report_document(d, r),
+                    None => view::default_document(d),
+                };
+                doc.chart = c.svg.as_ref().map(|p| p.display().to_string());
+                doc
             });
-            let render_doc = if args.format == Format::Table {
+            let render_doc = if c.format == Format::Table {
                 render::terminal
             } else {
                 render::markdown
@@ -161,5 +267,58 @@ fn render_all(digests: &[Digest], args: &Args) -> String {
                 .collect::<Vec<_>>()
                 .join("\n")
         }
+    }
+}
+
+/// Compare two profiles or two folders; exit 1 on a gated regression when asked.
+fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) -> Result<u8> {
+    let threshold = parse_threshold(threshold)
+        .ok_or_else(|| anyhow!("--threshold {threshold:?}: expected a percentage like 5%"))?;
+    let opts = options(c)?;
+    let pairs = pair_by_name(base, new, is_nsys_candidate)?;
+    let results: Vec<Result<DiffReport>> = pairs
+        .par_iter()
+        .map(|(b, n)| {
+            let (db, dn) = rayon::join(|| digest_one(b, &opts), || digest_one(n, &opts));
+            Ok(compare(&db?, &dn?, threshold))
+        })
+        .collect();
+    let (reports, ok) = report_errors(results);
+    if let (Some(path), Some(r)) = (&c.svg, reports.first()) {
+        svg::write(path, &svg::diff_chart(r))?;
+    }
+    print!("{}", render_diffs(&reports, c));
+    let regressed = reports.iter().any(|r| r.regressions > 0);
+    Ok(if !ok {
+        2
+    } else if fail && regressed {
+        1
+    } else {
+        0
+    })
+}
+
+/// Render diff reports in the chosen format (shared with ncu-digest).
+fn render_diffs(reports: &[DiffReport], c: &Common) -> String {
+    match c.format {
+        Format::Json if reports.len() == 1 => render::json(&reports[0]) + "\n",
+        Format::Json => render::json(&reports) + "\n",
+        Format::Csv => reports
+            .iter()
+            .map(|r| render::csv(&diff::csv_table(r)))
+            .collect(),
+        Format::Markdown | Format::Table => reports
+            .iter()
+            .map(|r| {
+                let mut doc = diff::document(r, Some(15));
+                doc.chart = c.svg.as_ref().map(|p| p.display().to_string());
+                if c.format == Format::Markdown {
+                    render::markdown(&doc)
+                } else {
+                    render::terminal(&doc)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
     }
 }

@@ -178,5 +178,6 @@ pub fn document(d: &NcuDigest, per_launch: bool) -> Document {
         } else {
             aggregate_table(d, None)
         }],
+        ..Default::default()
     }
 }

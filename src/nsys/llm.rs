@@ -314,6 +314,16 @@ pub struct Hotspot {
     pub median_ns: f64,
 }
 
+/// GPU time of one kernel name within one phase, for comparing runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseKernel {
+    /// As in [`Hotspot::phase`].
+    pub phase: String,
+    pub kernel: String,
+    pub gpu_ns: i64,
+    pub instances: u64,
+}
+
 /// The whole LLM view.
 #[derive(Debug, Clone, Serialize)]
 pub struct LlmDigest {
@@ -321,6 +331,7 @@ pub struct LlmDigest {
     pub phases: PhaseReport,
     pub layers: LayerReport,
     pub hotspots: Vec<Hotspot>,
+    pub phase_kernels: Vec<PhaseKernel>,
 }
 
 /// How many kernels per (phase, layer type) the hotspot list keeps.
@@ -355,18 +366,15 @@ pub fn analyse(
     let phases = phase_report(trace, &placement);
     let graphs = graph_report(trace, launches, &placement, &opts.categories, names);
     let layers = layer_report(trace, &placement, opts.by_phase);
-    let hotspots = hotspots(
-        trace,
-        &placement,
-        &opts.categories,
-        names,
-        phases.status == "detected",
-    );
+    let phased = phases.status == "detected";
+    let hotspots = hotspots(trace, &placement, &opts.categories, names, phased);
+    let phase_kernels = phase_kernels(trace, &placement, names, phased);
     LlmDigest {
         graphs,
         phases,
         layers,
         hotspots,
+        phase_kernels,
     }
 }
 
@@ -959,6 +967,49 @@ fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
     }
 }
 
+/// The phase label of kernel `i`: `all` without phases, `outside steps`
+/// for kernels launched outside every step.
+fn phase_label(p: &Placement, i: usize, phased: bool) -> String {
+    if !phased {
+        return "all".into();
+    }
+    match p.kernel_step[i] {
+        Some(s) => p.steps[s as usize].phase.as_str().to_string(),
+        None => "outside steps".into(),
+    }
+}
+
+fn phase_kernels(
+    trace: &Trace,
+    p: &Placement,
+    names: super::trace::NameStyle,
+    phased: bool,
+) -> Vec<PhaseKernel> {
+    let mut groups: HashMap<(String, i64), (i64, u64)> = HashMap::default();
+    for (i, k) in trace.kernels.iter().enumerate() {
+        let g = groups
+            .entry((phase_label(p, i, phased), trace.kernel_name_id(i, names)))
+            .or_default();
+        g.0 += k.duration();
+        g.1 += 1;
+    }
+    let mut rows: Vec<PhaseKernel> = groups
+        .into_iter()
+        .map(|((phase, name), (gpu_ns, instances))| PhaseKernel {
+            phase,
+            kernel: trace.strings.get(name).to_string(),
+            gpu_ns,
+            instances,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.gpu_ns
+            .cmp(&a.gpu_ns)
+            .then_with(|| a.kernel.cmp(&b.kernel))
+    });
+    rows
+}
+
 fn hotspots(
     trace: &Trace,
     p: &Placement,
@@ -966,19 +1017,10 @@ fn hotspots(
     names: super::trace::NameStyle,
     phased: bool,
 ) -> Vec<Hotspot> {
-    let phase_label = |i: usize| -> String {
-        if !phased {
-            return "all".into();
-        }
-        match p.kernel_step[i] {
-            Some(s) => p.steps[s as usize].phase.as_str().to_string(),
-            None => "outside steps".into(),
-        }
-    };
     let mut groups: HashMap<(String, Option<u32>, i64), Vec<i64>> = HashMap::default();
     let mut phase_total: HashMap<String, i64> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
-        let phase = phase_label(i);
+        let phase = phase_label(p, i, phased);
         *phase_total.entry(phase.clone()).or_default() += k.duration();
         let layer = p.kernel_layer[i].map(|(t, _)| t);
         groups

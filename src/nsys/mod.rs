@@ -2,6 +2,7 @@
 //! reports. [`digest`] is the entry point; [`view`] turns a [`Digest`] into
 //! tables for the renderers.
 
+pub mod compare;
 pub mod launch_index;
 pub mod llm;
 pub mod nvtx_index;

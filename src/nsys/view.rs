@@ -505,6 +505,7 @@ pub fn default_document(d: &Digest) -> Document {
         title: format!("nsys-digest: {}", d.source.file),
         facts: facts(d),
         tables,
+        ..Default::default()
     }
 }
 
@@ -514,6 +515,7 @@ pub fn report_document(d: &Digest, report: ReportName) -> Document {
         title: format!("nsys-digest: {}", d.source.file),
         facts: facts(d),
         tables: report_tables(d, report),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,267 @@
+//! Before/after comparison shared by both tools: rows of (section, name,
+//! metric, base, new), absolute and % deltas, a regression threshold, and a
+//! one-line summary fit to open a pull-request comment.
+
+use crate::render::{Cell, Column, Document, Table};
+use serde::Serialize;
+
+/// Which way is worse for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Worse {
+    /// Time, bytes: an increase is a regression.
+    Higher,
+    /// Bandwidth, efficiency: a decrease is a regression.
+    Lower,
+}
+
+/// One compared quantity.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffRow {
+    pub section: String,
+    pub name: String,
+    pub metric: String,
+    pub base: Option<f64>,
+    pub new: Option<f64>,
+    pub delta: Option<f64>,
+    pub delta_pct: Option<f64>,
+    pub worse: Worse,
+    /// Whether this row can fail `--fail-on-regression`.
+    pub gated: bool,
+    pub regression: bool,
+}
+
+impl DiffRow {
+    pub fn new(
+        section: &str,
+        name: &str,
+        metric: &str,
+        base: Option<f64>,
+        new: Option<f64>,
+        worse: Worse,
+        gated: bool,
+    ) -> DiffRow {
+        let delta = base.zip(new).map(|(b, n)| n - b);
+        let delta_pct = base
+            .zip(delta)
+            .filter(|(b, _)| *b != 0.0)
+            .map(|(b, d)| 100.0 * d / b.abs());
+        DiffRow {
+            section: section.into(),
+            name: name.into(),
+            metric: metric.into(),
+            base,
+            new,
+            delta,
+            delta_pct,
+            worse,
+            gated,
+            regression: false,
+        }
+    }
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffReport {
+    pub base: String,
+    pub new: String,
+    /// How values were made comparable (per token, per step, per launch).
+    pub normalisation: String,
+    pub threshold_pct: f64,
+    pub summary: String,
+    pub regressions: usize,
+    pub rows: Vec<DiffRow>,
+}
+
+/// Mark regressions, sort each section by absolute change, and summarise.
+pub fn finish(
+    base: &str,
+    new: &str,
+    normalisation: String,
+    threshold_pct: f64,
+    mut rows: Vec<DiffRow>,
+    headline: &[usize],
+) -> DiffReport {
+    for r in &mut rows {
+        r.regression = r.gated
+            && match (r.delta_pct, r.worse) {
+                (Some(p), Worse::Higher) => p > threshold_pct,
+                (Some(p), Worse::Lower) => p < -threshold_pct,
+                (None, _) => false,
+            };
+    }
+    let headline_text: Vec<String> = headline
+        .iter()
+        .filter_map(|&i| rows.get(i))
+        .filter_map(|r| {
+            r.delta_pct
+                .map(|p| format!("{} {} {}", r.name, signed_pct(p), r.metric))
+        })
+        .collect();
+    let regressions: Vec<&DiffRow> = rows.iter().filter(|r| r.regression).collect();
+    let top = regressions.iter().max_by(|a, b| {
+        a.delta_pct
+            .unwrap_or(0.0)
+            .abs()
+            .total_cmp(&b.delta_pct.unwrap_or(0.0).abs())
+    });
+    let mut summary = headline_text.join(", ");
+    if !summary.is_empty() {
+        summary.push_str("; ");
+    }
+    summary.push_str(&match top {
+        Some(t) => format!(
+            "{} regression(s) past {threshold_pct} %, top: `{}` {} {}",
+            regressions.len(),
+            t.name.replace('`', "'"),
+            signed_pct(t.delta_pct.unwrap_or(0.0)),
+            t.metric
+        ),
+        None => format!("no regression past {threshold_pct} %"),
+    });
+    let count = regressions.len();
+    let mut order: Vec<String> = Vec::new();
+    for r in &rows {
+        if !order.contains(&r.section) {
+            order.push(r.section.clone());
+        }
+    }
+    rows.sort_by(|a, b| {
+        let sa = order.iter().position(|s| *s == a.section);
+        let sb = order.iter().position(|s| *s == b.section);
+        sa.cmp(&sb).then(
+            b.delta
+                .unwrap_or(0.0)
+                .abs()
+                .total_cmp(&a.delta.unwrap_or(0.0).abs()),
+        )
+    });
+    DiffReport {
+        base: base.into(),
+        new: new.into(),
+        normalisation,
+        threshold_pct,
+        summary,
+        regressions: count,
+        rows,
+    }
+}
+
+/// `+7.2 %` / `−3.0 %`.
+pub fn signed_pct(p: f64) -> String {
+    if p >= 0.0 {
+        format!("+{p:.1} %")
+    } else {
+        format!("−{:.1} %", -p)
+    }
+}
+
+/// Parse `5%` or `5` as 5.
+pub fn parse_threshold(text: &str) -> Option<f64> {
+    text.trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+}
+
+/// The report as tables, one per section, regressions marked.
+pub fn document(d: &DiffReport, top: Option<usize>) -> Document {
+    let mut sections: Vec<String> = Vec::new();
+    for r in &d.rows {
+        if !sections.contains(&r.section) {
+            sections.push(r.section.clone());
+        }
+    }
+    let tables = sections
+        .iter()
+        .map(|s| {
+            let rows: Vec<Vec<Cell>> = d
+                .rows
+                .iter()
+                .filter(|r| r.section == *s)
+                .take(top.unwrap_or(usize::MAX))
+                .map(|r| {
+                    let f = |v: Option<f64>| v.map_or(Cell::Missing, |x| Cell::Float(x, 1));
+                    vec![
+                        Cell::Name(r.name.clone()),
+                        Cell::Text(r.metric.clone()),
+                        f(r.base),
+                        f(r.new),
+                        f(r.delta),
+                        r.delta_pct
+                            .map_or(Cell::Missing, |p| Cell::Text(signed_pct(p))),
+                        Cell::Text(if r.regression {
+                            "REGRESSION".into()
+                        } else {
+                            String::new()
+                        }),
+                    ]
+                })
+                .collect();
+            Table {
+                name: "diff",
+                title: s.clone(),
+                columns: vec![
+                    Column::name("name", "Name"),
+                    Column::text("metric", "Metric"),
+                    Column::num("base", "Base"),
+                    Column::num("new", "New"),
+                    Column::num("delta", "Δ"),
+                    Column::num("delta_pct", "Δ %"),
+                    Column::text("flag", "Flag"),
+                ],
+                rows,
+                note: None,
+            }
+        })
+        .collect();
+    Document {
+        title: format!("diff: {} → {}", d.base, d.new),
+        summary: Some(d.summary.clone()),
+        facts: vec![
+            ("compared".into(), d.normalisation.clone()),
+            ("threshold".into(), format!("{} %", d.threshold_pct)),
+        ],
+        tables,
+        chart: None,
+    }
+}
+
+/// All rows as one CSV table.
+pub fn csv_table(d: &DiffReport) -> Table {
+    Table {
+        name: "diff",
+        title: "diff".into(),
+        columns: vec![
+            Column::text("section", "Section"),
+            Column::name("name", "Name"),
+            Column::text("metric", "Metric"),
+            Column::num("base", "Base"),
+            Column::num("new", "New"),
+            Column::num("delta", "Delta"),
+            Column::num("delta_pct", "Delta %"),
+            Column::text("regression", "Regression"),
+        ],
+        rows: d
+            .rows
+            .iter()
+            .map(|r| {
+                let f = |v: Option<f64>| v.map_or(Cell::Missing, |x| Cell::Float(x, 3));
+                vec![
+                    Cell::Text(r.section.clone()),
+                    Cell::Name(r.name.clone()),
+                    Cell::Text(r.metric.clone()),
+                    f(r.base),
+                    f(r.new),
+                    f(r.delta),
+                    f(r.delta_pct),
+                    Cell::Text(r.regression.to_string()),
+                ]
+            })
+            .collect(),
+        note: None,
+    }
+}

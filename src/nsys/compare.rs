@@ -1,0 +1,244 @@
+//! `nsys-digest diff BASE NEW`: phases, kernels, NVTX ranges and totals of
+//! two digests, normalised so runs of different length compare fairly:
+//! per token within a phase when both runs have step ranges, per step for
+//! totals and ranges, raw totals otherwise.
+
+use super::llm::Phase;
+use super::Digest;
+use crate::diff::{finish, DiffReport, DiffRow, Worse};
+use std::collections::BTreeMap;
+
+/// A kernel or range row can fail the run only when its change moves its
+/// phase (or the whole run) by at least this many percent: a small kernel
+/// 10 % slower is shown, but is not a regression of the workload.
+pub const MIN_IMPACT_PCT: f64 = 1.0;
+
+struct Side<'a> {
+    d: &'a Digest,
+    tokens: BTreeMap<String, f64>,
+    phase_ns: BTreeMap<String, f64>,
+    steps: f64,
+}
+
+impl<'a> Side<'a> {
+    fn new(d: &'a Digest) -> Side<'a> {
+        let mut tokens = BTreeMap::new();
+        let mut phase_ns = BTreeMap::new();
+        for p in &d.llm.phases.phases {
+            if let Some(t) = p.tokens.filter(|t| *t > 0) {
+                tokens.insert(p.phase.as_str().to_string(), t as f64);
+            }
+            phase_ns.insert(p.phase.as_str().to_string(), p.gpu_ns as f64);
+        }
+        let steps = d.llm.phases.phases.iter().map(|p| p.steps).sum::<u64>() as f64;
+        Side {
+            d,
+            tokens,
+            phase_ns,
+            steps,
+        }
+    }
+
+    fn phased(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// GPU time inside steps when phased (warm-up and capture outside steps
+    /// differ between runs), else all GPU time.
+    fn step_gpu_ns(&self) -> f64 {
+        if self.phase_ns.is_empty() {
+            self.gpu_ns()
+        } else {
+            self.phase_ns.values().sum()
+        }
+    }
+
+    fn gpu_ns(&self) -> f64 {
+        let graph = if self.d.llm.graphs.trace_mode == "graph" {
+            self.d.llm.graphs.gpu_ns
+        } else {
+            0
+        };
+        (self.d.kernels.iter().map(|k| k.time.total_ns).sum::<i64>() + graph) as f64
+    }
+}
+
+/// Compare two digests. `threshold_pct` marks regressions.
+pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
+    let (b, n) = (Side::new(base), Side::new(new));
+    let phased = b.phased() && n.phased();
+    let per_step = b.steps > 0.0 && n.steps > 0.0;
+    let mut rows = Vec::new();
+    let mut headline = Vec::new();
+
+    if phased {
+        for phase in [Phase::Prefill, Phase::Decode, Phase::Mixed] {
+            let key = phase.as_str();
+            let find = |s: &Side| {
+                s.d.llm
+                    .phases
+                    .phases
+                    .iter()
+                    .find(|p| p.phase == phase)
+                    .cloned()
+            };
+            let (pb, pn) = (find(&b), find(&n));
+            if pb.is_none() && pn.is_none() {
+                continue;
+            }
+            headline.push(rows.len());
+            rows.push(DiffRow::new(
+                "phases",
+                key,
+                "GPU ns per token",
+                pb.as_ref().and_then(|p| p.gpu_ns_per_token),
+                pn.as_ref().and_then(|p| p.gpu_ns_per_token),
+                Worse::Higher,
+                true,
+            ));
+            headline.push(rows.len());
+            rows.push(DiffRow::new(
+                "phases",
+                key,
+                "step median ns",
+                pb.as_ref().map(|p| p.step_median_ns),
+                pn.as_ref().map(|p| p.step_median_ns),
+                Worse::Higher,
+                true,
+            ));
+        }
+    }
+    let norm_total = |s: &Side| {
+        if per_step {
+            s.step_gpu_ns() / s.steps
+        } else {
+            s.gpu_ns()
+        }
+    };
+    rows.push(DiffRow::new(
+        "total",
+        if per_step {
+            "GPU time in steps"
+        } else {
+            "GPU time"
+        },
+        if per_step { "ns per step" } else { "ns" },
+        Some(norm_total(&b)),
+        Some(norm_total(&n)),
+        Worse::Higher,
+        true,
+    ));
+    if headline.is_empty() {
+        headline.push(rows.len() - 1);
+    }
+    kernel_rows(&b, &n, phased, &mut rows);
+    nvtx_rows(&b, &n, per_step, &mut rows);
+    let normalisation = if phased {
+        "kernels per token of their phase; totals and NVTX ranges per step".to_string()
+    } else if per_step {
+        "totals and NVTX ranges per step; kernels as totals".to_string()
+    } else {
+        "raw totals (no step ranges in one of the runs)".to_string()
+    };
+    finish(
+        &base.source.file,
+        &new.source.file,
+        normalisation,
+        threshold_pct,
+        rows,
+        &headline,
+    )
+}
+
+/// Per (phase, kernel) GPU time per token when phased, else per kernel.
+fn kernel_rows(b: &Side, n: &Side, phased: bool, rows: &mut Vec<DiffRow>) {
+    type Key = (String, String);
+    // (value, the value of the whole it belongs to), in the same unit.
+    let collect = |s: &Side| -> BTreeMap<Key, (f64, f64)> {
+        let mut out = BTreeMap::new();
+        if phased {
+            for k in &s.d.llm.phase_kernels {
+                let (Some(tokens), Some(phase_ns)) =
+                    (s.tokens.get(&k.phase), s.phase_ns.get(&k.phase))
+                else {
+                    continue; // outside steps: warm-up and capture, not comparable
+                };
+                out.insert(
+                    (k.phase.clone(), k.kernel.clone()),
+                    (k.gpu_ns as f64 / tokens, phase_ns / tokens),
+                );
+            }
+        } else {
+            let total = s.gpu_ns();
+            for k in &s.d.kernels {
+                out.insert(
+                    (String::new(), k.name.clone()),
+                    (k.time.total_ns as f64, total),
+                );
+            }
+        }
+        out
+    };
+    let (kb, kn) = (collect(b), collect(n));
+    let keys: std::collections::BTreeSet<&Key> = kb.keys().chain(kn.keys()).collect();
+    for key in keys {
+        let (vb, vn) = (kb.get(key), kn.get(key));
+        let name = if phased {
+            format!("{}: {}", key.0, key.1)
+        } else {
+            key.1.clone()
+        };
+        rows.push(DiffRow::new(
+            "kernels",
+            &name,
+            if phased { "GPU ns per token" } else { "GPU ns" },
+            vb.map(|v| v.0),
+            vn.map(|v| v.0),
+            Worse::Higher,
+            material(vb, vn),
+        ));
+    }
+}
+
+/// Both sides present, and the change moves the whole by [`MIN_IMPACT_PCT`].
+fn material(base: Option<&(f64, f64)>, new: Option<&(f64, f64)>) -> bool {
+    match (base, new) {
+        (Some(&(b, whole)), Some(&(n, _))) => {
+            whole > 0.0 && 100.0 * (n - b).abs() / whole >= MIN_IMPACT_PCT
+        }
+        _ => false,
+    }
+}
+
+/// Per NVTX range: projected GPU time per step (or total).
+fn nvtx_rows(b: &Side, n: &Side, per_step: bool, rows: &mut Vec<DiffRow>) {
+    let collect = |s: &Side| -> BTreeMap<String, (f64, f64)> {
+        let scale = if per_step { s.steps } else { 1.0 };
+        let whole = s.step_gpu_ns() / scale;
+        s.d.nvtx
+            .iter()
+            .filter_map(|r| {
+                let g = r.gpu.as_ref()?;
+                Some((r.range.clone(), (g.time.total_ns as f64 / scale, whole)))
+            })
+            .collect()
+    };
+    let (rb, rn) = (collect(b), collect(n));
+    let keys: std::collections::BTreeSet<&String> = rb.keys().chain(rn.keys()).collect();
+    for key in keys {
+        let (vb, vn) = (rb.get(key), rn.get(key));
+        rows.push(DiffRow::new(
+            "nvtx ranges",
+            key,
+            if per_step {
+                "projected GPU ns per step"
+            } else {
+                "projected GPU ns"
+            },
+            vb.map(|v| v.0),
+            vn.map(|v| v.0),
+            Worse::Higher,
+            material(vb, vn),
+        ));
+    }
+}
