@@ -230,6 +230,33 @@ pub fn document(d: &DiffReport, top: Option<usize>) -> Document {
     }
 }
 
+/// Render diff reports in the chosen format; the Markdown references `chart`.
+pub fn render(
+    reports: &[DiffReport],
+    format: crate::render::Format,
+    chart: Option<&std::path::Path>,
+) -> String {
+    use crate::render::{self, Format};
+    match format {
+        Format::Json if reports.len() == 1 => render::json(&reports[0]) + "\n",
+        Format::Json => render::json(&reports) + "\n",
+        Format::Csv => reports.iter().map(|r| render::csv(&csv_table(r))).collect(),
+        Format::Markdown | Format::Table => reports
+            .iter()
+            .map(|r| {
+                let mut doc = document(r, Some(15));
+                doc.chart = chart.map(|p| p.display().to_string());
+                if format == Format::Markdown {
+                    render::markdown(&doc)
+                } else {
+                    render::terminal(&doc)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
 /// All rows as one CSV table.
 pub fn csv_table(d: &DiffReport) -> Table {
     Table {

@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step); each module covers a theme.
 
 mod bad_input;
+mod batch_diff;
 mod cli;
 mod common;
 mod groundtruth;

@@ -3,14 +3,19 @@
 //! over the library: parse arguments, digest each file (in parallel), render.
 
 use anyhow::{anyhow, bail, Result};
-use clap::Parser;
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use nsight_digest::batch::{self, NcuRow};
 use nsight_digest::categories::Categories;
-use nsight_digest::cli::{expand_inputs, one_line};
+use nsight_digest::cli::{expand_inputs, one_line, pair_by_name};
+use nsight_digest::diff::{self, parse_threshold, DiffReport};
+use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::PeakOptions;
 use nsight_digest::ncu::reader::ReadOptions;
 use nsight_digest::ncu::units::{parse_number, to_base, DecimalStyle};
 use nsight_digest::ncu::{digest, view, Group, NameFilter, NcuDigest, NcuOptions};
+use nsight_digest::render::Document;
 use nsight_digest::render::{self, Format};
+use nsight_digest::svg;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,12 +24,45 @@ use std::process::ExitCode;
 /// a memory/compute/latency verdict from `ncu --csv` output (details or raw
 /// page, plain or gzipped), grouped by kernel or NVTX range.
 #[derive(Debug, Parser)]
-#[command(name = "ncu-digest", version)]
-struct Args {
+#[command(name = "ncu-digest", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// ncu CSV files (.csv, .csv.gz) or folders holding them.
-    #[arg(required = true)]
     inputs: Vec<PathBuf>,
 
+    /// One row per launch instead of the aggregated view.
+    #[arg(long)]
+    per_launch: bool,
+
+    /// With several files: print every full digest, not the combined table.
+    #[arg(long)]
+    per_file: bool,
+
+    #[command(flatten)]
+    args: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compare two ncu CSVs (or two folders, matching files by name).
+    Diff {
+        base: PathBuf,
+        new: PathBuf,
+        /// A change worse than this marks a regression, e.g. `5%`.
+        #[arg(long, default_value = "5%")]
+        threshold: String,
+        /// Exit 1 when any gated metric regresses past the threshold.
+        #[arg(long)]
+        fail_on_regression: bool,
+        #[command(flatten)]
+        args: Args,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+struct Args {
     /// Kernels to keep: a case-insensitive substring, `regex:RE`, or a
     /// category (attention, gemm, norm, elementwise, reduction, copy,
     /// communication, other).
@@ -38,10 +76,6 @@ struct Args {
     /// Aggregate per kernel, per NVTX range stack, or per both.
     #[arg(short, long, value_enum, default_value = "kernel")]
     group: Group,
-
-    /// One row per launch instead of the aggregated view.
-    #[arg(long)]
-    per_launch: bool,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
@@ -63,16 +97,33 @@ struct Args {
     #[arg(long, value_name = "NAME=REGEX")]
     category: Vec<String>,
 
+    /// Write an SVG chart of the largest changes (diff only).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+
+    /// Hide the progress bar (it only shows on a terminal anyway).
+    #[arg(short, long)]
+    quiet: bool,
+
     /// Refuse .gz inputs that inflate to more than this many MiB.
     #[arg(long, value_name = "MIB", default_value_t = 8192)]
     max_decompressed_mb: u64,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(2),
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Diff {
+            base,
+            new,
+            threshold,
+            fail_on_regression,
+            args,
+        }) => run_diff(base, new, threshold, *fail_on_regression, args),
+        None => run(&cli),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("ncu-digest: error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(2)
@@ -139,45 +190,92 @@ fn is_csv(path: &Path) -> bool {
     name.ends_with(".csv") || name.ends_with(".csv.gz")
 }
 
-/// Digest every input; `Ok(false)` when some file failed.
-fn run(args: &Args) -> Result<bool> {
-    let opts = options(args)?;
-    let files = expand_inputs(&args.inputs, is_csv);
-    let results: Vec<Result<NcuDigest>> = files
-        .par_iter()
-        .map(|f| {
-            if f.is_dir() {
-                bail!("{}: no .csv or .csv.gz files in this folder", f.display());
-            }
-            Ok(digest(f, &opts)?)
-        })
-        .collect();
+fn digest_one(f: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
+    if f.is_dir() {
+        bail!("{}: no .csv or .csv.gz files in this folder", f.display());
+    }
+    let d = digest(f, opts)?;
+    if d.source.skipped_rows > 0 {
+        eprintln!(
+            "ncu-digest: warning: {}: {} rows did not fit the header and were skipped",
+            d.source.file, d.source.skipped_rows
+        );
+    }
+    Ok(d)
+}
+
+/// Print each error on its own line; the values, and whether all succeeded.
+fn report_errors<T>(results: Vec<Result<T>>) -> (Vec<T>, bool) {
     let mut ok = true;
-    let mut digests = Vec::new();
-    for result in results {
-        match result {
-            Ok(d) => {
-                if d.source.skipped_rows > 0 {
-                    eprintln!(
-                        "ncu-digest: warning: {}: {} rows did not fit the header and were skipped",
-                        d.source.file, d.source.skipped_rows
-                    );
-                }
-                digests.push(d)
-            }
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => out.push(v),
             Err(e) => {
                 ok = false;
                 eprintln!("ncu-digest: error: {}", one_line(&format!("{e:#}")));
             }
         }
     }
-    print!("{}", render_all(&digests, args));
-    Ok(ok)
+    (out, ok)
 }
 
-fn render_all(digests: &[NcuDigest], args: &Args) -> String {
+/// Digest every input: full digests, or a combined table for several files.
+fn run(cli: &Cli) -> Result<u8> {
+    if cli.inputs.is_empty() {
+        bail!("no input: give .csv or .csv.gz files, or folders");
+    }
+    let args = &cli.args;
+    let opts = options(args)?;
+    let files = expand_inputs(&cli.inputs, is_csv);
+    let full = files.len() == 1 || cli.per_file || cli.per_launch;
+    let bar = batch::progress(files.len(), args.quiet);
+    if full {
+        let results: Vec<Result<NcuDigest>> = files
+            .par_iter()
+            .map(|f| {
+                let r = digest_one(f, &opts);
+                bar.inc(1);
+                r
+            })
+            .collect();
+        bar.finish_and_clear();
+        let (digests, ok) = report_errors(results);
+        print!("{}", render_all(&digests, args, cli.per_launch));
+        return Ok(if ok { 0 } else { 2 });
+    }
+    // Several files: each worker keeps only the summary row.
+    let results: Vec<Result<NcuRow>> = files
+        .par_iter()
+        .map(|f| {
+            let r = digest_one(f, &opts).map(|d| NcuRow::from_digest(&d));
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let (rows, ok) = report_errors(results);
+    let table = batch::ncu_table(&rows);
+    let doc = Document {
+        title: "ncu-digest".into(),
+        tables: vec![table.clone()],
+        ..Default::default()
+    };
+    print!(
+        "{}",
+        match args.format {
+            Format::Json => render::json(&rows) + "\n",
+            Format::Csv => render::csv(&table),
+            Format::Markdown => render::markdown(&doc),
+            Format::Table => render::terminal(&doc),
+        }
+    );
+    Ok(if ok { 0 } else { 2 })
+}
+
+fn render_all(digests: &[NcuDigest], args: &Args, per_launch: bool) -> String {
     let table = |d: &NcuDigest| {
-        if args.per_launch {
+        if per_launch {
             view::launch_table(d)
         } else {
             view::aggregate_table(d, None)
@@ -189,13 +287,47 @@ fn render_all(digests: &[NcuDigest], args: &Args) -> String {
         Format::Csv => digests.iter().map(|d| render::csv(&table(d))).collect(),
         Format::Table => digests
             .iter()
-            .map(|d| render::terminal(&view::document(d, args.per_launch)))
+            .map(|d| render::terminal(&view::document(d, per_launch)))
             .collect::<Vec<_>>()
             .join("\n"),
         Format::Markdown => digests
             .iter()
-            .map(|d| render::markdown(&view::document(d, args.per_launch)))
+            .map(|d| render::markdown(&view::document(d, per_launch)))
             .collect::<Vec<_>>()
             .join("\n"),
     }
+}
+
+/// Compare two files or folders; exit 1 on a gated regression when asked.
+fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -> Result<u8> {
+    let threshold = parse_threshold(threshold)
+        .ok_or_else(|| anyhow!("--threshold {threshold:?}: expected a percentage like 5%"))?;
+    let opts = options(args)?;
+    let pairs = pair_by_name(base, new, is_csv)?;
+    let results: Vec<Result<DiffReport>> = pairs
+        .par_iter()
+        .map(|(b, n)| {
+            Ok(compare(
+                &digest_one(b, &opts)?,
+                &digest_one(n, &opts)?,
+                threshold,
+            ))
+        })
+        .collect();
+    let (reports, ok) = report_errors(results);
+    if let (Some(path), Some(r)) = (&args.svg, reports.first()) {
+        svg::write(path, &svg::diff_chart(r))?;
+    }
+    print!(
+        "{}",
+        diff::render(&reports, args.format, args.svg.as_deref())
+    );
+    let regressed = reports.iter().any(|r| r.regressions > 0);
+    Ok(if !ok {
+        2
+    } else if fail && regressed {
+        1
+    } else {
+        0
+    })
 }

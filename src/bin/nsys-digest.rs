@@ -287,7 +287,7 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) ->
     if let (Some(path), Some(r)) = (&c.svg, reports.first()) {
         svg::write(path, &svg::diff_chart(r))?;
     }
-    print!("{}", render_diffs(&reports, c));
+    print!("{}", diff::render(&reports, c.format, c.svg.as_deref()));
     let regressed = reports.iter().any(|r| r.regressions > 0);
     Ok(if !ok {
         2
@@ -296,29 +296,4 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) ->
     } else {
         0
     })
-}
-
-/// Render diff reports in the chosen format (shared with ncu-digest).
-fn render_diffs(reports: &[DiffReport], c: &Common) -> String {
-    match c.format {
-        Format::Json if reports.len() == 1 => render::json(&reports[0]) + "\n",
-        Format::Json => render::json(&reports) + "\n",
-        Format::Csv => reports
-            .iter()
-            .map(|r| render::csv(&diff::csv_table(r)))
-            .collect(),
-        Format::Markdown | Format::Table => reports
-            .iter()
-            .map(|r| {
-                let mut doc = diff::document(r, Some(15));
-                doc.chart = c.svg.as_ref().map(|p| p.display().to_string());
-                if c.format == Format::Markdown {
-                    render::markdown(&doc)
-                } else {
-                    render::terminal(&doc)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-    }
 }

@@ -3,6 +3,7 @@
 //! [`digest`] reads one file, filters launches by kernel and NVTX, derives
 //! per-launch metrics and aggregates them per kernel, NVTX range or both.
 
+pub mod compare;
 pub mod derive;
 pub mod metric_names;
 pub mod reader;

@@ -1,0 +1,103 @@
+//! `ncu-digest diff BASE NEW`: kernels matched by name, compared per launch
+//! (mean duration, bandwidth, % of peak, load/store efficiency), so runs
+//! that profiled a different number of launches compare fairly.
+
+use super::{KernelAggregate, NcuDigest};
+use crate::diff::{finish, DiffReport, DiffRow, Worse};
+use std::collections::BTreeMap;
+
+/// A kernel's duration change gates only when it moves the file's total
+/// duration per launch by at least this many percent.
+pub const MIN_IMPACT_PCT: f64 = 1.0;
+
+fn per_launch(k: &KernelAggregate) -> Option<f64> {
+    k.duration_ns.map(|d| d / k.launches as f64)
+}
+
+fn key(k: &KernelAggregate) -> String {
+    match (&k.kernel, &k.nvtx) {
+        (Some(kernel), Some(nvtx)) => format!("{nvtx}: {kernel}"),
+        (Some(kernel), None) => kernel.clone(),
+        (None, Some(nvtx)) => nvtx.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+fn total_per_launch(d: &NcuDigest) -> Option<f64> {
+    let total: f64 = d.kernels.iter().filter_map(|k| k.duration_ns).sum();
+    (d.source.launches_selected > 0).then(|| total / d.source.launches_selected as f64)
+}
+
+pub fn compare(base: &NcuDigest, new: &NcuDigest, threshold_pct: f64) -> DiffReport {
+    let mut rows = vec![DiffRow::new(
+        "total",
+        "all kernels",
+        "mean ns per launch",
+        total_per_launch(base),
+        total_per_launch(new),
+        Worse::Higher,
+        true,
+    )];
+    let index = |d: &NcuDigest| -> BTreeMap<String, KernelAggregate> {
+        d.kernels.iter().map(|k| (key(k), k.clone())).collect()
+    };
+    let (kb, kn) = (index(base), index(new));
+    let base_total: f64 = base.kernels.iter().filter_map(|k| k.duration_ns).sum();
+    let names: std::collections::BTreeSet<&String> = kb.keys().chain(kn.keys()).collect();
+    for name in names {
+        let (b, n) = (kb.get(name), kn.get(name));
+        let both = b.is_some() && n.is_some();
+        let material = match (b.and_then(per_launch), n.and_then(per_launch), b) {
+            (Some(x), Some(y), Some(bk)) if base_total > 0.0 => {
+                100.0 * (y - x).abs() * bk.launches as f64 / base_total >= MIN_IMPACT_PCT
+            }
+            _ => false,
+        };
+        let get =
+            |k: Option<&KernelAggregate>, f: fn(&KernelAggregate) -> Option<f64>| k.and_then(f);
+        rows.push(DiffRow::new(
+            "kernels",
+            name,
+            "mean ns per launch",
+            get(b, per_launch),
+            get(n, per_launch),
+            Worse::Higher,
+            material,
+        ));
+        rows.push(DiffRow::new(
+            "kernels",
+            name,
+            "DRAM GB/s",
+            get(b, |k| k.dram_bandwidth_bytes_per_s.map(|v| v / 1e9)),
+            get(n, |k| k.dram_bandwidth_bytes_per_s.map(|v| v / 1e9)),
+            Worse::Lower,
+            false,
+        ));
+        for (metric, f) in [
+            (
+                "ld efficiency %",
+                (|k: &KernelAggregate| k.ld_efficiency_pct) as fn(&KernelAggregate) -> Option<f64>,
+            ),
+            ("st efficiency %", |k| k.st_efficiency_pct),
+        ] {
+            rows.push(DiffRow::new(
+                "efficiency",
+                name,
+                metric,
+                get(b, f),
+                get(n, f),
+                Worse::Lower,
+                both && material,
+            ));
+        }
+    }
+    rows.retain(|r| r.base.is_some() || r.new.is_some());
+    finish(
+        &base.source.file,
+        &new.source.file,
+        "per launch, kernels matched by name".into(),
+        threshold_pct,
+        rows,
+        &[0],
+    )
+}

@@ -1,0 +1,325 @@
+//! Folders of profiles, before/after diffs, and PR-ready Markdown and SVG.
+//! Expected numbers come from the ground truth nsys printed for the samples.
+
+use crate::common::*;
+use assert_cmd::Command;
+use std::collections::HashMap;
+
+fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin(bin)
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn arg(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+/// The samples plus a truncated copy of one: every good file gets its row,
+/// the bad one is named on stderr, and the exit code is 2.
+#[test]
+fn folder_with_a_truncated_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    for s in SAMPLES {
+        std::fs::copy(sample(s), dir.path().join(format!("{s}.sqlite.gz"))).unwrap();
+    }
+    let whole = std::fs::read(sample("h200_llama8_eager_1step")).unwrap();
+    let bad = dir.path().join("truncated.sqlite.gz");
+    std::fs::write(&bad, &whole[..whole.len() / 3]).unwrap();
+    let (code, out, err) = run("nsys-digest", &[&arg(dir.path()), "--format", "json"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("truncated.sqlite.gz"), "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), SAMPLES.len());
+    for s in SAMPLES {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r["file"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("{s}.sqlite.gz"))
+            })
+            .unwrap();
+        let kernel_ns: i64 = groundtruth(s, "cuda_gpu_kern_sum")
+            .iter()
+            .map(|r| int(r, "Total Time (ns)"))
+            .sum();
+        let gpu = row["gpu_ns"].as_i64().unwrap();
+        if s.contains("graphmode") {
+            assert!(
+                gpu > kernel_ns,
+                "graph executions are added in graph trace mode"
+            );
+        } else {
+            assert_eq!(gpu, kernel_ns, "{s}");
+        }
+    }
+    let (code, out, _) = run("nsys-digest", &[&arg(dir.path())]);
+    assert_eq!(code, 2);
+    assert!(out.contains("5 profiles"), "{out}");
+}
+
+/// Median of the decode step ranges and decode GPU time per token, from
+/// the nvtx_sum and nvtx_kern_sum ground truth.
+fn decode_from_groundtruth(sample: &str) -> (f64, f64) {
+    let step = "execute_context_0(0)_generation_8(8)";
+    let med: f64 = groundtruth(sample, "nvtx_sum")
+        .iter()
+        .find(|r| r["Range"] == format!(":{step}"))
+        .map(|r| r["Med (ns)"].parse().unwrap())
+        .unwrap();
+    let gpu: i64 = groundtruth(sample, "nvtx_kern_sum")
+        .iter()
+        .filter(|r| r["NVTX Range"] == format!(":{step}"))
+        .map(|r| int(r, "Total Time (ns)"))
+        .sum();
+    let steps = groundtruth(sample, "nvtx_sum")
+        .iter()
+        .find(|r| r["Range"] == format!(":{step}"))
+        .map(|r| int(r, "Instances"))
+        .unwrap();
+    (med, gpu as f64 / (steps as f64 * 8.0))
+}
+
+#[test]
+fn diff_of_graph_and_eager_decode_has_the_known_direction() {
+    let (graphs, eager) = (
+        sample("h200_llama8_graphs_node_1step"),
+        sample("h200_llama8_eager_1step"),
+    );
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &arg(&graphs),
+            &arg(&eager),
+            "--threshold",
+            "5%",
+            "--fail-on-regression",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 1, "graphs → eager regresses: {err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = |metric: &str| {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["section"] == "phases" && r["name"] == "decode" && r["metric"] == metric)
+            .cloned()
+            .unwrap()
+    };
+    let (med_g, tok_g) = decode_from_groundtruth("h200_llama8_graphs_node_1step");
+    let (med_e, tok_e) = decode_from_groundtruth("h200_llama8_eager_1step");
+    let step = row("step median ns");
+    assert_eq!(step["base"].as_f64().unwrap(), med_g);
+    assert_eq!(step["new"].as_f64().unwrap(), med_e);
+    assert!(step["regression"].as_bool().unwrap());
+    let expect_pct = 100.0 * (med_e - med_g) / med_g;
+    assert!((step["delta_pct"].as_f64().unwrap() - expect_pct).abs() < 1e-6);
+    assert!(expect_pct > 1000.0, "eager decode steps are launch-bound");
+    let tok = row("GPU ns per token");
+    assert!((tok["base"].as_f64().unwrap() - tok_g).abs() < 1e-6);
+    assert!((tok["new"].as_f64().unwrap() - tok_e).abs() < 1e-6);
+    assert!(report["summary"].as_str().unwrap().contains("decode"));
+
+    let (code, _, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &arg(&eager),
+            &arg(&graphs),
+            "--threshold",
+            "5%",
+            "--fail-on-regression",
+        ],
+    );
+    assert_eq!(code, 0, "eager → graphs does not regress: {err}");
+}
+
+#[test]
+fn diff_of_two_folders_matches_files_by_name() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::copy(
+        sample("h200_llama8_eager_1step"),
+        a.path().join("run.sqlite.gz"),
+    )
+    .unwrap();
+    std::fs::copy(
+        sample("h200_llama8_eager_1step"),
+        b.path().join("run.sqlite.gz"),
+    )
+    .unwrap();
+    std::fs::copy(
+        sample("h200_llama8_graphs_node_1step"),
+        b.path().join("only_new.sqlite.gz"),
+    )
+    .unwrap();
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &arg(a.path()),
+            &arg(b.path()),
+            "--fail-on-regression",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["regressions"], 0);
+    assert!(v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["delta"].as_f64().unwrap_or(0.0) == 0.0));
+}
+
+fn gfm_html(markdown: &str) -> String {
+    let mut options = comrak::Options::default();
+    options.extension.table = true;
+    options.extension.tagfilter = true;
+    options.extension.strikethrough = true;
+    options.extension.autolink = true;
+    // GitHub passes <details> through; tagfilter drops only unsafe tags.
+    options.render.unsafe_ = true;
+    comrak::markdown_to_html(markdown, &options)
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Every `<tr>` of every table has as many cells as its header.
+fn assert_tables_are_rectangular(html: &str) {
+    for table in html.split("<table>").skip(1) {
+        let table = &table[..table.find("</table>").unwrap()];
+        let header = table.matches("</th>").count();
+        for row in table.split("<tr>").skip(2) {
+            assert_eq!(row.matches("</td>").count(), header, "ragged row: {row}");
+        }
+    }
+}
+
+#[test]
+fn markdown_renders_in_gfm_with_every_kernel_name_intact() {
+    let f = sample("h200_llama8_graphs_node_1step");
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("chart.svg");
+    let (code, md, err) = run(
+        "nsys-digest",
+        &[&arg(&f), "--format", "markdown", "--svg", &arg(&svg)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let html = gfm_html(&md);
+    assert!(
+        !html.contains("raw HTML omitted") && !html.contains("&lt;details"),
+        "raw HTML dropped"
+    );
+    assert!(
+        html.contains("<details>") && html.contains("<img src="),
+        "details block and chart"
+    );
+    assert_tables_are_rectangular(&html);
+    let (_, json, _) = run("nsys-digest", &[&arg(&f), "--format", "json"]);
+    let d: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut checked = 0;
+    for k in d["kernels"].as_array().unwrap().iter().take(10) {
+        let name = k["name"].as_str().unwrap();
+        assert!(
+            html.contains(&html_escape(name)),
+            "kernel name lost: {name}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 10);
+    roxmltree::Document::parse(&std::fs::read_to_string(&svg).unwrap()).expect("SVG is XML");
+}
+
+#[test]
+fn diff_markdown_opens_with_a_summary_and_the_svg_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("diff.svg");
+    let (graphs, eager) = (
+        sample("h200_llama8_graphs_node_1step"),
+        sample("h200_llama8_eager_1step"),
+    );
+    let (code, md, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &arg(&graphs),
+            &arg(&eager),
+            "--format",
+            "markdown",
+            "--svg",
+            &arg(&svg),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let first = md.lines().next().unwrap();
+    assert!(
+        first.starts_with("**decode") || first.starts_with("**prefill"),
+        "{first}"
+    );
+    assert!(first.contains("regression"));
+    let html = gfm_html(&md);
+    assert_tables_are_rectangular(&html);
+    assert!(!html.contains("raw HTML omitted"));
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg_text).expect("SVG is XML");
+    assert!(doc.descendants().filter(|n| n.has_tag_name("rect")).count() > 2);
+}
+
+#[test]
+fn ncu_folder_and_diff() {
+    let dir = repo().join("samples/ncu");
+    let (code, out, err) = run("ncu-digest", &[&arg(&dir), "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        std::fs::read_dir(&dir).unwrap().count()
+    );
+    let base = dir.join("h200_llama4L_memmetrics_525kernels.raw_baseunits.csv.gz");
+    let details = dir.join("h200_llama4L_memmetrics_525kernels.details.csv.gz");
+    // The same launches in two layouts: only rounding differs.
+    let (code, out, err) = run(
+        "ncu-digest",
+        &[
+            "diff",
+            &arg(&base),
+            &arg(&details),
+            "--fail-on-regression",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let by: HashMap<String, f64> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metric"] == "mean ns per launch")
+        .filter_map(|r| Some((r["name"].as_str()?.to_string(), r["delta_pct"].as_f64()?)))
+        .collect();
+    assert!(by.len() > 20);
+    assert!(by.values().all(|p| p.abs() < 1.0), "rounding only");
+}
