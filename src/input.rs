@@ -35,7 +35,48 @@ pub struct OpenedProfile {
     pub source: PathBuf,
     /// The SQLite file to read.
     pub sqlite: PathBuf,
-    _temp: Option<tempfile::TempDir>,
+    _temp: Option<TrackedTempDir>,
+}
+
+/// Temp folders alive right now, so an interrupt can remove them.
+static LIVE_TEMP_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A temp folder that is removed when dropped, and registered so that
+/// [`remove_temp_dirs`] can remove it when the process is interrupted.
+#[derive(Debug)]
+struct TrackedTempDir(Option<tempfile::TempDir>);
+
+impl TrackedTempDir {
+    fn new(dir: tempfile::TempDir) -> TrackedTempDir {
+        if let Ok(mut live) = LIVE_TEMP_DIRS.lock() {
+            live.push(dir.path().to_path_buf());
+        }
+        TrackedTempDir(Some(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_ref().map(|d| d.path()).unwrap_or(Path::new(""))
+    }
+}
+
+impl Drop for TrackedTempDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            if let Ok(mut live) = LIVE_TEMP_DIRS.lock() {
+                live.retain(|p| p != dir.path());
+            }
+            let _ = dir.close();
+        }
+    }
+}
+
+/// Remove every temp folder still alive; for a Ctrl-C handler.
+pub fn remove_temp_dirs() {
+    if let Ok(live) = LIVE_TEMP_DIRS.lock() {
+        for dir in live.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -121,7 +162,7 @@ pub fn open_profile(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
     }
 }
 
-fn temp_dir(path: &Path, opts: &InputOptions) -> Result<tempfile::TempDir> {
+fn temp_dir(path: &Path, opts: &InputOptions) -> Result<TrackedTempDir> {
     let builder = {
         let mut b = tempfile::Builder::new();
         b.prefix("nsys-digest-");
@@ -131,6 +172,7 @@ fn temp_dir(path: &Path, opts: &InputOptions) -> Result<tempfile::TempDir> {
         Some(dir) => builder.tempdir_in(dir),
         None => builder.tempdir(),
     }
+    .map(TrackedTempDir::new)
     .map_err(|e| DigestError::io(path, e))
 }
 
@@ -164,9 +206,9 @@ fn inflate(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
             });
         }
         out.write_all(&buf[..n])
-            .map_err(|e| DigestError::io(path, e))?;
+            .map_err(|e| write_error(path, &target, e))?;
     }
-    out.flush().map_err(|e| DigestError::io(path, e))?;
+    out.flush().map_err(|e| write_error(path, &target, e))?;
     drop(out);
     let inner = sniff(&target).map_err(|e| match e {
         DigestError::Empty { .. } => DigestError::BadGzip {
@@ -186,6 +228,21 @@ fn inflate(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
         sqlite: target,
         _temp: Some(dir),
     })
+}
+
+/// A failed write of the inflated copy: say where, and that the disk is full
+/// when it is.
+fn write_error(path: &Path, target: &Path, e: std::io::Error) -> DigestError {
+    let folder = target.parent().unwrap_or(target).display();
+    let reason = if e.kind() == std::io::ErrorKind::StorageFull {
+        format!("the disk holding {folder} is full while inflating the profile; free space or pass --temp-dir")
+    } else {
+        format!("writing the inflated copy into {folder} failed: {e}")
+    };
+    DigestError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(e.kind(), reason),
+    }
 }
 
 fn export_nsys_rep(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {

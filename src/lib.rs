@@ -17,6 +17,7 @@ pub mod categories;
 pub mod cli;
 pub mod diff;
 pub mod error;
+pub mod export;
 pub mod input;
 pub mod ncu;
 pub mod nsys;

@@ -5,7 +5,10 @@ mod batch_diff;
 mod cli;
 mod common;
 mod groundtruth;
+mod hostile;
 mod llm;
 mod ncu;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod queries;
 mod thirdparty;

@@ -111,6 +111,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Ctrl-C: remove inflated temp copies before leaving.
+    let _ = ctrlc::set_handler(|| {
+        nsight_digest::input::remove_temp_dirs();
+        std::process::exit(130);
+    });
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Diff {

@@ -7,6 +7,7 @@ use nsight_digest::batch::{self, NsysRow};
 use nsight_digest::categories::Categories;
 use nsight_digest::cli::{expand_inputs, one_line, pair_by_name};
 use nsight_digest::diff::{self, parse_threshold, DiffReport};
+use nsight_digest::export::{write_parquet, ExportTables};
 use nsight_digest::input::{is_nsys_candidate, InputOptions};
 use nsight_digest::nsys::compare::compare;
 use nsight_digest::nsys::llm::LlmOptions;
@@ -39,6 +40,11 @@ struct Cli {
     /// With several profiles: print every full digest, not the combined table.
     #[arg(long)]
     per_file: bool,
+
+    /// Write kernels, nvtx, phases and layers tables (one row per profile
+    /// and item) as Parquet files into DIR. Needs the `parquet` feature.
+    #[arg(long, value_name = "DIR")]
+    export_parquet: Option<PathBuf>,
 
     #[command(flatten)]
     common: Common,
@@ -107,6 +113,11 @@ struct Common {
 }
 
 fn main() -> ExitCode {
+    // Ctrl-C: remove inflated temp copies before leaving.
+    let _ = ctrlc::set_handler(|| {
+        nsight_digest::input::remove_temp_dirs();
+        std::process::exit(130);
+    });
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Diff {
@@ -202,6 +213,13 @@ fn run(cli: &Cli) -> Result<u8> {
             .collect();
         bar.finish_and_clear();
         let (digests, ok) = report_errors(results);
+        if let Some(dir) = &cli.export_parquet {
+            let mut tables = ExportTables::default();
+            for d in &digests {
+                tables.extend(ExportTables::from_digest(d));
+            }
+            write_parquet(dir, &tables)?;
+        }
         if let (Some(path), Some(d)) = (&c.svg, digests.first()) {
             svg::write(path, &svg::layer_phase_chart(&d.llm.layers, &d.source.file))?;
         }
@@ -209,16 +227,33 @@ fn run(cli: &Cli) -> Result<u8> {
         return Ok(if ok { 0 } else { 2 });
     }
     // Several profiles: each worker keeps only the summary row.
-    let results: Vec<Result<NsysRow>> = files
+    let export = cli.export_parquet.is_some();
+    let results: Vec<Result<(NsysRow, Option<ExportTables>)>> = files
         .par_iter()
         .map(|f| {
-            let r = digest_one(f, &opts).map(|d| NsysRow::from_digest(&d));
+            let r = digest_one(f, &opts).map(|d| {
+                (
+                    NsysRow::from_digest(&d),
+                    export.then(|| ExportTables::from_digest(&d)),
+                )
+            });
             bar.inc(1);
             r
         })
         .collect();
     bar.finish_and_clear();
-    let (rows, ok) = report_errors(results);
+    let (pairs, ok) = report_errors(results);
+    let mut tables = ExportTables::default();
+    let mut rows = Vec::new();
+    for (row, t) in pairs {
+        rows.push(row);
+        if let Some(t) = t {
+            tables.extend(t);
+        }
+    }
+    if let Some(dir) = &cli.export_parquet {
+        write_parquet(dir, &tables)?;
+    }
     let table = batch::nsys_table(&rows);
     let doc = Document {
         title: "nsys-digest".into(),

@@ -1,0 +1,355 @@
+//! Hostile inputs, generated here from the real samples by damaging a copy
+//! (or written by hand where no real file shows the case, as marked). Every
+//! case ends with exit code 2 and one line naming the file, or with a result;
+//! never a panic, never a hang, never a change to the input.
+
+use crate::common::*;
+use assert_cmd::Command;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin(bin)
+        .unwrap()
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Exit 0 with output, or exit 2 with one line naming the file; no panic;
+/// input unchanged.
+fn assert_handled(bin: &str, path: &Path, extra: &[&str]) -> i32 {
+    let before = std::fs::read(path).unwrap();
+    let p = path.display().to_string();
+    let mut args = vec![p.as_str()];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(bin, &args);
+    assert!(!err.contains("panicked"), "{p}: {err}");
+    match code {
+        0 => assert!(!out.is_empty(), "{p}: no output"),
+        2 => {
+            assert_eq!(
+                err.lines().filter(|l| l.contains("error")).count(),
+                1,
+                "{p}: {err}"
+            );
+            assert!(err.contains(&p), "{p}: names the file: {err}");
+        }
+        other => panic!("{p}: exit {other}: {err}"),
+    }
+    assert_eq!(std::fs::read(path).unwrap(), before, "{p}: input changed");
+    code
+}
+
+/// A writable copy of a committed sample, inflated.
+fn copy_sample(dir: &Path, name: &str) -> PathBuf {
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(sample(name)).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let p = dir.join(format!("{name}.sqlite"));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// Rebuild the kernel table without its NOT NULL constraints, so damage
+/// that nsys itself would refuse can be written.
+const RELAX_KERNELS: &str = "CREATE TABLE k AS SELECT * FROM CUPTI_ACTIVITY_KIND_KERNEL;
+    DROP TABLE CUPTI_ACTIVITY_KIND_KERNEL;
+    ALTER TABLE k RENAME TO CUPTI_ACTIVITY_KIND_KERNEL;";
+
+fn damaged(sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy_sample(dir.path(), "h200_llama8_graphs_graphmode_1step");
+    let conn = rusqlite::Connection::open(&p).unwrap();
+    conn.execute_batch(RELAX_KERNELS).unwrap();
+    conn.execute_batch(sql).unwrap();
+    drop(conn);
+    (dir, p)
+}
+
+#[test]
+fn broken_kernel_cells() {
+    let cases = [
+        ("null start", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET start = NULL WHERE rowid % 7 = 0;", 2),
+        ("text end", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = 'soon' WHERE rowid = 3;", 2),
+        ("end before start", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = start - 1000 WHERE rowid % 5 = 0;", 0),
+        (
+            "duplicate correlation ids",
+            "UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET correlationId = 7; UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET correlationId = 7;",
+            0,
+        ),
+        ("1 MB kernel name", "UPDATE StringIds SET value = printf('%.*c', 1048576, 'k') WHERE id IN (SELECT demangledName FROM CUPTI_ACTIVITY_KIND_KERNEL LIMIT 1);", 0),
+        ("null names", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET demangledName = NULL, shortName = NULL WHERE rowid % 3 = 0;", 0),
+    ];
+    for (what, sql, want) in cases {
+        let (_dir, p) = damaged(sql);
+        assert_eq!(assert_handled("nsys-digest", &p, &[]), want, "{what}");
+        assert_handled("nsys-digest", &p, &["--format", "json"]);
+    }
+}
+
+#[test]
+fn broken_nvtx_ranges() {
+    let cases = [
+        (
+            "ranges that never end",
+            "UPDATE NVTX_EVENTS SET end = NULL WHERE rowid % 4 = 0;",
+        ),
+        (
+            "ranges ending on another thread",
+            "UPDATE NVTX_EVENTS SET endGlobalTid = globalTid + 1 WHERE rowid % 3 = 0;",
+        ),
+        (
+            "nested ranges with identical bounds",
+            "INSERT INTO NVTX_EVENTS SELECT * FROM NVTX_EVENTS WHERE rowid % 2 = 0;",
+        ),
+        (
+            "no text at all",
+            "UPDATE NVTX_EVENTS SET text = NULL, textId = NULL;",
+        ),
+    ];
+    for (what, sql) in cases {
+        let (_dir, p) = damaged(sql);
+        assert_eq!(assert_handled("nsys-digest", &p, &[]), 0, "{what}");
+        assert_eq!(
+            assert_handled(
+                "nsys-digest",
+                &p,
+                &["--report", "nvtx-kernels", "--format", "csv"]
+            ),
+            0,
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn missing_tables_and_columns() {
+    let cases = [
+        ("no StringIds", "DROP TABLE StringIds;", 0),
+        (
+            "no runtime table",
+            "DROP TABLE CUPTI_ACTIVITY_KIND_RUNTIME;",
+            0,
+        ),
+        ("no NVTX", "DROP TABLE NVTX_EVENTS;", 0),
+        (
+            "no kernel grid columns",
+            "ALTER TABLE CUPTI_ACTIVITY_KIND_KERNEL DROP COLUMN gridX;",
+            2,
+        ),
+    ];
+    for (what, sql, want) in cases {
+        let (_dir, p) = damaged(sql);
+        assert_eq!(assert_handled("nsys-digest", &p, &[]), want, "{what}");
+    }
+}
+
+/// Hand-made: 200 MB of zeros compress to 200 KB; the limit stops it.
+#[test]
+fn gzip_bomb_is_stopped_by_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bomb.sqlite.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&p).unwrap(),
+        flate2::Compression::best(),
+    );
+    let mut chunk = vec![0u8; 1 << 20];
+    chunk[..16].copy_from_slice(b"SQLite format 3\0");
+    enc.write_all(&chunk).unwrap();
+    chunk[..16].fill(0);
+    for _ in 0..199 {
+        enc.write_all(&chunk).unwrap();
+    }
+    enc.finish().unwrap();
+    let (code, _, err) = run(
+        "nsys-digest",
+        &[&p.display().to_string(), "--max-decompressed-mb", "64"],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("exceeds the limit"), "{err}");
+    let (code, _, err) = run(
+        "ncu-digest",
+        &[&p.display().to_string(), "--max-decompressed-mb", "64"],
+    );
+    assert_eq!(code, 2, "{err}");
+}
+
+fn real_details_csv() -> String {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(
+            repo().join("samples/ncu/h200_llama4L_memmetrics_525kernels.details.csv.gz"),
+        )
+        .unwrap(),
+    )
+    .read_to_string(&mut text)
+    .unwrap();
+    text
+}
+
+#[test]
+fn hostile_csv_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = real_details_csv();
+    let header = real.lines().next().unwrap().to_string();
+    let body: Vec<&str> = real.lines().skip(1).take(200).collect();
+    let wide_header: Vec<String> = (0..10_000).map(|i| format!("\"m{i}__x.sum\"")).collect();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // NaN and infinities in the values of a real export.
+        (
+            "nan_inf.csv",
+            format!(
+                "{header}\n{}",
+                body.join("\n")
+                    .replace("\"0.04\"", "\"nan\"")
+                    .replace("\"100\"", "\"inf\"")
+            )
+            .into_bytes(),
+        ),
+        // Non-UTF-8 bytes in a real export's kernel names.
+        ("latin1.csv", {
+            let mut b = format!("{header}\n{}", body.join("\n")).into_bytes();
+            for i in (200..b.len()).step_by(997) {
+                b[i] = 0xE9;
+            }
+            b
+        }),
+        // Hand-made: duplicate header names.
+        (
+            "dupes.csv",
+            format!(
+                "{}\n{}",
+                header.replace("\"Host Name\"", "\"ID\""),
+                body.join("\n")
+            )
+            .into_bytes(),
+        ),
+        // Hand-made: a raw page 10,000 columns wide.
+        (
+            "wide.csv",
+            format!(
+                "\"ID\",\"Kernel Name\",{}\n\"\",\"\",{}\n\"0\",\"k\",{}\n",
+                wide_header.join(","),
+                vec!["\"byte\""; 10_000].join(","),
+                vec!["\"1\""; 10_000].join(",")
+            )
+            .into_bytes(),
+        ),
+        // Hand-made: only a header and a units row.
+        (
+            "units_only.csv",
+            b"\"ID\",\"Kernel Name\",\"dram__bytes.sum\"\n\"\",\"\",\"byte\"\n".to_vec(),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        assert_handled("ncu-digest", &p, &[]);
+        assert_handled("ncu-digest", &p, &["--format", "json", "--per-launch"]);
+    }
+}
+
+#[test]
+fn a_folder_with_nothing_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    for bin in ["nsys-digest", "ncu-digest"] {
+        let (code, _, err) = run(bin, &[&dir.path().display().to_string()]);
+        assert_eq!(code, 2, "{bin}");
+        assert!(
+            err.contains("no ") && err.contains("in this folder"),
+            "{bin}: {err}"
+        );
+    }
+}
+
+/// Another process holds the export open inside a write transaction; with
+/// `immutable=1` the digest neither waits for its lock nor writes.
+#[test]
+fn works_while_another_process_holds_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = copy_sample(dir.path(), "h200_llama8_graphs_node_1step");
+    let holder = rusqlite::Connection::open(&p).unwrap();
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; CREATE TABLE held(x);")
+        .unwrap();
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[&p.display().to_string(), "--report", "kernels"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("GPU kernels"));
+    holder.execute_batch("ROLLBACK;").unwrap();
+}
+
+/// A 2 MB tmpfs as the temp folder: inflating a 10 MB export fills it.
+/// Needs root to mount; skipped elsewhere.
+#[test]
+fn full_disk_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let (code, _, err) = run(
+        "nsys-digest",
+        &[
+            &sample("h200_llama8_eager_3steps").display().to_string(),
+            "--temp-dir",
+            &dir.path().display().to_string(),
+        ],
+    );
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    let _ = std::process::Command::new("umount")
+        .arg(dir.path())
+        .status();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is full"), "{err}");
+    assert_eq!(leftovers, 0, "the partial copy is removed");
+}
+
+/// Ctrl-C while a large export is being inflated leaves no temp files.
+#[test]
+fn interrupt_removes_temp_files() {
+    let Some(shared) = shared() else { return };
+    let big = shared.join("samples/nsys/h200_llama32_eager_3steps.sqlite.gz");
+    if !big.exists() {
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("nsys-digest"))
+        .arg(&big)
+        .arg("--temp-dir")
+        .arg(temp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(temp.path()).unwrap().count() == 0
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted while inflating");
+    let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "left behind: {left:?} (exit {status:?})");
+}

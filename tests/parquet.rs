@@ -1,0 +1,56 @@
+//! The Parquet hand-off (feature `parquet`): files written by
+//! `--export-parquet` open with polars and hold every profile's rows.
+
+use crate::common::*;
+use assert_cmd::Command;
+use nsight_digest::export::polars::prelude::*;
+
+fn read(path: &std::path::Path) -> DataFrame {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    ParquetReader::new(file).finish().unwrap()
+}
+
+#[test]
+fn folder_export_opens_with_polars() {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::cargo_bin("nsys-digest")
+        .unwrap()
+        .arg(repo().join("samples"))
+        .arg("--export-parquet")
+        .arg(out.path())
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let kernels = read(&out.path().join("kernels.parquet"));
+    let profiles = kernels.column("profile").unwrap().str().unwrap().clone();
+    let totals = kernels.column("total_ns").unwrap().i64().unwrap().clone();
+    for s in SAMPLES {
+        let want: i64 = groundtruth(s, "cuda_gpu_kern_sum")
+            .iter()
+            .map(|r| int(r, "Total Time (ns)"))
+            .sum();
+        let got: i64 = profiles
+            .into_iter()
+            .zip(totals.into_iter())
+            .filter(|(p, _)| p.is_some_and(|p| p.ends_with(&format!("{s}.sqlite.gz"))))
+            .map(|(_, t)| t.unwrap())
+            .sum();
+        assert_eq!(got, want, "{s}");
+    }
+    for table in ["nvtx", "phases", "layers"] {
+        let df = read(&out.path().join(format!("{table}.parquet")));
+        assert!(df.height() > 0, "{table}");
+        assert!(df.column("profile").is_ok(), "{table}");
+    }
+    let phases = read(&out.path().join("phases.parquet"));
+    assert_eq!(
+        phases.height(),
+        2 * SAMPLES.len(),
+        "prefill and decode per sample"
+    );
+}
