@@ -35,8 +35,8 @@ fn folder_export_opens_with_polars() {
             .map(|r| int(r, "Total Time (ns)"))
             .sum();
         let got: i64 = profiles
-            .into_iter()
-            .zip(totals.into_iter())
+            .iter()
+            .zip(totals.iter())
             .filter(|(p, _)| p.is_some_and(|p| p.ends_with(&format!("{s}.sqlite.gz"))))
             .map(|(_, t)| t.unwrap())
             .sum();

@@ -203,9 +203,17 @@ fn cell(record: &csv::ByteRecord, i: Option<usize>) -> String {
         .unwrap_or_default()
 }
 
-/// Read one ncu CSV file.
+/// Read one ncu CSV file (plain or gzipped).
 pub fn read(path: &Path, opts: &ReadOptions) -> Result<NcuFile, DigestError> {
-    let mut reader = open(path, opts)?;
+    read_from(open(path, opts)?, path, opts)
+}
+
+/// Read ncu CSV text from any reader; `path` only names it in messages.
+pub fn read_from(
+    mut reader: Box<dyn BufRead>,
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<NcuFile, DigestError> {
     let header = find_header(path, reader.as_mut(), opts.max_decompressed_bytes)?;
     let mut csv = csv::ReaderBuilder::new()
         .flexible(true)

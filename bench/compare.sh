@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Whole-process timings: nsys-digest and ncu-digest against the anchors
+# measured in the same run (the sqlite3 shell's raw scan, gunzip, nsys stats
+# when installed), best of N wall-clock runs, with peak RSS.
+#
+#   bench/compare.sh [SHARED_SAMPLES_DIR] [N]
+#
+# Needs: a release build, sqlite3, python3, GNU time. Writes its inputs
+# (including the SYNTHETIC 1 GB files) under ${BENCH_DIR:-/tmp/nsight-digest-bench}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SAMPLES=${1:-../shared/samples}
+N=${2:-5}
+WORK=${BENCH_DIR:-/tmp/nsight-digest-bench}
+mkdir -p "$WORK"
+cargo build --release --quiet
+NSYS_DIGEST=$PWD/target/release/nsys-digest
+NCU_DIGEST=$PWD/target/release/ncu-digest
+
+# best WALL_S PEAK_KB of N runs of a command
+best() {
+  local best_t=999999 best_m=0
+  for _ in $(seq "$N"); do
+    /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" > /dev/null 2>&1 || true
+    read -r t m < "$WORK/time.txt"
+    if awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t; best_m=$m; fi
+  done
+  echo "$best_t $best_m"
+}
+
+row() { # name ours_s ours_kb anchor_name anchor_s
+  printf '| %s | %.3f s | %.0f MB | %s | %.3f s | %.2f× |\n' "$1" "$2" "$(echo "$3/1024" | bc -l)" "$4" "$5" "$(echo "$2/$5" | bc -l)"
+}
+
+BIG_GZ=$SAMPLES/nsys/h200_llama32_eager_3steps.sqlite.gz
+BIG=$WORK/llama32.sqlite
+[ -f "$BIG" ] || gunzip -c "$BIG_GZ" > "$BIG"
+SCAN="select count(*), total(end-start), total(deviceId), total(correlationId), total(globalPid), total(demangledName) from CUPTI_ACTIVITY_KIND_KERNEL; select total(end-start), total(globalTid), total(correlationId), total(nameId) from CUPTI_ACTIVITY_KIND_RUNTIME; select total(end), count(text) from NVTX_EVENTS;"
+
+echo "| what | ours | peak RSS | anchor | anchor time | ratio |"
+echo "|---|---|---|---|---|---|"
+read -r floor _ < <(best sqlite3 "$BIG" "$SCAN")
+read -r t m < <(best "$NSYS_DIGEST" "$BIG")
+row "nsys-digest, default digest, 76 MB export" "$t" "$m" "sqlite3 scan" "$floor"
+read -r gz _ < <(best gunzip -c "$BIG_GZ")
+read -r t m < <(best "$NSYS_DIGEST" "$BIG_GZ")
+row "nsys-digest, same export .gz" "$t" "$m" "gunzip + sqlite3 scan" "$(echo "$gz+$floor" | bc -l)"
+if command -v nsys > /dev/null; then
+  read -r ns _ < <(best nsys stats --report cuda_gpu_kern_sum,nvtx_kern_sum,cuda_kern_exec_sum,cuda_api_sum --format csv --force-overwrite true --output "$WORK/ns" "$BIG")
+  read -r t m < <(best "$NSYS_DIGEST" "$BIG")
+  row "nsys-digest vs nsys stats (4 reports)" "$t" "$m" "nsys stats" "$ns"
+fi
+
+SYN=$WORK/synthetic_1gb.sqlite
+[ -f "$SYN" ] || python3 bench/synthetic_nsys.py "$BIG" "$SYN" 1000 > /dev/null
+read -r floor_syn _ < <(best sqlite3 "$SYN" "$SCAN")
+read -r t1 m1 < <(best "$NSYS_DIGEST" "$SYN")
+row "nsys-digest, SYNTHETIC 1 GB export" "$t1" "$m1" "sqlite3 scan" "$floor_syn"
+read -r t0 _ < <(best "$NSYS_DIGEST" "$BIG")
+printf '| scaling: 1 GB time / 76 MB time | %.1f× | | size ratio | %.1f× | |\n' "$(echo "$t1/$t0" | bc -l)" "$(echo "$(stat -c %s "$SYN")/$(stat -c %s "$BIG")" | bc -l)"
+
+CSV=$WORK/synthetic_1gb_details.csv
+[ -f "$CSV" ] || python3 bench/synthetic_ncu.py samples/ncu/h200_llama4L_memmetrics_525kernels.details.csv.gz "$CSV" 1000 > /dev/null
+read -r wc _ < <(best wc -l "$CSV")
+read -r t m < <(best "$NCU_DIGEST" "$CSV")
+row "ncu-digest, SYNTHETIC 1 GB details CSV" "$t" "$m" "wc -l" "$wc"
+
+FOLDER=$WORK/batch
+if [ ! -d "$FOLDER" ]; then
+  mkdir -p "$FOLDER"
+  for i in 1 2 3 4; do
+    cp samples/h200_llama8_eager_3steps.sqlite.gz "$FOLDER/eager_$i.sqlite.gz"
+    cp samples/h200_llama8_graphs_node_3steps.sqlite.gz "$FOLDER/graphs_$i.sqlite.gz"
+  done
+fi
+read -r one _ < <(RAYON_NUM_THREADS=1 best "$NSYS_DIGEST" --quiet "$FOLDER")
+read -r two m < <(RAYON_NUM_THREADS=2 best "$NSYS_DIGEST" --quiet "$FOLDER")
+printf '| batch: 8 profiles, 2 threads vs 1 | %.3f s | %.0f MB | 1 thread | %.3f s | speed-up %.2f× |\n' "$two" "$(echo "$m/1024" | bc -l)" "$one" "$(echo "$one/$two" | bc -l)"
