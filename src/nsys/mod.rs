@@ -79,15 +79,38 @@ pub struct Digest {
 /// Read one profile (`.sqlite`, `.sqlite.gz` or `.nsys-rep`) and compute
 /// every report.
 pub fn digest(path: &Path, opts: &DigestOptions) -> Result<Digest> {
+    let watch = Stopwatch::from_env();
     let profile = open_profile(path, &opts.input)?;
+    watch.lap("open (inflate)");
     let trace = Trace::load(&profile, opts.names)?;
-    Ok(digest_trace(&trace, path, opts))
+    watch.lap("load tables");
+    let d = digest_trace(&trace, path, opts);
+    watch.lap("reports");
+    Ok(d)
+}
+
+/// Phase timings on stderr when `NSIGHT_DIGEST_TIMINGS` is set: the
+/// profile-before-optimising switch.
+struct Stopwatch(Option<std::time::Instant>);
+
+impl Stopwatch {
+    fn from_env() -> Stopwatch {
+        Stopwatch(std::env::var_os("NSIGHT_DIGEST_TIMINGS").map(|_| std::time::Instant::now()))
+    }
+    fn lap(&self, what: &str) {
+        if let Some(t) = self.0 {
+            eprintln!("timing: {what:<16} {:>8.1} ms", t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
 }
 
 /// Compute every report from an already loaded trace.
 pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest {
+    let watch = Stopwatch::from_env();
     let launches = LaunchIndex::build(trace);
+    watch.lap("  launch index");
     let nvtx_index = NvtxIndex::build(trace, &launches);
+    watch.lap("  nvtx index");
     // Independent reports; the two halves take about the same time.
     let ((kernels, nvtx, memory, llm), (nvtx_kernels, launch, api)) = rayon::join(
         || {

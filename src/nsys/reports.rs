@@ -306,22 +306,44 @@ pub fn nvtx_kernel_summary(
     innermost: bool,
 ) -> Vec<NvtxKernelSummary> {
     struct Acc {
+        key: NvtxKernelKey,
         durations: Vec<i64>,
-        ranges: HashSet<u32>,
         kernels: u64,
         last_kernel: usize,
     }
-    let mut groups: HashMap<NvtxKernelKey, Acc> = HashMap::default();
+    // Pairs are many (a kernel in every enclosing range), so the group key
+    // is packed: a dense id for (range name, style, thread) and the kernel
+    // name id. Distinct range instances are counted once at the end.
+    let mut range_keys: HashMap<(Option<(u32, RangeStyle)>, Option<i64>), u32> = HashMap::default();
+    let mut group_of: HashMap<(u32, i64), usize> = HashMap::default();
+    let mut accs: Vec<Acc> = Vec::new();
+    let mut range_members: Vec<(u32, u32)> = Vec::new();
+    let mut rk_of_range: Vec<u32> = vec![u32::MAX; trace.nvtx.len()];
     let mut add = |key: NvtxKernelKey, range: Option<u32>, kernel: usize, duration: i64| {
-        let acc = groups.entry(key).or_insert(Acc {
-            durations: Vec::new(),
-            ranges: HashSet::default(),
-            kernels: 0,
-            last_kernel: usize::MAX,
+        let cached = range.map_or(u32::MAX, |r| rk_of_range[r as usize]);
+        let rk = if cached != u32::MAX {
+            cached
+        } else {
+            let next = range_keys.len() as u32;
+            let rk = *range_keys.entry((key.0, key.1)).or_insert(next);
+            if let Some(r) = range {
+                rk_of_range[r as usize] = rk;
+            }
+            rk
+        };
+        let g = *group_of.entry((rk, key.2)).or_insert_with(|| {
+            accs.push(Acc {
+                key,
+                durations: Vec::new(),
+                kernels: 0,
+                last_kernel: usize::MAX,
+            });
+            accs.len() - 1
         });
+        let acc = &mut accs[g];
         acc.durations.push(duration);
         if let Some(r) = range {
-            acc.ranges.insert(r);
+            range_members.push((g as u32, r));
         }
         if acc.last_kernel != kernel {
             acc.last_kernel = kernel;
@@ -354,16 +376,24 @@ pub fn nvtx_kernel_summary(
             );
         }
     }
-    let mut rows: Vec<NvtxKernelSummary> = groups
+    range_members.sort_unstable();
+    range_members.dedup();
+    let mut range_instances = vec![0u64; accs.len()];
+    for (g, _) in range_members {
+        range_instances[g as usize] += 1;
+    }
+    let mut rows: Vec<NvtxKernelSummary> = accs
         .into_iter()
-        .filter_map(|((range, thread, name), mut acc)| {
+        .enumerate()
+        .filter_map(|(g, mut acc)| {
+            let (range, thread, name) = acc.key;
             let time = DurationStats::from_values(&mut acc.durations)?;
             Some(NvtxKernelSummary {
                 range: range.map(|(n, _)| trace.nvtx_names[n as usize].clone()),
                 style: range.map(|(_, s)| s),
                 pid: thread.map(global_id::pid),
                 tid: thread.map(global_id::tid),
-                range_instances: acc.ranges.len() as u64,
+                range_instances: range_instances[g],
                 kernel_instances: acc.kernels,
                 kernel: trace.strings.get(name).to_string(),
                 time,
