@@ -29,7 +29,8 @@ impl CallsById {
     /// An empty table for `count` ids between `min` and `max`.
     fn with_range(min: i64, max: i64, count: usize) -> CallsById {
         let span = max.saturating_sub(min).saturating_add(1);
-        if span > 0 && span <= 4 * count as i64 + 4096 {
+        // Up to 8 slots per call: 32 bytes per call at worst, still less than a hash map.
+        if span > 0 && span <= 8 * count as i64 + 4096 {
             CallsById::Dense {
                 min,
                 calls: vec![NONE; span as usize],
