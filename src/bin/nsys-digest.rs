@@ -170,7 +170,11 @@ fn digest_one(file: &Path, opts: &DigestOptions) -> Result<Digest> {
             file.display()
         );
     }
-    Ok(digest(file, opts)?)
+    let d = digest(file, opts)?;
+    for w in &d.source.warnings {
+        eprintln!("nsys-digest: warning: {}: {w}", file.display());
+    }
+    Ok(d)
 }
 
 /// Print each error on its own line; true when there was none.

@@ -132,6 +132,7 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
         headline.push(rows.len() - 1);
     }
     kernel_rows(&b, &n, phased, &mut rows);
+    layer_rows(&b, &n, phased, &mut rows);
     nvtx_rows(&b, &n, per_step, &mut rows);
     let normalisation = if phased {
         "kernels per token of their phase; totals and NVTX ranges per step".to_string()
@@ -207,6 +208,44 @@ fn material(base: Option<&(f64, f64)>, new: Option<&(f64, f64)>) -> bool {
             whole > 0.0 && 100.0 * (n - b).abs() / whole >= MIN_IMPACT_PCT
         }
         _ => false,
+    }
+}
+
+/// Per (phase, layer type): GPU time per token when phased, else per
+/// layer type in total.
+fn layer_rows(b: &Side, n: &Side, phased: bool, rows: &mut Vec<DiffRow>) {
+    let collect = |s: &Side| -> BTreeMap<String, (f64, f64)> {
+        let mut out = BTreeMap::new();
+        for l in &s.d.llm.phase_layers {
+            if phased {
+                let (Some(tokens), Some(phase_ns)) =
+                    (s.tokens.get(&l.phase), s.phase_ns.get(&l.phase))
+                else {
+                    continue; // outside steps: warm-up and capture, not comparable
+                };
+                out.insert(
+                    format!("{}: {}", l.phase, l.layer_type),
+                    (l.gpu_ns as f64 / tokens, phase_ns / tokens),
+                );
+            } else {
+                out.insert(l.layer_type.clone(), (l.gpu_ns as f64, s.gpu_ns()));
+            }
+        }
+        out
+    };
+    let (lb, ln) = (collect(b), collect(n));
+    let keys: std::collections::BTreeSet<&String> = lb.keys().chain(ln.keys()).collect();
+    for key in keys {
+        let (vb, vn) = (lb.get(key), ln.get(key));
+        rows.push(DiffRow::new(
+            "layers",
+            key,
+            if phased { "GPU ns per token" } else { "GPU ns" },
+            vb.map(|v| v.0),
+            vn.map(|v| v.0),
+            Worse::Higher,
+            material(vb, vn),
+        ));
     }
 }
 

@@ -15,6 +15,8 @@ pub struct LaunchIndex {
     pub memop_call: Vec<Option<u32>>,
     /// Graph trace mode rows: the `cudaGraphLaunch` behind each.
     pub graph_exec_call: Vec<Option<u32>>,
+    /// API calls whose (process, correlation id) an earlier call already had.
+    pub duplicate_calls: u64,
 }
 
 /// correlationId → API call index, for one process.
@@ -41,25 +43,32 @@ impl CallsById {
     }
 
     /// Record a call; the first call with an id wins, as in a join.
-    fn insert(&mut self, corr: i64, call: u32) {
+    /// Returns false when the id was taken.
+    fn insert(&mut self, corr: i64, call: u32) -> bool {
         match self {
             CallsById::Dense { min, calls } => {
                 let slot = &mut calls[(corr - *min) as usize];
-                if *slot == NONE {
+                let fresh = *slot == NONE;
+                if fresh {
                     *slot = call;
                 }
+                fresh
             }
-            CallsById::Sparse(map) => {
-                map.entry(corr).or_insert(call);
-            }
+            CallsById::Sparse(map) => match map.entry(corr) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(call);
+                    true
+                }
+            },
         }
     }
 
     #[cfg(test)]
     fn build(ids: &[(i64, u32)]) -> CallsById {
-        let (min, max) = ids
-            .iter()
-            .fold((i64::MAX, i64::MIN), |(lo, hi), (c, _)| (lo.min(*c), hi.max(*c)));
+        let (min, max) = ids.iter().fold((i64::MAX, i64::MIN), |(lo, hi), (c, _)| {
+            (lo.min(*c), hi.max(*c))
+        });
         let mut t = CallsById::with_range(min, max, ids.len());
         for &(c, i) in ids {
             t.insert(c, i);
@@ -93,7 +102,10 @@ impl LaunchIndex {
                     if let Some((lp, r)) = last.take() {
                         ranges.insert(lp, r);
                     }
-                    last = Some((p, ranges.get(&p).copied().unwrap_or((i64::MAX, i64::MIN, 0))));
+                    last = Some((
+                        p,
+                        ranges.get(&p).copied().unwrap_or((i64::MAX, i64::MIN, 0)),
+                    ));
                     &mut last.as_mut().unwrap().1
                 }
             };
@@ -109,9 +121,10 @@ impl LaunchIndex {
             .into_iter()
             .map(|(p, (min, max, count))| (p, CallsById::with_range(min, max, count)))
             .collect();
+        let mut duplicate_calls = 0;
         for (i, call) in trace.api_calls.iter().enumerate() {
             if let Some(t) = index.get_mut(&global_id::process(call.global_tid)) {
-                t.insert(call.correlation, i as u32);
+                duplicate_calls += u64::from(!t.insert(call.correlation, i as u32));
             }
         }
         let lookup = |pid: Option<i64>, corr: i64| index.get(&pid?)?.get(corr);
@@ -131,6 +144,7 @@ impl LaunchIndex {
                 .iter()
                 .map(|g| lookup(g.global_pid, g.correlation))
                 .collect(),
+            duplicate_calls,
         }
     }
 }
@@ -144,10 +158,18 @@ mod tests {
         let ids = vec![(5, 0), (7, 1), (5, 2), (9, 3)];
         let dense = CallsById::build(&ids);
         assert!(matches!(dense, CallsById::Dense { .. }));
-        let sparse_ids: Vec<(i64, u32)> = ids.iter().map(|&(c, i)| (c * 1_000_000_007, i)).collect();
+        let sparse_ids: Vec<(i64, u32)> =
+            ids.iter().map(|&(c, i)| (c * 1_000_000_007, i)).collect();
         let sparse = CallsById::build(&sparse_ids);
         assert!(matches!(sparse, CallsById::Sparse(_)));
-        for (c, want) in [(5, Some(0)), (7, Some(1)), (9, Some(3)), (6, None), (4, None), (99, None)] {
+        for (c, want) in [
+            (5, Some(0)),
+            (7, Some(1)),
+            (9, Some(3)),
+            (6, None),
+            (4, None),
+            (99, None),
+        ] {
             assert_eq!(dense.get(c), want, "{c}");
             assert_eq!(sparse.get(c * 1_000_000_007), want, "{c}");
         }

@@ -324,6 +324,15 @@ pub struct PhaseKernel {
     pub instances: u64,
 }
 
+/// GPU time of one layer type within one phase, for comparing runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseLayer {
+    /// As in [`Hotspot::phase`].
+    pub phase: String,
+    pub layer_type: String,
+    pub gpu_ns: i64,
+}
+
 /// The whole LLM view.
 #[derive(Debug, Clone, Serialize)]
 pub struct LlmDigest {
@@ -332,6 +341,7 @@ pub struct LlmDigest {
     pub layers: LayerReport,
     pub hotspots: Vec<Hotspot>,
     pub phase_kernels: Vec<PhaseKernel>,
+    pub phase_layers: Vec<PhaseLayer>,
 }
 
 /// How many kernels per (phase, layer type) the hotspot list keeps.
@@ -369,12 +379,14 @@ pub fn analyse(
     let phased = phases.status == "detected";
     let hotspots = hotspots(trace, &placement, &opts.categories, names, phased);
     let phase_kernels = phase_kernels(trace, &placement, names, phased);
+    let phase_layers = phase_layers(trace, &placement, phased);
     LlmDigest {
         graphs,
         phases,
         layers,
         hotspots,
         phase_kernels,
+        phase_layers,
     }
 }
 
@@ -1006,6 +1018,29 @@ fn phase_kernels(
         b.gpu_ns
             .cmp(&a.gpu_ns)
             .then_with(|| a.kernel.cmp(&b.kernel))
+    });
+    rows
+}
+
+fn phase_layers(trace: &Trace, p: &Placement, phased: bool) -> Vec<PhaseLayer> {
+    let mut groups: HashMap<(String, u32), i64> = HashMap::default();
+    for (i, k) in trace.kernels.iter().enumerate() {
+        if let Some((t, _)) = p.kernel_layer[i] {
+            *groups.entry((phase_label(p, i, phased), t)).or_default() += k.duration();
+        }
+    }
+    let mut rows: Vec<PhaseLayer> = groups
+        .into_iter()
+        .map(|((phase, t), gpu_ns)| PhaseLayer {
+            phase,
+            layer_type: p.layer_types[t as usize].clone(),
+            gpu_ns,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.gpu_ns
+            .cmp(&a.gpu_ns)
+            .then_with(|| a.layer_type.cmp(&b.layer_type))
     });
     rows
 }

@@ -50,6 +50,8 @@ pub struct SourceInfo {
     /// `Node` or `Graph` as the capture recorded it, when it did.
     pub graph_trace_mode: Option<String>,
     pub kernel_names: NameStyle,
+    /// Data that looks wrong but was read anyway, and how it was treated.
+    pub warnings: Vec<String>,
 }
 
 /// GPU launch behaviour: per-kernel launch cost plus busy/idle time.
@@ -99,7 +101,10 @@ impl Stopwatch {
     }
     fn lap(&self, what: &str) {
         if let Some(t) = self.0 {
-            eprintln!("timing: {what:<16} {:>8.1} ms", t.elapsed().as_secs_f64() * 1e3);
+            eprintln!(
+                "timing: {what:<16} {:>8.1} ms",
+                t.elapsed().as_secs_f64() * 1e3
+            );
         }
     }
 }
@@ -132,7 +137,7 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
         },
     );
     Digest {
-        source: source_info(trace, path, opts),
+        source: source_info(trace, path, opts, &launches),
         kernels,
         nvtx,
         nvtx_kernels,
@@ -144,7 +149,40 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
     }
 }
 
-fn source_info(trace: &Trace, path: &Path, opts: &DigestOptions) -> SourceInfo {
+/// Counts of suspicious rows; each kind is one warning line.
+fn data_warnings(trace: &Trace, launches: &LaunchIndex) -> Vec<String> {
+    let mut out = Vec::new();
+    let backwards = trace.kernels.iter().filter(|k| k.end < k.start).count();
+    if backwards > 0 {
+        out.push(format!("{backwards} kernels end before they start; their durations are negative in every total"));
+    }
+    let open = trace.nvtx.iter().filter(|r| r.end.is_none()).count();
+    if open > 0 {
+        out.push(format!("{open} NVTX ranges never end; they count until the last NVTX timestamp, as in nsys stats"));
+    }
+    let crossing = trace
+        .nvtx
+        .iter()
+        .filter(|r| r.end_global_tid.is_some())
+        .count();
+    if crossing > 0 {
+        out.push(format!("{crossing} NVTX ranges end on another thread; they have CPU time but no GPU projection, as in nsys stats"));
+    }
+    if launches.duplicate_calls > 0 {
+        out.push(format!(
+            "{} API calls repeat a correlation id of their process; GPU work joins the first of them",
+            launches.duplicate_calls
+        ));
+    }
+    out
+}
+
+fn source_info(
+    trace: &Trace,
+    path: &Path,
+    opts: &DigestOptions,
+    launches: &LaunchIndex,
+) -> SourceInfo {
     let mut processes: Vec<u32> = trace
         .kernels
         .iter()
@@ -156,7 +194,9 @@ fn source_info(trace: &Trace, path: &Path, opts: &DigestOptions) -> SourceInfo {
     devices.sort_unstable();
     devices.dedup();
     let span = trace.span();
+    let warnings = data_warnings(trace, launches);
     SourceInfo {
+        warnings,
         file: path.display().to_string(),
         nsys_version: trace.schema.nsys_version().map(str::to_string),
         schema_version: trace.schema.schema_version().map(str::to_string),
