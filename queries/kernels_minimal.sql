@@ -2,7 +2,6 @@
 -- (seen in synthetic fixtures); such kernels join no runtime call.
 SELECT start, end, deviceId, streamId, correlationId, NULL,
        shortName, demangledName,
-       gridX, gridY, gridZ, blockX, blockY, blockZ,
        NULL
 FROM CUPTI_ACTIVITY_KIND_KERNEL
 ORDER BY rowid

@@ -143,7 +143,7 @@ fn missing_tables_and_columns() {
         ("no NVTX", "DROP TABLE NVTX_EVENTS;", 0),
         (
             "no kernel grid columns",
-            "ALTER TABLE CUPTI_ACTIVITY_KIND_KERNEL DROP COLUMN gridX;",
+            "ALTER TABLE CUPTI_ACTIVITY_KIND_KERNEL DROP COLUMN demangledName;",
             2,
         ),
     ];

@@ -207,14 +207,19 @@ fn run(cli: &Cli) -> Result<u8> {
     }
     let bar = batch::progress(files.len(), c.quiet);
     if full {
-        let results: Vec<Result<Digest>> = files
-            .par_iter()
-            .map(|f| {
-                let r = digest_one(f, &opts);
-                bar.inc(1);
-                r
-            })
-            .collect();
+        // One profile runs on this thread, keeping its own parallel reads.
+        let results: Vec<Result<Digest>> = if files.len() == 1 {
+            vec![digest_one(&files[0], &opts)]
+        } else {
+            files
+                .par_iter()
+                .map(|f| {
+                    let r = digest_one(f, &opts);
+                    bar.inc(1);
+                    r
+                })
+                .collect()
+        };
         bar.finish_and_clear();
         let (digests, ok) = report_errors(results);
         if let Some(dir) = &cli.export_parquet {

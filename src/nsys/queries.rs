@@ -54,12 +54,6 @@ query!(
             "globalPid",
             "shortName",
             "demangledName",
-            "gridX",
-            "gridY",
-            "gridZ",
-            "blockX",
-            "blockY",
-            "blockZ",
             "graphNodeId"
         ]
     )]
@@ -76,13 +70,7 @@ query!(
             "streamId",
             "correlationId",
             "shortName",
-            "demangledName",
-            "gridX",
-            "gridY",
-            "gridZ",
-            "blockX",
-            "blockY",
-            "blockZ"
+            "demangledName"
         ]
     )]
 );

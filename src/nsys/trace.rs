@@ -38,8 +38,6 @@ pub struct Kernel {
     pub global_pid: Option<i64>,
     pub short_name: i64,
     pub demangled_name: i64,
-    pub grid: [i64; 3],
-    pub block: [i64; 3],
     /// Set for kernels that ran as a node of a CUDA graph (node trace mode).
     pub graph_node: Option<i64>,
 }
@@ -202,27 +200,39 @@ impl Trace {
         check_has_cuda(&schema, path)?;
         let kernel_query = kernel_decoder(&schema, path)?;
 
-        let (kernels, api_calls, rest) = std::thread::scope(|scope| {
-            let kernels = scope.spawn(|| -> Result<Vec<Kernel>> {
-                match kernel_query {
-                    Some(q) => read_kernels(&open_readonly(profile)?, path, q),
-                    None => Ok(Vec::new()),
-                }
-            });
-            let api_calls = scope.spawn(|| -> Result<Vec<ApiCall>> {
-                if schema.supports(&queries::RUNTIME) {
-                    read_api_calls(&open_readonly(profile)?, path)
-                } else {
-                    Ok(Vec::new())
-                }
-            });
-            let rest = load_small_tables(&conn, &schema, path, names);
+        let read_kernel_table = || -> Result<Vec<Kernel>> {
+            match kernel_query {
+                Some(q) => read_kernels(&open_readonly(profile)?, path, q),
+                None => Ok(Vec::new()),
+            }
+        };
+        let read_runtime_table = || -> Result<Vec<ApiCall>> {
+            if schema.supports(&queries::RUNTIME) {
+                read_api_calls(&open_readonly(profile)?, path)
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        // Inside a folder run every core already digests its own profile:
+        // read sequentially there, in parallel for a single profile.
+        let (kernels, api_calls, rest) = if rayon::current_thread_index().is_some() {
             (
-                kernels.join().expect("kernel reader panicked"),
-                api_calls.join().expect("runtime reader panicked"),
-                rest,
+                read_kernel_table(),
+                read_runtime_table(),
+                load_small_tables(&conn, &schema, path, names),
             )
-        });
+        } else {
+            std::thread::scope(|scope| {
+                let kernels = scope.spawn(read_kernel_table);
+                let api_calls = scope.spawn(read_runtime_table);
+                let rest = load_small_tables(&conn, &schema, path, names);
+                (
+                    kernels.join().expect("kernel reader panicked"),
+                    api_calls.join().expect("runtime reader panicked"),
+                    rest,
+                )
+            })
+        };
         let rest = rest?;
         Ok(Trace {
             schema,
@@ -377,9 +387,7 @@ fn read_kernels(conn: &Connection, path: &Path, query: &Query) -> Result<Vec<Ker
             global_pid: r.get(5)?,
             short_name: r.get::<_, Option<i64>>(6)?.unwrap_or(-1),
             demangled_name: r.get::<_, Option<i64>>(7)?.unwrap_or(-1),
-            grid: [r.get(8)?, r.get(9)?, r.get(10)?],
-            block: [r.get(11)?, r.get(12)?, r.get(13)?],
-            graph_node: r.get(14)?,
+            graph_node: r.get(8)?,
         })
     })
 }
