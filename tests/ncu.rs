@@ -536,3 +536,56 @@ fn details_peak_matches_the_raw_dram_roof() {
     }
     assert_eq!(checked, 40);
 }
+
+/// The streamed aggregates equal the ones recomputed from the per-launch
+/// rows, also where a launch's % of peak comes from the file's shared peak.
+#[test]
+fn streamed_aggregates_equal_the_launch_rows() {
+    for stem in [
+        "h200_llama2L_fullset_40kernels.details",
+        "h200_llama4L_memmetrics_525kernels.raw",
+    ] {
+        let d = digest_file(&ncu_sample(stem), &NcuOptions::default());
+        for k in &d.kernels {
+            let members: Vec<_> = d
+                .launches
+                .iter()
+                .filter(|l| Some(&l.kernel) == k.kernel.as_ref())
+                .collect();
+            let (mut num, mut den) = (0.0, 0.0);
+            for l in &members {
+                if let (Some(p), Some(t)) = (l.dram_peak_pct, l.duration_ns) {
+                    num += p * t;
+                    den += t;
+                }
+            }
+            let want = (den > 0.0).then(|| num / den);
+            match (k.dram_peak_pct, want) {
+                (Some(a), Some(b)) => assert!(
+                    (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                    "{stem} {:?}: {a} vs {b}",
+                    k.kernel
+                ),
+                (a, b) => assert_eq!(a, b, "{stem} {:?}", k.kernel),
+            }
+            let lo = members
+                .iter()
+                .filter_map(|l| l.dram_peak_pct)
+                .fold(f64::MAX, f64::min);
+            assert_eq!(
+                k.dram_peak_pct_min,
+                (lo != f64::MAX).then_some(lo),
+                "{stem}"
+            );
+        }
+        let without = digest_file(
+            &ncu_sample(stem),
+            &NcuOptions {
+                keep_launches: false,
+                ..Default::default()
+            },
+        );
+        assert!(without.launches.is_empty());
+        assert_eq!(without.kernels.len(), d.kernels.len());
+    }
+}

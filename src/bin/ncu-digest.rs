@@ -154,7 +154,7 @@ fn parse_rate(text: &str) -> Result<f64> {
     Ok(value * factor)
 }
 
-fn options(args: &Args) -> Result<NcuOptions> {
+fn options(args: &Args, keep_launches: bool) -> Result<NcuOptions> {
     let categories = Categories::with_user_rules(&args.category)?;
     let kernel = match &args.kernel {
         Some(p) => {
@@ -183,6 +183,7 @@ fn options(args: &Args) -> Result<NcuOptions> {
         nvtx,
         group: args.group,
         categories,
+        keep_launches,
     })
 }
 
@@ -231,7 +232,7 @@ fn run(cli: &Cli) -> Result<u8> {
         bail!("no input: give .csv or .csv.gz files, or folders");
     }
     let args = &cli.args;
-    let opts = options(args)?;
+    let opts = options(args, cli.per_launch)?;
     let files = expand_inputs(&cli.inputs, is_csv);
     let full = files.len() == 1 || cli.per_file || cli.per_launch;
     let bar = batch::progress(files.len(), args.quiet);
@@ -307,7 +308,7 @@ fn render_all(digests: &[NcuDigest], args: &Args, per_launch: bool) -> String {
 fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -> Result<u8> {
     let threshold = parse_threshold(threshold)
         .ok_or_else(|| anyhow!("--threshold {threshold:?}: expected a percentage like 5%"))?;
-    let opts = options(args)?;
+    let opts = options(args, false)?;
     let pairs = pair_by_name(base, new, is_csv)?;
     let results: Vec<Result<DiffReport>> = pairs
         .par_iter()

@@ -230,41 +230,89 @@ pub fn share_derived_peak(rows: &mut [LaunchMetrics]) {
     }
 }
 
+/// Which quantities at least one launch had, noted as launches stream by.
+#[derive(Debug, Default, Clone)]
+pub struct Presence {
+    launches: u64,
+    duration: bool,
+    dram_read: bool,
+    bandwidth: bool,
+    peak: bool,
+    sm: bool,
+    ld: bool,
+    l2: bool,
+    occupancy: bool,
+}
+
+impl Presence {
+    pub fn note(&mut self, r: &LaunchMetrics) {
+        self.launches += 1;
+        self.duration |= r.duration_ns.is_some();
+        self.dram_read |= r.dram_read_bytes.is_some();
+        self.bandwidth |= r.dram_bandwidth_bytes_per_s.is_some();
+        self.peak |= r.peak_bandwidth_bytes_per_s.is_some();
+        self.sm |= r.sm_peak_pct.is_some();
+        self.ld |= r.ld_efficiency_pct.is_some();
+        self.l2 |= r.l2_hit_pct.is_some();
+        self.occupancy |= r.occupancy_pct.is_some();
+    }
+
+    /// For each quantity that no launch had: what to collect to get it.
+    pub fn notes(&self) -> Vec<String> {
+        let p = self;
+        missing_notes_for(&[
+            (p.duration, Quantity::Duration),
+            (p.dram_read, Quantity::DramRead),
+            (p.bandwidth, Quantity::Bandwidth),
+            (p.peak, Quantity::Peak),
+            (p.sm, Quantity::Sm),
+            (p.ld, Quantity::Ld),
+            (p.l2, Quantity::L2),
+            (p.occupancy, Quantity::Occupancy),
+        ])
+        .into_iter()
+        .filter(|_| p.launches > 0)
+        .collect()
+    }
+}
+
+enum Quantity {
+    Duration,
+    DramRead,
+    Bandwidth,
+    Peak,
+    Sm,
+    Ld,
+    L2,
+    Occupancy,
+}
+
 /// For each quantity that no launch has: what to collect to get it.
 pub fn missing_notes(rows: &[LaunchMetrics]) -> Vec<String> {
-    let none = |f: &dyn Fn(&LaunchMetrics) -> bool| !rows.is_empty() && !rows.iter().any(f);
-    let mut notes = Vec::new();
-    if none(&|r| r.duration_ns.is_some()) {
-        notes.push(
-            "duration: collect --section SpeedOfLight or --metrics gpu__time_duration.sum"
-                .to_string(),
-        );
+    let mut p = Presence::default();
+    for r in rows {
+        p.note(r);
     }
-    if none(&|r| r.dram_read_bytes.is_some()) {
-        notes.push(
-            "DRAM bytes read/written: collect --metrics dram__bytes_read.sum,dram__bytes_write.sum"
-                .to_string(),
-        );
-    }
-    if none(&|r| r.dram_bandwidth_bytes_per_s.is_some()) {
-        notes.push("DRAM bandwidth: collect --section MemoryWorkloadAnalysis or --metrics dram__bytes.sum.per_second".to_string());
-    }
-    if none(&|r| r.peak_bandwidth_bytes_per_s.is_some()) {
-        notes.push("peak bandwidth: export --page raw (device attributes), or pass --peak-bandwidth or --gpu".to_string());
-    }
-    if none(&|r| r.sm_peak_pct.is_some()) {
-        notes.push("SM % of peak: collect --section SpeedOfLight".to_string());
-    }
-    if none(&|r| r.ld_efficiency_pct.is_some()) {
-        notes.push("load/store efficiency: collect --metrics smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.pct,smsp__sass_average_data_bytes_per_sector_mem_global_op_st.pct".to_string());
-    }
-    if none(&|r| r.l2_hit_pct.is_some()) {
-        notes.push("L1/L2 hit rates: collect --section MemoryWorkloadAnalysis".to_string());
-    }
-    if none(&|r| r.occupancy_pct.is_some()) {
-        notes.push("achieved occupancy: collect --section Occupancy".to_string());
-    }
-    notes
+    p.notes()
+}
+
+fn missing_notes_for(seen: &[(bool, Quantity)]) -> Vec<String> {
+    seen.iter()
+        .filter(|(present, _)| !present)
+        .map(|(_, q)| {
+            match q {
+                Quantity::Duration => "duration: collect --section SpeedOfLight or --metrics gpu__time_duration.sum",
+                Quantity::DramRead => "DRAM bytes read/written: collect --metrics dram__bytes_read.sum,dram__bytes_write.sum",
+                Quantity::Bandwidth => "DRAM bandwidth: collect --section MemoryWorkloadAnalysis or --metrics dram__bytes.sum.per_second",
+                Quantity::Peak => "peak bandwidth: export --page raw (device attributes), or pass --peak-bandwidth or --gpu",
+                Quantity::Sm => "SM % of peak: collect --section SpeedOfLight",
+                Quantity::Ld => "load/store efficiency: collect --metrics smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.pct,smsp__sass_average_data_bytes_per_sector_mem_global_op_st.pct",
+                Quantity::L2 => "L1/L2 hit rates: collect --section MemoryWorkloadAnalysis",
+                Quantity::Occupancy => "achieved occupancy: collect --section Occupancy",
+            }
+            .to_string()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ pub mod view;
 
 use crate::categories::Categories;
 use crate::error::{DigestError, Result};
-use derive::{derive, missing_notes, verdict, Bound, LaunchMetrics, PeakOptions};
-use reader::{read, Page, ReadOptions};
+use derive::{derive, verdict, Bound, LaunchMetrics, PeakOptions, Presence};
+use reader::{Page, ReadOptions};
 use regex::{Regex, RegexBuilder};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -68,7 +68,7 @@ impl NameFilter {
 }
 
 /// What the user asked for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NcuOptions {
     pub read: ReadOptions,
     pub peak: PeakOptions,
@@ -76,6 +76,24 @@ pub struct NcuOptions {
     pub nvtx: Option<NameFilter>,
     pub group: Group,
     pub categories: Categories,
+    /// Keep per-launch rows (`--per-launch`); otherwise memory stays bounded
+    /// by the number of groups.
+    pub keep_launches: bool,
+}
+
+impl Default for NcuOptions {
+    /// Everything, per-launch rows included.
+    fn default() -> Self {
+        NcuOptions {
+            read: ReadOptions::default(),
+            peak: PeakOptions::default(),
+            kernel: None,
+            nvtx: None,
+            group: Group::default(),
+            categories: Categories::default(),
+            keep_launches: true,
+        }
+    }
 }
 
 /// Facts about the file.
@@ -144,52 +162,72 @@ pub fn rule_text() -> String {
     )
 }
 
-/// Read and digest one ncu CSV file.
+/// Read and digest one ncu CSV file, streaming: launches are folded into
+/// the aggregates as they are read, and kept only with `keep_launches`.
 pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
-    let file = read(path, &opts.read)?;
-    if file.launches.is_empty() {
+    let mut groups = Aggregator::new(opts.group);
+    let mut presence = Presence::default();
+    let mut kept = Vec::new();
+    let (mut gpu, mut selected, mut best_peak) = (None, 0u64, None::<(f64, f64)>);
+    let file = reader::stream(path, &opts.read, &mut |l| {
+        if gpu.is_none() {
+            gpu = l.gpu_name.clone();
+        }
+        if !opts.selects(&l) {
+            return;
+        }
+        let m = derive(&l, &opts.peak);
+        selected += 1;
+        presence.note(&m);
+        if m.peak_source == Some(derive::PeakSource::ThroughputOverPercent) {
+            let pct = m.dram_peak_pct.unwrap_or(0.0);
+            if best_peak.is_none_or(|(best, _)| pct > best) {
+                best_peak = m.peak_bandwidth_bytes_per_s.map(|p| (pct, p));
+            }
+        }
+        groups.add(&m);
+        if opts.keep_launches {
+            kept.push(m);
+        }
+    })?;
+    if file.launch_count == 0 {
         return Err(DigestError::BadCsv {
             path: path.to_path_buf(),
             reason: "the header is there but no launch rows follow".into(),
         });
     }
-    let read_count = file.launches.len() as u64;
-    let gpu = file.launches.iter().find_map(|l| l.gpu_name.clone());
-    let mut selected: Vec<LaunchMetrics> = file
-        .launches
-        .iter()
-        .filter(|l| {
-            opts.kernel
-                .as_ref()
-                .is_none_or(|f| f.matches(&l.kernel, &opts.categories))
-        })
-        .filter(|l| {
-            opts.nvtx.as_ref().is_none_or(|f| {
-                l.nvtx
-                    .iter()
-                    .chain(&l.nvtx_start_end)
-                    .any(|r| f.matches(r, &opts.categories))
-            })
-        })
-        .map(|l| derive(l, &opts.peak))
-        .collect();
-    derive::share_derived_peak(&mut selected);
+    derive::share_derived_peak(&mut kept);
     Ok(NcuDigest {
         source: NcuSource {
             file: path.display().to_string(),
             page: file.page,
-            launches_read: read_count,
-            launches_selected: selected.len() as u64,
+            launches_read: file.launch_count,
+            launches_selected: selected,
             auto_scaled_units: file.auto_scaled,
             gpu,
             skipped_rows: file.skipped_rows,
         },
         group: opts.group,
-        kernels: aggregate(&selected, opts.group, &opts.categories),
-        notes: missing_notes(&selected),
-        launches: selected,
+        kernels: groups.finish(best_peak.map(|b| b.1), &opts.categories),
+        notes: presence.notes(),
+        launches: kept,
         rule: rule_text(),
     })
+}
+
+impl NcuOptions {
+    /// Does this launch pass `--kernel` and `--nvtx`?
+    fn selects(&self, l: &reader::Launch) -> bool {
+        self.kernel
+            .as_ref()
+            .is_none_or(|f| f.matches(&l.kernel, &self.categories))
+            && self.nvtx.as_ref().is_none_or(|f| {
+                l.nvtx
+                    .iter()
+                    .chain(&l.nvtx_start_end)
+                    .any(|r| f.matches(r, &self.categories))
+            })
+    }
 }
 
 /// The NVTX key of a launch: its push/pop stack, outermost first.
@@ -201,102 +239,202 @@ pub fn nvtx_key(l: &LaunchMetrics) -> String {
     }
 }
 
-fn aggregate(
-    rows: &[LaunchMetrics],
-    group: Group,
-    categories: &Categories,
-) -> Vec<KernelAggregate> {
-    let mut groups: HashMap<(Option<String>, Option<String>), Vec<&LaunchMetrics>> = HashMap::new();
-    let mut order = Vec::new();
-    for r in rows {
-        let key = match group {
-            Group::Kernel => (Some(r.kernel.clone()), None),
-            Group::Nvtx => (None, Some(nvtx_key(r))),
-            Group::KernelNvtx => (Some(r.kernel.clone()), Some(nvtx_key(r))),
+/// A sum over the launches that have a value; `None` if none has.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sum(Option<f64>);
+
+impl Sum {
+    fn add(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            self.0 = Some(self.0.unwrap_or(0.0) + v);
+        }
+    }
+}
+
+/// A duration-weighted mean over launches that have value and duration.
+#[derive(Debug, Default, Clone, Copy)]
+struct Weighted {
+    num: f64,
+    den: f64,
+}
+
+impl Weighted {
+    fn add(&mut self, v: Option<f64>, d: Option<f64>) {
+        if let (Some(v), Some(d)) = (v, d) {
+            self.num += v * d;
+            self.den += d;
+        }
+    }
+    fn get(&self) -> Option<f64> {
+        (self.den > 0.0).then(|| self.num / self.den)
+    }
+}
+
+/// Min and max of a value.
+#[derive(Debug, Default, Clone, Copy)]
+struct Range(Option<(f64, f64)>);
+
+impl Range {
+    fn add(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            self.0 = Some(self.0.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))));
+        }
+    }
+}
+
+/// One group's running totals.
+#[derive(Debug, Default)]
+struct GroupAcc {
+    launches: u64,
+    duration: Sum,
+    read: Sum,
+    write: Sum,
+    bytes: Sum,
+    /// Bytes and duration over launches that have both: total bytes / time.
+    timed_bytes: Sum,
+    timed_duration: Sum,
+    bandwidth: Weighted,
+    dram: Weighted,
+    dram_range: Range,
+    /// Launches with a bandwidth but no peak yet: converted once the file's
+    /// shared peak is known.
+    pending_bw: Weighted,
+    pending_range: Range,
+    memory: Weighted,
+    sm: Weighted,
+    ld: Weighted,
+    st: Weighted,
+    l1: Weighted,
+    l2: Weighted,
+    occupancy: Weighted,
+}
+
+impl GroupAcc {
+    fn add(&mut self, m: &LaunchMetrics) {
+        let d = m.duration_ns;
+        self.launches += 1;
+        self.duration.add(d);
+        self.read.add(m.dram_read_bytes);
+        self.write.add(m.dram_write_bytes);
+        self.bytes.add(m.dram_bytes);
+        self.timed_bytes.add(d.and(m.dram_bytes));
+        self.timed_duration.add(m.dram_bytes.and(d));
+        self.bandwidth.add(m.dram_bandwidth_bytes_per_s, d);
+        if m.dram_peak_pct.is_some() {
+            self.dram.add(m.dram_peak_pct, d);
+            self.dram_range.add(m.dram_peak_pct);
+        } else {
+            self.pending_bw.add(m.dram_bandwidth_bytes_per_s, d);
+            self.pending_range.add(m.dram_bandwidth_bytes_per_s);
+        }
+        self.memory.add(m.memory_peak_pct, d);
+        self.sm.add(m.sm_peak_pct, d);
+        self.ld.add(m.ld_efficiency_pct, d);
+        self.st.add(m.st_efficiency_pct, d);
+        self.l1.add(m.l1_hit_pct, d);
+        self.l2.add(m.l2_hit_pct, d);
+        self.occupancy.add(m.occupancy_pct, d);
+    }
+
+    fn finish(
+        mut self,
+        kernel: Option<String>,
+        nvtx: Option<String>,
+        shared_peak: Option<f64>,
+        categories: &Categories,
+    ) -> KernelAggregate {
+        if let Some(peak) = shared_peak {
+            let pct = |bw: f64| 100.0 * bw / peak;
+            self.dram.num += self.pending_bw.num * 100.0 / peak;
+            self.dram.den += self.pending_bw.den;
+            if let Some((lo, hi)) = self.pending_range.0 {
+                self.dram_range.add(Some(pct(lo)));
+                self.dram_range.add(Some(pct(hi)));
+            }
+        }
+        let bandwidth = match (self.timed_bytes.0, self.timed_duration.0) {
+            (Some(b), Some(t)) if t > 0.0 => Some(b / (t / 1e9)),
+            _ => self.bandwidth.get(),
         };
-        let slot = groups.entry(key.clone()).or_default();
-        if slot.is_empty() {
-            order.push(key);
-        }
-        slot.push(r);
-    }
-    let mut out: Vec<KernelAggregate> = order
-        .into_iter()
-        .map(|key| {
-            let members = &groups[&key];
-            summarise(key.0, key.1, members, categories)
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.duration_ns
-            .unwrap_or(0.0)
-            .total_cmp(&a.duration_ns.unwrap_or(0.0))
-    });
-    out
-}
-
-/// Sum of a quantity over the launches that have it; `None` if none has.
-fn sum(rows: &[&LaunchMetrics], f: impl Fn(&LaunchMetrics) -> Option<f64>) -> Option<f64> {
-    let v: Vec<f64> = rows.iter().filter_map(|r| f(r)).collect();
-    (!v.is_empty()).then(|| v.iter().sum())
-}
-
-/// Duration-weighted mean over launches that have both value and duration.
-fn weighted(rows: &[&LaunchMetrics], f: impl Fn(&LaunchMetrics) -> Option<f64>) -> Option<f64> {
-    let (mut num, mut den) = (0.0, 0.0);
-    for r in rows {
-        if let (Some(v), Some(d)) = (f(r), r.duration_ns) {
-            num += v * d;
-            den += d;
+        let (dram, memory, sm) = (self.dram.get(), self.memory.get(), self.sm.get());
+        let mem_for_verdict = match (dram, memory) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        KernelAggregate {
+            category: kernel
+                .as_deref()
+                .map(|k| categories.classify(k).to_string()),
+            kernel,
+            nvtx,
+            launches: self.launches,
+            duration_ns: self.duration.0,
+            dram_read_bytes: self.read.0,
+            dram_write_bytes: self.write.0,
+            dram_bytes: self.bytes.0,
+            dram_bandwidth_bytes_per_s: bandwidth,
+            dram_peak_pct: dram,
+            dram_peak_pct_min: self.dram_range.0.map(|r| r.0),
+            dram_peak_pct_max: self.dram_range.0.map(|r| r.1),
+            memory_peak_pct: memory,
+            sm_peak_pct: sm,
+            ld_efficiency_pct: self.ld.get(),
+            st_efficiency_pct: self.st.get(),
+            l1_hit_pct: self.l1.get(),
+            l2_hit_pct: self.l2.get(),
+            occupancy_pct: self.occupancy.get(),
+            bound: verdict(mem_for_verdict, sm),
         }
     }
-    (den > 0.0).then(|| num / den)
 }
 
-fn summarise(
-    kernel: Option<String>,
-    nvtx: Option<String>,
-    rows: &[&LaunchMetrics],
-    categories: &Categories,
-) -> KernelAggregate {
-    let dram_bytes = sum(rows, |r| r.dram_bytes);
-    // Over launches with both bytes and duration: total bytes / total time.
-    let timed_duration = sum(rows, |r| r.dram_bytes.and(r.duration_ns));
-    let timed_bytes = sum(rows, |r| r.duration_ns.and(r.dram_bytes));
-    let bandwidth = match (timed_bytes, timed_duration) {
-        (Some(b), Some(d)) if d > 0.0 => Some(b / (d / 1e9)),
-        _ => weighted(rows, |r| r.dram_bandwidth_bytes_per_s),
-    };
-    let pcts: Vec<f64> = rows.iter().filter_map(|r| r.dram_peak_pct).collect();
-    let memory = weighted(rows, |r| r.memory_peak_pct);
-    let dram = weighted(rows, |r| r.dram_peak_pct);
-    let sm = weighted(rows, |r| r.sm_peak_pct);
-    let mem_for_verdict = match (dram, memory) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    KernelAggregate {
-        category: kernel
-            .as_deref()
-            .map(|k| categories.classify(k).to_string()),
-        kernel,
-        nvtx,
-        launches: rows.len() as u64,
-        duration_ns: sum(rows, |r| r.duration_ns),
-        dram_read_bytes: sum(rows, |r| r.dram_read_bytes),
-        dram_write_bytes: sum(rows, |r| r.dram_write_bytes),
-        dram_bytes,
-        dram_bandwidth_bytes_per_s: bandwidth,
-        dram_peak_pct: dram,
-        dram_peak_pct_min: pcts.iter().copied().reduce(f64::min),
-        dram_peak_pct_max: pcts.iter().copied().reduce(f64::max),
-        memory_peak_pct: memory,
-        sm_peak_pct: sm,
-        ld_efficiency_pct: weighted(rows, |r| r.ld_efficiency_pct),
-        st_efficiency_pct: weighted(rows, |r| r.st_efficiency_pct),
-        l1_hit_pct: weighted(rows, |r| r.l1_hit_pct),
-        l2_hit_pct: weighted(rows, |r| r.l2_hit_pct),
-        occupancy_pct: weighted(rows, |r| r.occupancy_pct),
-        bound: verdict(mem_for_verdict, sm),
+type GroupKey = (Option<String>, Option<String>);
+
+/// Running totals per group, in order of first appearance.
+struct Aggregator {
+    group: Group,
+    index: HashMap<GroupKey, usize>,
+    groups: Vec<(GroupKey, GroupAcc)>,
+}
+
+impl Aggregator {
+    fn new(group: Group) -> Aggregator {
+        Aggregator {
+            group,
+            index: HashMap::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, m: &LaunchMetrics) {
+        let key = match self.group {
+            Group::Kernel => (Some(m.kernel.clone()), None),
+            Group::Nvtx => (None, Some(nvtx_key(m))),
+            Group::KernelNvtx => (Some(m.kernel.clone()), Some(nvtx_key(m))),
+        };
+        let slot = match self.index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(key.clone(), self.groups.len());
+                self.groups.push((key, GroupAcc::default()));
+                self.groups.len() - 1
+            }
+        };
+        self.groups[slot].1.add(m);
+    }
+
+    /// Aggregated rows, ranked by total duration.
+    fn finish(self, shared_peak: Option<f64>, categories: &Categories) -> Vec<KernelAggregate> {
+        let mut out: Vec<KernelAggregate> = self
+            .groups
+            .into_iter()
+            .map(|((kernel, nvtx), acc)| acc.finish(kernel, nvtx, shared_peak, categories))
+            .collect();
+        out.sort_by(|a, b| {
+            b.duration_ns
+                .unwrap_or(0.0)
+                .total_cmp(&a.duration_ns.unwrap_or(0.0))
+        });
+        out
     }
 }

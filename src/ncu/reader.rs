@@ -43,7 +43,9 @@ pub struct Launch {
 #[derive(Debug, Clone)]
 pub struct NcuFile {
     pub page: Page,
+    /// Empty when streamed.
     pub launches: Vec<Launch>,
+    pub launch_count: u64,
     /// Whether any value came in an auto-scaled unit (rounded to 2 decimals).
     pub auto_scaled: bool,
     /// Rows that did not fit the header and were skipped.
@@ -208,11 +210,35 @@ pub fn read(path: &Path, opts: &ReadOptions) -> Result<NcuFile, DigestError> {
     read_from(open(path, opts)?, path, opts)
 }
 
-/// Read ncu CSV text from any reader; `path` only names it in messages.
+/// Read ncu CSV text from any reader, keeping every launch; `path` only
+/// names it in messages.
 pub fn read_from(
+    reader: Box<dyn BufRead>,
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<NcuFile, DigestError> {
+    let mut launches = Vec::new();
+    let mut file = stream_from(reader, path, opts, &mut |l| launches.push(l))?;
+    file.launches = launches;
+    Ok(file)
+}
+
+/// Stream one ncu CSV file: each launch goes to `sink` as soon as its rows
+/// end, so memory does not grow with the file. The returned `NcuFile` has
+/// no launches.
+pub fn stream(
+    path: &Path,
+    opts: &ReadOptions,
+    sink: &mut dyn FnMut(Launch),
+) -> Result<NcuFile, DigestError> {
+    stream_from(open(path, opts)?, path, opts, sink)
+}
+
+fn stream_from(
     mut reader: Box<dyn BufRead>,
     path: &Path,
     opts: &ReadOptions,
+    sink: &mut dyn FnMut(Launch),
 ) -> Result<NcuFile, DigestError> {
     let header = find_header(path, reader.as_mut(), opts.max_decompressed_bytes)?;
     let mut csv = csv::ReaderBuilder::new()
@@ -228,8 +254,8 @@ pub fn read_from(
     let columns = Columns::new(names);
     let page = detect_page(path, &columns)?;
     match page {
-        Page::Details => read_details(path, &mut csv, &columns, opts),
-        Page::Raw => read_raw(path, &mut csv, &columns, opts),
+        Page::Details => read_details(path, &mut csv, &columns, opts, sink),
+        Page::Raw => read_raw(path, &mut csv, &columns, opts, sink),
     }
 }
 
@@ -346,6 +372,7 @@ fn read_details<R: Read>(
     csv: &mut csv::Reader<R>,
     c: &Columns,
     opts: &ReadOptions,
+    sink: &mut dyn FnMut(Launch),
 ) -> Result<NcuFile, DigestError> {
     let ident = Identity::new(c);
     let (section, name, unit, value) = (
@@ -354,8 +381,11 @@ fn read_details<R: Read>(
         c.get("Metric Unit"),
         c.get("Metric Value"),
     );
-    let mut launches: Vec<Launch> = Vec::new();
-    let mut by_id: HashMap<u64, usize> = HashMap::new();
+    // The rows of one launch are contiguous in every ncu export; a launch is
+    // complete when the next ID starts. An ID that comes back later cannot be
+    // merged any more: its rows are counted as skipped.
+    let mut current: Option<Launch> = None;
+    let mut done: std::collections::HashSet<u64> = std::collections::HashSet::new();
     let mut units: HashMap<String, (f64, bool)> = HashMap::new();
     let (mut auto_scaled, mut skipped) = (false, 0u64);
     // Real ragged rows drop only the trailing rule columns; a row that ends
@@ -371,10 +401,18 @@ fn read_details<R: Read>(
             skipped += 1;
             continue;
         };
-        let slot = *by_id.entry(id).or_insert_with(|| {
-            launches.push(ident.launch(&record, id));
-            launches.len() - 1
-        });
+        if current.as_ref().is_none_or(|l| l.id != id) {
+            if done.contains(&id) {
+                skipped += 1;
+                continue;
+            }
+            if let Some(finished) = current.take() {
+                done.insert(finished.id);
+                sink(finished);
+            }
+            current = Some(ident.launch(&record, id));
+        }
+        let launch = current.as_mut().expect("set above");
         let metric_name = cell(&record, name);
         if metric_name.is_empty() {
             continue; // a rule row
@@ -388,12 +426,17 @@ fn read_details<R: Read>(
             .or_insert_with(|| unit_factor(&unit_text));
         if let Some(v) = parse_number(&cell(&record, value), opts.decimal) {
             auto_scaled |= scaled;
-            launches[slot].values.insert(metric, v * factor);
+            launch.values.insert(metric, v * factor);
         }
+    }
+    if let Some(finished) = current.take() {
+        done.insert(finished.id);
+        sink(finished);
     }
     Ok(NcuFile {
         page: Page::Details,
-        launches,
+        launches: Vec::new(),
+        launch_count: done.len() as u64,
         auto_scaled,
         skipped_rows: skipped,
     })
@@ -423,6 +466,7 @@ fn read_raw<R: Read>(
     csv: &mut csv::Reader<R>,
     c: &Columns,
     opts: &ReadOptions,
+    sink: &mut dyn FnMut(Launch),
 ) -> Result<NcuFile, DigestError> {
     let ident = Identity::new(c);
     let metric_columns: Vec<(usize, &'static str)> = c
@@ -433,7 +477,7 @@ fn read_raw<R: Read>(
         .collect();
     let name_column = c.get(GPU_NAME);
     let mut factors: Vec<(f64, bool)> = vec![(1.0, false); metric_columns.len()];
-    let mut launches = Vec::new();
+    let mut count = 0u64;
     let (mut auto_scaled, mut skipped, mut first) = (false, 0u64, true);
     let mut record = csv::ByteRecord::new();
     while csv
@@ -462,11 +506,13 @@ fn read_raw<R: Read>(
                 launch.values.insert(metric, v * factors[k].0);
             }
         }
-        launches.push(launch);
+        count += 1;
+        sink(launch);
     }
     Ok(NcuFile {
         page: Page::Raw,
-        launches,
+        launches: Vec::new(),
+        launch_count: count,
         auto_scaled,
         skipped_rows: skipped,
     })
