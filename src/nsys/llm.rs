@@ -632,23 +632,17 @@ fn graph_report(
     categories: &Categories,
     names: super::trace::NameStyle,
 ) -> GraphReport {
+    // Calls per API name id, counted once; each question sums over names.
+    let mut calls_per_name: HashMap<i64, u64> = HashMap::default();
+    for c in &trace.api_calls {
+        *calls_per_name.entry(c.name).or_default() += 1;
+    }
     let count_api = |pred: &dyn Fn(&str) -> bool| -> u64 {
-        let ids: Vec<i64> = {
-            let mut seen: HashMap<i64, bool> = HashMap::default();
-            for c in &trace.api_calls {
-                seen.entry(c.name)
-                    .or_insert_with(|| pred(api_base_name(trace.strings.get(c.name))));
-            }
-            seen.into_iter()
-                .filter(|(_, y)| *y)
-                .map(|(id, _)| id)
-                .collect()
-        };
-        trace
-            .api_calls
+        calls_per_name
             .iter()
-            .filter(|c| ids.contains(&c.name))
-            .count() as u64
+            .filter(|(id, _)| pred(api_base_name(trace.strings.get(**id))))
+            .map(|(_, n)| n)
+            .sum()
     };
     let launches_n = count_api(&is_graph_launch);
     let captured = count_api(&|n| n == "cudaStreamEndCapture" || n == "cuStreamEndCapture");
@@ -979,15 +973,32 @@ fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
     }
 }
 
-/// The phase label of kernel `i`: `all` without phases, `outside steps`
-/// for kernels launched outside every step.
-fn phase_label(p: &Placement, i: usize, phased: bool) -> String {
+/// Where kernel `i` falls, as a small key for grouping: no phases, outside
+/// every step, or a phase. [`slot_label`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PhaseSlot {
+    All,
+    OutsideSteps,
+    In(Phase),
+}
+
+fn phase_slot(p: &Placement, i: usize, phased: bool) -> PhaseSlot {
     if !phased {
-        return "all".into();
+        return PhaseSlot::All;
     }
     match p.kernel_step[i] {
-        Some(s) => p.steps[s as usize].phase.as_str().to_string(),
-        None => "outside steps".into(),
+        Some(s) => PhaseSlot::In(p.steps[s as usize].phase),
+        None => PhaseSlot::OutsideSteps,
+    }
+}
+
+/// The label: `all` without phases, `outside steps` for kernels launched
+/// outside every step, else the phase.
+fn slot_label(slot: PhaseSlot) -> String {
+    match slot {
+        PhaseSlot::All => "all".into(),
+        PhaseSlot::OutsideSteps => "outside steps".into(),
+        PhaseSlot::In(phase) => phase.as_str().into(),
     }
 }
 
@@ -997,10 +1008,10 @@ fn phase_kernels(
     names: super::trace::NameStyle,
     phased: bool,
 ) -> Vec<PhaseKernel> {
-    let mut groups: HashMap<(String, i64), (i64, u64)> = HashMap::default();
+    let mut groups: HashMap<(PhaseSlot, i64), (i64, u64)> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
         let g = groups
-            .entry((phase_label(p, i, phased), trace.kernel_name_id(i, names)))
+            .entry((phase_slot(p, i, phased), trace.kernel_name_id(i, names)))
             .or_default();
         g.0 += k.duration();
         g.1 += 1;
@@ -1008,7 +1019,7 @@ fn phase_kernels(
     let mut rows: Vec<PhaseKernel> = groups
         .into_iter()
         .map(|((phase, name), (gpu_ns, instances))| PhaseKernel {
-            phase,
+            phase: slot_label(phase),
             kernel: trace.strings.get(name).to_string(),
             gpu_ns,
             instances,
@@ -1023,16 +1034,16 @@ fn phase_kernels(
 }
 
 fn phase_layers(trace: &Trace, p: &Placement, phased: bool) -> Vec<PhaseLayer> {
-    let mut groups: HashMap<(String, u32), i64> = HashMap::default();
+    let mut groups: HashMap<(PhaseSlot, u32), i64> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
         if let Some((t, _)) = p.kernel_layer[i] {
-            *groups.entry((phase_label(p, i, phased), t)).or_default() += k.duration();
+            *groups.entry((phase_slot(p, i, phased), t)).or_default() += k.duration();
         }
     }
     let mut rows: Vec<PhaseLayer> = groups
         .into_iter()
         .map(|((phase, t), gpu_ns)| PhaseLayer {
-            phase,
+            phase: slot_label(phase),
             layer_type: p.layer_types[t as usize].clone(),
             gpu_ns,
         })
@@ -1052,11 +1063,11 @@ fn hotspots(
     names: super::trace::NameStyle,
     phased: bool,
 ) -> Vec<Hotspot> {
-    let mut groups: HashMap<(String, Option<u32>, i64), Vec<i64>> = HashMap::default();
-    let mut phase_total: HashMap<String, i64> = HashMap::default();
+    let mut groups: HashMap<(PhaseSlot, Option<u32>, i64), Vec<i64>> = HashMap::default();
+    let mut phase_total: HashMap<PhaseSlot, i64> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
-        let phase = phase_label(p, i, phased);
-        *phase_total.entry(phase.clone()).or_default() += k.duration();
+        let phase = phase_slot(p, i, phased);
+        *phase_total.entry(phase).or_default() += k.duration();
         let layer = p.kernel_layer[i].map(|(t, _)| t);
         groups
             .entry((phase, layer, trace.kernel_name_id(i, names)))
@@ -1070,11 +1081,12 @@ fn hotspots(
             let kernel = trace.strings.get(name).to_string();
             Some(Hotspot {
                 share_of_phase_pct: percent(s.total_ns as f64, phase_total[&phase] as f64),
-                phase,
+                phase: slot_label(phase),
                 layer_type: layer.map_or("(no layer)".to_string(), |t| {
                     p.layer_types[t as usize].clone()
                 }),
-                category: categories.classify(&kernel).to_string(),
+                // Classified below, for the kept rows only.
+                category: String::new(),
                 kernel,
                 gpu_ns: s.total_ns,
                 instances: s.count,
@@ -1096,7 +1108,10 @@ fn hotspots(
             .or_default();
         if *n < HOTSPOTS_PER_GROUP {
             *n += 1;
-            kept.push(r);
+            kept.push(Hotspot {
+                category: categories.classify(&r.kernel).to_string(),
+                ..r
+            });
         }
     }
     kept.sort_by(|a, b| b.gpu_ns.cmp(&a.gpu_ns));
