@@ -287,15 +287,6 @@ enum Quantity {
     Occupancy,
 }
 
-/// For each quantity that no launch has: what to collect to get it.
-pub fn missing_notes(rows: &[LaunchMetrics]) -> Vec<String> {
-    let mut p = Presence::default();
-    for r in rows {
-        p.note(r);
-    }
-    p.notes()
-}
-
 fn missing_notes_for(seen: &[(bool, Quantity)]) -> Vec<String> {
     seen.iter()
         .filter(|(present, _)| !present)
