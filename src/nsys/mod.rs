@@ -117,25 +117,49 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
     let nvtx_index = NvtxIndex::build(trace, &launches);
     watch.lap("  nvtx index");
     // Independent reports; the two halves take about the same time.
-    let ((kernels, nvtx, memory, llm), (nvtx_kernels, launch, api)) = rayon::join(
-        || {
-            (
-                kernel_summary(trace, opts.names),
-                nvtx_summary(trace, &launches, &nvtx_index),
-                memory_summary(trace),
-                llm::analyse(trace, &launches, &nvtx_index, opts.names, &opts.llm),
-            )
-        },
-        || {
-            let nvtx_kernels =
-                nvtx_kernel_summary(trace, &launches, &nvtx_index, opts.names, opts.innermost);
-            let launch = LaunchReport {
-                kernels: launch_summary(trace, &launches, opts.names),
-                busy: gpu_busy(trace),
-            };
-            (nvtx_kernels, launch, api_summary(trace))
-        },
-    );
+    // Independent reports as nested joins, so the pool balances them.
+    let (((kernels, nvtx), (memory, llm)), ((nvtx_kernels, launch_kernels), (busy, api))) =
+        rayon::join(
+            || {
+                rayon::join(
+                    || {
+                        rayon::join(
+                            || kernel_summary(trace, opts.names),
+                            || nvtx_summary(trace, &launches, &nvtx_index),
+                        )
+                    },
+                    || {
+                        rayon::join(
+                            || memory_summary(trace),
+                            || llm::analyse(trace, &launches, &nvtx_index, opts.names, &opts.llm),
+                        )
+                    },
+                )
+            },
+            || {
+                rayon::join(
+                    || {
+                        rayon::join(
+                            || {
+                                nvtx_kernel_summary(
+                                    trace,
+                                    &launches,
+                                    &nvtx_index,
+                                    opts.names,
+                                    opts.innermost,
+                                )
+                            },
+                            || launch_summary(trace, &launches, opts.names),
+                        )
+                    },
+                    || rayon::join(|| gpu_busy(trace), || api_summary(trace)),
+                )
+            },
+        );
+    let launch = LaunchReport {
+        kernels: launch_kernels,
+        busy,
+    };
     Digest {
         source: source_info(trace, path, opts, &launches),
         kernels,
