@@ -218,3 +218,66 @@ fn bad_user_patterns_are_one_line_errors() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn per_file_prints_every_full_digest() {
+    let (code, out, err) = nsys_digest(&[
+        &repo().join("samples").display().to_string(),
+        "--per-file",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.matches("GPU kernels (as cuda_gpu_kern_sum)").count(),
+        SAMPLES.len()
+    );
+}
+
+/// `--names short` and `--names mangled` group by the other name columns;
+/// per-name totals are recomputed here with SQL on the export.
+#[test]
+fn short_and_mangled_names_follow_their_columns() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.sqlite");
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(sample("h200_llama8_eager_1step")).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    std::fs::write(&db, bytes).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for (style, column) in [("short", "shortName"), ("mangled", "mangledName")] {
+        let sql = format!(
+            "SELECT s.value, sum(k.end - k.start) FROM CUPTI_ACTIVITY_KIND_KERNEL k JOIN StringIds s ON s.id = k.{column} GROUP BY 1"
+        );
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let want: std::collections::HashMap<String, i64> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let (code, out, err) = nsys_digest(&[
+            &db.display().to_string(),
+            "--report",
+            "kernels",
+            "--format",
+            "json",
+            "--names",
+            style,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let got: std::collections::HashMap<String, i64> = v["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["name"].as_str().unwrap().to_string(),
+                    k["total_ns"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{style}");
+    }
+}
