@@ -3,6 +3,7 @@
 //! tables for the renderers.
 
 pub mod compare;
+mod int_rows;
 pub mod launch_index;
 pub mod llm;
 pub mod nvtx_index;
@@ -111,51 +112,25 @@ impl Stopwatch {
 
 /// Compute every report from an already loaded trace.
 pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest {
-    let watch = Stopwatch::from_env();
-    let launches = LaunchIndex::build(trace);
-    watch.lap("  launch index");
-    let nvtx_index = NvtxIndex::build(trace, &launches);
-    watch.lap("  nvtx index");
-    // Independent reports; the two halves take about the same time.
-    // Independent reports as nested joins, so the pool balances them.
-    let (((kernels, nvtx), (memory, llm)), ((nvtx_kernels, launch_kernels), (busy, api))) =
-        rayon::join(
-            || {
-                rayon::join(
-                    || {
-                        rayon::join(
-                            || kernel_summary(trace, opts.names),
-                            || nvtx_summary(trace, &launches, &nvtx_index),
-                        )
-                    },
-                    || {
-                        rayon::join(
-                            || memory_summary(trace),
-                            || llm::analyse(trace, &launches, &nvtx_index, opts.names, &opts.llm),
-                        )
-                    },
-                )
-            },
-            || {
-                rayon::join(
-                    || {
-                        rayon::join(
-                            || {
-                                nvtx_kernel_summary(
-                                    trace,
-                                    &launches,
-                                    &nvtx_index,
-                                    opts.names,
-                                    opts.innermost,
-                                )
-                            },
-                            || launch_summary(trace, &launches, opts.names),
-                        )
-                    },
-                    || rayon::join(|| gpu_busy(trace), || api_summary(trace)),
-                )
-            },
-        );
+    // The reports that need only the tables run while the other core builds
+    // the launch and NVTX indexes; nested joins let the pool balance the rest.
+    let (indexed, (kernels, busy, memory, api)) = rayon::join(
+        || indexed_reports(trace, opts),
+        || {
+            let ((kernels, busy), (memory, api)) = rayon::join(
+                || rayon::join(|| timed("kernel_summary", || kernel_summary(trace, opts.names)), || timed("gpu_busy", || gpu_busy(trace))),
+                || rayon::join(|| timed("memory_summary", || memory_summary(trace)), || timed("api_summary", || api_summary(trace))),
+            );
+            (kernels, busy, memory, api)
+        },
+    );
+    let IndexedReports {
+        launches,
+        nvtx,
+        nvtx_kernels,
+        launch_kernels,
+        llm,
+    } = indexed;
     let launch = LaunchReport {
         kernels: launch_kernels,
         busy,
@@ -169,6 +144,54 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
         launch,
         memory,
         api,
+        llm,
+    }
+}
+
+/// The reports built on the launch and NVTX indexes, with the launch index.
+fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let t = std::time::Instant::now();
+    let r = f();
+    if std::env::var_os("NSIGHT_DIGEST_TIMINGS").is_some() {
+        eprintln!("  report {what:<20} {:>8.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    }
+    r
+}
+
+struct IndexedReports {
+    launches: LaunchIndex,
+    nvtx: Vec<NvtxSummary>,
+    nvtx_kernels: Vec<NvtxKernelSummary>,
+    launch_kernels: Vec<LaunchSummary>,
+    llm: llm::LlmDigest,
+}
+
+fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
+    let watch = Stopwatch::from_env();
+    let launches = LaunchIndex::build(trace);
+    watch.lap("  launch index");
+    let (nvtx_index, launch_kernels) = rayon::join(
+        || timed("NvtxIndex::build", || NvtxIndex::build(trace, &launches)),
+        || timed("launch_summary", || launch_summary(trace, &launches, opts.names)),
+    );
+    watch.lap("  nvtx index");
+    let ((nvtx, llm), nvtx_kernels) = rayon::join(
+        || {
+            rayon::join(
+                || timed("nvtx_summary", || nvtx_summary(trace, &launches, &nvtx_index)),
+                || timed("llm::analyse", || llm::analyse(trace, &launches, &nvtx_index, opts.names, &opts.llm)),
+            )
+        },
+        || {
+            let innermost = opts.innermost;
+            timed("nvtx_kernel_summary", || nvtx_kernel_summary(trace, &launches, &nvtx_index, opts.names, innermost))
+        },
+    );
+    IndexedReports {
+        launches,
+        nvtx,
+        nvtx_kernels,
+        launch_kernels,
         llm,
     }
 }

@@ -43,8 +43,8 @@ impl NvtxIndex {
                     .push(i as u32);
             }
         }
-        let mut calls_by_thread: HashMap<i64, Vec<u32>> = HashMap::default();
-        let mut seen = vec![false; trace.api_calls.len()];
+        // Launching calls per thread, in call order, which is nearly start order.
+        let mut launching = vec![0u64; trace.api_calls.len().div_ceil(64)];
         for &c in launches
             .kernel_call
             .iter()
@@ -52,7 +52,14 @@ impl NvtxIndex {
             .chain(&launches.graph_exec_call)
             .flatten()
         {
-            if !std::mem::replace(&mut seen[c as usize], true) {
+            launching[c as usize / 64] |= 1 << (c % 64);
+        }
+        let mut calls_by_thread: HashMap<i64, Vec<u32>> = HashMap::default();
+        for (word, &bits) in launching.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let c = (word * 64) as u32 + bits.trailing_zeros();
+                bits &= bits - 1;
                 let tid = trace.api_calls[c as usize].global_tid;
                 if ranges_by_thread.contains_key(&tid) {
                     calls_by_thread.entry(tid).or_default().push(c);
@@ -66,25 +73,19 @@ impl NvtxIndex {
             thread_ranges
                 .sort_unstable_by_key(|&i| (ranges[i as usize].start, -clamped_end[i as usize], i));
             if let Some(mut calls) = calls_by_thread.remove(&tid) {
-                calls.sort_unstable_by_key(|&c| trace.api_calls[c as usize].start);
+                // Nearly sorted already: the run-aware stable sort is close to linear.
+                calls.sort_by_key(|&c| trace.api_calls[c as usize].start);
                 sweep_calls(trace, &clamped_end, &thread_ranges, &calls, &mut pairs);
             }
             sweep_parents(ranges, &clamped_end, &thread_ranges, &mut parent);
         }
 
-        pairs.sort_unstable();
-        let mut offsets = vec![0u32; trace.api_calls.len() + 1];
-        for &(c, _) in &pairs {
-            offsets[c as usize + 1] += 1;
-        }
-        for i in 1..offsets.len() {
-            offsets[i] += offsets[i - 1];
-        }
+        let (offsets, enclosing) = group_by_call(&pairs, trace.api_calls.len());
         NvtxIndex {
             clamped_end,
             projectable,
             offsets,
-            enclosing: pairs.into_iter().map(|(_, r)| r).collect(),
+            enclosing,
             parent,
         }
     }
@@ -162,6 +163,26 @@ impl NvtxIndex {
         }
         Some(level)
     }
+}
+
+/// (call, range) pairs as CSR over calls: a counting sort, linear in the
+/// pairs, keeping each call's ranges in sweep order (outermost first).
+fn group_by_call(pairs: &[(u32, u32)], calls: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut offsets = vec![0u32; calls + 1];
+    for &(c, _) in pairs {
+        offsets[c as usize + 1] += 1;
+    }
+    for i in 1..offsets.len() {
+        offsets[i] += offsets[i - 1];
+    }
+    let mut next = offsets.clone();
+    let mut enclosing = vec![0u32; pairs.len()];
+    for &(c, r) in pairs {
+        let slot = &mut next[c as usize];
+        enclosing[*slot as usize] = r;
+        *slot += 1;
+    }
+    (offsets, enclosing)
 }
 
 /// Calls and ranges of one thread, both sorted by start.

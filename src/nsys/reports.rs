@@ -183,8 +183,12 @@ fn nvtx_projection(
     launches: &LaunchIndex,
     index: &NvtxIndex,
 ) -> HashMap<(u32, RangeStyle), NvtxProjection> {
-    // Extent of GPU work per launching call, then spread to enclosing ranges.
-    let mut call_extent: Vec<Option<(i64, i64)>> = vec![None; trace.api_calls.len()];
+    // Each op widens every range enclosing its launching call; a range's op
+    // count is its distinct launching calls, so a call is counted on its
+    // first op only. A bit per call, not an extent per call: the runtime
+    // table is the largest in the export.
+    let mut counted = vec![0u64; trace.api_calls.len().div_ceil(64)];
+    let mut per_range: Vec<Option<Projected>> = vec![None; trace.nvtx.len()];
     let ops = trace
         .kernels
         .iter()
@@ -199,21 +203,18 @@ fn nvtx_projection(
         );
     for (start, end, call) in ops {
         let Some(call) = call else { continue };
-        let e = call_extent[call as usize].get_or_insert((start, end));
-        e.0 = e.0.min(start);
-        e.1 = e.1.max(end);
-    }
-    let mut per_range: Vec<Option<Projected>> = vec![None; trace.nvtx.len()];
-    let extents = call_extent
-        .iter()
-        .enumerate()
-        .filter_map(|(c, e)| e.map(|e| (c as u32, e)));
-    for (call, (start, end)) in extents {
-        for &r in index.enclosing(call) {
+        let enclosing = index.enclosing(call);
+        if enclosing.is_empty() {
+            continue;
+        }
+        let (word, bit) = (call as usize / 64, 1u64 << (call % 64));
+        let first = counted[word] & bit == 0;
+        counted[word] |= bit;
+        for &r in enclosing {
             let p = per_range[r as usize].get_or_insert(Projected { start, end, ops: 0 });
             p.start = p.start.min(start);
             p.end = p.end.max(end);
-            p.ops += 1;
+            p.ops += u64::from(first);
         }
     }
     let mut children = vec![0u32; trace.nvtx.len()];
@@ -310,6 +311,9 @@ pub fn nvtx_kernel_summary(
         durations: Vec<i64>,
         kernels: u64,
         last_kernel: usize,
+        /// The last range instance recorded for this group: kernels of one
+        /// instance mostly come in a run, so most repeats stop here.
+        last_range: u32,
     }
     // Pairs are many (a kernel in every enclosing range), so the group key
     // is packed: a dense id for (range name, style, thread) and the kernel
@@ -337,13 +341,17 @@ pub fn nvtx_kernel_summary(
                 durations: Vec::new(),
                 kernels: 0,
                 last_kernel: usize::MAX,
+                last_range: u32::MAX,
             });
             accs.len() - 1
         });
         let acc = &mut accs[g];
         acc.durations.push(duration);
         if let Some(r) = range {
-            range_members.push((g as u32, r));
+            if acc.last_range != r {
+                acc.last_range = r;
+                range_members.push((g as u32, r));
+            }
         }
         if acc.last_kernel != kernel {
             acc.last_kernel = kernel;
@@ -557,7 +565,9 @@ fn busy_row(
     mut intervals: Vec<(i64, i64)>,
     span: i64,
 ) -> GpuBusy {
-    intervals.sort_unstable();
+    // Kernels of one stream arrive in order: the run-aware stable sort is
+    // close to linear on them.
+    intervals.sort();
     let ops = intervals.len() as u64;
     let (mut busy, mut gaps, mut longest) = (0i64, 0u64, 0i64);
     let mut current: Option<(i64, i64)> = None;

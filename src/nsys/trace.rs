@@ -2,6 +2,7 @@
 //! per-row queries. Tables are read on separate connections in parallel.
 //! Everything after this works on plain vectors.
 
+use super::int_rows::IntRows;
 use super::queries::{self, Query};
 use super::schema::Schema;
 use crate::error::{DigestError, Result};
@@ -377,31 +378,64 @@ fn kernel_decoder(schema: &Schema, path: &Path) -> Result<Option<&'static Query>
 }
 
 fn read_kernels(conn: &Connection, path: &Path, query: &Query) -> Result<Vec<Kernel>> {
-    read_rows(conn, path, query, |r| {
+    read_int_rows(conn, path, query, "CUPTI_ACTIVITY_KIND_KERNEL", |r| {
         Ok(Kernel {
-            start: r.get(0)?,
-            end: r.get(1)?,
-            device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-            stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-            correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
-            global_pid: r.get(5)?,
-            short_name: r.get::<_, Option<i64>>(6)?.unwrap_or(-1),
-            demangled_name: r.get::<_, Option<i64>>(7)?.unwrap_or(-1),
-            graph_node: r.get(8)?,
+            start: r.int(0)?,
+            end: r.int(1)?,
+            device: r.opt_int(2)?.unwrap_or(0),
+            stream: r.opt_int(3)?.unwrap_or(0),
+            correlation: r.opt_int(4)?.unwrap_or(-1),
+            global_pid: r.opt_int(5)?,
+            short_name: r.opt_int(6)?.unwrap_or(-1),
+            demangled_name: r.opt_int(7)?.unwrap_or(-1),
+            graph_node: r.opt_int(8)?,
         })
     })
 }
 
 fn read_api_calls(conn: &Connection, path: &Path) -> Result<Vec<ApiCall>> {
-    read_rows(conn, path, &queries::RUNTIME, |r| {
+    let table = "CUPTI_ACTIVITY_KIND_RUNTIME";
+    read_int_rows(conn, path, &queries::RUNTIME, table, |r| {
         Ok(ApiCall {
-            start: r.get(0)?,
-            end: r.get(1)?,
-            global_tid: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-            correlation: r.get::<_, Option<i64>>(3)?.unwrap_or(-1),
-            name: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
+            start: r.int(0)?,
+            end: r.int(1)?,
+            global_tid: r.opt_int(2)?.unwrap_or(0),
+            correlation: r.opt_int(3)?.unwrap_or(-1),
+            name: r.opt_int(4)?.unwrap_or(-1),
         })
     })
+}
+
+/// [`read_rows`] for all-integer queries over one big table, through the
+/// lean [`IntRows`] cursor, with the vector sized once up front.
+fn read_int_rows<T>(
+    conn: &Connection,
+    path: &Path,
+    query: &Query,
+    table: &str,
+    mut map: impl FnMut(&IntRows<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let sql_err = |e| DigestError::sqlite(path, e);
+    let mut out = Vec::with_capacity(row_estimate(conn, table));
+    let mut rows = IntRows::prepare(conn, query.sql).map_err(sql_err)?;
+    while rows.step().map_err(sql_err)? {
+        out.push(map(&rows).map_err(sql_err)?);
+    }
+    Ok(out)
+}
+
+/// Rows in `table`, from its largest rowid (a B-tree descent, not a scan).
+/// Capped by the database size, so a stray huge rowid cannot reserve memory
+/// the rows could never fill: every row takes more than 16 bytes on disk.
+fn row_estimate(conn: &Connection, table: &str) -> usize {
+    let sql = format!(
+        "SELECT max(rowid), (SELECT page_count * page_size / 16 \
+         FROM pragma_page_count(), pragma_page_size()) FROM \"{table}\""
+    );
+    conn.query_row(&sql, [], |r| {
+        Ok(r.get::<_, Option<i64>>(0)?.unwrap_or(0).min(r.get(1)?))
+    })
+    .map_or(0, |n| n.max(0) as usize)
 }
 
 /// Run `query` and map every row; any SQLite error names the file.
