@@ -112,3 +112,34 @@ fn last_error(db: *mut ffi::sqlite3, rc: c_int) -> rusqlite::Error {
     });
     rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-made cells: real exports hold only integers and NULL here, and
+    /// the damaged-file tests cover a whole digest; this pins each rule.
+    #[test]
+    fn cells_convert_like_sqlite_and_reject_what_is_not_a_number() {
+        let conn = Connection::open_in_memory().unwrap();
+        let sql = "SELECT 42, 0, NULL, 'soon', '17', 2.9, 0.0, x'00'";
+        let mut rows = IntRows::prepare(&conn, sql).unwrap();
+        assert!(rows.step().unwrap());
+        assert_eq!(rows.int(0).unwrap(), 42);
+        assert_eq!(rows.int(1).unwrap(), 0);
+        assert_eq!(rows.opt_int(2).unwrap(), None);
+        assert!(rows.int(2).is_err());
+        assert!(rows.opt_int(3).is_err());
+        assert_eq!(rows.int(4).unwrap(), 17);
+        assert_eq!(rows.int(5).unwrap(), 2);
+        assert_eq!(rows.int(6).unwrap(), 0);
+        assert!(rows.opt_int(7).is_err());
+        assert!(!rows.step().unwrap());
+    }
+
+    #[test]
+    fn a_bad_statement_is_an_error_not_a_panic() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert!(IntRows::prepare(&conn, "SELECT start FROM no_such_table").is_err());
+    }
+}

@@ -118,8 +118,18 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
         || indexed_reports(trace, opts),
         || {
             let ((kernels, busy), (memory, api)) = rayon::join(
-                || rayon::join(|| timed("kernel_summary", || kernel_summary(trace, opts.names)), || timed("gpu_busy", || gpu_busy(trace))),
-                || rayon::join(|| timed("memory_summary", || memory_summary(trace)), || timed("api_summary", || api_summary(trace))),
+                || {
+                    rayon::join(
+                        || timed("kernels", || kernel_summary(trace, opts.names)),
+                        || timed("gpu busy", || gpu_busy(trace)),
+                    )
+                },
+                || {
+                    rayon::join(
+                        || timed("memory", || memory_summary(trace)),
+                        || timed("api", || api_summary(trace)),
+                    )
+                },
             );
             (kernels, busy, memory, api)
         },
@@ -148,16 +158,15 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
     }
 }
 
-/// The reports built on the launch and NVTX indexes, with the launch index.
-fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
-    let t = std::time::Instant::now();
-    let r = f();
-    if std::env::var_os("NSIGHT_DIGEST_TIMINGS").is_some() {
-        eprintln!("  report {what:<20} {:>8.1} ms", t.elapsed().as_secs_f64() * 1e3);
-    }
-    r
+/// Run one report; with the phase timings on, print its own time.
+fn timed<T>(what: &str, report: impl FnOnce() -> T) -> T {
+    let watch = Stopwatch::from_env();
+    let out = report();
+    watch.lap(&format!("  {what}"));
+    out
 }
 
+/// The reports built on the launch and NVTX indexes, with the launch index.
 struct IndexedReports {
     launches: LaunchIndex,
     nvtx: Vec<NvtxSummary>,
@@ -167,24 +176,27 @@ struct IndexedReports {
 }
 
 fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
-    let watch = Stopwatch::from_env();
-    let launches = LaunchIndex::build(trace);
-    watch.lap("  launch index");
+    let launches = timed("launch index", || LaunchIndex::build(trace));
     let (nvtx_index, launch_kernels) = rayon::join(
-        || timed("NvtxIndex::build", || NvtxIndex::build(trace, &launches)),
-        || timed("launch_summary", || launch_summary(trace, &launches, opts.names)),
+        || timed("nvtx index", || NvtxIndex::build(trace, &launches)),
+        || timed("launch", || launch_summary(trace, &launches, opts.names)),
     );
-    watch.lap("  nvtx index");
     let ((nvtx, llm), nvtx_kernels) = rayon::join(
         || {
             rayon::join(
-                || timed("nvtx_summary", || nvtx_summary(trace, &launches, &nvtx_index)),
-                || timed("llm::analyse", || llm::analyse(trace, &launches, &nvtx_index, opts.names, &opts.llm)),
+                || timed("nvtx", || nvtx_summary(trace, &launches, &nvtx_index)),
+                || {
+                    timed("llm", || {
+                        llm::analyse(trace, &launches, &nvtx_index, opts.names, &opts.llm)
+                    })
+                },
             )
         },
         || {
             let innermost = opts.innermost;
-            timed("nvtx_kernel_summary", || nvtx_kernel_summary(trace, &launches, &nvtx_index, opts.names, innermost))
+            timed("nvtx_kernels", || {
+                nvtx_kernel_summary(trace, &launches, &nvtx_index, opts.names, innermost)
+            })
         },
     );
     IndexedReports {

@@ -650,17 +650,20 @@ pub struct ApiSummary {
 
 /// `cuda_api_sum`: CPU time per CUDA runtime and driver API.
 pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
-    let mut by_id: HashMap<i64, Vec<i64>> = HashMap::default();
+    // Ids whose names differ only in the version suffix print as one API;
+    // each id finds its group once, not once per call.
+    let mut group_of_id: HashMap<i64, usize> = HashMap::default();
+    let mut group_of_name: HashMap<&str, usize> = HashMap::default();
+    let mut groups: Vec<(&str, Vec<i64>)> = Vec::new();
     for c in &trace.api_calls {
-        by_id.entry(c.name).or_default().push(c.end - c.start);
-    }
-    // Ids whose names differ only in the version suffix print as one API.
-    let mut groups: HashMap<&str, Vec<i64>> = HashMap::default();
-    for (id, v) in by_id {
-        groups
-            .entry(super::trace::strip_version_suffix(trace.strings.get(id)))
-            .or_default()
-            .extend(v);
+        let g = *group_of_id.entry(c.name).or_insert_with(|| {
+            let name = super::trace::strip_version_suffix(trace.strings.get(c.name));
+            *group_of_name.entry(name).or_insert_with(|| {
+                groups.push((name, Vec::new()));
+                groups.len() - 1
+            })
+        });
+        groups[g].1.push(c.end - c.start);
     }
     let mut rows: Vec<ApiSummary> = summarise(groups)
         .into_iter()
