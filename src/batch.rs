@@ -6,8 +6,33 @@
 use crate::ncu::NcuDigest;
 use crate::nsys::Digest;
 use crate::render::{Cell, Column, Table};
+use rayon::iter::{ParallelBridge, ParallelIterator};
 use serde::Serialize;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Run `job` on every file on the rayon pool and return the results in
+/// input order. Workers take files largest first, one at a time, so the run
+/// does not end on one big profile while the other cores sit idle.
+pub fn largest_first<T, F>(files: &[PathBuf], job: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(&Path) -> T + Sync + Send,
+{
+    let mut order: Vec<(u64, usize)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (std::fs::metadata(f).map_or(0, |m| m.len()), i))
+        .collect();
+    order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut done: Vec<(usize, T)> = order
+        .into_iter()
+        .par_bridge()
+        .map(|(_, i)| (i, job(&files[i])))
+        .collect();
+    done.sort_by_key(|&(i, _)| i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or when
 /// the user asked for quiet.

@@ -237,28 +237,22 @@ fn run(cli: &Cli) -> Result<u8> {
     let full = files.len() == 1 || cli.per_file || cli.per_launch;
     let bar = batch::progress(files.len(), args.quiet);
     if full {
-        let results: Vec<Result<NcuDigest>> = files
-            .par_iter()
-            .map(|f| {
-                let r = digest_one(f, &opts);
-                bar.inc(1);
-                r
-            })
-            .collect();
+        let results: Vec<Result<NcuDigest>> = batch::largest_first(&files, |f| {
+            let r = digest_one(f, &opts);
+            bar.inc(1);
+            r
+        });
         bar.finish_and_clear();
         let (digests, ok) = report_errors(results);
         print!("{}", render_all(&digests, args, cli.per_launch));
         return Ok(if ok { 0 } else { 2 });
     }
     // Several files: each worker keeps only the summary row.
-    let results: Vec<Result<NcuRow>> = files
-        .par_iter()
-        .map(|f| {
-            let r = digest_one(f, &opts).map(|d| NcuRow::from_digest(&d));
-            bar.inc(1);
-            r
-        })
-        .collect();
+    let results: Vec<Result<NcuRow>> = batch::largest_first(&files, |f| {
+        let r = digest_one(f, &opts).map(|d| NcuRow::from_digest(&d));
+        bar.inc(1);
+        r
+    });
     bar.finish_and_clear();
     let (rows, ok) = report_errors(results);
     let table = batch::ncu_table(&rows);

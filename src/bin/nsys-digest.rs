@@ -211,14 +211,11 @@ fn run(cli: &Cli) -> Result<u8> {
         let results: Vec<Result<Digest>> = if files.len() == 1 {
             vec![digest_one(&files[0], &opts)]
         } else {
-            files
-                .par_iter()
-                .map(|f| {
-                    let r = digest_one(f, &opts);
-                    bar.inc(1);
-                    r
-                })
-                .collect()
+            batch::largest_first(&files, |f| {
+                let r = digest_one(f, &opts);
+                bar.inc(1);
+                r
+            })
         };
         bar.finish_and_clear();
         let (digests, ok) = report_errors(results);
@@ -237,19 +234,16 @@ fn run(cli: &Cli) -> Result<u8> {
     }
     // Several profiles: each worker keeps only the summary row.
     let export = cli.export_parquet.is_some();
-    let results: Vec<Result<(NsysRow, Option<ExportTables>)>> = files
-        .par_iter()
-        .map(|f| {
-            let r = digest_one(f, &opts).map(|d| {
-                (
-                    NsysRow::from_digest(&d),
-                    export.then(|| ExportTables::from_digest(&d)),
-                )
-            });
-            bar.inc(1);
-            r
-        })
-        .collect();
+    let results: Vec<Result<(NsysRow, Option<ExportTables>)>> = batch::largest_first(&files, |f| {
+        let r = digest_one(f, &opts).map(|d| {
+            (
+                NsysRow::from_digest(&d),
+                export.then(|| ExportTables::from_digest(&d)),
+            )
+        });
+        bar.inc(1);
+        r
+    });
     bar.finish_and_clear();
     let (pairs, ok) = report_errors(results);
     let mut tables = ExportTables::default();
