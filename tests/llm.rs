@@ -7,20 +7,6 @@ use nsight_digest::nsys::llm::{LlmOptions, Phase};
 use nsight_digest::nsys::DigestOptions;
 use regex::Regex;
 use std::collections::HashMap;
-use std::io::Read;
-
-/// Inflate a committed sample to a temp file for direct SQL.
-fn sql(sample_name: &str) -> (tempfile::TempDir, rusqlite::Connection) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.sqlite");
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(sample(sample_name)).unwrap())
-        .read_to_end(&mut bytes)
-        .unwrap();
-    std::fs::write(&path, bytes).unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    (dir, conn)
-}
 
 fn scalar(conn: &rusqlite::Connection, q: &str) -> i64 {
     conn.query_row(q, [], |r| r.get::<_, Option<i64>>(0))
@@ -92,7 +78,7 @@ fn eager_layer_types_equal_their_module_ranges() {
 #[test]
 fn node_trace_graphs_are_counted_and_timed() {
     let sample = "h200_llama8_graphs_node_3steps";
-    let (_dir, conn) = sql(sample);
+    let (_dir, conn) = sample_sql(sample);
     let d = digest_sample(sample, &by_phase());
     let g = &d.llm.graphs;
     assert_eq!(g.trace_mode, "node");
@@ -165,7 +151,7 @@ fn node_trace_graph_kernels_get_their_capture_time_layers() {
 #[test]
 fn graph_trace_mode_counts_graph_trace_time() {
     let sample = "h200_llama8_graphs_graphmode_1step";
-    let (_dir, conn) = sql(sample);
+    let (_dir, conn) = sample_sql(sample);
     let d = digest_sample(sample, &DigestOptions::default());
     let g = &d.llm.graphs;
     assert_eq!(g.trace_mode, "graph");

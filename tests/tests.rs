@@ -11,4 +11,5 @@ mod ncu;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod queries;
+mod reports;
 mod thirdparty;

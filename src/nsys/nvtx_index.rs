@@ -175,13 +175,16 @@ fn group_by_call(pairs: &[(u32, u32)], calls: usize) -> (Vec<u32>, Vec<u32>) {
     for i in 1..offsets.len() {
         offsets[i] += offsets[i - 1];
     }
-    let mut next = offsets.clone();
+    // offsets[c] serves as call c's write cursor and ends at its end, which
+    // is where call c + 1 starts: one shift right restores the starts.
     let mut enclosing = vec![0u32; pairs.len()];
     for &(c, r) in pairs {
-        let slot = &mut next[c as usize];
+        let slot = &mut offsets[c as usize];
         enclosing[*slot as usize] = r;
         *slot += 1;
     }
+    offsets.rotate_right(1);
+    offsets[0] = 0;
     (offsets, enclosing)
 }
 

@@ -527,7 +527,6 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
         return Vec::new();
     };
     let span = (span_end - span_start).max(0);
-    let mut by_device: HashMap<i64, Vec<(i64, i64)>> = HashMap::default();
     let mut by_stream: HashMap<(i64, i64), Vec<(i64, i64)>> = HashMap::default();
     let intervals = trace
         .kernels
@@ -540,52 +539,62 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
                 .map(|m| (m.device, m.stream, m.start, m.end)),
         );
     for (device, stream, start, end) in intervals {
-        by_device.entry(device).or_default().push((start, end));
+        // An op that ends before it starts covers no time.
+        let end = end.max(start);
         by_stream
             .entry((device, stream))
             .or_default()
             .push((start, end));
     }
-    let mut rows: Vec<GpuBusy> = by_device
-        .into_iter()
-        .map(|(d, v)| busy_row(d, None, v, span))
-        .chain(
-            by_stream
-                .into_iter()
-                .map(|((d, s), v)| busy_row(d, Some(s), v, span)),
-        )
-        .collect();
+    // A device is busy where any of its streams is: the union of the
+    // streams' unions, which are far shorter than the raw op lists.
+    let mut by_device: HashMap<i64, (u64, Vec<(i64, i64)>)> = HashMap::default();
+    let mut rows = Vec::new();
+    for ((device, stream), ops) in by_stream {
+        let count = ops.len() as u64;
+        let busy = union_of(ops);
+        rows.push(busy_row(device, Some(stream), count, &busy, span));
+        let d = by_device.entry(device).or_default();
+        d.0 += count;
+        d.1.extend(busy);
+    }
+    for (device, (count, intervals)) in by_device {
+        rows.push(busy_row(device, None, count, &union_of(intervals), span));
+    }
     rows.sort_by_key(|r| (r.device, r.stream.is_some(), std::cmp::Reverse(r.busy_ns)));
     rows
 }
 
+/// Sorted, disjoint intervals covering the same time; touching ones merge.
+fn union_of(mut intervals: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    // Ops of one stream arrive in order: the run-aware stable sort is close
+    // to linear on them.
+    intervals.sort();
+    let mut merged = 0;
+    for i in 0..intervals.len() {
+        let (s, e) = intervals[i];
+        if merged > 0 && s <= intervals[merged - 1].1 {
+            let last = &mut intervals[merged - 1].1;
+            *last = (*last).max(e);
+        } else {
+            intervals[merged] = (s, e);
+            merged += 1;
+        }
+    }
+    intervals.truncate(merged);
+    intervals
+}
+
+/// Busy time, gaps and idle share from the union of a device's or stream's ops.
 fn busy_row(
     device: i64,
     stream: Option<i64>,
-    mut intervals: Vec<(i64, i64)>,
+    ops: u64,
+    union: &[(i64, i64)],
     span: i64,
 ) -> GpuBusy {
-    // Kernels of one stream arrive in order: the run-aware stable sort is
-    // close to linear on them.
-    intervals.sort();
-    let ops = intervals.len() as u64;
-    let (mut busy, mut gaps, mut longest) = (0i64, 0u64, 0i64);
-    let mut current: Option<(i64, i64)> = None;
-    for (s, e) in intervals {
-        match current {
-            Some((cs, ce)) if s <= ce => current = Some((cs, ce.max(e))),
-            Some((cs, ce)) => {
-                busy += ce - cs;
-                gaps += 1;
-                longest = longest.max(s - ce);
-                current = Some((s, e));
-            }
-            None => current = Some((s, e)),
-        }
-    }
-    if let Some((cs, ce)) = current {
-        busy += ce - cs;
-    }
+    let busy: i64 = union.iter().map(|(s, e)| e - s).sum();
+    let longest = union.windows(2).map(|w| w[1].0 - w[0].1).max().unwrap_or(0);
     let idle = (span - busy).max(0);
     GpuBusy {
         device,
@@ -594,7 +603,7 @@ fn busy_row(
         busy_ns: busy,
         idle_ns: idle,
         idle_pct: percent(idle as f64, span as f64),
-        gaps,
+        gaps: union.len().saturating_sub(1) as u64,
         longest_gap_ns: longest,
     }
 }

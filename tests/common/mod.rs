@@ -27,6 +27,20 @@ pub fn shared() -> Option<PathBuf> {
     p.is_dir().then_some(p)
 }
 
+/// Inflate a committed sample to a temp file for direct SQL.
+pub fn sample_sql(sample_name: &str) -> (tempfile::TempDir, rusqlite::Connection) {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(sample(sample_name)).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    (dir, conn)
+}
+
 pub fn digest_sample(name: &str, opts: &DigestOptions) -> Digest {
     digest(&sample(name), opts).unwrap_or_else(|e| panic!("{name}: {e}"))
 }

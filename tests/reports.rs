@@ -1,0 +1,77 @@
+//! Reports that `nsys stats` has no counterpart for, recomputed here from
+//! the raw rows of the committed samples.
+
+use crate::common::*;
+use nsight_digest::nsys::DigestOptions;
+use std::collections::BTreeMap;
+
+/// (ops, busy ns, gaps, longest gap) of a set of intervals, by a plain
+/// sort-and-sweep.
+fn busy(mut ops: Vec<(i64, i64)>) -> (u64, i64, u64, i64) {
+    ops.sort();
+    let count = ops.len() as u64;
+    let mut union: Vec<(i64, i64)> = Vec::new();
+    for (s, e) in ops {
+        match union.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => union.push((s, e)),
+        }
+    }
+    let total = union.iter().map(|(s, e)| e - s).sum();
+    let longest = union.windows(2).map(|w| w[1].0 - w[0].1).max().unwrap_or(0);
+    (count, total, union.len().saturating_sub(1) as u64, longest)
+}
+
+#[test]
+fn gpu_busy_is_the_union_of_kernel_and_memory_op_intervals() {
+    for name in SAMPLES {
+        let (_dir, conn) = sample_sql(name);
+        let mut stmt = conn
+            .prepare(
+                "SELECT deviceId, streamId, start, end FROM CUPTI_ACTIVITY_KIND_KERNEL
+                 UNION ALL SELECT deviceId, streamId, start, end FROM CUPTI_ACTIVITY_KIND_MEMCPY
+                 UNION ALL SELECT deviceId, streamId, start, end FROM CUPTI_ACTIVITY_KIND_MEMSET",
+            )
+            .unwrap();
+        let mut by_device: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+        let mut by_stream: BTreeMap<(i64, i64), Vec<(i64, i64)>> = BTreeMap::new();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap();
+        for row in rows {
+            let (device, stream, s, e): (i64, i64, i64, i64) = row.unwrap();
+            by_device.entry(device).or_default().push((s, e));
+            by_stream.entry((device, stream)).or_default().push((s, e));
+        }
+        let d = digest_sample(name, &DigestOptions::default());
+        let span = d.source.span_ns.unwrap();
+        assert_eq!(
+            d.launch.busy.len(),
+            by_device.len() + by_stream.len(),
+            "{name}"
+        );
+        let expected = by_device
+            .into_iter()
+            .map(|(dev, ops)| ((dev, None), ops))
+            .chain(
+                by_stream
+                    .into_iter()
+                    .map(|((dev, st), ops)| ((dev, Some(st)), ops)),
+            );
+        for ((device, stream), ops) in expected {
+            let row = d
+                .launch
+                .busy
+                .iter()
+                .find(|r| r.device == device && r.stream == stream)
+                .unwrap_or_else(|| panic!("{name}: no row for {device}/{stream:?}"));
+            let (count, total, gaps, longest) = busy(ops);
+            let ctx = format!("{name} device {device} stream {stream:?}");
+            assert_eq!(row.ops, count, "{ctx}");
+            assert_eq!(row.busy_ns, total, "{ctx}");
+            assert_eq!(row.idle_ns, (span - total).max(0), "{ctx}");
+            assert_eq!(row.gaps, gaps, "{ctx}");
+            assert_eq!(row.longest_gap_ns, longest, "{ctx}");
+        }
+    }
+}
