@@ -190,6 +190,17 @@ query!(
     [("CUPTI_ACTIVITY_KIND_KERNEL", ["graphId"])]
 );
 
+query!(
+    KERNEL_ROWS,
+    "kernel_rows.sql",
+    [("CUPTI_ACTIVITY_KIND_KERNEL", [])]
+);
+query!(
+    RUNTIME_ROWS,
+    "runtime_rows.sql",
+    [("CUPTI_ACTIVITY_KIND_RUNTIME", [])]
+);
+
 /// Every query, for the test that prepares each one against every export.
 pub const ALL: &[Query] = &[
     TABLES,
@@ -211,4 +222,6 @@ pub const ALL: &[Query] = &[
     GRAPH_TRACE,
     GRAPH_NODE_EVENTS,
     KERNEL_GRAPH_IDS,
+    KERNEL_ROWS,
+    RUNTIME_ROWS,
 ];

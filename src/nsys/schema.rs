@@ -87,7 +87,7 @@ impl Schema {
         query
             .needs
             .iter()
-            .all(|(t, cols)| cols.iter().all(|c| self.has_column(t, c)))
+            .all(|(t, cols)| self.has_table(t) && cols.iter().all(|c| self.has_column(t, c)))
     }
 
     /// The columns of `table` that `query` needs but this export lacks.

@@ -378,7 +378,7 @@ fn kernel_decoder(schema: &Schema, path: &Path) -> Result<Option<&'static Query>
 }
 
 fn read_kernels(conn: &Connection, path: &Path, query: &Query) -> Result<Vec<Kernel>> {
-    read_int_rows(conn, path, query, "CUPTI_ACTIVITY_KIND_KERNEL", |r| {
+    read_int_rows(conn, path, query, &queries::KERNEL_ROWS, |r| {
         Ok(Kernel {
             start: r.int(0)?,
             end: r.int(1)?,
@@ -394,8 +394,7 @@ fn read_kernels(conn: &Connection, path: &Path, query: &Query) -> Result<Vec<Ker
 }
 
 fn read_api_calls(conn: &Connection, path: &Path) -> Result<Vec<ApiCall>> {
-    let table = "CUPTI_ACTIVITY_KIND_RUNTIME";
-    read_int_rows(conn, path, &queries::RUNTIME, table, |r| {
+    read_int_rows(conn, path, &queries::RUNTIME, &queries::RUNTIME_ROWS, |r| {
         Ok(ApiCall {
             start: r.int(0)?,
             end: r.int(1)?,
@@ -412,11 +411,11 @@ fn read_int_rows<T>(
     conn: &Connection,
     path: &Path,
     query: &Query,
-    table: &str,
+    rows_query: &Query,
     mut map: impl FnMut(&IntRows<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
     let sql_err = |e| DigestError::sqlite(path, e);
-    let mut out = Vec::with_capacity(row_estimate(conn, table));
+    let mut out = Vec::with_capacity(row_estimate(conn, rows_query));
     let mut rows = IntRows::prepare(conn, query.sql).map_err(sql_err)?;
     while rows.step().map_err(sql_err)? {
         out.push(map(&rows).map_err(sql_err)?);
@@ -424,18 +423,13 @@ fn read_int_rows<T>(
     Ok(out)
 }
 
-/// Rows in `table`, from its largest rowid (a B-tree descent, not a scan).
-/// Capped by the database size, so a stray huge rowid cannot reserve memory
-/// the rows could never fill: every row takes more than 16 bytes on disk.
-fn row_estimate(conn: &Connection, table: &str) -> usize {
-    let sql = format!(
-        "SELECT max(rowid), (SELECT page_count * page_size / 16 \
-         FROM pragma_page_count(), pragma_page_size()) FROM \"{table}\""
-    );
-    conn.query_row(&sql, [], |r| {
-        Ok(r.get::<_, Option<i64>>(0)?.unwrap_or(0).min(r.get(1)?))
-    })
-    .map_or(0, |n| n.max(0) as usize)
+/// How many rows `rows_query` expects (see `queries/*_rows.sql`); 0 when
+/// it cannot tell, which only means the vector grows as it fills.
+fn row_estimate(conn: &Connection, rows_query: &Query) -> usize {
+    conn.query_row(rows_query.sql, [], |r| r.get::<_, Option<i64>>(0))
+        .ok()
+        .flatten()
+        .map_or(0, |n| n.max(0) as usize)
 }
 
 /// Run `query` and map every row; any SQLite error names the file.
