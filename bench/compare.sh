@@ -41,6 +41,7 @@ echo "| what | ours | peak RSS | anchor | anchor time | ratio |"
 echo "|---|---|---|---|---|---|"
 read -r floor _ < <(best sqlite3 "$BIG" "$SCAN")
 read -r t m < <(best "$NSYS_DIGEST" "$BIG")
+t_small=$t
 row "nsys-digest, default digest, 76 MB export" "$t" "$m" "sqlite3 scan" "$floor"
 read -r gz _ < <(best gunzip -c "$BIG_GZ")
 read -r t m < <(best "$NSYS_DIGEST" "$BIG_GZ")
@@ -56,8 +57,12 @@ SYN=$WORK/synthetic_1gb.sqlite
 read -r floor_syn _ < <(best sqlite3 "$SYN" "$SCAN")
 read -r t1 m1 < <(best "$NSYS_DIGEST" "$SYN")
 row "nsys-digest, SYNTHETIC 1 GB export" "$t1" "$m1" "sqlite3 scan" "$floor_syn"
+# The 76 MB time is the best of both of its measurements (before and after
+# the 1 GB runs), so the ratio is never flattered by one slow set.
 read -r t0 _ < <(best "$NSYS_DIGEST" "$BIG")
-printf '| scaling: 1 GB time / 76 MB time | %.1f× | | size ratio | %.1f× | |\n' "$(echo "$t1/$t0" | bc -l)" "$(echo "$(stat -c %s "$SYN")/$(stat -c %s "$BIG")" | bc -l)"
+t0=$(echo "if ($t_small < $t0) $t_small else $t0" | bc -l)
+printf '| scaling: 1 GB time / 76 MB time | %.1f× | | size ratio; rows ratio 13.0× | %.1f× | |\n' "$(echo "$t1/$t0" | bc -l)" "$(echo "$(stat -c %s "$SYN")/$(stat -c %s "$BIG")" | bc -l)"
+printf '| scaling of the anchor: 1 GB scan / 76 MB scan | %.1f× | | | | |\n' "$(echo "$floor_syn/$floor" | bc -l)"
 
 CSV=$WORK/synthetic_1gb_details.csv
 [ -f "$CSV" ] || python3 bench/synthetic_ncu.py samples/ncu/h200_llama4L_memmetrics_525kernels.details.csv.gz "$CSV" 1000 > /dev/null
@@ -73,6 +78,21 @@ if [ ! -d "$FOLDER" ]; then
     cp samples/h200_llama8_graphs_node_3steps.sqlite.gz "$FOLDER/graphs_$i.sqlite.gz"
   done
 fi
-read -r one _ < <(RAYON_NUM_THREADS=1 best "$NSYS_DIGEST" --quiet "$FOLDER")
-read -r two m < <(RAYON_NUM_THREADS=2 best "$NSYS_DIGEST" --quiet "$FOLDER")
-printf '| batch: 8 profiles, 2 threads vs 1 | %.3f s | %.0f MB | 1 thread | %.3f s | speed-up %.2f× |\n' "$two" "$(echo "$m/1024" | bc -l)" "$one" "$(echo "$one/$two" | bc -l)"
+# One- and two-thread runs alternate, 3N of each, so both see the same
+# machine; a folder run lasts under a second, where this VM's noise is
+# largest. Best and median are both printed.
+rm -f "$WORK/batch1.txt" "$WORK/batch2.txt"
+for _ in $(seq $((3 * N))); do
+  for t in 1 2; do
+    RAYON_NUM_THREADS=$t /usr/bin/time -f "%e %M" -a -o "$WORK/batch$t.txt" "$NSYS_DIGEST" --quiet "$FOLDER" > /dev/null 2>&1 || true
+  done
+done
+python3 - "$WORK/batch1.txt" "$WORK/batch2.txt" <<'PY'
+import statistics, sys
+one, two = ([tuple(map(float, l.split())) for l in open(f)] for f in sys.argv[1:3])
+w1, w2 = sorted(t for t, _ in one), sorted(t for t, _ in two)
+mb = max(m for _, m in two) / 1024
+print(f"| batch: 8 profiles, 2 threads vs 1 (best) | {w2[0]:.3f} s | {mb:.0f} MB | 1 thread | {w1[0]:.3f} s | speed-up {w1[0] / w2[0]:.2f}× |")
+m1, m2 = statistics.median(w1), statistics.median(w2)
+print(f"| batch: 8 profiles, 2 threads vs 1 (median) | {m2:.3f} s | | 1 thread | {m1:.3f} s | speed-up {m1 / m2:.2f}× |")
+PY

@@ -19,6 +19,7 @@ pub mod diff;
 pub mod error;
 pub mod export;
 pub mod input;
+pub mod memory;
 pub mod ncu;
 pub mod nsys;
 pub mod render;

@@ -111,6 +111,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    nsight_digest::memory::reuse_freed_memory();
     // Ctrl-C: remove inflated temp copies before leaving.
     let _ = ctrlc::set_handler(|| {
         nsight_digest::input::remove_temp_dirs();
