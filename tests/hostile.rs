@@ -82,6 +82,11 @@ fn broken_kernel_cells() {
         ("text end", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = 'soon' WHERE rowid = 3;", 2),
         ("end before start", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = start - 1000 WHERE rowid % 5 = 0;", 0),
         (
+            "a huge rowid (the row-count estimate must not reserve for it)",
+            "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET rowid = 9000000000000000000 WHERE rowid = 5; UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET rowid = 9000000000000000000 WHERE rowid = 5;",
+            0,
+        ),
+        (
             "duplicate correlation ids",
             "UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET correlationId = 7; UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET correlationId = 7;",
             0,

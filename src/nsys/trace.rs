@@ -415,7 +415,10 @@ fn read_int_rows<T>(
     mut map: impl FnMut(&IntRows<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
     let sql_err = |e| DigestError::sqlite(path, e);
-    let mut out = Vec::with_capacity(row_estimate(conn, rows_query));
+    let mut out = Vec::new();
+    // A hint only: where that much memory is refused, the vector grows as
+    // it fills instead of aborting the process.
+    let _ = out.try_reserve_exact(row_estimate(conn, rows_query));
     let mut rows = IntRows::prepare(conn, query.sql).map_err(sql_err)?;
     while rows.step().map_err(sql_err)? {
         out.push(map(&rows).map_err(sql_err)?);
