@@ -98,10 +98,6 @@ impl NsysRow {
     }
 }
 
-fn opt_f(v: Option<f64>, d: usize) -> Cell {
-    v.map_or(Cell::Missing, |x| Cell::Float(x, d))
-}
-
 /// The combined nsys table.
 pub fn nsys_table(rows: &[NsysRow]) -> Table {
     Table {
@@ -124,16 +120,14 @@ pub fn nsys_table(rows: &[NsysRow]) -> Table {
             .map(|r| {
                 vec![
                     Cell::Name(r.file.clone()),
-                    r.span_ns
-                        .map_or(Cell::Missing, |s| Cell::Scaled(s as f64, 1e6, 1)),
+                    Cell::opt_scaled(r.span_ns.map(|s| s as f64), 1e6, 1),
                     Cell::Scaled(r.gpu_ns as f64, 1e6, 3),
-                    opt_f(r.prefill_gpu_ns_per_token, 1),
-                    opt_f(r.decode_gpu_ns_per_token, 1),
-                    r.decode_step_median_ns
-                        .map_or(Cell::Missing, |s| Cell::Scaled(s, 1e6, 3)),
+                    Cell::opt_float(r.prefill_gpu_ns_per_token, 1),
+                    Cell::opt_float(r.decode_gpu_ns_per_token, 1),
+                    Cell::opt_scaled(r.decode_step_median_ns, 1e6, 3),
                     Cell::Int(r.graph_launches as i64),
-                    opt_f(r.idle_pct, 1),
-                    opt_f(r.top_kernel_share_pct, 1),
+                    Cell::opt_float(r.idle_pct, 1),
+                    Cell::opt_float(r.top_kernel_share_pct, 1),
                     r.top_kernel.clone().map_or(Cell::Missing, Cell::Name),
                 ]
             })
@@ -204,13 +198,10 @@ pub fn ncu_table(rows: &[NcuRow]) -> Table {
                 vec![
                     Cell::Name(r.file.clone()),
                     Cell::Int(r.launches as i64),
-                    r.duration_ns
-                        .map_or(Cell::Missing, |v| Cell::Scaled(v, 1e3, 2)),
-                    r.dram_bytes
-                        .map_or(Cell::Missing, |v| Cell::Scaled(v, 1e6, 2)),
-                    r.dram_bandwidth_bytes_per_s
-                        .map_or(Cell::Missing, |v| Cell::Scaled(v, 1e9, 1)),
-                    opt_f(r.dram_peak_pct, 1),
+                    Cell::opt_scaled(r.duration_ns, 1e3, 2),
+                    Cell::opt_scaled(r.dram_bytes, 1e6, 2),
+                    Cell::opt_scaled(r.dram_bandwidth_bytes_per_s, 1e9, 1),
+                    Cell::opt_float(r.dram_peak_pct, 1),
                     r.top_kernel.clone().map_or(Cell::Missing, Cell::Name),
                 ]
             })

@@ -38,6 +38,28 @@ fn walk(dir: &Path, accept: fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
     }
 }
 
+/// What both tools do first: keep freed memory for reuse, and on Ctrl-C
+/// remove inflated temp copies before leaving with exit code 130.
+pub fn start_process() {
+    crate::memory::reuse_freed_memory();
+    let _ = ctrlc::set_handler(|| {
+        crate::input::remove_temp_dirs();
+        std::process::exit(130);
+    });
+}
+
+/// The exit code of a finished command: its own on success; on error, one
+/// line on stderr naming the tool, and 2.
+pub fn exit_code(tool: &str, result: anyhow::Result<u8>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("{tool}: error: {}", one_line(&format!("{e:#}")));
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 /// Collapse an error chain onto one line.
 pub fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")

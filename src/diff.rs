@@ -184,7 +184,7 @@ pub fn document(d: &DiffReport, top: Option<usize>) -> Document {
                 .filter(|r| r.section == *s)
                 .take(top.unwrap_or(usize::MAX))
                 .map(|r| {
-                    let f = |v: Option<f64>| v.map_or(Cell::Missing, |x| Cell::Float(x, 1));
+                    let f = |v: Option<f64>| Cell::opt_float(v, 1);
                     vec![
                         Cell::Name(r.name.clone()),
                         Cell::Text(r.metric.clone()),
@@ -276,7 +276,7 @@ pub fn csv_table(d: &DiffReport) -> Table {
             .rows
             .iter()
             .map(|r| {
-                let f = |v: Option<f64>| v.map_or(Cell::Missing, |x| Cell::Float(x, 3));
+                let f = |v: Option<f64>| Cell::opt_float(v, 3);
                 vec![
                     Cell::Text(r.section.clone()),
                     Cell::Name(r.name.clone()),

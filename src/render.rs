@@ -75,6 +75,21 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// A float, or a blank where there is none.
+    pub fn opt_float(v: Option<f64>, decimals: usize) -> Cell {
+        v.map_or(Cell::Missing, |x| Cell::Float(x, decimals))
+    }
+
+    /// A scaled base-unit value, or a blank where there is none.
+    pub fn opt_scaled(v: Option<f64>, scale: f64, decimals: usize) -> Cell {
+        v.map_or(Cell::Missing, |x| Cell::Scaled(x, scale, decimals))
+    }
+
+    /// An integer, or a blank where there is none.
+    pub fn opt_int(v: Option<i64>) -> Cell {
+        v.map_or(Cell::Missing, Cell::Int)
+    }
+
     fn plain(&self) -> String {
         match self {
             Cell::Text(s) | Cell::Name(s) => s.clone(),

@@ -20,25 +20,9 @@ fn digest_file(path: &Path, opts: &NcuOptions) -> NcuDigest {
 
 /// The raw page as header → cell maps, units row included as row 0.
 fn raw_cells(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut text)
-        .unwrap();
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers = reader.headers().unwrap().clone();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            headers
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
+    csv_rows(flate2::read::GzDecoder::new(
+        std::fs::File::open(path).unwrap(),
+    ))
 }
 
 fn number(cell: &str) -> Option<f64> {

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NcuRow};
 use nsight_digest::categories::Categories;
-use nsight_digest::cli::{expand_inputs, one_line, pair_by_name};
+use nsight_digest::cli::{exit_code, expand_inputs, one_line, pair_by_name, start_process};
 use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::PeakOptions;
@@ -111,12 +111,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    nsight_digest::memory::reuse_freed_memory();
-    // Ctrl-C: remove inflated temp copies before leaving.
-    let _ = ctrlc::set_handler(|| {
-        nsight_digest::input::remove_temp_dirs();
-        std::process::exit(130);
-    });
+    start_process();
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Diff {
@@ -128,13 +123,7 @@ fn main() -> ExitCode {
         }) => run_diff(base, new, threshold, *fail_on_regression, args),
         None => run(&cli),
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("ncu-digest: error: {}", one_line(&format!("{e:#}")));
-            ExitCode::from(2)
-        }
-    }
+    exit_code("ncu-digest", result)
 }
 
 /// `4.8TB/s` → 4.8e12; a bare number is byte/s.

@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NsysRow};
 use nsight_digest::categories::Categories;
-use nsight_digest::cli::{expand_inputs, one_line, pair_by_name};
+use nsight_digest::cli::{exit_code, expand_inputs, one_line, pair_by_name, start_process};
 use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::export::{write_parquet, ExportTables};
 use nsight_digest::input::{is_nsys_candidate, InputOptions};
@@ -113,12 +113,7 @@ struct Common {
 }
 
 fn main() -> ExitCode {
-    nsight_digest::memory::reuse_freed_memory();
-    // Ctrl-C: remove inflated temp copies before leaving.
-    let _ = ctrlc::set_handler(|| {
-        nsight_digest::input::remove_temp_dirs();
-        std::process::exit(130);
-    });
+    start_process();
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Diff {
@@ -130,13 +125,7 @@ fn main() -> ExitCode {
         }) => run_diff(base, new, threshold, *fail_on_regression, common),
         None => run(&cli),
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("nsys-digest: error: {}", one_line(&format!("{e:#}")));
-            ExitCode::from(2)
-        }
-    }
+    exit_code("nsys-digest", result)
 }
 
 fn options(c: &Common) -> Result<DigestOptions> {

@@ -5,14 +5,6 @@ use super::derive::{Bound, LaunchMetrics};
 use super::{nvtx_key, Group, KernelAggregate, NcuDigest};
 use crate::render::{Cell, Column, Document, Table};
 
-fn opt(v: Option<f64>, decimals: usize) -> Cell {
-    v.map_or(Cell::Missing, |x| Cell::Float(x, decimals))
-}
-
-fn scaled(v: Option<f64>, scale: f64, decimals: usize) -> Cell {
-    v.map_or(Cell::Missing, |x| Cell::Scaled(x, scale, decimals))
-}
-
 fn bound(b: Option<Bound>) -> Cell {
     b.map_or(Cell::Missing, |b| Cell::Text(b.as_str().into()))
 }
@@ -41,14 +33,14 @@ fn metric_cells(
     b: Option<Bound>,
 ) -> Vec<Cell> {
     vec![
-        scaled(duration, 1e3, 2),
-        scaled(read, 1e6, 2),
-        scaled(write, 1e6, 2),
-        scaled(bw, 1e9, 1),
-        opt(dram, 1),
-        opt(sm, 1),
-        opt(ld, 1),
-        opt(st, 1),
+        Cell::opt_scaled(duration, 1e3, 2),
+        Cell::opt_scaled(read, 1e6, 2),
+        Cell::opt_scaled(write, 1e6, 2),
+        Cell::opt_scaled(bw, 1e9, 1),
+        Cell::opt_float(dram, 1),
+        Cell::opt_float(sm, 1),
+        Cell::opt_float(ld, 1),
+        Cell::opt_float(st, 1),
         bound(b),
     ]
 }

@@ -679,31 +679,27 @@ fn read_memops(conn: &Connection, schema: &Schema, path: &Path) -> Result<Vec<Me
     let mut ops = Vec::new();
     if schema.supports(&queries::MEMCPY) {
         ops.extend(read_rows(conn, path, &queries::MEMCPY, |r| {
-            Ok(MemOp {
-                start: r.get(0)?,
-                end: r.get(1)?,
-                device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-                correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
-                global_pid: r.get(5)?,
-                bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
-                kind: MemOpKind::Copy(r.get::<_, Option<i64>>(7)?.unwrap_or(0)),
-            })
+            mem_op(r, MemOpKind::Copy(r.get::<_, Option<i64>>(7)?.unwrap_or(0)))
         })?);
     }
     if schema.supports(&queries::MEMSET) {
         ops.extend(read_rows(conn, path, &queries::MEMSET, |r| {
-            Ok(MemOp {
-                start: r.get(0)?,
-                end: r.get(1)?,
-                device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-                correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
-                global_pid: r.get(5)?,
-                bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
-                kind: MemOpKind::Set,
-            })
+            mem_op(r, MemOpKind::Set)
         })?);
     }
     Ok(ops)
+}
+
+/// The columns `memcpy.sql` and `memset.sql` share, in the same order.
+fn mem_op(r: &rusqlite::Row<'_>, kind: MemOpKind) -> rusqlite::Result<MemOp> {
+    Ok(MemOp {
+        start: r.get(0)?,
+        end: r.get(1)?,
+        device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+        stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+        correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
+        global_pid: r.get(5)?,
+        bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+        kind,
+    })
 }

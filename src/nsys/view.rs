@@ -57,10 +57,6 @@ const STATS_COLUMNS: [Column; 7] = [
     Column::num("stddev_ns", "StdDev (ns)"),
 ];
 
-fn opt_int(v: Option<i64>) -> Cell {
-    v.map_or(Cell::Missing, Cell::Int)
-}
-
 /// `kernels`: one row per kernel name (and process/GPU when split).
 pub fn kernels_table(rows: &[KernelSummary], top: Option<usize>) -> Table {
     let split = rows.iter().any(|r| r.device.is_some());
@@ -77,8 +73,8 @@ pub fn kernels_table(rows: &[KernelSummary], top: Option<usize>) -> Table {
         .map(|r| {
             let mut cells = vec![Cell::Name(r.name.clone())];
             if split {
-                cells.push(opt_int(r.pid.map(i64::from)));
-                cells.push(opt_int(r.device));
+                cells.push(Cell::opt_int(r.pid.map(i64::from)));
+                cells.push(Cell::opt_int(r.device));
             }
             cells.extend(stats_cells(&r.time));
             cells.push(Cell::Float(r.share_pct, 1));
@@ -112,8 +108,8 @@ pub fn nvtx_table(rows: &[NvtxSummary], top: Option<usize>) -> Table {
                 Cell::Text(r.style.as_str().into()),
             ];
             cells.extend(stats_cells(&r.time));
-            cells.push(opt_int(r.gpu.as_ref().map(|g| g.time.total_ns)));
-            cells.push(opt_int(r.gpu.as_ref().map(|g| g.gpu_ops as i64)));
+            cells.push(Cell::opt_int(r.gpu.as_ref().map(|g| g.time.total_ns)));
+            cells.push(Cell::opt_int(r.gpu.as_ref().map(|g| g.gpu_ops as i64)));
             cells
         })
         .collect();
@@ -141,8 +137,8 @@ pub fn nvtx_kernels_table(rows: &[NvtxKernelSummary], innermost: bool) -> Table 
             let mut cells = vec![
                 r.range.clone().map_or(Cell::Missing, Cell::Name),
                 Cell::Name(r.kernel.clone()),
-                opt_int(r.pid.map(i64::from)),
-                opt_int(r.tid.map(i64::from)),
+                Cell::opt_int(r.pid.map(i64::from)),
+                Cell::opt_int(r.tid.map(i64::from)),
             ];
             let mut stats = stats_cells(&r.time);
             stats[0] = Cell::Int(r.kernel_instances as i64);

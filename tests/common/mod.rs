@@ -47,10 +47,13 @@ pub fn digest_sample(name: &str, opts: &DigestOptions) -> Digest {
 
 /// One ground-truth CSV as rows of header → cell.
 pub fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    csv_rows(file)
+}
+
+/// CSV text as rows of header → cell; ragged rows keep the cells they have.
+pub fn csv_rows(input: impl std::io::Read) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let headers = reader.headers().unwrap().clone();
     reader
         .records()
