@@ -167,6 +167,30 @@ fn a_folder_digests_every_profile_inside() {
 }
 
 #[test]
+fn a_folder_run_lists_profiles_by_name_though_it_digests_the_largest_first() {
+    let dir = repo().join("samples");
+    let (code, out, err) = nsys_digest(&[&dir.display().to_string(), "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let files: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["file"].as_str().unwrap())
+        .collect();
+    let mut by_name = files.clone();
+    by_name.sort();
+    assert_eq!(files, by_name);
+    let size = |f: &&str| std::fs::metadata(f).unwrap().len();
+    let mut by_size = files.clone();
+    by_size.sort_by_key(|f| std::cmp::Reverse(size(f)));
+    assert_ne!(
+        by_size, by_name,
+        "the samples no longer tell the two orders apart"
+    );
+}
+
+#[test]
 fn default_digest_of_a_graph_profile_answers_the_llm_questions() {
     let (code, out, err) = nsys_digest(&[
         &sample_arg("h200_llama8_graphs_node_1step"),
