@@ -16,8 +16,10 @@ pub struct NvtxIndex {
     pub clamped_end: Vec<i64>,
     /// Ranges that start and end on the same thread: only these project.
     pub projectable: Vec<bool>,
-    /// CSR over API calls: `enclosing[offsets[c]..offsets[c+1]]`.
-    offsets: Vec<u32>,
+    /// Per API call, where its enclosing ranges sit in `enclosing`: (first,
+    /// count). The sweep writes each call's ranges in one run, so they need
+    /// no grouping afterwards.
+    spans: Vec<(u32, u32)>,
     enclosing: Vec<u32>,
     /// Tightest enclosing projectable range on the same thread.
     pub parent: Vec<Option<u32>>,
@@ -67,7 +69,8 @@ impl NvtxIndex {
             }
         }
 
-        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut spans = vec![(0u32, 0u32); trace.api_calls.len()];
+        let mut enclosing: Vec<u32> = Vec::new();
         let mut parent = vec![None; ranges.len()];
         for (tid, mut thread_ranges) in ranges_by_thread {
             thread_ranges
@@ -75,16 +78,19 @@ impl NvtxIndex {
             if let Some(mut calls) = calls_by_thread.remove(&tid) {
                 // Nearly sorted already: the run-aware stable sort is close to linear.
                 calls.sort_by_key(|&c| trace.api_calls[c as usize].start);
-                sweep_calls(trace, &clamped_end, &thread_ranges, &calls, &mut pairs);
+                let mut sweep = Sweep {
+                    spans: &mut spans,
+                    enclosing: &mut enclosing,
+                };
+                sweep.calls(trace, &clamped_end, &thread_ranges, &calls);
             }
             sweep_parents(ranges, &clamped_end, &thread_ranges, &mut parent);
         }
 
-        let (offsets, enclosing) = group_by_call(&pairs, trace.api_calls.len());
         NvtxIndex {
             clamped_end,
             projectable,
-            offsets,
+            spans,
             enclosing,
             parent,
         }
@@ -92,11 +98,12 @@ impl NvtxIndex {
 
     /// Every projectable range that encloses API call `call`.
     pub fn enclosing(&self, call: u32) -> &[u32] {
-        if self.offsets.is_empty() {
-            return &[];
+        match self.spans.get(call as usize) {
+            Some(&(first, count)) => {
+                &self.enclosing[first as usize..first as usize + count as usize]
+            }
+            None => &[],
         }
-        let c = call as usize;
-        &self.enclosing[self.offsets[c] as usize..self.offsets[c + 1] as usize]
     }
 
     /// The innermost enclosing range: the one that started last, as in
@@ -165,53 +172,36 @@ impl NvtxIndex {
     }
 }
 
-/// (call, range) pairs as CSR over calls: a counting sort, linear in the
-/// pairs, keeping each call's ranges in sweep order (outermost first).
-fn group_by_call(pairs: &[(u32, u32)], calls: usize) -> (Vec<u32>, Vec<u32>) {
-    let mut offsets = vec![0u32; calls + 1];
-    for &(c, _) in pairs {
-        offsets[c as usize + 1] += 1;
-    }
-    for i in 1..offsets.len() {
-        offsets[i] += offsets[i - 1];
-    }
-    // offsets[c] serves as call c's write cursor and ends at its end, which
-    // is where call c + 1 starts: one shift right restores the starts.
-    let mut enclosing = vec![0u32; pairs.len()];
-    for &(c, r) in pairs {
-        let slot = &mut offsets[c as usize];
-        enclosing[*slot as usize] = r;
-        *slot += 1;
-    }
-    offsets.rotate_right(1);
-    offsets[0] = 0;
-    (offsets, enclosing)
+/// Where a thread's sweep writes each call's enclosing ranges.
+struct Sweep<'a> {
+    spans: &'a mut [(u32, u32)],
+    enclosing: &'a mut Vec<u32>,
 }
 
-/// Calls and ranges of one thread, both sorted by start.
-fn sweep_calls(
-    trace: &Trace,
-    clamped_end: &[i64],
-    thread_ranges: &[u32],
-    calls: &[u32],
-    pairs: &mut Vec<(u32, u32)>,
-) {
-    let ranges = &trace.nvtx;
-    let mut next = 0;
-    let mut active: Vec<u32> = Vec::new();
-    for &c in calls {
-        let call = &trace.api_calls[c as usize];
-        while next < thread_ranges.len() && ranges[thread_ranges[next] as usize].start <= call.start
-        {
-            active.push(thread_ranges[next]);
-            next += 1;
-        }
-        // A range that ended before this call starts cannot hold any later call.
-        active.retain(|&r| clamped_end[r as usize] >= call.start);
-        for &r in &active {
-            if clamped_end[r as usize] >= call.end {
-                pairs.push((c, r));
+impl Sweep<'_> {
+    /// Calls and ranges of one thread, both sorted by start. Each call's
+    /// ranges go out in one run, outermost first.
+    fn calls(&mut self, trace: &Trace, clamped_end: &[i64], thread_ranges: &[u32], calls: &[u32]) {
+        let ranges = &trace.nvtx;
+        let mut next = 0;
+        let mut active: Vec<u32> = Vec::new();
+        for &c in calls {
+            let call = &trace.api_calls[c as usize];
+            while next < thread_ranges.len()
+                && ranges[thread_ranges[next] as usize].start <= call.start
+            {
+                active.push(thread_ranges[next]);
+                next += 1;
             }
+            // A range that ended before this call starts cannot hold any later call.
+            active.retain(|&r| clamped_end[r as usize] >= call.start);
+            let first = self.enclosing.len();
+            self.enclosing.extend(
+                active
+                    .iter()
+                    .filter(|&&r| clamped_end[r as usize] >= call.end),
+            );
+            self.spans[c as usize] = (first as u32, (self.enclosing.len() - first) as u32);
         }
     }
 }

@@ -308,7 +308,9 @@ pub fn nvtx_kernel_summary(
 ) -> Vec<NvtxKernelSummary> {
     struct Acc {
         key: NvtxKernelKey,
-        durations: Vec<i64>,
+        /// Kernel indexes, not durations: half the memory on the biggest
+        /// vectors of this report (a kernel in every enclosing range).
+        members: Vec<u32>,
         kernels: u64,
         last_kernel: usize,
         /// The last range instance recorded for this group: kernels of one
@@ -323,7 +325,7 @@ pub fn nvtx_kernel_summary(
     let mut accs: Vec<Acc> = Vec::new();
     let mut range_members: Vec<(u32, u32)> = Vec::new();
     let mut rk_of_range: Vec<u32> = vec![u32::MAX; trace.nvtx.len()];
-    let mut add = |key: NvtxKernelKey, range: Option<u32>, kernel: usize, duration: i64| {
+    let mut add = |key: NvtxKernelKey, range: Option<u32>, kernel: usize| {
         let cached = range.map_or(u32::MAX, |r| rk_of_range[r as usize]);
         let rk = if cached != u32::MAX {
             cached
@@ -338,7 +340,7 @@ pub fn nvtx_kernel_summary(
         let g = *group_of.entry((rk, key.2)).or_insert_with(|| {
             accs.push(Acc {
                 key,
-                durations: Vec::new(),
+                members: Vec::new(),
                 kernels: 0,
                 last_kernel: usize::MAX,
                 last_range: u32::MAX,
@@ -346,7 +348,7 @@ pub fn nvtx_kernel_summary(
             accs.len() - 1
         });
         let acc = &mut accs[g];
-        acc.durations.push(duration);
+        acc.members.push(kernel as u32);
         if let Some(r) = range {
             if acc.last_range != r {
                 acc.last_range = r;
@@ -358,7 +360,7 @@ pub fn nvtx_kernel_summary(
             acc.kernels += 1;
         }
     };
-    for (i, k) in trace.kernels.iter().enumerate() {
+    for i in 0..trace.kernels.len() {
         let name = trace.kernel_name_id(i, names);
         let call = launches.kernel_call[i];
         let thread = call.map(|c| trace.api_calls[c as usize].global_tid);
@@ -372,16 +374,11 @@ pub fn nvtx_kernel_summary(
             Some(c) => index.enclosing(c),
         };
         if enclosing.is_empty() {
-            add((None, thread, name), None, i, k.duration());
+            add((None, thread, name), None, i);
         }
         for &r in enclosing {
             let range = &trace.nvtx[r as usize];
-            add(
-                (Some((range.name, range.style)), thread, name),
-                Some(r),
-                i,
-                k.duration(),
-            );
+            add((Some((range.name, range.style)), thread, name), Some(r), i);
         }
     }
     range_members.sort_unstable();
@@ -390,12 +387,19 @@ pub fn nvtx_kernel_summary(
     for (g, _) in range_members {
         range_instances[g as usize] += 1;
     }
+    let mut durations: Vec<i64> = Vec::new();
     let mut rows: Vec<NvtxKernelSummary> = accs
         .into_iter()
         .enumerate()
-        .filter_map(|(g, mut acc)| {
+        .filter_map(|(g, acc)| {
             let (range, thread, name) = acc.key;
-            let time = DurationStats::from_values(&mut acc.durations)?;
+            durations.clear();
+            durations.extend(
+                acc.members
+                    .iter()
+                    .map(|&k| trace.kernels[k as usize].duration()),
+            );
+            let time = DurationStats::from_values(&mut durations)?;
             Some(NvtxKernelSummary {
                 range: range.map(|(n, _)| trace.nvtx_names[n as usize].clone()),
                 style: range.map(|(_, s)| s),
