@@ -3,7 +3,7 @@
 //! tables for the renderers.
 
 pub mod compare;
-mod int_rows;
+pub mod int_rows;
 pub mod launch_index;
 pub mod llm;
 pub mod nvtx_index;

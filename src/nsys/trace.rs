@@ -2,7 +2,7 @@
 //! per-row queries. Tables are read on separate connections in parallel.
 //! Everything after this works on plain vectors.
 
-use super::int_rows::IntRows;
+use super::int_rows::{self, IntCells};
 use super::queries::{self, Query};
 use super::schema::Schema;
 use crate::error::{DigestError, Result};
@@ -405,25 +405,18 @@ fn read_api_calls(conn: &Connection, path: &Path) -> Result<Vec<ApiCall>> {
     })
 }
 
-/// [`read_rows`] for all-integer queries over one big table, through the
-/// lean [`IntRows`] cursor, with the vector sized once up front.
+/// [`read_rows`] for the all-integer queries over one big table, through
+/// the `digest_rows` aggregate, with the vector sized once up front.
 fn read_int_rows<T>(
     conn: &Connection,
     path: &Path,
     query: &Query,
     rows_query: &Query,
-    mut map: impl FnMut(&IntRows<'_>) -> rusqlite::Result<T>,
+    map: impl FnMut(&IntCells<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
-    let sql_err = |e| DigestError::sqlite(path, e);
-    let mut out = Vec::new();
-    // A hint only: where that much memory is refused, the vector grows as
-    // it fills instead of aborting the process.
-    let _ = out.try_reserve_exact(row_estimate(conn, rows_query));
-    let mut rows = IntRows::prepare(conn, query.sql).map_err(sql_err)?;
-    while rows.step().map_err(sql_err)? {
-        out.push(map(&rows).map_err(sql_err)?);
-    }
-    Ok(out)
+    let capacity = row_estimate(conn, rows_query);
+    int_rows::read_int_rows(conn, query.sql, capacity, map)
+        .map_err(|e| DigestError::sqlite(path, e))
 }
 
 /// How many rows `rows_query` expects (see `queries/*_rows.sql`); 0 when
