@@ -59,6 +59,13 @@ impl IntCells<'_> {
         }
     }
 
+    /// A cell that holds a 32-bit id or NULL.
+    pub fn opt_u32(&self, col: usize) -> rusqlite::Result<Option<u32>> {
+        self.opt_int(col)?
+            .map(|v| u32::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(col, v)))
+            .transpose()
+    }
+
     fn wrong_type(&self, col: usize, found: Type) -> rusqlite::Error {
         let name = self.columns.get(col).copied().unwrap_or_default();
         rusqlite::Error::InvalidColumnType(col, name.to_string(), found)

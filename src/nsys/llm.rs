@@ -455,7 +455,7 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
         .iter()
         .zip(&launches.kernel_call)
         .map(|(k, &c)| {
-            if let Some(node) = k.graph_node {
+            if let Some(node) = k.graph_node() {
                 let l = capture_layers.get(&node).copied().flatten();
                 graph_kernels_with_layer += l.is_some() as u64;
                 return l;
@@ -651,7 +651,7 @@ fn graph_report(
     });
 
     let node_kernels: Vec<usize> = (0..trace.kernels.len())
-        .filter(|&i| trace.kernels[i].graph_node.is_some())
+        .filter(|&i| trace.kernels[i].graph_node().is_some())
         .collect();
     let (trace_mode, source) = match trace.schema.graph_trace_mode() {
         Some(m) => (m.to_ascii_lowercase(), "capture metadata"),
@@ -664,14 +664,14 @@ fn graph_report(
             .kernel_graph_ids
             .as_ref()
             .and_then(|g| g[i])
-            .unwrap_or_else(|| trace.kernels[i].graph_node.unwrap_or(0) >> 32)
+            .unwrap_or_else(|| trace.kernels[i].graph_node().unwrap_or(0) >> 32)
     };
     let mut per_graph: HashMap<i64, (std::collections::BTreeSet<(Option<i64>, i64)>, u64, i64)> =
         HashMap::default();
     for &i in &node_kernels {
         let k = &trace.kernels[i];
         let g = per_graph.entry(graph_of_kernel(i)).or_default();
-        g.0.insert((k.global_pid, k.correlation));
+        g.0.insert((k.global_pid(), k.correlation));
         g.1 += 1;
         g.2 += k.duration();
     }
@@ -696,7 +696,7 @@ fn graph_report(
     let eager_gpu_ns: i64 = trace
         .kernels
         .iter()
-        .filter(|k| k.graph_node.is_none())
+        .filter(|k| k.graph_node().is_none())
         .map(|k| k.duration())
         .sum();
     let graph_launch_ids: usize = rows.iter().map(|r| r.launches as usize).sum();
@@ -780,7 +780,7 @@ fn infer_mode(
         }
     }
     for (i, k) in trace.kernels.iter().enumerate() {
-        if k.graph_node.is_some() || launches.kernel_call[i].is_none() {
+        if k.graph_node().is_some() || launches.kernel_call[i].is_none() {
             continue;
         }
         if let Some(s) = p.kernel_step[i] {
@@ -847,7 +847,7 @@ fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
     let graph_kernels = trace
         .kernels
         .iter()
-        .filter(|k| k.graph_node.is_some())
+        .filter(|k| k.graph_node().is_some())
         .count() as u64;
     let graph_note = if !trace.graph_executions.is_empty() {
         let ns: i64 = trace.graph_executions.iter().map(|g| g.end - g.start).sum();

@@ -245,11 +245,11 @@ fn source_info(
     let mut processes: Vec<u32> = trace
         .kernels
         .iter()
-        .filter_map(|k| k.global_pid.map(global_id::pid))
+        .filter_map(|k| k.global_pid().map(global_id::pid))
         .collect();
     processes.sort_unstable();
     processes.dedup();
-    let mut devices: Vec<i64> = trace.kernels.iter().map(|k| k.device).collect();
+    let mut devices: Vec<i64> = trace.kernels.iter().map(|k| i64::from(k.device)).collect();
     devices.sort_unstable();
     devices.dedup();
     let span = trace.span();

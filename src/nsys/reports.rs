@@ -32,8 +32,8 @@ pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
         let key = if split {
             (
                 trace.kernel_name_id(i, names),
-                k.global_pid.map(global_id::pid),
-                Some(k.device),
+                k.global_pid().map(global_id::pid),
+                Some(i64::from(k.device)),
             )
         } else {
             (trace.kernel_name_id(i, names), None, None)
@@ -80,7 +80,7 @@ fn summarise<K>(groups: impl IntoIterator<Item = (K, Vec<i64>)>) -> Vec<(K, Dura
 pub fn needs_split(trace: &Trace) -> bool {
     let mut seen = HashSet::default();
     for k in &trace.kernels {
-        seen.insert((k.global_pid, k.device));
+        seen.insert((k.global_pid(), k.device));
         if seen.len() > 1 {
             return true;
         }
@@ -463,7 +463,7 @@ pub fn launch_summary(
         let call = &trace.api_calls[c as usize];
         let key = (
             call.global_tid,
-            k.device,
+            i64::from(k.device),
             call.name,
             trace.kernel_name_id(i, names),
         );
@@ -535,7 +535,7 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
     let intervals = trace
         .kernels
         .iter()
-        .map(|k| (k.device, k.stream, k.start, k.end))
+        .map(|k| (i64::from(k.device), i64::from(k.stream), k.start, k.end))
         .chain(
             trace
                 .memops

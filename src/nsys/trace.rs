@@ -9,6 +9,7 @@ use crate::error::{DigestError, Result};
 use crate::input::{open_readonly, OpenedProfile};
 use rusqlite::Connection;
 use std::collections::HashMap;
+use std::num::NonZeroI64;
 use std::path::Path;
 
 /// `globalTid`/`globalPid` layout: `<HW:8><VM:8><PID:24><TID:24>`.
@@ -28,24 +29,38 @@ pub mod global_id {
     }
 }
 
-/// One row of `CUPTI_ACTIVITY_KIND_KERNEL`.
+/// One row of `CUPTI_ACTIVITY_KIND_KERNEL`, in 64 bytes: there are millions.
 #[derive(Debug, Clone)]
 pub struct Kernel {
     pub start: i64,
     pub end: i64,
-    pub device: i64,
-    pub stream: i64,
     pub correlation: i64,
-    pub global_pid: Option<i64>,
     pub short_name: i64,
     pub demangled_name: i64,
-    /// Set for kernels that ran as a node of a CUDA graph (node trace mode).
-    pub graph_node: Option<i64>,
+    /// 0 is no process and no graph node (CUPTI's "not launched by a
+    /// graph"), so both fit in 8 bytes with `None` for 0 and NULL.
+    global_pid: Option<NonZeroI64>,
+    graph_node: Option<NonZeroI64>,
+    /// CUPTI's ids are 32-bit.
+    pub device: u32,
+    pub stream: u32,
 }
+
+// Millions of these are held at once.
+const _: () = assert!(std::mem::size_of::<Kernel>() == 64);
 
 impl Kernel {
     pub fn duration(&self) -> i64 {
         self.end - self.start
+    }
+
+    pub fn global_pid(&self) -> Option<i64> {
+        self.global_pid.map(NonZeroI64::get)
+    }
+
+    /// Set for kernels that ran as a node of a CUDA graph (node trace mode).
+    pub fn graph_node(&self) -> Option<i64> {
+        self.graph_node.map(NonZeroI64::get)
     }
 }
 
@@ -382,13 +397,13 @@ fn read_kernels(conn: &Connection, path: &Path, query: &Query) -> Result<Vec<Ker
         Ok(Kernel {
             start: r.int(0)?,
             end: r.int(1)?,
-            device: r.opt_int(2)?.unwrap_or(0),
-            stream: r.opt_int(3)?.unwrap_or(0),
+            device: r.opt_u32(2)?.unwrap_or(0),
+            stream: r.opt_u32(3)?.unwrap_or(0),
             correlation: r.opt_int(4)?.unwrap_or(-1),
-            global_pid: r.opt_int(5)?,
+            global_pid: r.opt_int(5)?.and_then(NonZeroI64::new),
             short_name: r.opt_int(6)?.unwrap_or(-1),
             demangled_name: r.opt_int(7)?.unwrap_or(-1),
-            graph_node: r.opt_int(8)?,
+            graph_node: r.opt_int(8)?.and_then(NonZeroI64::new),
         })
     })
 }
