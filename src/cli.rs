@@ -38,10 +38,14 @@ fn walk(dir: &Path, accept: fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
     }
 }
 
-/// What both tools do first: keep freed memory for reuse, and on Ctrl-C
+/// What both tools do first, before any other thread exists: keep freed
+/// memory for reuse (in one heap for a single profile), and on Ctrl-C
 /// remove inflated temp copies before leaving with exit code 130.
-pub fn start_process() {
+pub fn start_process(one_profile: bool) {
     crate::memory::reuse_freed_memory();
+    if one_profile {
+        crate::memory::share_one_heap();
+    }
     let _ = ctrlc::set_handler(|| {
         crate::input::remove_temp_dirs();
         std::process::exit(130);

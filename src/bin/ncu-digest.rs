@@ -111,7 +111,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    start_process();
+    start_process(false);
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Diff {

@@ -113,8 +113,9 @@ struct Common {
 }
 
 fn main() -> ExitCode {
-    start_process();
     let cli = Cli::parse();
+    let one_profile = cli.command.is_none() && cli.inputs.len() == 1 && !cli.inputs[0].is_dir();
+    start_process(one_profile);
     let result = match &cli.command {
         Some(Command::Diff {
             base,
