@@ -9,11 +9,12 @@ pub enum DigestError {
     #[error("{path}: no such file or directory")]
     NotFound { path: PathBuf },
 
-    #[error("{path}: {source}")]
+    // The cause is in the message and not chained as a source: chained, a
+    // one-line `{:#}` printed it twice.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("{path}: the file is empty")]
@@ -43,11 +44,10 @@ pub enum DigestError {
         columns: String,
     },
 
-    #[error("{path}: SQLite error: {source}")]
+    #[error("{path}: SQLite error: {error}")]
     Sqlite {
         path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
 
     #[error("{path}: .nsys-rep needs `nsys` on PATH to export it; run `nsys export --type sqlite --output {sqlite} {path}` and pass the .sqlite file")]
@@ -70,7 +70,7 @@ impl DigestError {
     pub(crate) fn sqlite(path: &std::path::Path, source: rusqlite::Error) -> Self {
         DigestError::Sqlite {
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
 
@@ -82,7 +82,7 @@ impl DigestError {
         } else {
             DigestError::Io {
                 path: path.to_path_buf(),
-                source,
+                error: source,
             }
         }
     }

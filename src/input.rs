@@ -241,7 +241,7 @@ fn write_error(path: &Path, target: &Path, e: std::io::Error) -> DigestError {
     };
     DigestError::Io {
         path: path.to_path_buf(),
-        source: std::io::Error::new(e.kind(), reason),
+        error: std::io::Error::new(e.kind(), reason),
     }
 }
 

@@ -41,6 +41,8 @@ fn assert_handled(bin: &str, path: &Path, extra: &[&str]) -> i32 {
                 "{p}: {err}"
             );
             assert!(err.contains(&p), "{p}: names the file: {err}");
+            let reason = err.trim_end().rsplit(": ").next().unwrap_or_default();
+            assert_eq!(err.matches(reason).count(), 1, "{p}: says it once: {err}");
         }
         other => panic!("{p}: exit {other}: {err}"),
     }
@@ -81,6 +83,7 @@ fn broken_kernel_cells() {
         ("null start", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET start = NULL WHERE rowid % 7 = 0;", 2),
         ("text end", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = 'soon' WHERE rowid = 3;", 2),
         ("end before start", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = start - 1000 WHERE rowid % 5 = 0;", 0),
+        ("a device id outside 32 bits", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET deviceId = -1 WHERE rowid = 3;", 2),
         (
             "a huge rowid (the row-count estimate must not reserve for it)",
             "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET rowid = 9000000000000000000 WHERE rowid = 5; UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET rowid = 9000000000000000000 WHERE rowid = 5;",

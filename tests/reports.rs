@@ -75,3 +75,48 @@ fn gpu_busy_is_the_union_of_kernel_and_memory_op_intervals() {
         }
     }
 }
+
+/// `nvtx-kernels` keeps a duration in 4 bytes and one that does not fit
+/// (over 4.29 s, or negative) in 8. No real sample has such a kernel, so
+/// every kernel's end is moved 2^32 ns later in a copy: every duration
+/// then takes the long path, and each row must move by exactly that.
+#[test]
+fn nvtx_kernels_rows_move_exactly_with_durations_over_32_bits() {
+    const SHIFT: i64 = 1 << 32;
+    let name = "h200_llama8_eager_1step";
+    let (dir, conn) = sample_sql(name);
+    let path = dir.path().join("s.sqlite");
+    let opts = DigestOptions::default();
+    let key = |r: &nsight_digest::nsys::reports::NvtxKernelSummary| {
+        (r.range.clone(), r.style, r.pid, r.tid, r.kernel.clone())
+    };
+    let before: BTreeMap<_, _> = nsight_digest::nsys::digest(&path, &opts)
+        .unwrap()
+        .nvtx_kernels
+        .into_iter()
+        .map(|r| (key(&r), r))
+        .collect();
+    conn.execute_batch(&format!(
+        "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = end + {SHIFT};"
+    ))
+    .unwrap();
+    drop(conn);
+    let after = nsight_digest::nsys::digest(&path, &opts)
+        .unwrap()
+        .nvtx_kernels;
+    assert_eq!(after.len(), before.len());
+    assert!(after.len() > 10, "only {} rows", after.len());
+    for a in after {
+        let b = &before[&key(&a)];
+        let (t, u) = (&b.time, &a.time);
+        assert_eq!(a.range_instances, b.range_instances);
+        assert_eq!(a.kernel_instances, b.kernel_instances);
+        assert_eq!(u.count, t.count);
+        assert_eq!(u.total_ns, t.total_ns + t.count as i64 * SHIFT);
+        assert_eq!(u.min_ns, t.min_ns + SHIFT);
+        assert_eq!(u.max_ns, t.max_ns + SHIFT);
+        assert_eq!(u.median_ns, t.median_ns + SHIFT as f64);
+        assert!((u.avg_ns - (t.avg_ns + SHIFT as f64)).abs() < 1e-3);
+        assert!((u.stddev_ns - t.stddev_ns).abs() < 1e-3);
+    }
+}

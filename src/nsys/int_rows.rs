@@ -61,8 +61,11 @@ impl IntCells<'_> {
 
     /// A cell that holds a 32-bit id or NULL.
     pub fn opt_u32(&self, col: usize) -> rusqlite::Result<Option<u32>> {
+        let name = || self.columns.get(col).copied().unwrap_or_default();
         self.opt_int(col)?
-            .map(|v| u32::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(col, v)))
+            .map(|v| {
+                u32::try_from(v).map_err(|_| failure(format!("{}: {v} is not a 32-bit id", name())))
+            })
             .transpose()
     }
 

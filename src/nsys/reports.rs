@@ -308,9 +308,11 @@ pub fn nvtx_kernel_summary(
 ) -> Vec<NvtxKernelSummary> {
     struct Acc {
         key: NvtxKernelKey,
-        /// Kernel indexes, not durations: half the memory on the biggest
-        /// vectors of this report (a kernel in every enclosing range).
-        members: Vec<u32>,
+        /// Durations in 4 bytes, half the memory on the biggest vectors of
+        /// this report (a kernel in every enclosing range); the rare one
+        /// that does not fit (over 4.29 s, or negative) in 8.
+        durations: Vec<u32>,
+        long_durations: Vec<i64>,
         kernels: u64,
         last_kernel: usize,
         /// The last range instance recorded for this group: kernels of one
@@ -325,7 +327,7 @@ pub fn nvtx_kernel_summary(
     let mut accs: Vec<Acc> = Vec::new();
     let mut range_members: Vec<(u32, u32)> = Vec::new();
     let mut rk_of_range: Vec<u32> = vec![u32::MAX; trace.nvtx.len()];
-    let mut add = |key: NvtxKernelKey, range: Option<u32>, kernel: usize| {
+    let mut add = |key: NvtxKernelKey, range: Option<u32>, kernel: usize, duration: i64| {
         let cached = range.map_or(u32::MAX, |r| rk_of_range[r as usize]);
         let rk = if cached != u32::MAX {
             cached
@@ -340,7 +342,8 @@ pub fn nvtx_kernel_summary(
         let g = *group_of.entry((rk, key.2)).or_insert_with(|| {
             accs.push(Acc {
                 key,
-                members: Vec::new(),
+                durations: Vec::new(),
+                long_durations: Vec::new(),
                 kernels: 0,
                 last_kernel: usize::MAX,
                 last_range: u32::MAX,
@@ -348,7 +351,10 @@ pub fn nvtx_kernel_summary(
             accs.len() - 1
         });
         let acc = &mut accs[g];
-        acc.members.push(kernel as u32);
+        match u32::try_from(duration) {
+            Ok(d) => acc.durations.push(d),
+            Err(_) => acc.long_durations.push(duration),
+        }
         if let Some(r) = range {
             if acc.last_range != r {
                 acc.last_range = r;
@@ -360,7 +366,7 @@ pub fn nvtx_kernel_summary(
             acc.kernels += 1;
         }
     };
-    for i in 0..trace.kernels.len() {
+    for (i, k) in trace.kernels.iter().enumerate() {
         let name = trace.kernel_name_id(i, names);
         let call = launches.kernel_call[i];
         let thread = call.map(|c| trace.api_calls[c as usize].global_tid);
@@ -374,19 +380,15 @@ pub fn nvtx_kernel_summary(
             Some(c) => index.enclosing(c),
         };
         if enclosing.is_empty() {
-            add((None, thread, name), None, i);
+            add((None, thread, name), None, i, k.duration());
         }
         for &r in enclosing {
             let range = &trace.nvtx[r as usize];
-            add((Some((range.name, range.style)), thread, name), Some(r), i);
+            let key = (Some((range.name, range.style)), thread, name);
+            add(key, Some(r), i, k.duration());
         }
     }
-    range_members.sort_unstable();
-    range_members.dedup();
-    let mut range_instances = vec![0u64; accs.len()];
-    for (g, _) in range_members {
-        range_instances[g as usize] += 1;
-    }
+    let range_instances = distinct_ranges_per_group(&range_members, accs.len(), trace.nvtx.len());
     let mut durations: Vec<i64> = Vec::new();
     let mut rows: Vec<NvtxKernelSummary> = accs
         .into_iter()
@@ -394,11 +396,8 @@ pub fn nvtx_kernel_summary(
         .filter_map(|(g, acc)| {
             let (range, thread, name) = acc.key;
             durations.clear();
-            durations.extend(
-                acc.members
-                    .iter()
-                    .map(|&k| trace.kernels[k as usize].duration()),
-            );
+            durations.extend(acc.durations.iter().map(|&d| i64::from(d)));
+            durations.extend_from_slice(&acc.long_durations);
             let time = DurationStats::from_values(&mut durations)?;
             Some(NvtxKernelSummary {
                 range: range.map(|(n, _)| trace.nvtx_names[n as usize].clone()),
@@ -421,6 +420,37 @@ pub fn nvtx_kernel_summary(
             .then_with(|| a.kernel.cmp(&b.kernel))
     });
     rows
+}
+
+/// How many distinct ranges each group saw, from (group, range) pairs with
+/// repeats: the pairs bucketed by range (a counting sort), then each
+/// group counted once per bucket. Linear, where sorting the pairs was the
+/// part of `nvtx-kernels` that grew fastest.
+fn distinct_ranges_per_group(pairs: &[(u32, u32)], groups: usize, ranges: usize) -> Vec<u64> {
+    let mut starts = vec![0u32; ranges + 1];
+    for &(_, r) in pairs {
+        starts[r as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut by_range = vec![0u32; pairs.len()];
+    let mut cursor = starts.clone();
+    for &(g, r) in pairs {
+        by_range[cursor[r as usize] as usize] = g;
+        cursor[r as usize] += 1;
+    }
+    let mut counts = vec![0u64; groups];
+    let mut last_range = vec![u32::MAX; groups];
+    for (r, bucket) in starts.windows(2).enumerate() {
+        for &g in &by_range[bucket[0] as usize..bucket[1] as usize] {
+            if last_range[g as usize] != r as u32 {
+                last_range[g as usize] = r as u32;
+                counts[g as usize] += 1;
+            }
+        }
+    }
+    counts
 }
 
 /// One row of the `launch` report (`cuda_kern_exec_sum`).
@@ -693,4 +723,27 @@ pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
             .then_with(|| a.name.cmp(&b.name))
     });
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct_ranges_per_group;
+
+    /// Hand-made pairs, in the order kernels would add them: repeats that
+    /// are not adjacent must still count once.
+    #[test]
+    fn each_group_counts_each_range_once() {
+        let pairs = [
+            (0, 2),
+            (1, 2),
+            (0, 0),
+            (0, 2),
+            (2, 1),
+            (1, 0),
+            (0, 2),
+            (1, 2),
+        ];
+        assert_eq!(distinct_ranges_per_group(&pairs, 4, 3), vec![2, 2, 1, 0]);
+        assert_eq!(distinct_ranges_per_group(&[], 2, 0), vec![0, 0]);
+    }
 }
