@@ -8,6 +8,7 @@
 //! found by rank; a hash map takes over when a process's ids are too
 //! sparse even for that.
 
+use super::bit_set::BitSet;
 use super::trace::{global_id, Trace};
 use rustc_hash::FxHashMap;
 
@@ -45,7 +46,7 @@ const ARRAY_IDS: i64 = 16 << 20;
 /// took four per id (328 MB on the SYNTHETIC 1 GB export, against 64 MB).
 struct RankedIds {
     min: i64,
-    bits: Vec<u64>,
+    bits: BitSet,
     ranks: Vec<u32>,
     calls: Vec<u32>,
 }
@@ -56,46 +57,37 @@ impl RankedIds {
     fn new(min: i64, span: usize) -> RankedIds {
         RankedIds {
             min,
-            bits: vec![0; span.div_ceil(64)],
+            bits: BitSet::new(span),
             ranks: Vec::new(),
             calls: Vec::new(),
         }
     }
 
-    /// (word, bit) of an id, or `None` outside the table.
-    fn position(&self, corr: i64) -> Option<(usize, u64)> {
+    /// The bit of an id, or `None` outside the table.
+    fn position(&self, corr: i64) -> Option<usize> {
         let off = usize::try_from(corr.checked_sub(self.min)?).ok()?;
-        (off / 64 < self.bits.len()).then_some((off / 64, 1u64 << (off % 64)))
+        (off < self.bits.capacity()).then_some(off)
     }
 
     /// First pass: mark an id. Returns false when it was already marked.
     fn mark(&mut self, corr: i64) -> bool {
-        let (w, bit) = self.position(corr).expect("id inside the process's range");
-        let fresh = self.bits[w] & bit == 0;
-        self.bits[w] |= bit;
-        fresh
+        let off = self.position(corr).expect("id inside the process's range");
+        self.bits.insert(off)
     }
 
     /// Between the passes: ranks from the marks, room for one call per id.
     fn seal(&mut self) {
-        let mut total = 0u32;
-        self.ranks = self
-            .bits
-            .iter()
-            .map(|w| {
-                let before = total;
-                total += w.count_ones();
-                before
-            })
-            .collect();
+        let (ranks, total) = self.bits.word_ranks();
+        self.ranks = ranks;
         self.calls = vec![NONE; total as usize];
     }
 
     /// The slot of a marked id in `calls`.
     fn slot(&self, corr: i64) -> Option<usize> {
-        let (w, bit) = self.position(corr)?;
-        let word = self.bits[w];
-        (word & bit != 0).then(|| (self.ranks[w] + (word & (bit - 1)).count_ones()) as usize)
+        let off = self.position(corr)?;
+        self.bits
+            .contains(off)
+            .then(|| self.bits.rank(off, &self.ranks))
     }
 
     /// Second pass: record a call; the first call with an id wins, as in a join.

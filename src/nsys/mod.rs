@@ -2,6 +2,7 @@
 //! reports. [`digest`] is the entry point; [`view`] turns a [`Digest`] into
 //! tables for the renderers.
 
+mod bit_set;
 pub mod compare;
 pub mod int_rows;
 pub mod launch_index;

@@ -4,6 +4,7 @@
 //! both sorted by start, finds every enclosing range in
 //! O((ranges + calls) · depth).
 
+use super::bit_set::BitSet;
 use super::launch_index::LaunchIndex;
 use super::trace::Trace;
 use rustc_hash::FxHashMap as HashMap;
@@ -46,7 +47,7 @@ impl NvtxIndex {
             }
         }
         // Launching calls per thread, in call order, which is nearly start order.
-        let mut launching = vec![0u64; trace.api_calls.len().div_ceil(64)];
+        let mut launching = BitSet::new(trace.api_calls.len());
         for &c in launches
             .kernel_call
             .iter()
@@ -54,18 +55,13 @@ impl NvtxIndex {
             .chain(&launches.graph_exec_call)
             .flatten()
         {
-            launching[c as usize / 64] |= 1 << (c % 64);
+            launching.insert(c as usize);
         }
         let mut calls_by_thread: HashMap<i64, Vec<u32>> = HashMap::default();
-        for (word, &bits) in launching.iter().enumerate() {
-            let mut bits = bits;
-            while bits != 0 {
-                let c = (word * 64) as u32 + bits.trailing_zeros();
-                bits &= bits - 1;
-                let tid = trace.api_calls[c as usize].global_tid;
-                if ranges_by_thread.contains_key(&tid) {
-                    calls_by_thread.entry(tid).or_default().push(c);
-                }
+        for c in launching.ones() {
+            let tid = trace.api_calls[c].global_tid;
+            if ranges_by_thread.contains_key(&tid) {
+                calls_by_thread.entry(tid).or_default().push(c as u32);
             }
         }
 

@@ -1,6 +1,7 @@
 //! The reports, each computed from the loaded [`Trace`] with the semantics of
 //! the `nsys stats` report it mirrors (named on each function).
 
+use super::bit_set::BitSet;
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
 use super::trace::{global_id, MemOpKind, NameStyle, RangeStyle, Trace};
@@ -187,7 +188,7 @@ fn nvtx_projection(
     // count is its distinct launching calls, so a call is counted on its
     // first op only. A bit per call, not an extent per call: the runtime
     // table is the largest in the export.
-    let mut counted = vec![0u64; trace.api_calls.len().div_ceil(64)];
+    let mut counted = BitSet::new(trace.api_calls.len());
     let mut per_range: Vec<Option<Projected>> = vec![None; trace.nvtx.len()];
     let ops = trace
         .kernels
@@ -207,9 +208,7 @@ fn nvtx_projection(
         if enclosing.is_empty() {
             continue;
         }
-        let (word, bit) = (call as usize / 64, 1u64 << (call % 64));
-        let first = counted[word] & bit == 0;
-        counted[word] |= bit;
+        let first = counted.insert(call as usize);
         for &r in enclosing {
             let p = per_range[r as usize].get_or_insert(Projected { start, end, ops: 0 });
             p.start = p.start.min(start);

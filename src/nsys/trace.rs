@@ -546,13 +546,14 @@ fn load_small_tables(
     };
     let graph_executions = if schema.supports(&queries::GRAPH_TRACE) {
         read_rows(conn, path, &queries::GRAPH_TRACE, |r| {
+            let a = GpuActivity::read(r)?;
             Ok(GraphExecution {
-                start: r.get(0)?,
-                end: r.get(1)?,
-                device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-                correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
-                global_pid: r.get(5)?,
+                start: a.start,
+                end: a.end,
+                device: a.device,
+                stream: a.stream,
+                correlation: a.correlation,
+                global_pid: a.global_pid,
                 graph_id: r.get(6)?,
                 graph_exec_id: r.get(7)?,
             })
@@ -700,14 +701,39 @@ fn read_memops(conn: &Connection, schema: &Schema, path: &Path) -> Result<Vec<Me
 
 /// The columns `memcpy.sql` and `memset.sql` share, in the same order.
 fn mem_op(r: &rusqlite::Row<'_>, kind: MemOpKind) -> rusqlite::Result<MemOp> {
+    let a = GpuActivity::read(r)?;
     Ok(MemOp {
-        start: r.get(0)?,
-        end: r.get(1)?,
-        device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-        stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-        correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
-        global_pid: r.get(5)?,
+        start: a.start,
+        end: a.end,
+        device: a.device,
+        stream: a.stream,
+        correlation: a.correlation,
+        global_pid: a.global_pid,
         bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
         kind,
     })
+}
+
+/// The first six columns of `memcpy.sql`, `memset.sql` and
+/// `graph_trace.sql`, with the same defaults for NULL everywhere.
+struct GpuActivity {
+    start: i64,
+    end: i64,
+    device: i64,
+    stream: i64,
+    correlation: i64,
+    global_pid: Option<i64>,
+}
+
+impl GpuActivity {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<GpuActivity> {
+        Ok(GpuActivity {
+            start: r.get(0)?,
+            end: r.get(1)?,
+            device: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            stream: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+            correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
+            global_pid: r.get(5)?,
+        })
+    }
 }
