@@ -94,6 +94,13 @@ fn broken_kernel_cells() {
             "UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET correlationId = 7; UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET correlationId = 7;",
             0,
         ),
+        ("a correlation id outside 32 bits", "UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET correlationId = 4294967296 WHERE rowid = 3;", 2),
+        (
+            "correlation id 2^32 - 1, which the call rows keep for NULL",
+            "UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET correlationId = 4294967295 WHERE rowid = 3;",
+            2,
+        ),
+        ("null correlation ids", "UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET correlationId = NULL WHERE rowid % 3 = 0;", 0),
         ("1 MB kernel name", "UPDATE StringIds SET value = printf('%.*c', 1048576, 'k') WHERE id IN (SELECT demangledName FROM CUPTI_ACTIVITY_KIND_KERNEL LIMIT 1);", 0),
         ("null names", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET demangledName = NULL, shortName = NULL WHERE rowid % 3 = 0;", 0),
     ];

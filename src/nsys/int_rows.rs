@@ -69,6 +69,21 @@ impl IntCells<'_> {
             .transpose()
     }
 
+    /// A cell that holds a 32-bit id below `u32::MAX` (which stands for
+    /// NULL in the rows), or NULL.
+    pub fn opt_id(&self, col: usize) -> rusqlite::Result<Option<u32>> {
+        match self.opt_u32(col)? {
+            Some(u32::MAX) => {
+                let name = self.columns.get(col).copied().unwrap_or_default();
+                Err(failure(format!(
+                    "{name}: {} is not a 32-bit id below {0}",
+                    u32::MAX
+                )))
+            }
+            id => Ok(id),
+        }
+    }
+
     fn wrong_type(&self, col: usize, found: Type) -> rusqlite::Error {
         let name = self.columns.get(col).copied().unwrap_or_default();
         rusqlite::Error::InvalidColumnType(col, name.to_string(), found)

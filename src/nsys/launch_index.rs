@@ -220,8 +220,8 @@ impl ProcessTables {
                 }
             };
             let r = &mut ranges[slot];
-            r.0 = r.0.min(call.correlation);
-            r.1 = r.1.max(call.correlation);
+            r.0 = r.0.min(call.correlation());
+            r.1 = r.1.max(call.correlation());
             r.2 += 1;
         }
         let tables = ranges
@@ -262,7 +262,7 @@ impl LaunchIndex {
         for (i, call) in trace.api_calls.iter().enumerate() {
             let fresh = index
                 .table_mut(call.global_tid)
-                .mark(call.correlation, i as u32);
+                .mark(call.correlation(), i as u32);
             duplicate_calls += u64::from(!fresh);
         }
         let ranked = index
@@ -274,7 +274,7 @@ impl LaunchIndex {
             for (i, call) in trace.api_calls.iter().enumerate() {
                 index
                     .table_mut(call.global_tid)
-                    .insert(call.correlation, i as u32);
+                    .insert(call.correlation(), i as u32);
             }
         }
         let lookup = |pid: Option<i64>, corr: i64| index.get(pid, corr);

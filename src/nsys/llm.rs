@@ -635,7 +635,7 @@ fn graph_report(
     // Calls per API name id, counted once; each question sums over names.
     let mut calls_per_name: HashMap<i64, u64> = HashMap::default();
     for c in &trace.api_calls {
-        *calls_per_name.entry(c.name).or_default() += 1;
+        *calls_per_name.entry(c.name()).or_default() += 1;
     }
     let count_api = |pred: &dyn Fn(&str) -> bool| -> u64 {
         calls_per_name
@@ -754,7 +754,7 @@ fn infer_mode(
         })
         .collect();
     let launch_names: Vec<i64> = {
-        let mut ids: Vec<i64> = trace.api_calls.iter().map(|c| c.name).collect();
+        let mut ids: Vec<i64> = trace.api_calls.iter().map(|c| c.name()).collect();
         ids.sort_unstable();
         ids.dedup();
         ids.into_iter()
@@ -768,7 +768,7 @@ fn infer_mode(
     for c in trace
         .api_calls
         .iter()
-        .filter(|c| launch_names.contains(&c.name))
+        .filter(|c| launch_names.contains(&c.name()))
     {
         if let Some(steps) = by_thread.get(&c.global_tid) {
             if let Some(&s) = steps

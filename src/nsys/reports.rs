@@ -493,7 +493,7 @@ pub fn launch_summary(
         let key = (
             call.global_tid,
             i64::from(k.device),
-            call.name,
+            call.name(),
             trace.kernel_name_id(i, names),
         );
         let acc = groups.entry(key).or_insert_with(|| Acc {
@@ -698,8 +698,8 @@ pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
     let mut group_of_name: HashMap<&str, usize> = HashMap::default();
     let mut groups: Vec<(&str, Vec<i64>)> = Vec::new();
     for c in &trace.api_calls {
-        let g = *group_of_id.entry(c.name).or_insert_with(|| {
-            let name = super::trace::strip_version_suffix(trace.strings.get(c.name));
+        let g = *group_of_id.entry(c.name()).or_insert_with(|| {
+            let name = super::trace::strip_version_suffix(trace.strings.get(c.name()));
             *group_of_name.entry(name).or_insert_with(|| {
                 groups.push((name, Vec::new()));
                 groups.len() - 1

@@ -65,13 +65,41 @@ impl Kernel {
 }
 
 /// One row of `CUPTI_ACTIVITY_KIND_RUNTIME`: a CUDA runtime or driver call.
+/// CUPTI's correlation ids are 32-bit, and so are the string ids of every
+/// export seen; holding both in 4 bytes makes the row 32 bytes, where the
+/// SYNTHETIC 1 GB export holds 12 M of them.
 #[derive(Debug, Clone)]
 pub struct ApiCall {
     pub start: i64,
     pub end: i64,
     pub global_tid: i64,
-    pub correlation: i64,
-    pub name: i64,
+    correlation: u32,
+    name: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<ApiCall>() == 32);
+
+/// NULL in a 32-bit id column; the value itself is refused when read.
+const NO_ID: u32 = u32::MAX;
+
+impl ApiCall {
+    /// The call's correlation id, -1 when NULL (it then matches no GPU work).
+    pub fn correlation(&self) -> i64 {
+        id_or_minus_one(self.correlation)
+    }
+
+    /// The call's name in the string table, -1 when NULL.
+    pub fn name(&self) -> i64 {
+        id_or_minus_one(self.name)
+    }
+}
+
+fn id_or_minus_one(id: u32) -> i64 {
+    if id == NO_ID {
+        -1
+    } else {
+        i64::from(id)
+    }
 }
 
 /// Push/pop or start/end, as `nsys stats` prints the style.
@@ -289,7 +317,7 @@ impl Trace {
 
     /// API name without the `_vNNNNN` version suffix, as nsys prints it.
     pub fn api_name(&self, call: &ApiCall) -> &str {
-        strip_version_suffix(self.strings.get(call.name))
+        strip_version_suffix(self.strings.get(call.name()))
     }
 
     /// Label of a memory operation, as `cuda_gpu_mem_time_sum` prints it.
@@ -414,8 +442,8 @@ fn read_api_calls(conn: &Connection, path: &Path) -> Result<Vec<ApiCall>> {
             start: r.int(0)?,
             end: r.int(1)?,
             global_tid: r.opt_int(2)?.unwrap_or(0),
-            correlation: r.opt_int(3)?.unwrap_or(-1),
-            name: r.opt_int(4)?.unwrap_or(-1),
+            correlation: r.opt_id(3)?.unwrap_or(NO_ID),
+            name: r.opt_id(4)?.unwrap_or(NO_ID),
         })
     })
 }
