@@ -217,10 +217,46 @@ fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
     }
 }
 
+/// What the source facts need from the kernel rows, gathered in one pass:
+/// at 1 GB, copying and sorting the process and device columns took 84–90
+/// ms on one core after every report had ended.
+struct KernelFacts {
+    processes: Vec<u32>,
+    devices: Vec<i64>,
+    /// Kernels that end before they start.
+    backwards: usize,
+}
+
+impl KernelFacts {
+    fn gather(kernels: &[trace::Kernel]) -> KernelFacts {
+        // Both columns take a handful of values, in long runs.
+        let mut processes = std::collections::BTreeSet::new();
+        let mut devices = std::collections::BTreeSet::new();
+        let (mut last_pid, mut last_device) = (None, None);
+        let mut backwards = 0;
+        for k in kernels {
+            let pid = k.global_pid().map(global_id::pid);
+            if pid != last_pid {
+                processes.extend(pid);
+                last_pid = pid;
+            }
+            if last_device != Some(k.device) {
+                devices.insert(i64::from(k.device));
+                last_device = Some(k.device);
+            }
+            backwards += usize::from(k.end < k.start);
+        }
+        KernelFacts {
+            processes: processes.into_iter().collect(),
+            devices: devices.into_iter().collect(),
+            backwards,
+        }
+    }
+}
+
 /// Counts of suspicious rows; each kind is one warning line.
-fn data_warnings(trace: &Trace, launches: &LaunchIndex) -> Vec<String> {
+fn data_warnings(trace: &Trace, launches: &LaunchIndex, backwards: usize) -> Vec<String> {
     let mut out = Vec::new();
-    let backwards = trace.kernels.iter().filter(|k| k.end < k.start).count();
     if backwards > 0 {
         out.push(format!("{backwards} kernels end before they start; their durations are negative in every total"));
     }
@@ -251,18 +287,13 @@ fn source_info(
     opts: &DigestOptions,
     launches: &LaunchIndex,
 ) -> SourceInfo {
-    let mut processes: Vec<u32> = trace
-        .kernels
-        .iter()
-        .filter_map(|k| k.global_pid().map(global_id::pid))
-        .collect();
-    processes.sort_unstable();
-    processes.dedup();
-    let mut devices: Vec<i64> = trace.kernels.iter().map(|k| i64::from(k.device)).collect();
-    devices.sort_unstable();
-    devices.dedup();
+    let KernelFacts {
+        processes,
+        devices,
+        backwards,
+    } = KernelFacts::gather(&trace.kernels);
     let span = trace.span();
-    let warnings = data_warnings(trace, launches);
+    let warnings = data_warnings(trace, launches, backwards);
     SourceInfo {
         warnings,
         file: path.display().to_string(),
