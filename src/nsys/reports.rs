@@ -296,6 +296,155 @@ pub struct NvtxKernelSummary {
 
 type NvtxKernelKey = (Option<(u32, RangeStyle)>, Option<i64>, i64);
 
+/// One `nvtx-kernels` group: (range name and style, thread, kernel name).
+struct NvtxKernelAcc {
+    key: NvtxKernelKey,
+    /// Durations in 4 bytes, half the memory on the biggest vectors of
+    /// this report (a kernel in every enclosing range); the rare one
+    /// that does not fit (over 4.29 s, or negative) in 8.
+    durations: Vec<u32>,
+    long_durations: Vec<i64>,
+    kernels: u64,
+    last_kernel: usize,
+    /// The last range instance recorded for this group: kernels of one
+    /// instance mostly come in a run, so most repeats stop here.
+    last_range: u32,
+}
+
+/// The groups of `nvtx-kernels`, found without hashing per (kernel, range)
+/// pair, which are many (a kernel in every enclosing range): a range
+/// instance caches its dense key for (range name, style, thread), a kernel
+/// name gets a dense slot once per kernel, and the group is a table lookup
+/// by both.
+struct NvtxKernelGroups {
+    range_keys: HashMap<(Option<(u32, RangeStyle)>, Option<i64>), u32>,
+    /// Per range instance, its range key; `NONE` until first seen.
+    rk_of_range: Vec<u32>,
+    names: DenseIds,
+    /// Per range key, per name slot: the group; `NONE` where there is none.
+    group_of: Vec<Vec<u32>>,
+    accs: Vec<NvtxKernelAcc>,
+    /// (group, range instance) each time a group meets a new instance.
+    range_members: Vec<(u32, u32)>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl NvtxKernelGroups {
+    fn new(ranges: usize) -> NvtxKernelGroups {
+        NvtxKernelGroups {
+            range_keys: HashMap::default(),
+            rk_of_range: vec![NONE; ranges],
+            names: DenseIds::default(),
+            group_of: Vec::new(),
+            accs: Vec::new(),
+            range_members: Vec::new(),
+        }
+    }
+
+    fn range_key(
+        &mut self,
+        key: (Option<(u32, RangeStyle)>, Option<i64>),
+        range: Option<u32>,
+    ) -> u32 {
+        if let Some(r) = range {
+            let cached = self.rk_of_range[r as usize];
+            if cached != NONE {
+                return cached;
+            }
+        }
+        let next = self.range_keys.len() as u32;
+        let rk = *self.range_keys.entry(key).or_insert(next);
+        if rk == next {
+            self.group_of.push(Vec::new());
+        }
+        if let Some(r) = range {
+            self.rk_of_range[r as usize] = rk;
+        }
+        rk
+    }
+
+    #[inline]
+    fn add(
+        &mut self,
+        key: NvtxKernelKey,
+        name_slot: u32,
+        range: Option<u32>,
+        kernel: usize,
+        duration: i64,
+    ) {
+        let rk = self.range_key((key.0, key.1), range);
+        let row = &mut self.group_of[rk as usize];
+        if row.len() <= name_slot as usize {
+            row.resize(name_slot as usize + 1, NONE);
+        }
+        let g = match row[name_slot as usize] {
+            NONE => {
+                let g = self.accs.len() as u32;
+                row[name_slot as usize] = g;
+                self.accs.push(NvtxKernelAcc {
+                    key,
+                    durations: Vec::new(),
+                    long_durations: Vec::new(),
+                    kernels: 0,
+                    last_kernel: usize::MAX,
+                    last_range: NONE,
+                });
+                g
+            }
+            g => g,
+        };
+        let acc = &mut self.accs[g as usize];
+        match u32::try_from(duration) {
+            Ok(d) => acc.durations.push(d),
+            Err(_) => acc.long_durations.push(duration),
+        }
+        if let Some(r) = range {
+            if acc.last_range != r {
+                acc.last_range = r;
+                self.range_members.push((g, r));
+            }
+        }
+        if acc.last_kernel != kernel {
+            acc.last_kernel = kernel;
+            acc.kernels += 1;
+        }
+    }
+}
+
+/// Dense slots for ids: a table for the small non-negative ids string
+/// tables use, a map for anything else.
+#[derive(Default)]
+struct DenseIds {
+    table: Vec<u32>,
+    others: HashMap<i64, u32>,
+    count: u32,
+}
+
+impl DenseIds {
+    /// Ids up to this get a table entry (4 MiB at most).
+    const TABLE_IDS: i64 = 1 << 20;
+
+    fn slot(&mut self, id: i64) -> u32 {
+        if (0..Self::TABLE_IDS).contains(&id) {
+            let i = id as usize;
+            if self.table.len() <= i {
+                self.table.resize(i + 1, NONE);
+            }
+            if self.table[i] == NONE {
+                self.table[i] = self.count;
+                self.count += 1;
+            }
+            self.table[i]
+        } else {
+            let next = self.count;
+            let slot = *self.others.entry(id).or_insert(next);
+            self.count += u32::from(slot == next);
+            slot
+        }
+    }
+}
+
 /// `nvtx_kern_sum`: every kernel counted in every enclosing range; with
 /// `innermost`, once in its deepest range (`cuda_gpu_kern_sum:nvtx-name`).
 pub fn nvtx_kernel_summary(
@@ -305,68 +454,10 @@ pub fn nvtx_kernel_summary(
     names: NameStyle,
     innermost: bool,
 ) -> Vec<NvtxKernelSummary> {
-    struct Acc {
-        key: NvtxKernelKey,
-        /// Durations in 4 bytes, half the memory on the biggest vectors of
-        /// this report (a kernel in every enclosing range); the rare one
-        /// that does not fit (over 4.29 s, or negative) in 8.
-        durations: Vec<u32>,
-        long_durations: Vec<i64>,
-        kernels: u64,
-        last_kernel: usize,
-        /// The last range instance recorded for this group: kernels of one
-        /// instance mostly come in a run, so most repeats stop here.
-        last_range: u32,
-    }
-    // Pairs are many (a kernel in every enclosing range), so the group key
-    // is packed: a dense id for (range name, style, thread) and the kernel
-    // name id. Distinct range instances are counted once at the end.
-    let mut range_keys: HashMap<(Option<(u32, RangeStyle)>, Option<i64>), u32> = HashMap::default();
-    let mut group_of: HashMap<(u32, i64), usize> = HashMap::default();
-    let mut accs: Vec<Acc> = Vec::new();
-    let mut range_members: Vec<(u32, u32)> = Vec::new();
-    let mut rk_of_range: Vec<u32> = vec![u32::MAX; trace.nvtx.len()];
-    let mut add = |key: NvtxKernelKey, range: Option<u32>, kernel: usize, duration: i64| {
-        let cached = range.map_or(u32::MAX, |r| rk_of_range[r as usize]);
-        let rk = if cached != u32::MAX {
-            cached
-        } else {
-            let next = range_keys.len() as u32;
-            let rk = *range_keys.entry((key.0, key.1)).or_insert(next);
-            if let Some(r) = range {
-                rk_of_range[r as usize] = rk;
-            }
-            rk
-        };
-        let g = *group_of.entry((rk, key.2)).or_insert_with(|| {
-            accs.push(Acc {
-                key,
-                durations: Vec::new(),
-                long_durations: Vec::new(),
-                kernels: 0,
-                last_kernel: usize::MAX,
-                last_range: u32::MAX,
-            });
-            accs.len() - 1
-        });
-        let acc = &mut accs[g];
-        match u32::try_from(duration) {
-            Ok(d) => acc.durations.push(d),
-            Err(_) => acc.long_durations.push(duration),
-        }
-        if let Some(r) = range {
-            if acc.last_range != r {
-                acc.last_range = r;
-                range_members.push((g as u32, r));
-            }
-        }
-        if acc.last_kernel != kernel {
-            acc.last_kernel = kernel;
-            acc.kernels += 1;
-        }
-    };
+    let mut groups = NvtxKernelGroups::new(trace.nvtx.len());
     for (i, k) in trace.kernels.iter().enumerate() {
         let name = trace.kernel_name_id(i, names);
+        let name_slot = groups.names.slot(name);
         let call = launches.kernel_call[i];
         let thread = call.map(|c| trace.api_calls[c as usize].global_tid);
         let innermost_range;
@@ -379,14 +470,19 @@ pub fn nvtx_kernel_summary(
             Some(c) => index.enclosing(c),
         };
         if enclosing.is_empty() {
-            add((None, thread, name), None, i, k.duration());
+            groups.add((None, thread, name), name_slot, None, i, k.duration());
         }
         for &r in enclosing {
             let range = &trace.nvtx[r as usize];
             let key = (Some((range.name, range.style)), thread, name);
-            add(key, Some(r), i, k.duration());
+            groups.add(key, name_slot, Some(r), i, k.duration());
         }
     }
+    let NvtxKernelGroups {
+        accs,
+        range_members,
+        ..
+    } = groups;
     let range_instances = distinct_ranges_per_group(&range_members, accs.len(), trace.nvtx.len());
     let mut durations: Vec<i64> = Vec::new();
     let mut rows: Vec<NvtxKernelSummary> = accs
@@ -726,7 +822,19 @@ pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
 
 #[cfg(test)]
 mod tests {
-    use super::distinct_ranges_per_group;
+    use super::{distinct_ranges_per_group, DenseIds};
+
+    /// Hand-made ids on both paths: table ids, NULL (-1) and one past the
+    /// table share one numbering, and a repeat finds its first slot.
+    #[test]
+    fn dense_ids_number_table_and_map_ids_alike() {
+        let mut ids = DenseIds::default();
+        let slots: Vec<u32> = [5, -1, 1 << 40, 5, 0, -1, DenseIds::TABLE_IDS, 1 << 40]
+            .into_iter()
+            .map(|id| ids.slot(id))
+            .collect();
+        assert_eq!(slots, [0, 1, 2, 0, 3, 1, 4, 2]);
+    }
 
     /// Hand-made pairs, in the order kernels would add them: repeats that
     /// are not adjacent must still count once.
