@@ -426,46 +426,50 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
             range_layer[i] = Some((id, l.index));
         }
     }
-    let innermost_of = |ranges: &[u32], pick: &dyn Fn(u32) -> Option<u32>| -> Option<u32> {
-        ranges
-            .iter()
-            .copied()
-            .filter(|&r| pick(r).is_some())
-            .max_by_key(|&r| (trace.nvtx[r as usize].start, r))
+    // The innermost (last-started) step range and layer range around a
+    // call, found in one walk over its enclosing ranges.
+    let around = |c: Option<u32>| -> (Option<u32>, Option<(u32, u32)>) {
+        let Some(c) = c else {
+            return (None, None);
+        };
+        let (mut step, mut layer): (Option<(i64, u32)>, Option<(i64, u32)>) = (None, None);
+        for &r in index.enclosing(c) {
+            let key = (trace.nvtx[r as usize].start, r);
+            if range_step[r as usize].is_some() && step.is_none_or(|s| key > s) {
+                step = Some(key);
+            }
+            if range_layer[r as usize].is_some() && layer.is_none_or(|l| key > l) {
+                layer = Some(key);
+            }
+        }
+        (
+            step.and_then(|(_, r)| range_step[r as usize]),
+            layer.and_then(|(_, r)| range_layer[r as usize]),
+        )
     };
-    let step_of_call = |c: Option<u32>| -> Option<u32> {
-        let c = c?;
-        innermost_of(index.enclosing(c), &|r| range_step[r as usize])
-            .and_then(|r| range_step[r as usize])
-    };
-    let kernel_step: Vec<Option<u32>> = launches
-        .kernel_call
-        .iter()
-        .map(|&c| step_of_call(c))
-        .collect();
     let exec_step: Vec<Option<u32>> = launches
         .graph_exec_call
         .iter()
-        .map(|&c| step_of_call(c))
+        .map(|&c| around(c).0)
         .collect();
 
     let capture_layers = graph_node_layers(trace, index, &range_layer);
     let mut graph_kernels_with_layer = 0;
-    let kernel_layer: Vec<Option<(u32, u32)>> = trace
+    // One pass over the kernels for both placements.
+    let (kernel_step, kernel_layer): (Vec<Option<u32>>, Vec<Option<(u32, u32)>>) = trace
         .kernels
         .iter()
         .zip(&launches.kernel_call)
         .map(|(k, &c)| {
+            let (step, layer) = around(c);
             if let Some(node) = k.graph_node() {
                 let l = capture_layers.get(&node).copied().flatten();
                 graph_kernels_with_layer += l.is_some() as u64;
-                return l;
+                return (step, l);
             }
-            let c = c?;
-            innermost_of(index.enclosing(c), &|r| range_layer[r as usize].map(|_| 0))
-                .and_then(|r| range_layer[r as usize])
+            (step, layer)
         })
-        .collect();
+        .unzip();
     Placement {
         kernel_step,
         kernel_layer,
