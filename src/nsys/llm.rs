@@ -432,7 +432,9 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
         let Some(c) = c else {
             return (None, None);
         };
-        let (mut step, mut layer): (Option<(i64, u32)>, Option<(i64, u32)>) = (None, None);
+        // (start, range) of the innermost candidate so far.
+        let mut step: Option<(i64, u32)> = None;
+        let mut layer: Option<(i64, u32)> = None;
         for &r in index.enclosing(c) {
             let key = (trace.nvtx[r as usize].start, r);
             if range_step[r as usize].is_some() && step.is_none_or(|s| key > s) {
@@ -456,7 +458,7 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
     let capture_layers = graph_node_layers(trace, index, &range_layer);
     let mut graph_kernels_with_layer = 0;
     // One pass over the kernels for both placements.
-    let (kernel_step, kernel_layer): (Vec<Option<u32>>, Vec<Option<(u32, u32)>>) = trace
+    let (kernel_step, kernel_layer): (Vec<_>, Vec<_>) = trace
         .kernels
         .iter()
         .zip(&launches.kernel_call)

@@ -296,6 +296,9 @@ pub struct NvtxKernelSummary {
 
 type NvtxKernelKey = (Option<(u32, RangeStyle)>, Option<i64>, i64);
 
+/// The range part of an [`NvtxKernelKey`]: range name and style, thread.
+type RangeKey = (Option<(u32, RangeStyle)>, Option<i64>);
+
 /// One `nvtx-kernels` group: (range name and style, thread, kernel name).
 struct NvtxKernelAcc {
     key: NvtxKernelKey,
@@ -317,7 +320,7 @@ struct NvtxKernelAcc {
 /// name gets a dense slot once per kernel, and the group is a table lookup
 /// by both.
 struct NvtxKernelGroups {
-    range_keys: HashMap<(Option<(u32, RangeStyle)>, Option<i64>), u32>,
+    range_keys: HashMap<RangeKey, u32>,
     /// Per range instance, its range key; `NONE` until first seen.
     rk_of_range: Vec<u32>,
     names: DenseIds,
@@ -342,11 +345,7 @@ impl NvtxKernelGroups {
         }
     }
 
-    fn range_key(
-        &mut self,
-        key: (Option<(u32, RangeStyle)>, Option<i64>),
-        range: Option<u32>,
-    ) -> u32 {
+    fn range_key(&mut self, key: RangeKey, range: Option<u32>) -> u32 {
         if let Some(r) = range {
             let cached = self.rk_of_range[r as usize];
             if cached != NONE {
