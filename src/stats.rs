@@ -62,6 +62,41 @@ impl DurationStats {
     }
 }
 
+/// Durations as a report collects them, 4 bytes each where they fit (up to
+/// 4.29 s, not negative), 8 for the rare rest: the per-group lists of the
+/// big reports hold one entry per kernel or call, millions at 1 GB.
+#[derive(Debug, Clone, Default)]
+pub struct DurationList {
+    short: Vec<u32>,
+    long: Vec<i64>,
+}
+
+impl DurationList {
+    pub fn push(&mut self, ns: i64) {
+        match u32::try_from(ns) {
+            Ok(v) => self.short.push(v),
+            Err(_) => self.long.push(ns),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// [`DurationStats::from_values`] over the list, widened into
+    /// `scratch` (reused across groups); `None` when empty.
+    pub fn stats(&self, scratch: &mut Vec<i64>) -> Option<DurationStats> {
+        scratch.clear();
+        scratch.extend(self.short.iter().map(|&v| i64::from(v)));
+        scratch.extend_from_slice(&self.long);
+        DurationStats::from_values(scratch)
+    }
+}
+
 /// Round half away from zero to one decimal, as SQLite's `round(x, 1)` does
 /// in the report scripts.
 pub fn round1(x: f64) -> f64 {
@@ -95,6 +130,27 @@ mod tests {
         assert_eq!(s.median_ns, 2.5);
         // sample stddev of 1..=4
         assert!((s.stddev_ns - 1.2909944487358056).abs() < 1e-12);
+    }
+
+    /// Hand-made values on both sides of the 4-byte range: the list's
+    /// stats equal those of the plain values.
+    #[test]
+    fn duration_list_keeps_values_that_do_not_fit_in_4_bytes() {
+        let values = [5, -3, 1 << 33, 0, 4_294_967_295, 7];
+        let mut list = DurationList::default();
+        for v in values {
+            list.push(v);
+        }
+        assert_eq!(list.len(), values.len());
+        let got = list.stats(&mut Vec::new()).unwrap();
+        let want = DurationStats::from_values(&mut values.to_vec()).unwrap();
+        assert_eq!(
+            (got.count, got.total_ns, got.min_ns, got.max_ns),
+            (want.count, want.total_ns, want.min_ns, want.max_ns)
+        );
+        assert_eq!(got.median_ns, want.median_ns);
+        assert!((got.stddev_ns - want.stddev_ns).abs() <= 1e-9 * want.stddev_ns);
+        assert!(DurationList::default().stats(&mut Vec::new()).is_none());
     }
 
     #[test]

@@ -1017,7 +1017,7 @@ struct KernelGroups {
 
 #[derive(Default)]
 struct GroupDurations {
-    values: Vec<i64>,
+    values: crate::stats::DurationList,
     total: i64,
 }
 
@@ -1099,11 +1099,12 @@ fn hotspots(
     for (&(phase, _, _), g) in &groups.groups {
         *phase_total.entry(phase).or_default() += g.total;
     }
+    let mut scratch = Vec::new();
     let mut rows: Vec<Hotspot> = groups
         .groups
         .into_iter()
-        .filter_map(|((phase, layer, name), mut g)| {
-            let s = crate::stats::DurationStats::from_values(&mut g.values)?;
+        .filter_map(|((phase, layer, name), g)| {
+            let s = g.values.stats(&mut scratch)?;
             let kernel = trace.strings.get(name).to_string();
             Some(Hotspot {
                 share_of_phase_pct: percent(s.total_ns as f64, phase_total[&phase] as f64),

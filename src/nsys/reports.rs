@@ -5,7 +5,7 @@ use super::bit_set::BitSet;
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
 use super::trace::{global_id, MemOpKind, NameStyle, RangeStyle, Trace};
-use crate::stats::{percent, DurationStats};
+use crate::stats::{percent, DurationList, DurationStats};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ pub struct KernelSummary {
 /// the profile has several.
 pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
     let split = needs_split(trace);
-    let mut groups: HashMap<(i64, Option<u32>, Option<i64>), Vec<i64>> = HashMap::default();
+    let mut groups: HashMap<(i64, Option<u32>, Option<i64>), DurationList> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
         let key = if split {
             (
@@ -62,10 +62,13 @@ pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
 
 /// Stats of each group of durations, with the group's share of all of them,
 /// largest total first; empty groups are dropped.
-fn summarise<K>(groups: impl IntoIterator<Item = (K, Vec<i64>)>) -> Vec<(K, DurationStats, f64)> {
+fn summarise<K>(
+    groups: impl IntoIterator<Item = (K, DurationList)>,
+) -> Vec<(K, DurationStats, f64)> {
+    let mut scratch = Vec::new();
     let mut rows: Vec<(K, DurationStats)> = groups
         .into_iter()
-        .filter_map(|(k, mut v)| Some((k, DurationStats::from_values(&mut v)?)))
+        .filter_map(|(k, v)| Some((k, v.stats(&mut scratch)?)))
         .collect();
     let grand: i64 = rows.iter().map(|(_, s)| s.total_ns).sum();
     rows.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns));
@@ -302,11 +305,8 @@ type RangeKey = (Option<(u32, RangeStyle)>, Option<i64>);
 /// One `nvtx-kernels` group: (range name and style, thread, kernel name).
 struct NvtxKernelAcc {
     key: NvtxKernelKey,
-    /// Durations in 4 bytes, half the memory on the biggest vectors of
-    /// this report (a kernel in every enclosing range); the rare one
-    /// that does not fit (over 4.29 s, or negative) in 8.
-    durations: Vec<u32>,
-    long_durations: Vec<i64>,
+    /// A kernel in every enclosing range: the biggest lists of any report.
+    durations: DurationList,
     kernels: u64,
     last_kernel: usize,
     /// The last range instance recorded for this group: kernels of one
@@ -383,8 +383,7 @@ impl NvtxKernelGroups {
                 row[name_slot as usize] = g;
                 self.accs.push(NvtxKernelAcc {
                     key,
-                    durations: Vec::new(),
-                    long_durations: Vec::new(),
+                    durations: DurationList::default(),
                     kernels: 0,
                     last_kernel: usize::MAX,
                     last_range: NONE,
@@ -394,10 +393,7 @@ impl NvtxKernelGroups {
             g => g,
         };
         let acc = &mut self.accs[g as usize];
-        match u32::try_from(duration) {
-            Ok(d) => acc.durations.push(d),
-            Err(_) => acc.long_durations.push(duration),
-        }
+        acc.durations.push(duration);
         if let Some(r) = range {
             if acc.last_range != r {
                 acc.last_range = r;
@@ -483,16 +479,13 @@ pub fn nvtx_kernel_summary(
         ..
     } = groups;
     let range_instances = distinct_ranges_per_group(&range_members, accs.len(), trace.nvtx.len());
-    let mut durations: Vec<i64> = Vec::new();
+    let mut scratch = Vec::new();
     let mut rows: Vec<NvtxKernelSummary> = accs
         .into_iter()
         .enumerate()
         .filter_map(|(g, acc)| {
             let (range, thread, name) = acc.key;
-            durations.clear();
-            durations.extend(acc.durations.iter().map(|&d| i64::from(d)));
-            durations.extend_from_slice(&acc.long_durations);
-            let time = DurationStats::from_values(&mut durations)?;
+            let time = acc.durations.stats(&mut scratch)?;
             Some(NvtxKernelSummary {
                 range: range.map(|(n, _)| trace.nvtx_names[n as usize].clone()),
                 style: range.map(|(_, s)| s),
@@ -573,11 +566,12 @@ pub fn launch_summary(
     launches: &LaunchIndex,
     names: NameStyle,
 ) -> Vec<LaunchSummary> {
+    #[derive(Default)]
     struct Acc {
-        total: Vec<i64>,
-        api: Vec<i64>,
-        queue: Vec<i64>,
-        kernel: Vec<i64>,
+        total: DurationList,
+        api: DurationList,
+        queue: DurationList,
+        kernel: DurationList,
     }
     let mut groups: HashMap<(i64, i64, i64, i64), Acc> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
@@ -591,12 +585,7 @@ pub fn launch_summary(
             call.name(),
             trace.kernel_name_id(i, names),
         );
-        let acc = groups.entry(key).or_insert_with(|| Acc {
-            total: Vec::new(),
-            api: Vec::new(),
-            queue: Vec::new(),
-            kernel: Vec::new(),
-        });
+        let acc = groups.entry(key).or_default();
         acc.total.push(call.end.max(k.end) - call.start);
         acc.api.push(call.end - call.start);
         if k.start - call.end >= 0 {
@@ -604,10 +593,11 @@ pub fn launch_summary(
         }
         acc.kernel.push(k.duration());
     }
+    let mut scratch = Vec::new();
     let mut rows: Vec<LaunchSummary> = groups
         .into_iter()
-        .filter_map(|((tid, device, api, name), mut acc)| {
-            let total = DurationStats::from_values(&mut acc.total)?;
+        .filter_map(|((tid, device, api, name), acc)| {
+            let total = acc.total.stats(&mut scratch)?;
             Some(LaunchSummary {
                 pid: global_id::pid(tid),
                 tid: global_id::tid(tid),
@@ -617,9 +607,9 @@ pub fn launch_summary(
                 count: total.count,
                 queued: acc.queue.len() as u64,
                 total,
-                api_time: DurationStats::from_values(&mut acc.api)?,
-                queue: DurationStats::from_values(&mut acc.queue),
-                kernel_time: DurationStats::from_values(&mut acc.kernel)?,
+                api_time: acc.api.stats(&mut scratch)?,
+                queue: acc.queue.stats(&mut scratch),
+                kernel_time: acc.kernel.stats(&mut scratch)?,
             })
         })
         .collect();
@@ -750,7 +740,7 @@ pub struct MemorySummary {
 
 /// `cuda_gpu_mem_time_sum`: memcpy by kind and memset.
 pub fn memory_summary(trace: &Trace) -> Vec<MemorySummary> {
-    let mut durations: HashMap<MemOpKind, Vec<i64>> = HashMap::default();
+    let mut durations: HashMap<MemOpKind, DurationList> = HashMap::default();
     let mut bytes: HashMap<MemOpKind, i64> = HashMap::default();
     for m in &trace.memops {
         durations.entry(m.kind).or_default().push(m.end - m.start);
@@ -791,12 +781,12 @@ pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
     // each id finds its group once, not once per call.
     let mut group_of_id: HashMap<i64, usize> = HashMap::default();
     let mut group_of_name: HashMap<&str, usize> = HashMap::default();
-    let mut groups: Vec<(&str, Vec<i64>)> = Vec::new();
+    let mut groups: Vec<(&str, DurationList)> = Vec::new();
     for c in &trace.api_calls {
         let g = *group_of_id.entry(c.name()).or_insert_with(|| {
             let name = super::trace::strip_version_suffix(trace.strings.get(c.name()));
             *group_of_name.entry(name).or_insert_with(|| {
-                groups.push((name, Vec::new()));
+                groups.push((name, DurationList::default()));
                 groups.len() - 1
             })
         });
