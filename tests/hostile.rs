@@ -101,6 +101,9 @@ fn broken_kernel_cells() {
             2,
         ),
         ("null correlation ids", "UPDATE CUPTI_ACTIVITY_KIND_RUNTIME SET correlationId = NULL WHERE rowid % 3 = 0;", 0),
+        ("a kernel correlation id outside 32 bits", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET correlationId = -5 WHERE rowid = 3;", 2),
+        ("a kernel name id outside 32 bits", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET shortName = 4294967296 WHERE rowid = 3;", 2),
+        ("null kernel correlation ids", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET correlationId = NULL WHERE rowid % 3 = 0;", 0),
         ("1 MB kernel name", "UPDATE StringIds SET value = printf('%.*c', 1048576, 'k') WHERE id IN (SELECT demangledName FROM CUPTI_ACTIVITY_KIND_KERNEL LIMIT 1);", 0),
         ("null names", "UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET demangledName = NULL, shortName = NULL WHERE rowid % 3 = 0;", 0),
     ];

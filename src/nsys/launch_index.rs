@@ -282,7 +282,7 @@ impl LaunchIndex {
             kernel_call: trace
                 .kernels
                 .iter()
-                .map(|k| lookup(k.global_pid(), k.correlation))
+                .map(|k| lookup(k.global_pid(), k.correlation()))
                 .collect(),
             memop_call: trace
                 .memops

@@ -678,7 +678,7 @@ fn graph_report(
     for &i in &node_kernels {
         let k = &trace.kernels[i];
         let g = per_graph.entry(graph_of_kernel(i)).or_default();
-        g.0.insert((k.global_pid(), k.correlation));
+        g.0.insert((k.global_pid(), k.correlation()));
         g.1 += 1;
         g.2 += k.duration();
     }

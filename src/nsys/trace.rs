@@ -29,25 +29,26 @@ pub mod global_id {
     }
 }
 
-/// One row of `CUPTI_ACTIVITY_KIND_KERNEL`, in 64 bytes: there are millions.
+/// One row of `CUPTI_ACTIVITY_KIND_KERNEL`, in 56 bytes: there are millions.
 #[derive(Debug, Clone)]
 pub struct Kernel {
     pub start: i64,
     pub end: i64,
-    pub correlation: i64,
-    pub short_name: i64,
-    pub demangled_name: i64,
     /// 0 is no process and no graph node (CUPTI's "not launched by a
     /// graph"), so both fit in 8 bytes with `None` for 0 and NULL.
     global_pid: Option<NonZeroI64>,
     graph_node: Option<NonZeroI64>,
-    /// CUPTI's ids are 32-bit.
+    /// CUPTI's ids are 32-bit, and so are the string ids of every export
+    /// seen; [`NO_ID`] stands for NULL.
+    correlation: u32,
+    short_name: u32,
+    demangled_name: u32,
     pub device: u32,
     pub stream: u32,
 }
 
 // Millions of these are held at once.
-const _: () = assert!(std::mem::size_of::<Kernel>() == 64);
+const _: () = assert!(std::mem::size_of::<Kernel>() == 56);
 
 impl Kernel {
     pub fn duration(&self) -> i64 {
@@ -61,6 +62,20 @@ impl Kernel {
     /// Set for kernels that ran as a node of a CUDA graph (node trace mode).
     pub fn graph_node(&self) -> Option<i64> {
         self.graph_node.map(NonZeroI64::get)
+    }
+
+    /// The launching call's correlation id, -1 when NULL.
+    pub fn correlation(&self) -> i64 {
+        id_or_minus_one(self.correlation)
+    }
+
+    /// Name ids in the string table, -1 when NULL.
+    pub fn short_name(&self) -> i64 {
+        id_or_minus_one(self.short_name)
+    }
+
+    pub fn demangled_name(&self) -> i64 {
+        id_or_minus_one(self.demangled_name)
     }
 }
 
@@ -305,13 +320,13 @@ impl Trace {
     pub fn kernel_name_id(&self, index: usize, style: NameStyle) -> i64 {
         let k = &self.kernels[index];
         match style {
-            NameStyle::Short => k.short_name,
-            NameStyle::Demangled => k.demangled_name,
+            NameStyle::Short => k.short_name(),
+            NameStyle::Demangled => k.demangled_name(),
             NameStyle::Mangled => self
                 .mangled_names
                 .as_ref()
                 .and_then(|m| m[index])
-                .unwrap_or(k.demangled_name),
+                .unwrap_or(k.demangled_name()),
         }
     }
 
@@ -427,10 +442,10 @@ fn read_kernels(conn: &Connection, path: &Path, query: &Query) -> Result<Vec<Ker
             end: r.int(1)?,
             device: r.opt_u32(2)?.unwrap_or(0),
             stream: r.opt_u32(3)?.unwrap_or(0),
-            correlation: r.opt_int(4)?.unwrap_or(-1),
+            correlation: r.opt_id(4)?.unwrap_or(NO_ID),
             global_pid: r.opt_int(5)?.and_then(NonZeroI64::new),
-            short_name: r.opt_int(6)?.unwrap_or(-1),
-            demangled_name: r.opt_int(7)?.unwrap_or(-1),
+            short_name: r.opt_id(6)?.unwrap_or(NO_ID),
+            demangled_name: r.opt_id(7)?.unwrap_or(NO_ID),
             graph_node: r.opt_int(8)?.and_then(NonZeroI64::new),
         })
     })
