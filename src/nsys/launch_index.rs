@@ -287,12 +287,12 @@ impl LaunchIndex {
             memop_call: trace
                 .memops
                 .iter()
-                .map(|m| lookup(m.global_pid, m.correlation))
+                .map(|m| lookup(m.gpu.global_pid, m.gpu.correlation))
                 .collect(),
             graph_exec_call: trace
                 .graph_executions
                 .iter()
-                .map(|g| lookup(g.global_pid, g.correlation))
+                .map(|g| lookup(g.gpu.global_pid, g.gpu.correlation))
                 .collect(),
             duplicate_calls,
         }

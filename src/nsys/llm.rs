@@ -377,7 +377,7 @@ pub fn analyse(
     let graphs = graph_report(trace, launches, &placement, &opts.categories, names);
     let layers = layer_report(trace, &placement, opts.by_phase);
     let phased = phases.status == "detected";
-    let groups = KernelGroups::gather(trace, &placement, names, phased);
+    let groups = kernel_groups(trace, &placement, names, phased);
     let phase_kernels = phase_kernels(trace, &groups);
     let phase_layers = phase_layers(&placement, &groups);
     let hotspots = hotspots(trace, &placement, &opts.categories, groups);
@@ -542,7 +542,7 @@ fn step_gpu_ns(trace: &Trace, p: &Placement) -> (Vec<i64>, i64) {
                 .graph_executions
                 .iter()
                 .zip(&p.exec_step)
-                .map(|(g, s)| (g.end - g.start, *s)),
+                .map(|(g, s)| (g.gpu.end - g.gpu.start, *s)),
         );
     for (d, s) in work {
         match s {
@@ -686,8 +686,8 @@ fn graph_report(
         let g = per_graph
             .entry(ge.graph_exec_id.or(ge.graph_id).unwrap_or(0))
             .or_default();
-        g.0.insert((ge.global_pid, ge.correlation));
-        g.2 += ge.end - ge.start;
+        g.0.insert((ge.gpu.global_pid, ge.gpu.correlation));
+        g.2 += ge.gpu.end - ge.gpu.start;
     }
     let mut rows: Vec<GraphRow> = per_graph
         .into_iter()
@@ -872,7 +872,11 @@ fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
         }
     }
     let graph_note = if !trace.graph_executions.is_empty() {
-        let ns: i64 = trace.graph_executions.iter().map(|g| g.end - g.start).sum();
+        let ns: i64 = trace
+            .graph_executions
+            .iter()
+            .map(|g| g.gpu.end - g.gpu.start)
+            .sum();
         Some(format!(
             "graph trace mode: {:.3} ms of graph work has no per-kernel rows, so it has no layer (profile with --cuda-graph-trace=node)",
             ns as f64 / 1e6
@@ -1011,40 +1015,37 @@ fn slot_label(slot: PhaseSlot) -> String {
 /// phase-kernel and phase-layer tables are sums over these groups, so they
 /// need no pass of their own over the kernels: at 1 GB each such pass
 /// took 90–100 ms, mostly reading memory.
-struct KernelGroups {
-    groups: HashMap<(PhaseSlot, Option<u32>, i64), GroupDurations>,
-}
+type KernelGroups = HashMap<(PhaseSlot, Option<u32>, i64), GroupDurations>;
 
 #[derive(Default)]
 struct GroupDurations {
     values: crate::stats::DurationList,
+    /// Kept while collecting, so the roll-ups need not widen the values.
     total: i64,
 }
 
-impl KernelGroups {
-    fn gather(
-        trace: &Trace,
-        p: &Placement,
-        names: super::trace::NameStyle,
-        phased: bool,
-    ) -> KernelGroups {
-        let mut groups: HashMap<(PhaseSlot, Option<u32>, i64), GroupDurations> = HashMap::default();
-        for (i, k) in trace.kernels.iter().enumerate() {
-            let phase = phase_slot(p, i, phased);
-            let layer = p.kernel_layer[i].map(|(t, _)| t);
-            let g = groups
-                .entry((phase, layer, trace.kernel_name_id(i, names)))
-                .or_default();
-            g.values.push(k.duration());
-            g.total += k.duration();
-        }
-        KernelGroups { groups }
+fn kernel_groups(
+    trace: &Trace,
+    p: &Placement,
+    names: super::trace::NameStyle,
+    phased: bool,
+) -> KernelGroups {
+    let mut groups = KernelGroups::default();
+    for (i, k) in trace.kernels.iter().enumerate() {
+        let phase = phase_slot(p, i, phased);
+        let layer = p.kernel_layer[i].map(|(t, _)| t);
+        let g = groups
+            .entry((phase, layer, trace.kernel_name_id(i, names)))
+            .or_default();
+        g.values.push(k.duration());
+        g.total += k.duration();
     }
+    groups
 }
 
 fn phase_kernels(trace: &Trace, groups: &KernelGroups) -> Vec<PhaseKernel> {
     let mut sums: HashMap<(PhaseSlot, i64), (i64, u64)> = HashMap::default();
-    for (&(phase, _, name), g) in &groups.groups {
+    for (&(phase, _, name), g) in groups {
         let s = sums.entry((phase, name)).or_default();
         s.0 += g.total;
         s.1 += g.values.len() as u64;
@@ -1068,7 +1069,7 @@ fn phase_kernels(trace: &Trace, groups: &KernelGroups) -> Vec<PhaseKernel> {
 
 fn phase_layers(p: &Placement, groups: &KernelGroups) -> Vec<PhaseLayer> {
     let mut sums: HashMap<(PhaseSlot, u32), i64> = HashMap::default();
-    for (&(phase, layer, _), g) in &groups.groups {
+    for (&(phase, layer, _), g) in groups {
         if let Some(t) = layer {
             *sums.entry((phase, t)).or_default() += g.total;
         }
@@ -1096,12 +1097,11 @@ fn hotspots(
     groups: KernelGroups,
 ) -> Vec<Hotspot> {
     let mut phase_total: HashMap<PhaseSlot, i64> = HashMap::default();
-    for (&(phase, _, _), g) in &groups.groups {
+    for (&(phase, _, _), g) in &groups {
         *phase_total.entry(phase).or_default() += g.total;
     }
     let mut scratch = Vec::new();
     let mut rows: Vec<Hotspot> = groups
-        .groups
         .into_iter()
         .filter_map(|((phase, layer, name), g)| {
             let s = g.values.stats(&mut scratch)?;

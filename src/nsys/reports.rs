@@ -203,7 +203,7 @@ fn nvtx_projection(
                 .memops
                 .iter()
                 .zip(&launches.memop_call)
-                .map(|(m, c)| (m.start, m.end, *c)),
+                .map(|(m, c)| (m.gpu.start, m.gpu.end, *c)),
         );
     for (start, end, call) in ops {
         let Some(call) = call else { continue };
@@ -654,7 +654,7 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
             trace
                 .memops
                 .iter()
-                .map(|m| (m.device, m.stream, m.start, m.end)),
+                .map(|m| (m.gpu.device, m.gpu.stream, m.gpu.start, m.gpu.end)),
         );
     for (device, stream, start, end) in intervals {
         // An op that ends before it starts covers no time.
@@ -743,7 +743,10 @@ pub fn memory_summary(trace: &Trace) -> Vec<MemorySummary> {
     let mut durations: HashMap<MemOpKind, DurationList> = HashMap::default();
     let mut bytes: HashMap<MemOpKind, i64> = HashMap::default();
     for m in &trace.memops {
-        durations.entry(m.kind).or_default().push(m.end - m.start);
+        durations
+            .entry(m.kind)
+            .or_default()
+            .push(m.gpu.end - m.gpu.start);
         *bytes.entry(m.kind).or_default() += m.bytes;
     }
     summarise(durations)

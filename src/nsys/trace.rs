@@ -159,12 +159,7 @@ pub enum MemOpKind {
 /// One row of `CUPTI_ACTIVITY_KIND_MEMCPY` or `_MEMSET`.
 #[derive(Debug, Clone)]
 pub struct MemOp {
-    pub start: i64,
-    pub end: i64,
-    pub device: i64,
-    pub stream: i64,
-    pub correlation: i64,
-    pub global_pid: Option<i64>,
+    pub gpu: GpuActivity,
     pub bytes: i64,
     pub kind: MemOpKind,
 }
@@ -172,12 +167,7 @@ pub struct MemOp {
 /// One whole-graph execution from `CUPTI_ACTIVITY_KIND_GRAPH_TRACE`.
 #[derive(Debug, Clone)]
 pub struct GraphExecution {
-    pub start: i64,
-    pub end: i64,
-    pub device: i64,
-    pub stream: i64,
-    pub correlation: i64,
-    pub global_pid: Option<i64>,
+    pub gpu: GpuActivity,
     pub graph_id: Option<i64>,
     pub graph_exec_id: Option<i64>,
 }
@@ -360,7 +350,7 @@ impl Trace {
             .kernels
             .iter()
             .map(|k| (k.start, k.end))
-            .chain(self.memops.iter().map(|m| (m.start, m.end)))
+            .chain(self.memops.iter().map(|m| (m.gpu.start, m.gpu.end)))
             .chain(self.api_calls.iter().map(|c| (c.start, c.end)));
         starts.fold(None, |acc, (s, e)| match acc {
             None => Some((s, e)),
@@ -589,14 +579,8 @@ fn load_small_tables(
     };
     let graph_executions = if schema.supports(&queries::GRAPH_TRACE) {
         read_rows(conn, path, &queries::GRAPH_TRACE, |r| {
-            let a = GpuActivity::read(r)?;
             Ok(GraphExecution {
-                start: a.start,
-                end: a.end,
-                device: a.device,
-                stream: a.stream,
-                correlation: a.correlation,
-                global_pid: a.global_pid,
+                gpu: GpuActivity::read(r)?,
                 graph_id: r.get(6)?,
                 graph_exec_id: r.get(7)?,
             })
@@ -744,28 +728,24 @@ fn read_memops(conn: &Connection, schema: &Schema, path: &Path) -> Result<Vec<Me
 
 /// The columns `memcpy.sql` and `memset.sql` share, in the same order.
 fn mem_op(r: &rusqlite::Row<'_>, kind: MemOpKind) -> rusqlite::Result<MemOp> {
-    let a = GpuActivity::read(r)?;
     Ok(MemOp {
-        start: a.start,
-        end: a.end,
-        device: a.device,
-        stream: a.stream,
-        correlation: a.correlation,
-        global_pid: a.global_pid,
+        gpu: GpuActivity::read(r)?,
         bytes: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
         kind,
     })
 }
 
-/// The first six columns of `memcpy.sql`, `memset.sql` and
+/// What a memcpy, memset or whole-graph execution row says about its GPU
+/// work: the first six columns of `memcpy.sql`, `memset.sql` and
 /// `graph_trace.sql`, with the same defaults for NULL everywhere.
-struct GpuActivity {
-    start: i64,
-    end: i64,
-    device: i64,
-    stream: i64,
-    correlation: i64,
-    global_pid: Option<i64>,
+#[derive(Debug, Clone)]
+pub struct GpuActivity {
+    pub start: i64,
+    pub end: i64,
+    pub device: i64,
+    pub stream: i64,
+    pub correlation: i64,
+    pub global_pid: Option<i64>,
 }
 
 impl GpuActivity {
