@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use nsight_digest::nsys::DigestOptions;
+use nsight_digest::stats::DurationStats;
 use std::collections::BTreeMap;
 
 /// (ops, busy ns, gaps, longest gap) of a set of intervals, by a plain
@@ -76,10 +77,11 @@ fn gpu_busy_is_the_union_of_kernel_and_memory_op_intervals() {
     }
 }
 
-/// `nvtx-kernels` keeps a duration in 4 bytes and one that does not fit
-/// (over 4.29 s, or negative) in 8. No real sample has such a kernel, so
-/// every kernel's end is moved 2^32 ns later in a copy: every duration
-/// then takes the long path, and each row must move by exactly that.
+/// The reports keep a duration in 4 bytes and one that does not fit (over
+/// 4.29 s, or negative) in 8 (`DurationList`). No real sample has such a
+/// kernel, so every kernel's end is moved 2^32 ns later in a copy: every
+/// kernel duration then takes the long path, and each `nvtx-kernels` and
+/// `kernels` row must move by exactly that.
 #[test]
 fn nvtx_kernels_rows_move_exactly_with_durations_over_32_bits() {
     const SHIFT: i64 = 1 << 32;
@@ -90,8 +92,8 @@ fn nvtx_kernels_rows_move_exactly_with_durations_over_32_bits() {
     let key = |r: &nsight_digest::nsys::reports::NvtxKernelSummary| {
         (r.range.clone(), r.style, r.pid, r.tid, r.kernel.clone())
     };
-    let before: BTreeMap<_, _> = nsight_digest::nsys::digest(&path, &opts)
-        .unwrap()
+    let digest_before = nsight_digest::nsys::digest(&path, &opts).unwrap();
+    let before: BTreeMap<_, _> = digest_before
         .nvtx_kernels
         .into_iter()
         .map(|r| (key(&r), r))
@@ -101,16 +103,11 @@ fn nvtx_kernels_rows_move_exactly_with_durations_over_32_bits() {
     ))
     .unwrap();
     drop(conn);
-    let after = nsight_digest::nsys::digest(&path, &opts)
-        .unwrap()
-        .nvtx_kernels;
+    let digest_after = nsight_digest::nsys::digest(&path, &opts).unwrap();
+    let after = digest_after.nvtx_kernels;
     assert_eq!(after.len(), before.len());
     assert!(after.len() > 10, "only {} rows", after.len());
-    for a in after {
-        let b = &before[&key(&a)];
-        let (t, u) = (&b.time, &a.time);
-        assert_eq!(a.range_instances, b.range_instances);
-        assert_eq!(a.kernel_instances, b.kernel_instances);
+    let moved = |t: &DurationStats, u: &DurationStats| {
         assert_eq!(u.count, t.count);
         assert_eq!(u.total_ns, t.total_ns + t.count as i64 * SHIFT);
         assert_eq!(u.min_ns, t.min_ns + SHIFT);
@@ -118,5 +115,20 @@ fn nvtx_kernels_rows_move_exactly_with_durations_over_32_bits() {
         assert_eq!(u.median_ns, t.median_ns + SHIFT as f64);
         assert!((u.avg_ns - (t.avg_ns + SHIFT as f64)).abs() < 1e-3);
         assert!((u.stddev_ns - t.stddev_ns).abs() < 1e-3);
+    };
+    for a in after {
+        let b = &before[&key(&a)];
+        assert_eq!(a.range_instances, b.range_instances);
+        assert_eq!(a.kernel_instances, b.kernel_instances);
+        moved(&b.time, &a.time);
+    }
+    let kernels_before: BTreeMap<_, _> = digest_before
+        .kernels
+        .iter()
+        .map(|k| ((k.name.clone(), k.pid, k.device), &k.time))
+        .collect();
+    assert_eq!(digest_after.kernels.len(), kernels_before.len());
+    for k in &digest_after.kernels {
+        moved(kernels_before[&(k.name.clone(), k.pid, k.device)], &k.time);
     }
 }
