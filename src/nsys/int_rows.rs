@@ -29,12 +29,31 @@ const FUNCTION: &CStr = c"digest_rows";
 
 /// The cells of one row after its rowid.
 pub struct IntCells<'a> {
-    values: &'a [*mut ffi::sqlite3_value],
+    cells: Cells<'a>,
     columns: &'a [&'a str],
+}
+
+/// Where the cells come from: SQLite's values, or a record decoded
+/// straight from the file's pages (`table_pages`), whose cells are
+/// already integers or NULL.
+enum Cells<'a> {
+    Sqlite(&'a [*mut ffi::sqlite3_value]),
+    Decoded(&'a [Option<i64>]),
+}
+
+impl<'a> IntCells<'a> {
+    /// Cells decoded from a record, named by `columns`.
+    pub(crate) fn decoded(cells: &'a [Option<i64>], columns: &'a [&'a str]) -> IntCells<'a> {
+        IntCells {
+            cells: Cells::Decoded(cells),
+            columns,
+        }
+    }
 }
 
 impl IntCells<'_> {
     /// A cell that must hold an integer.
+    #[inline]
     pub fn int(&self, col: usize) -> rusqlite::Result<i64> {
         match self.opt_int(col)? {
             Some(v) => Ok(v),
@@ -43,8 +62,12 @@ impl IntCells<'_> {
     }
 
     /// A cell that holds an integer or NULL.
+    #[inline]
     pub fn opt_int(&self, col: usize) -> rusqlite::Result<Option<i64>> {
-        let value = self.values[col];
+        let value = match self.cells {
+            Cells::Decoded(cells) => return Ok(cells[col]),
+            Cells::Sqlite(values) => values[col],
+        };
         // SAFETY: SQLite hands the step valid values for the whole call,
         // and this view does not outlive it.
         let v = unsafe { ffi::sqlite3_value_int64(value) };
@@ -60,6 +83,7 @@ impl IntCells<'_> {
     }
 
     /// A cell that holds a 32-bit id or NULL.
+    #[inline]
     pub fn opt_u32(&self, col: usize) -> rusqlite::Result<Option<u32>> {
         let name = || self.columns.get(col).copied().unwrap_or_default();
         self.opt_int(col)?
@@ -71,6 +95,7 @@ impl IntCells<'_> {
 
     /// A cell that holds a 32-bit id below `u32::MAX` (which stands for
     /// NULL in the rows), or NULL.
+    #[inline]
     pub fn opt_id(&self, col: usize) -> rusqlite::Result<Option<u32>> {
         match self.opt_u32(col)? {
             Some(u32::MAX) => {
@@ -120,7 +145,7 @@ impl<T, F: FnMut(&IntCells<'_>) -> rusqlite::Result<T>> Collector<'_, T, F> {
         }
         self.last_rowid = rowid;
         let row = (self.map)(&IntCells {
-            values: cells,
+            cells: Cells::Sqlite(cells),
             columns: self.columns,
         })?;
         self.rows.push(row);

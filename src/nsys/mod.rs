@@ -11,6 +11,7 @@ pub mod nvtx_index;
 pub mod queries;
 pub mod reports;
 pub mod schema;
+mod table_pages;
 pub mod trace;
 pub mod view;
 
@@ -159,7 +160,7 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
 }
 
 /// Run one report; with the phase timings on, print its own time.
-fn timed<T>(what: &str, report: impl FnOnce() -> T) -> T {
+pub(crate) fn timed<T>(what: &str, report: impl FnOnce() -> T) -> T {
     let watch = Stopwatch::from_env();
     let out = report();
     watch.lap(&format!("  {what}"));

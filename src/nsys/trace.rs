@@ -5,6 +5,7 @@
 use super::int_rows::{self, IntCells};
 use super::queries::{self, Query};
 use super::schema::Schema;
+use super::table_pages;
 use crate::error::{DigestError, Result};
 use crate::input::{open_readonly, OpenedProfile};
 use rusqlite::Connection;
@@ -30,7 +31,7 @@ pub mod global_id {
 }
 
 /// One row of `CUPTI_ACTIVITY_KIND_KERNEL`, in 56 bytes: there are millions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kernel {
     pub start: i64,
     pub end: i64,
@@ -83,7 +84,7 @@ impl Kernel {
 /// CUPTI's correlation ids are 32-bit, and so are the string ids of every
 /// export seen; holding both in 4 bytes makes the row 32 bytes, where the
 /// SYNTHETIC 1 GB export holds 12 M of them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiCall {
     pub start: i64,
     pub end: i64,
@@ -251,13 +252,13 @@ impl Trace {
 
         let read_kernel_table = || -> Result<Vec<Kernel>> {
             match kernel_query {
-                Some(q) => read_kernels(&open_readonly(profile)?, path, q),
+                Some(q) => super::timed("kernel table", || read_kernels(profile, q)),
                 None => Ok(Vec::new()),
             }
         };
         let read_runtime_table = || -> Result<Vec<ApiCall>> {
             if schema.supports(&queries::RUNTIME) {
-                read_api_calls(&open_readonly(profile)?, path)
+                super::timed("runtime table", || read_api_calls(profile))
             } else {
                 Ok(Vec::new())
             }
@@ -274,7 +275,9 @@ impl Trace {
             std::thread::scope(|scope| {
                 let kernels = scope.spawn(read_kernel_table);
                 let api_calls = scope.spawn(read_runtime_table);
-                let rest = load_small_tables(&conn, &schema, path, names);
+                let rest = super::timed("small tables", || {
+                    load_small_tables(&conn, &schema, path, names)
+                });
                 (
                     kernels.join().expect("kernel reader panicked"),
                     api_calls.join().expect("runtime reader panicked"),
@@ -425,46 +428,64 @@ fn kernel_decoder(schema: &Schema, path: &Path) -> Result<Option<&'static Query>
     })
 }
 
-fn read_kernels(conn: &Connection, path: &Path, query: &Query) -> Result<Vec<Kernel>> {
-    read_int_rows(conn, path, query, &queries::KERNEL_ROWS, |r| {
-        Ok(Kernel {
-            start: r.int(0)?,
-            end: r.int(1)?,
-            device: r.opt_u32(2)?.unwrap_or(0),
-            stream: r.opt_u32(3)?.unwrap_or(0),
-            correlation: r.opt_id(4)?.unwrap_or(NO_ID),
-            global_pid: r.opt_int(5)?.and_then(NonZeroI64::new),
-            short_name: r.opt_id(6)?.unwrap_or(NO_ID),
-            demangled_name: r.opt_id(7)?.unwrap_or(NO_ID),
-            graph_node: r.opt_int(8)?.and_then(NonZeroI64::new),
-        })
+fn read_kernels(profile: &OpenedProfile, query: &Query) -> Result<Vec<Kernel>> {
+    read_int_rows(profile, query, &queries::KERNEL_ROWS, kernel_row)
+}
+
+fn read_api_calls(profile: &OpenedProfile) -> Result<Vec<ApiCall>> {
+    read_int_rows(
+        profile,
+        &queries::RUNTIME,
+        &queries::RUNTIME_ROWS,
+        api_call_row,
+    )
+}
+
+/// A kernel from the cells of `kernels.sql` or `kernels_minimal.sql`.
+fn kernel_row(r: &IntCells<'_>) -> rusqlite::Result<Kernel> {
+    Ok(Kernel {
+        start: r.int(0)?,
+        end: r.int(1)?,
+        device: r.opt_u32(2)?.unwrap_or(0),
+        stream: r.opt_u32(3)?.unwrap_or(0),
+        correlation: r.opt_id(4)?.unwrap_or(NO_ID),
+        global_pid: r.opt_int(5)?.and_then(NonZeroI64::new),
+        short_name: r.opt_id(6)?.unwrap_or(NO_ID),
+        demangled_name: r.opt_id(7)?.unwrap_or(NO_ID),
+        graph_node: r.opt_int(8)?.and_then(NonZeroI64::new),
     })
 }
 
-fn read_api_calls(conn: &Connection, path: &Path) -> Result<Vec<ApiCall>> {
-    read_int_rows(conn, path, &queries::RUNTIME, &queries::RUNTIME_ROWS, |r| {
-        Ok(ApiCall {
-            start: r.int(0)?,
-            end: r.int(1)?,
-            global_tid: r.opt_int(2)?.unwrap_or(0),
-            correlation: r.opt_id(3)?.unwrap_or(NO_ID),
-            name: r.opt_id(4)?.unwrap_or(NO_ID),
-        })
+/// An API call from the cells of `runtime.sql`.
+fn api_call_row(r: &IntCells<'_>) -> rusqlite::Result<ApiCall> {
+    Ok(ApiCall {
+        start: r.int(0)?,
+        end: r.int(1)?,
+        global_tid: r.opt_int(2)?.unwrap_or(0),
+        correlation: r.opt_id(3)?.unwrap_or(NO_ID),
+        name: r.opt_id(4)?.unwrap_or(NO_ID),
     })
 }
 
-/// [`read_rows`] for the all-integer queries over one big table, through
-/// the `digest_rows` aggregate, with the vector sized once up front.
+/// [`read_rows`] for the all-integer queries over one big table, with the
+/// vector sized once up front: straight from the file's pages where the
+/// table allows it (`table_pages`), else through the `digest_rows`
+/// aggregate. Both give the same rows and the same errors.
 fn read_int_rows<T>(
-    conn: &Connection,
-    path: &Path,
+    profile: &OpenedProfile,
     query: &Query,
     rows_query: &Query,
-    map: impl FnMut(&IntCells<'_>) -> rusqlite::Result<T>,
+    mut map: impl FnMut(&IntCells<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
-    let capacity = row_estimate(conn, rows_query);
-    int_rows::read_int_rows(conn, query.sql, capacity, map)
-        .map_err(|e| DigestError::sqlite(path, e))
+    let path = profile.source.as_path();
+    let conn = open_readonly(profile)?;
+    let capacity = row_estimate(&conn, rows_query);
+    let rows = match table_pages::read_table(&conn, &profile.sqlite, query.sql, capacity, &mut map)
+    {
+        Ok(rows) => rows,
+        Err(_) => int_rows::read_int_rows(&conn, query.sql, capacity, map),
+    };
+    rows.map_err(|e| DigestError::sqlite(path, e))
 }
 
 /// How many rows `rows_query` expects (see `queries/*_rows.sql`); 0 when
@@ -758,5 +779,70 @@ impl GpuActivity {
             correlation: r.get::<_, Option<i64>>(4)?.unwrap_or(-1),
             global_pid: r.get(5)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{open_profile, InputOptions};
+    use std::path::PathBuf;
+
+    /// The committed samples, and the third-party exports when `../shared`
+    /// is beside the checkout.
+    fn real_exports() -> Vec<PathBuf> {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in [repo.join("samples"), repo.join("../shared/thirdparty/nsys")] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = path.to_string_lossy();
+                if name.ends_with(".sqlite") || name.ends_with(".sqlite.gz") {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// The page reader must give exactly the rows SQLite gives, and must
+    /// take every real export (a silent fall back to SQLite would keep the
+    /// digest right but lose the speed).
+    #[test]
+    fn pages_and_sqlite_read_the_same_rows_from_every_real_export() {
+        let files = real_exports();
+        assert!(files.len() >= 5, "the committed samples are missing");
+        for file in files {
+            let profile = open_profile(&file, &InputOptions::default()).unwrap();
+            let conn = open_readonly(&profile).unwrap();
+            let schema = Schema::read(&conn, &file).unwrap();
+            let mut queries = vec![(queries::RUNTIME.sql, true)];
+            if let Some(q) = kernel_decoder(&schema, &file).unwrap() {
+                queries.push((q.sql, false));
+            }
+            for (sql, runtime) in queries {
+                let table = if runtime { "runtime" } else { "kernel" };
+                let what = format!("{}, {table} table", file.display());
+                if runtime && !schema.supports(&queries::RUNTIME) {
+                    continue;
+                }
+                if runtime {
+                    let pages =
+                        table_pages::read_table(&conn, &profile.sqlite, sql, 0, &mut api_call_row);
+                    let sqlite = int_rows::read_int_rows(&conn, sql, 0, api_call_row).unwrap();
+                    assert_eq!(pages.expect(&what).unwrap(), sqlite, "{what}");
+                } else {
+                    let pages =
+                        table_pages::read_table(&conn, &profile.sqlite, sql, 0, &mut kernel_row);
+                    let sqlite = int_rows::read_int_rows(&conn, sql, 0, kernel_row).unwrap();
+                    assert!(!sqlite.is_empty(), "{what}");
+                    assert_eq!(pages.expect(&what).unwrap(), sqlite, "{what}");
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,741 @@
+//! Reads the two big all-integer tables straight from the SQLite file's
+//! B-tree pages, without SQLite's virtual machine.
+//!
+//! Through the `digest_rows` aggregate (`int_rows`), SQLite still runs its
+//! bytecode once per row and builds a value per cell: on the SYNTHETIC 1 GB
+//! export `sqlite3VdbeExec` and its helpers were about a third of all
+//! samples. A rowid table's leaves are plain records of varints and
+//! big-endian integers, so they are decoded here, and each row goes
+//! through the same mapping and checks as the aggregate's step.
+//!
+//! Only the plain case is read this way: a rollback-journal file, a rowid
+//! table without generated columns, defaults or a primary key among the
+//! columns read, records without overflow pages, and cells that are
+//! integers or NULL. Anything else, a damaged page included, gives
+//! [`Unsupported`] before any row is returned, and the caller reads the
+//! table through SQLite instead, which then decides what is wrong with it.
+//! Every loop is bounded by the file's page count, so a damaged file cannot
+//! make the walk hang.
+
+use super::int_rows::{argument_names, IntCells};
+use rusqlite::{Connection, OptionalExtension};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// Why a table is left to SQLite; kept for the tests and for debugging.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsupported(pub &'static str);
+
+/// The most cells a query reads after the rowid.
+const MAX_COLUMNS: usize = 16;
+/// B-trees deeper than this are damaged: SQLite's own limit is 20.
+const MAX_DEPTH: usize = 20;
+/// Bytes read at once from a run of consecutive leaves.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Where each cell of the query comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CellSource {
+    /// The n-th value of the record.
+    Record(usize),
+    /// The query passes `NULL` for a column an old schema lacks.
+    Null,
+}
+
+/// A table's root page and the record position of each cell the query reads.
+#[derive(Debug)]
+struct TableLayout {
+    root: u32,
+    cells: Vec<CellSource>,
+}
+
+impl TableLayout {
+    /// The layout for `sql`, a `SELECT digest_rows(rowid, ...) FROM t NOT
+    /// INDEXED` from `queries/`, as the schema in the file declares it.
+    fn find(conn: &Connection, sql: &str) -> Result<TableLayout, Unsupported> {
+        let table = table_name(sql).ok_or(Unsupported("no table in the query"))?;
+        let root: Option<i64> = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|_| Unsupported("schema unreadable"))?;
+        let root = root.ok_or(Unsupported("no such table"))?;
+        let root = u32::try_from(root)
+            .ok()
+            .filter(|&r| r > 0)
+            .ok_or(Unsupported("bad root page"))?;
+        let columns = table_columns(conn, table)?;
+        let names = argument_names(sql);
+        if names.len() > MAX_COLUMNS {
+            return Err(Unsupported("too many columns"));
+        }
+        let cells = names
+            .iter()
+            .map(|name| cell_source(&columns, name))
+            .collect::<Result<_, _>>()?;
+        Ok(TableLayout { root, cells })
+    }
+}
+
+/// One declared column, as `PRAGMA table_xinfo` lists it.
+struct Column {
+    name: String,
+    has_default: bool,
+    primary_key: bool,
+    hidden: bool,
+}
+
+fn table_columns(conn: &Connection, table: &str) -> Result<Vec<Column>, Unsupported> {
+    let unreadable = |_| Unsupported("columns unreadable");
+    let mut stmt = conn
+        .prepare("SELECT name, dflt_value IS NOT NULL, pk, hidden FROM pragma_table_xinfo(?1)")
+        .map_err(unreadable)?;
+    let rows = stmt
+        .query_map([table], |r| {
+            Ok(Column {
+                name: r.get(0)?,
+                has_default: r.get(1)?,
+                primary_key: r.get::<_, i64>(2)? != 0,
+                hidden: r.get::<_, i64>(3)? != 0,
+            })
+        })
+        .map_err(unreadable)?;
+    let columns = rows
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(unreadable)?;
+    // A generated column shifts the stored positions away from the
+    // declared ones.
+    if columns.iter().any(|c| c.hidden) {
+        return Err(Unsupported("generated columns"));
+    }
+    Ok(columns)
+}
+
+fn cell_source(columns: &[Column], name: &str) -> Result<CellSource, Unsupported> {
+    if name.eq_ignore_ascii_case("NULL") {
+        return Ok(CellSource::Null);
+    }
+    let position = columns
+        .iter()
+        .position(|c| c.name.eq_ignore_ascii_case(name))
+        .ok_or(Unsupported("a cell is not a plain column"))?;
+    let column = &columns[position];
+    // A primary key may alias the rowid (stored as NULL), and a default
+    // fills records written before the column was added.
+    if column.primary_key || column.has_default {
+        return Err(Unsupported("primary key or default"));
+    }
+    Ok(CellSource::Record(position))
+}
+
+/// The table after `FROM` in one of our queries.
+fn table_name(sql: &str) -> Option<&str> {
+    let upper = sql.to_ascii_uppercase();
+    let at = upper.find("\nFROM ").or_else(|| upper.find(" FROM "))? + " FROM ".len();
+    sql[at..].split_whitespace().next()
+}
+
+/// The file's geometry, from its 100-byte header.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    page_size: usize,
+    usable: usize,
+    page_count: u32,
+}
+
+impl Geometry {
+    fn read(file: &File) -> Result<Geometry, Unsupported> {
+        let mut header = [0u8; 100];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| Unsupported("short header"))?;
+        if &header[..16] != b"SQLite format 3\0" {
+            return Err(Unsupported("not a SQLite file"));
+        }
+        // Version 2 is WAL mode, where newer pages may sit in the WAL file.
+        if header[18] != 1 || header[19] != 1 {
+            return Err(Unsupported("not a rollback-journal file"));
+        }
+        let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+            1 => 65536,
+            n if n >= 512 && n.is_power_of_two() => usize::from(n),
+            _ => return Err(Unsupported("bad page size")),
+        };
+        let usable = page_size - usize::from(header[20]);
+        if usable < 480 {
+            return Err(Unsupported("bad reserved space"));
+        }
+        let length = file
+            .metadata()
+            .map_err(|_| Unsupported("no file size"))?
+            .len();
+        let page_count =
+            u32::try_from(length / page_size as u64).map_err(|_| Unsupported("too many pages"))?;
+        Ok(Geometry {
+            page_size,
+            usable,
+            page_count,
+        })
+    }
+
+    /// The largest payload kept whole on a table leaf; a longer one
+    /// spills to overflow pages.
+    fn max_local(&self) -> usize {
+        self.usable - 35
+    }
+}
+
+/// A B-tree page's header, at offset 100 on page 1 and 0 elsewhere.
+struct PageHeader {
+    kind: u8,
+    cells: usize,
+    /// Where the cell pointer array starts.
+    pointers: usize,
+    right_child: u32,
+}
+
+const INTERIOR_TABLE: u8 = 0x05;
+const LEAF_TABLE: u8 = 0x0D;
+
+fn page_header(page: &[u8], number: u32) -> Result<PageHeader, Unsupported> {
+    let at = if number == 1 { 100 } else { 0 };
+    let bad = Unsupported("damaged page header");
+    let head = page.get(at..at + 12).ok_or(bad)?;
+    let kind = head[0];
+    let cells = usize::from(u16::from_be_bytes([head[3], head[4]]));
+    let (pointers, right_child) = match kind {
+        LEAF_TABLE => (at + 8, 0),
+        INTERIOR_TABLE => (
+            at + 12,
+            u32::from_be_bytes([head[8], head[9], head[10], head[11]]),
+        ),
+        _ => return Err(Unsupported("not a table B-tree page")),
+    };
+    if pointers + 2 * cells > page.len() {
+        return Err(Unsupported("damaged cell count"));
+    }
+    Ok(PageHeader {
+        kind,
+        cells,
+        pointers,
+        right_child,
+    })
+}
+
+/// The offset of cell `i`, checked to lie inside the usable part.
+fn cell_offset(
+    page: &[u8],
+    header: &PageHeader,
+    i: usize,
+    usable: usize,
+) -> Result<usize, Unsupported> {
+    let p = header.pointers + 2 * i;
+    let offset = usize::from(u16::from_be_bytes([page[p], page[p + 1]]));
+    if offset < header.pointers || offset >= usable {
+        return Err(Unsupported("damaged cell pointer"));
+    }
+    Ok(offset)
+}
+
+/// SQLite's variable-length integer: up to nine bytes, big-endian, seven
+/// bits each but the ninth, which gives all eight.
+fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, Unsupported> {
+    let mut value = 0u64;
+    for i in 0..9 {
+        let b = *bytes.get(*at).ok_or(Unsupported("varint past the cell"))?;
+        *at += 1;
+        if i == 8 {
+            return Ok((value << 8) | u64::from(b));
+        }
+        value = (value << 7) | u64::from(b & 0x7f);
+        if b < 0x80 {
+            return Ok(value);
+        }
+    }
+    unreachable!("the ninth byte returns")
+}
+
+/// The leaves of the table, in rowid order, found by walking the interior
+/// pages (at 1 GB, a few hundred of them). In a B-tree every leaf is at the
+/// same depth, so when an interior page's first child is a leaf all its
+/// children are taken as leaves unread; the scan checks each one.
+fn leaf_pages(file: &File, geometry: Geometry, root: u32) -> Result<Vec<u32>, Unsupported> {
+    let mut walk = LeafWalk {
+        file,
+        geometry,
+        leaves: Vec::new(),
+        visited: 0,
+    };
+    walk.descend(root, 0)?;
+    Ok(walk.leaves)
+}
+
+struct LeafWalk<'f> {
+    file: &'f File,
+    geometry: Geometry,
+    leaves: Vec<u32>,
+    /// Pages met so far; more than the file holds means the tree loops.
+    visited: usize,
+}
+
+impl LeafWalk<'_> {
+    fn descend(&mut self, number: u32, depth: usize) -> Result<(), Unsupported> {
+        self.count(1)?;
+        if depth > MAX_DEPTH {
+            return Err(Unsupported("B-tree too deep"));
+        }
+        let mut page = vec![0u8; self.geometry.page_size];
+        let header = read_page(self.file, self.geometry, number, &mut page)?;
+        if header.kind == LEAF_TABLE {
+            self.leaves.push(number);
+            return Ok(());
+        }
+        let children = children(&page, &header, self.geometry.usable)?;
+        let first = read_page(self.file, self.geometry, children[0], &mut page)?;
+        if first.kind == LEAF_TABLE {
+            self.count(children.len())?;
+            self.leaves.extend_from_slice(&children);
+            return Ok(());
+        }
+        children
+            .into_iter()
+            .try_for_each(|child| self.descend(child, depth + 1))
+    }
+
+    fn count(&mut self, pages: usize) -> Result<(), Unsupported> {
+        self.visited += pages;
+        if self.visited > self.geometry.page_count as usize {
+            return Err(Unsupported("B-tree loops"));
+        }
+        Ok(())
+    }
+}
+
+/// An interior page's children in key order: each cell's left child, then
+/// the right-most one.
+fn children(page: &[u8], header: &PageHeader, usable: usize) -> Result<Vec<u32>, Unsupported> {
+    let mut out = Vec::with_capacity(header.cells + 1);
+    for i in 0..header.cells {
+        let at = cell_offset(page, header, i, usable)?;
+        let child = page.get(at..at + 4).ok_or(Unsupported("damaged cell"))?;
+        out.push(u32::from_be_bytes([child[0], child[1], child[2], child[3]]));
+    }
+    out.push(header.right_child);
+    Ok(out)
+}
+
+fn read_page(
+    file: &File,
+    geometry: Geometry,
+    number: u32,
+    page: &mut [u8],
+) -> Result<PageHeader, Unsupported> {
+    if number == 0 || number > geometry.page_count {
+        return Err(Unsupported("page number out of range"));
+    }
+    let offset = u64::from(number - 1) * geometry.page_size as u64;
+    file.read_exact_at(page, offset)
+        .map_err(|_| Unsupported("page unreadable"))?;
+    page_header(page, number)
+}
+
+/// Read every row of the table `sql` names, mapped by `map`, or say why
+/// this table must be read through SQLite. An error from `map` ends the
+/// read, as it ends the aggregate's.
+pub fn read_table<T>(
+    conn: &Connection,
+    file: &Path,
+    sql: &str,
+    capacity: usize,
+    map: &mut impl FnMut(&IntCells<'_>) -> rusqlite::Result<T>,
+) -> Result<rusqlite::Result<Vec<T>>, Unsupported> {
+    let layout = TableLayout::find(conn, sql)?;
+    let file = File::open(file).map_err(|_| Unsupported("file unreadable"))?;
+    let geometry = Geometry::read(&file)?;
+    let leaves = leaf_pages(&file, geometry, layout.root)?;
+    let names = argument_names(sql);
+    let mut rows = Vec::new();
+    let _ = rows.try_reserve_exact(capacity);
+    let mut decoder = RecordDecoder::new(&layout.cells);
+    let mut chunk = LeafChunks::new(&file, geometry);
+    let mut last_rowid = None;
+    for i in 0..leaves.len() {
+        let page = chunk.page(&leaves, i)?;
+        let header = page_header(page, leaves[i])?;
+        if header.kind != LEAF_TABLE {
+            return Err(Unsupported("a leaf is not a leaf"));
+        }
+        for c in 0..header.cells {
+            let at = cell_offset(page, &header, c, geometry.usable)?;
+            let (rowid, record) = leaf_cell(page, at, geometry)?;
+            if last_rowid.is_some_and(|last| rowid <= last) {
+                return Err(Unsupported("rows not in rowid order"));
+            }
+            last_rowid = Some(rowid);
+            let cells = decoder.decode(record)?;
+            match map(&IntCells::decoded(cells, &names)) {
+                Ok(row) => rows.push(row),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+    Ok(Ok(rows))
+}
+
+/// A leaf cell's rowid and record, which must be wholly on the page.
+fn leaf_cell(page: &[u8], at: usize, geometry: Geometry) -> Result<(i64, &[u8]), Unsupported> {
+    let mut p = at;
+    let payload = varint(page, &mut p)?;
+    let rowid = varint(page, &mut p)? as i64;
+    let payload = usize::try_from(payload).map_err(|_| Unsupported("huge payload"))?;
+    if payload > geometry.max_local() {
+        return Err(Unsupported("record spills to overflow pages"));
+    }
+    let record = page
+        .get(p..p + payload)
+        .filter(|_| p + payload <= geometry.usable)
+        .ok_or(Unsupported("record past the page"))?;
+    Ok((rowid, record))
+}
+
+/// Reads runs of consecutive leaves with one call each, so a table written
+/// in order costs one read per megabyte, and a scattered one a read per
+/// page, as SQLite's own scan does.
+struct LeafChunks<'f> {
+    file: &'f File,
+    geometry: Geometry,
+    buffer: Vec<u8>,
+    /// The index in the leaf list of the buffer's first page, and how many
+    /// leaves it holds.
+    first: usize,
+    held: usize,
+}
+
+impl<'f> LeafChunks<'f> {
+    fn new(file: &'f File, geometry: Geometry) -> LeafChunks<'f> {
+        LeafChunks {
+            file,
+            geometry,
+            buffer: Vec::new(),
+            first: 0,
+            held: 0,
+        }
+    }
+
+    fn page(&mut self, leaves: &[u32], i: usize) -> Result<&[u8], Unsupported> {
+        let size = self.geometry.page_size;
+        if !(self.first..self.first + self.held).contains(&i) {
+            let most = (CHUNK_BYTES / size).max(1);
+            let start = leaves[i];
+            let run = leaves[i..]
+                .iter()
+                .take(most)
+                .enumerate()
+                .take_while(|&(k, &n)| u64::from(n) == u64::from(start) + k as u64)
+                .count();
+            if start == 0 || u64::from(start) + run as u64 - 1 > u64::from(self.geometry.page_count)
+            {
+                return Err(Unsupported("page number out of range"));
+            }
+            self.buffer.resize(run * size, 0);
+            let offset = u64::from(start - 1) * size as u64;
+            self.file
+                .read_exact_at(&mut self.buffer, offset)
+                .map_err(|_| Unsupported("page unreadable"))?;
+            self.first = i;
+            self.held = run;
+        }
+        let k = i - self.first;
+        Ok(&self.buffer[k * size..(k + 1) * size])
+    }
+}
+
+/// Turns a record into the query's cells, integers or NULL.
+struct RecordDecoder {
+    /// For each record position up to the last one read, the query cell it
+    /// fills, if any.
+    wanted: Vec<Option<usize>>,
+    cells: [Option<i64>; MAX_COLUMNS],
+    count: usize,
+}
+
+impl RecordDecoder {
+    fn new(sources: &[CellSource]) -> RecordDecoder {
+        let last = sources
+            .iter()
+            .filter_map(|s| match s {
+                CellSource::Record(p) => Some(p + 1),
+                CellSource::Null => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let mut wanted = vec![None; last];
+        for (cell, source) in sources.iter().enumerate() {
+            if let CellSource::Record(p) = source {
+                wanted[*p] = Some(cell);
+            }
+        }
+        RecordDecoder {
+            wanted,
+            cells: [None; MAX_COLUMNS],
+            count: sources.len(),
+        }
+    }
+
+    /// Serial types are almost always one byte, so that case is inline;
+    /// at 1 GB this loop runs for a third of a billion cells.
+    #[inline]
+    fn decode(&mut self, record: &[u8]) -> Result<&[Option<i64>], Unsupported> {
+        let mut at = 0;
+        let header_len = small_varint(record, &mut at)?;
+        let header = usize::try_from(header_len)
+            .ok()
+            .and_then(|h| record.get(..h))
+            .ok_or(Unsupported("damaged record header"))?;
+        let mut body = header.len();
+        for (position, &want) in self.wanted.iter().enumerate() {
+            // Records written before a column was added end early; those
+            // cells are NULL (no column read here has a default).
+            if at >= header.len() {
+                self.clear_from(position);
+                break;
+            }
+            let serial = small_varint(header, &mut at)?;
+            let len = serial_length(serial)?;
+            if let Some(cell) = want {
+                let bytes = record
+                    .get(body..body + len)
+                    .ok_or(Unsupported("record body too short"))?;
+                self.cells[cell] = integer(serial, bytes)?;
+            }
+            body += len;
+        }
+        Ok(&self.cells[..self.count])
+    }
+
+    /// NULL for the cells at record positions from `position` on.
+    #[cold]
+    fn clear_from(&mut self, position: usize) {
+        for &cell in self.wanted[position..].iter().flatten() {
+            self.cells[cell] = None;
+        }
+    }
+}
+
+/// [`varint`] with the one-byte case inline.
+#[inline(always)]
+fn small_varint(bytes: &[u8], at: &mut usize) -> Result<u64, Unsupported> {
+    match bytes.get(*at) {
+        Some(&b) if b < 0x80 => {
+            *at += 1;
+            Ok(u64::from(b))
+        }
+        _ => varint(bytes, at),
+    }
+}
+
+/// The body length of a serial type.
+#[inline(always)]
+fn serial_length(serial: u64) -> Result<usize, Unsupported> {
+    const FIXED: [usize; 10] = [0, 1, 2, 3, 4, 6, 8, 8, 0, 0];
+    match serial {
+        0..=9 => Ok(FIXED[serial as usize]),
+        10 | 11 => Err(Unsupported("reserved serial type")),
+        n => usize::try_from((n - 12) / 2).map_err(|_| Unsupported("huge cell")),
+    }
+}
+
+/// An integer or NULL cell; any other type is left to SQLite, whose
+/// conversions the aggregate's reader keeps. `bytes` has the serial
+/// type's length.
+#[inline(always)]
+fn integer(serial: u64, bytes: &[u8]) -> Result<Option<i64>, Unsupported> {
+    let be = |n: usize| {
+        // Sign-extend the big-endian bytes.
+        let mut wide = [if bytes[0] & 0x80 != 0 { 0xff } else { 0 }; 8];
+        wide[8 - n..].copy_from_slice(&bytes[..n]);
+        i64::from_be_bytes(wide)
+    };
+    Ok(match serial {
+        0 => None,
+        1 => Some(i64::from(bytes[0] as i8)),
+        2 => Some(be(2)),
+        3 => Some(be(3)),
+        4 => Some(be(4)),
+        5 => Some(be(6)),
+        6 => Some(be(8)),
+        8 => Some(0),
+        9 => Some(1),
+        _ => return Err(Unsupported("a cell is not an integer")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_and_integers_decode_as_sqlite_writes_them() {
+        let read = |bytes: &[u8]| varint(bytes, &mut 0).unwrap();
+        assert_eq!(read(&[0x7f]), 127);
+        assert_eq!(read(&[0x81, 0x00]), 128);
+        assert_eq!(read(&[0xff; 9]), u64::MAX);
+        assert!(varint(&[0x80], &mut 0).is_err());
+        assert_eq!(integer(1, &[0xff]).unwrap(), Some(-1));
+        assert_eq!(integer(3, &[0x80, 0, 0]).unwrap(), Some(-(1 << 23)));
+        assert_eq!(integer(5, &[0, 1, 0, 0, 0, 0]).unwrap(), Some(1 << 32));
+        assert_eq!(integer(0, &[]).unwrap(), None);
+        assert!(integer(7, &[0; 8]).is_err());
+    }
+
+    /// Hand-made databases: no real export has a scattered or deep table,
+    /// a WAL file, a default, a REAL cell or a damaged page, and each must
+    /// either read exactly as SQLite reads it or be left to SQLite.
+    fn database(setup: &str) -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(setup).unwrap();
+        (dir, path, conn)
+    }
+
+    type Cells = Vec<Option<i64>>;
+
+    fn all_cells(width: usize) -> impl FnMut(&IntCells<'_>) -> rusqlite::Result<Cells> {
+        move |r| (0..width).map(|i| r.opt_int(i)).collect()
+    }
+
+    fn by_pages(
+        conn: &Connection,
+        path: &Path,
+        sql: &str,
+        width: usize,
+    ) -> Result<Cells2, Unsupported> {
+        read_table(conn, path, sql, 0, &mut all_cells(width)).map(Result::unwrap)
+    }
+
+    type Cells2 = Vec<Cells>;
+
+    fn by_sqlite(conn: &Connection, sql: &str, width: usize) -> Cells2 {
+        crate::nsys::int_rows::read_int_rows(conn, sql, 0, all_cells(width)).unwrap()
+    }
+
+    const READ: &str = "SELECT digest_rows(rowid, a, b, NULL, c) FROM t NOT INDEXED";
+
+    #[test]
+    fn a_deep_scattered_table_reads_as_sqlite_reads_it() {
+        // Small pages make a three-level tree; rowids inserted out of order
+        // and deletes leave the leaves out of page order.
+        let (_dir, path, conn) = database(
+            "PRAGMA page_size = 512; CREATE TABLE t(a INTEGER, b INTEGER, c INTEGER);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO t(rowid, a, b, c)
+             SELECT (i * 7919) % 20011, i - 10000, CASE WHEN i % 3 = 0 THEN NULL ELSE i * 1000003 END,
+                    i * 4294967296 FROM n;
+             DELETE FROM t WHERE rowid % 5 = 0;
+             ALTER TABLE t ADD COLUMN d INTEGER;
+             UPDATE t SET a = -9223372036854775808, c = 9223372036854775807 WHERE rowid = 17;",
+        );
+        let rows = by_pages(&conn, &path, READ, 4).unwrap();
+        assert!(rows.len() > 15000);
+        let file = File::open(&path).unwrap();
+        let geometry = Geometry::read(&file).unwrap();
+        let root = TableLayout::find(&conn, READ).unwrap().root;
+        let leaves = leaf_pages(&file, geometry, root).unwrap();
+        assert!(
+            leaves.windows(2).any(|w| w[1] != w[0] + 1),
+            "leaves in page order"
+        );
+        assert_eq!(rows, by_sqlite(&conn, READ, 4));
+        // Records written before `d` was added end early: NULL, as in SQLite.
+        let sql = "SELECT digest_rows(rowid, d, a) FROM t NOT INDEXED";
+        assert_eq!(
+            by_pages(&conn, &path, sql, 2).unwrap(),
+            by_sqlite(&conn, sql, 2)
+        );
+    }
+
+    #[test]
+    fn what_the_pages_cannot_say_is_left_to_sqlite() {
+        let setup =
+            "CREATE TABLE t(a INTEGER, b INTEGER, c INTEGER); INSERT INTO t VALUES (1, 2, 3);";
+        let unsupported = |extra: &str, sql: &str| {
+            let (_dir, path, conn) = database(&format!("{setup} {extra}"));
+            by_pages(&conn, &path, sql, 4).unwrap_err()
+        };
+        assert_eq!(
+            unsupported("INSERT INTO t VALUES (1.5, 2, 3);", READ).0,
+            "a cell is not an integer"
+        );
+        assert_eq!(
+            unsupported("INSERT INTO t VALUES ('x7', 2, 3);", READ).0,
+            "a cell is not an integer"
+        );
+        assert_eq!(
+            unsupported("PRAGMA journal_mode = WAL;", READ).0,
+            "not a rollback-journal file"
+        );
+        assert_eq!(
+            unsupported(
+                "ALTER TABLE t ADD COLUMN e INTEGER DEFAULT 5;",
+                "SELECT digest_rows(rowid, e) FROM t NOT INDEXED"
+            )
+            .0,
+            "primary key or default"
+        );
+        assert_eq!(
+            unsupported("ALTER TABLE t ADD COLUMN big BLOB; INSERT INTO t VALUES (1, 2, 3, zeroblob(9000));", READ).0,
+            "record spills to overflow pages"
+        );
+        assert_eq!(
+            unsupported("", "SELECT digest_rows(rowid, a + 1) FROM t NOT INDEXED").0,
+            "a cell is not a plain column"
+        );
+    }
+
+    #[test]
+    fn a_damaged_tree_is_left_to_sqlite_without_a_hang() {
+        let (_dir, path, conn) = database(
+            "PRAGMA page_size = 512; CREATE TABLE t(a INTEGER, b INTEGER, c INTEGER);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+             INSERT INTO t SELECT i, i, i FROM n;",
+        );
+        let root: u32 = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 't'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let offset = u64::from(root - 1) * 512;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        // The root's right-most child made the root itself: a loop.
+        file.write_all_at(&root.to_be_bytes(), offset + 8).unwrap();
+        assert_eq!(
+            by_pages(&conn, &path, READ, 4).unwrap_err().0,
+            "B-tree loops"
+        );
+        // The root made an index page.
+        file.write_all_at(&[0x02], offset).unwrap();
+        assert_eq!(
+            by_pages(&conn, &path, READ, 4).unwrap_err().0,
+            "not a table B-tree page"
+        );
+        // A file cut short inside the table.
+        file.set_len(offset + 100).unwrap();
+        assert!(by_pages(&conn, &path, READ, 4).is_err());
+    }
+
+    #[test]
+    fn the_table_comes_from_the_query() {
+        assert_eq!(
+            table_name(
+                "SELECT digest_rows(rowid, a)\nFROM CUPTI_ACTIVITY_KIND_RUNTIME NOT INDEXED"
+            ),
+            Some("CUPTI_ACTIVITY_KIND_RUNTIME")
+        );
+    }
+}
