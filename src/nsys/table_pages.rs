@@ -505,13 +505,16 @@ impl RecordDecoder {
             }
             let serial = small_varint(header, &mut at)?;
             let len = serial_length(serial)?;
+            let end = body
+                .checked_add(len)
+                .ok_or(Unsupported("record body too short"))?;
             if let Some(cell) = want {
                 let bytes = record
-                    .get(body..body + len)
+                    .get(body..end)
                     .ok_or(Unsupported("record body too short"))?;
                 self.cells[cell] = integer(serial, bytes)?;
             }
-            body += len;
+            body = end;
         }
         Ok(&self.cells[..self.count])
     }
