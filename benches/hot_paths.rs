@@ -1,6 +1,8 @@
 //! criterion benchmarks of the inner pieces that dominate large inputs:
-//! the NVTX interval index (containment sweep) and the ncu number/unit
-//! parsing and CSV reading. Whole-process timings are in bench/compare.sh.
+//! the kernel and runtime tables read from the file's pages (against SQLite,
+//! in the same run), the NVTX interval index (containment sweep) and the ncu
+//! number/unit parsing and CSV reading. Whole-process timings are in
+//! bench/compare.sh.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use nsight_digest::input::{open_profile, InputOptions};
@@ -8,7 +10,7 @@ use nsight_digest::ncu::reader::{read_from, ReadOptions};
 use nsight_digest::ncu::units::{parse_number, to_base, DecimalStyle};
 use nsight_digest::nsys::launch_index::LaunchIndex;
 use nsight_digest::nsys::nvtx_index::NvtxIndex;
-use nsight_digest::nsys::trace::{NameStyle, Trace};
+use nsight_digest::nsys::trace::{NameStyle, RowReader, Trace};
 use std::hint::black_box;
 use std::io::Read;
 use std::path::Path;
@@ -25,6 +27,22 @@ fn nvtx_index(c: &mut Criterion) {
     c.bench_function("nvtx_index 58k kernels x 4.3k ranges", |b| {
         b.iter(|| black_box(NvtxIndex::build(&trace, &launches)))
     });
+}
+
+fn big_tables(c: &mut Criterion) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/h200_llama8_eager_3steps.sqlite.gz");
+    let profile = open_profile(&path, &InputOptions::default()).unwrap();
+    let mut group = c.benchmark_group("kernel and runtime tables, 58k + 123k rows");
+    for (name, reader) in [
+        ("pages", RowReader::Pages),
+        ("sqlite aggregate", RowReader::Sqlite),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(Trace::read_big_tables(&profile, reader).unwrap()))
+        });
+    }
+    group.finish();
 }
 
 fn ncu_parsing(c: &mut Criterion) {
@@ -77,5 +95,5 @@ fn ncu_parsing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, nvtx_index, ncu_parsing);
+criterion_group!(benches, big_tables, nvtx_index, ncu_parsing);
 criterion_main!(benches);

@@ -253,13 +253,17 @@ impl Trace {
 
         let read_kernel_table = || -> Result<Vec<Kernel>> {
             match kernel_query {
-                Some(q) => super::timed("kernel table", || read_kernels(profile, q)),
+                Some(q) => super::timed("kernel table", || {
+                    read_kernels(profile, q, RowReader::Pages)
+                }),
                 None => Ok(Vec::new()),
             }
         };
         let read_runtime_table = || -> Result<Vec<ApiCall>> {
             if schema.supports(&queries::RUNTIME) {
-                super::timed("runtime table", || read_api_calls(profile))
+                super::timed("runtime table", || {
+                    read_api_calls(profile, RowReader::Pages)
+                })
             } else {
                 Ok(Vec::new())
             }
@@ -429,17 +433,46 @@ fn kernel_decoder(schema: &Schema, path: &Path) -> Result<Option<&'static Query>
     })
 }
 
-fn read_kernels(profile: &OpenedProfile, query: &Query) -> Result<Vec<Kernel>> {
-    read_int_rows(profile, query, &queries::KERNEL_ROWS, kernel_row)
+/// How the kernel and runtime tables are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowReader {
+    /// Straight from the file's pages, through SQLite wherever the page
+    /// reader declines: what every digest uses.
+    Pages,
+    /// Through SQLite's `digest_rows` aggregate only: the reference the page
+    /// reader is tested and benchmarked against.
+    Sqlite,
 }
 
-fn read_api_calls(profile: &OpenedProfile) -> Result<Vec<ApiCall>> {
-    read_int_rows(
-        profile,
-        &queries::RUNTIME,
-        &queries::RUNTIME_ROWS,
-        api_call_row,
-    )
+impl Trace {
+    /// The kernel and runtime tables alone, read one way, for the benchmark
+    /// that times the page reader against SQLite on the same file.
+    pub fn read_big_tables(
+        profile: &OpenedProfile,
+        reader: RowReader,
+    ) -> Result<(Vec<Kernel>, Vec<ApiCall>)> {
+        let path = profile.source.as_path();
+        let schema = Schema::read(&open_readonly(profile)?, path)?;
+        let kernels = match kernel_decoder(&schema, path)? {
+            Some(q) => read_kernels(profile, q, reader)?,
+            None => Vec::new(),
+        };
+        let calls = if schema.supports(&queries::RUNTIME) {
+            read_api_calls(profile, reader)?
+        } else {
+            Vec::new()
+        };
+        Ok((kernels, calls))
+    }
+}
+
+fn read_kernels(profile: &OpenedProfile, query: &Query, reader: RowReader) -> Result<Vec<Kernel>> {
+    read_int_rows(profile, reader, query, &queries::KERNEL_ROWS, kernel_row)
+}
+
+fn read_api_calls(profile: &OpenedProfile, reader: RowReader) -> Result<Vec<ApiCall>> {
+    let (query, rows) = (&queries::RUNTIME, &queries::RUNTIME_ROWS);
+    read_int_rows(profile, reader, query, rows, api_call_row)
 }
 
 /// A kernel from the cells of `kernels.sql` or `kernels_minimal.sql`.
@@ -474,6 +507,7 @@ fn api_call_row(r: &IntCells<'_>) -> rusqlite::Result<ApiCall> {
 /// aggregate. Both give the same rows and the same errors.
 fn read_int_rows<T>(
     profile: &OpenedProfile,
+    reader: RowReader,
     query: &Query,
     rows_query: &Query,
     mut map: impl FnMut(&IntCells<'_>) -> rusqlite::Result<T>,
@@ -481,10 +515,15 @@ fn read_int_rows<T>(
     let path = profile.source.as_path();
     let conn = open_readonly(profile)?;
     let capacity = row_estimate(&conn, rows_query);
-    let rows = match table_pages::read_table(&conn, &profile.sqlite, query.sql, capacity, &mut map)
-    {
-        Ok(rows) => rows,
-        Err(_) => int_rows::read_int_rows(&conn, query.sql, capacity, map),
+    let by_pages = match reader {
+        RowReader::Pages => {
+            table_pages::read_table(&conn, &profile.sqlite, query.sql, capacity, &mut map).ok()
+        }
+        RowReader::Sqlite => None,
+    };
+    let rows = match by_pages {
+        Some(rows) => rows,
+        None => int_rows::read_int_rows(&conn, query.sql, capacity, map),
     };
     rows.map_err(|e| DigestError::sqlite(path, e))
 }
