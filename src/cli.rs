@@ -64,6 +64,23 @@ pub fn exit_code(tool: &str, result: anyhow::Result<u8>) -> std::process::ExitCo
     }
 }
 
+/// Print each failed file's error on its own line, naming the tool; the
+/// values of the others, and whether every one succeeded.
+pub fn report_errors<T>(tool: &str, results: Vec<anyhow::Result<T>>) -> (Vec<T>, bool) {
+    let mut ok = true;
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                ok = false;
+                eprintln!("{tool}: error: {}", one_line(&format!("{e:#}")));
+            }
+        }
+    }
+    (out, ok)
+}
+
 /// Collapse an error chain onto one line.
 pub fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")

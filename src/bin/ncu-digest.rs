@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NcuRow};
 use nsight_digest::categories::Categories;
-use nsight_digest::cli::{exit_code, expand_inputs, one_line, pair_by_name, start_process};
+use nsight_digest::cli::{exit_code, expand_inputs, pair_by_name, report_errors, start_process};
 use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::PeakOptions;
@@ -200,22 +200,6 @@ fn digest_one(f: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
     Ok(d)
 }
 
-/// Print each error on its own line; the values, and whether all succeeded.
-fn report_errors<T>(results: Vec<Result<T>>) -> (Vec<T>, bool) {
-    let mut ok = true;
-    let mut out = Vec::new();
-    for r in results {
-        match r {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                ok = false;
-                eprintln!("ncu-digest: error: {}", one_line(&format!("{e:#}")));
-            }
-        }
-    }
-    (out, ok)
-}
-
 /// Digest every input: full digests, or a combined table for several files.
 fn run(cli: &Cli) -> Result<u8> {
     if cli.inputs.is_empty() {
@@ -233,7 +217,7 @@ fn run(cli: &Cli) -> Result<u8> {
             r
         });
         bar.finish_and_clear();
-        let (digests, ok) = report_errors(results);
+        let (digests, ok) = report_errors("ncu-digest", results);
         print!("{}", render_all(&digests, args, cli.per_launch));
         return Ok(if ok { 0 } else { 2 });
     }
@@ -244,7 +228,7 @@ fn run(cli: &Cli) -> Result<u8> {
         r
     });
     bar.finish_and_clear();
-    let (rows, ok) = report_errors(results);
+    let (rows, ok) = report_errors("ncu-digest", results);
     let table = batch::ncu_table(&rows);
     let doc = Document {
         title: "ncu-digest".into(),
@@ -304,7 +288,7 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
             ))
         })
         .collect();
-    let (reports, ok) = report_errors(results);
+    let (reports, ok) = report_errors("ncu-digest", results);
     if let (Some(path), Some(r)) = (&args.svg, reports.first()) {
         svg::write(path, &svg::diff_chart(r))?;
     }

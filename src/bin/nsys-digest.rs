@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NsysRow};
 use nsight_digest::categories::Categories;
-use nsight_digest::cli::{exit_code, expand_inputs, one_line, pair_by_name, start_process};
+use nsight_digest::cli::{exit_code, expand_inputs, pair_by_name, report_errors, start_process};
 use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::export::{write_parquet, ExportTables};
 use nsight_digest::input::{is_nsys_candidate, InputOptions};
@@ -168,22 +168,6 @@ fn digest_one(file: &Path, opts: &DigestOptions) -> Result<Digest> {
     Ok(d)
 }
 
-/// Print each error on its own line; true when there was none.
-fn report_errors<T>(results: Vec<Result<T>>) -> (Vec<T>, bool) {
-    let mut ok = true;
-    let mut out = Vec::new();
-    for r in results {
-        match r {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                ok = false;
-                eprintln!("nsys-digest: error: {}", one_line(&format!("{e:#}")));
-            }
-        }
-    }
-    (out, ok)
-}
-
 /// Digest every input: one full digest, or a combined table for several.
 fn run(cli: &Cli) -> Result<u8> {
     if cli.inputs.is_empty() {
@@ -209,7 +193,7 @@ fn run(cli: &Cli) -> Result<u8> {
             })
         };
         bar.finish_and_clear();
-        let (digests, ok) = report_errors(results);
+        let (digests, ok) = report_errors("nsys-digest", results);
         if let Some(dir) = &cli.export_parquet {
             let mut tables = ExportTables::default();
             for d in &digests {
@@ -236,7 +220,7 @@ fn run(cli: &Cli) -> Result<u8> {
         r
     });
     bar.finish_and_clear();
-    let (pairs, ok) = report_errors(results);
+    let (pairs, ok) = report_errors("nsys-digest", results);
     let mut tables = ExportTables::default();
     let mut rows = Vec::new();
     for (row, t) in pairs {
@@ -312,7 +296,7 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) ->
             Ok(compare(&db?, &dn?, threshold))
         })
         .collect();
-    let (reports, ok) = report_errors(results);
+    let (reports, ok) = report_errors("nsys-digest", results);
     if let (Some(path), Some(r)) = (&c.svg, reports.first()) {
         svg::write(path, &svg::diff_chart(r))?;
     }
