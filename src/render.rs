@@ -166,6 +166,22 @@ pub struct Document {
     pub chart: Option<String>,
 }
 
+/// A folder run's summary, one row per profile: the rows themselves as
+/// JSON, otherwise `table` under the tool's name.
+pub fn folder_summary<T: Serialize>(tool: &str, rows: &T, table: Table, format: Format) -> String {
+    let doc = || Document {
+        title: tool.into(),
+        tables: vec![table.clone()],
+        ..Default::default()
+    };
+    match format {
+        Format::Json => json(rows) + "\n",
+        Format::Csv => csv(&table),
+        Format::Markdown => markdown(&doc()),
+        Format::Table => terminal(&doc()),
+    }
+}
+
 /// Render for the terminal.
 pub fn terminal(doc: &Document) -> String {
     use tabled::settings::{object::Columns, Alignment, Style};

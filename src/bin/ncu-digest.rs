@@ -13,7 +13,6 @@ use nsight_digest::ncu::derive::PeakOptions;
 use nsight_digest::ncu::reader::ReadOptions;
 use nsight_digest::ncu::units::{parse_number, to_base, DecimalStyle};
 use nsight_digest::ncu::{digest, view, Group, NameFilter, NcuDigest, NcuOptions};
-use nsight_digest::render::Document;
 use nsight_digest::render::{self, Format};
 use nsight_digest::svg;
 use rayon::prelude::*;
@@ -230,19 +229,9 @@ fn run(cli: &Cli) -> Result<u8> {
     bar.finish_and_clear();
     let (rows, ok) = report_errors("ncu-digest", results);
     let table = batch::ncu_table(&rows);
-    let doc = Document {
-        title: "ncu-digest".into(),
-        tables: vec![table.clone()],
-        ..Default::default()
-    };
     print!(
         "{}",
-        match args.format {
-            Format::Json => render::json(&rows) + "\n",
-            Format::Csv => render::csv(&table),
-            Format::Markdown => render::markdown(&doc),
-            Format::Table => render::terminal(&doc),
-        }
+        render::folder_summary("ncu-digest", &rows, table, args.format)
     );
     Ok(if ok { 0 } else { 2 })
 }

@@ -14,7 +14,7 @@ use nsight_digest::nsys::llm::LlmOptions;
 use nsight_digest::nsys::trace::NameStyle;
 use nsight_digest::nsys::view::{self, ReportName};
 use nsight_digest::nsys::{digest, Digest, DigestOptions};
-use nsight_digest::render::{self, Document, Format};
+use nsight_digest::render::{self, Format};
 use nsight_digest::svg;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -233,19 +233,9 @@ fn run(cli: &Cli) -> Result<u8> {
         write_parquet(dir, &tables)?;
     }
     let table = batch::nsys_table(&rows);
-    let doc = Document {
-        title: "nsys-digest".into(),
-        tables: vec![table.clone()],
-        ..Default::default()
-    };
     print!(
         "{}",
-        match c.format {
-            Format::Json => render::json(&rows) + "\n",
-            Format::Csv => render::csv(&table),
-            Format::Markdown => render::markdown(&doc),
-            Format::Table => render::terminal(&doc),
-        }
+        render::folder_summary("nsys-digest", &rows, table, c.format)
     );
     Ok(if ok { 0 } else { 2 })
 }
