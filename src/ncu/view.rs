@@ -21,28 +21,22 @@ const METRIC_COLUMNS: [Column; 9] = [
     Column::text("bound", "Bound"),
 ];
 
-fn metric_cells(
-    duration: Option<f64>,
-    read: Option<f64>,
-    write: Option<f64>,
-    bw: Option<f64>,
-    dram: Option<f64>,
-    sm: Option<f64>,
-    ld: Option<f64>,
-    st: Option<f64>,
-    b: Option<Bound>,
-) -> Vec<Cell> {
-    vec![
-        Cell::opt_scaled(duration, 1e3, 2),
-        Cell::opt_scaled(read, 1e6, 2),
-        Cell::opt_scaled(write, 1e6, 2),
-        Cell::opt_scaled(bw, 1e9, 1),
-        Cell::opt_float(dram, 1),
-        Cell::opt_float(sm, 1),
-        Cell::opt_float(ld, 1),
-        Cell::opt_float(st, 1),
-        bound(b),
-    ]
+/// The metric cells of a kernel aggregate or of one launch: both name their
+/// metrics alike, so the list is written once.
+macro_rules! metric_cells {
+    ($r:expr) => {
+        vec![
+            Cell::opt_scaled($r.duration_ns, 1e3, 2),
+            Cell::opt_scaled($r.dram_read_bytes, 1e6, 2),
+            Cell::opt_scaled($r.dram_write_bytes, 1e6, 2),
+            Cell::opt_scaled($r.dram_bandwidth_bytes_per_s, 1e9, 1),
+            Cell::opt_float($r.dram_peak_pct, 1),
+            Cell::opt_float($r.sm_peak_pct, 1),
+            Cell::opt_float($r.ld_efficiency_pct, 1),
+            Cell::opt_float($r.st_efficiency_pct, 1),
+            bound($r.bound),
+        ]
+    };
 }
 
 /// The aggregated table, one row per group, by total duration.
@@ -69,17 +63,7 @@ pub fn aggregate_table(d: &NcuDigest, top: Option<usize>) -> Table {
                 cells.push(Cell::Name(n.clone()));
             }
             cells.push(Cell::Int(r.launches as i64));
-            cells.extend(metric_cells(
-                r.duration_ns,
-                r.dram_read_bytes,
-                r.dram_write_bytes,
-                r.dram_bandwidth_bytes_per_s,
-                r.dram_peak_pct,
-                r.sm_peak_pct,
-                r.ld_efficiency_pct,
-                r.st_efficiency_pct,
-                r.bound,
-            ));
+            cells.extend(metric_cells!(r));
             cells
         })
         .collect();
@@ -107,17 +91,7 @@ pub fn launch_table(d: &NcuDigest) -> Table {
         .iter()
         .map(|r: &LaunchMetrics| {
             let mut cells = vec![Cell::Int(r.id as i64), Cell::Name(r.kernel.clone())];
-            cells.extend(metric_cells(
-                r.duration_ns,
-                r.dram_read_bytes,
-                r.dram_write_bytes,
-                r.dram_bandwidth_bytes_per_s,
-                r.dram_peak_pct,
-                r.sm_peak_pct,
-                r.ld_efficiency_pct,
-                r.st_efficiency_pct,
-                r.bound,
-            ));
+            cells.extend(metric_cells!(r));
             cells.push(Cell::Name(nvtx_key(r)));
             cells.push(r.grid.clone().map_or(Cell::Missing, Cell::Text));
             cells.push(r.block.clone().map_or(Cell::Missing, Cell::Text));
