@@ -1015,7 +1015,10 @@ fn slot_label(slot: PhaseSlot) -> String {
 /// phase-kernel and phase-layer tables are sums over these groups, so they
 /// need no pass of their own over the kernels: at 1 GB each such pass
 /// took 90–100 ms, mostly reading memory.
-type KernelGroups = HashMap<(PhaseSlot, Option<u32>, i64), GroupDurations>;
+/// (phase, layer type, kernel name id).
+type GroupKey = (PhaseSlot, Option<u32>, i64);
+
+type KernelGroups = HashMap<GroupKey, GroupDurations>;
 
 #[derive(Default)]
 struct GroupDurations {
@@ -1024,23 +1027,58 @@ struct GroupDurations {
     total: i64,
 }
 
+/// One hash lookup per run of kernels in the same phase and layer type
+/// (they come in runs), and a table lookup by kernel name inside it, as
+/// `nvtx-kernels` does: at 1 GB, hashing every kernel's full key was a
+/// quarter of this view's time. The map is then filled in the order the
+/// groups first appeared, which is the order the per-kernel `entry` calls
+/// made, so it iterates as before.
 fn kernel_groups(
     trace: &Trace,
     p: &Placement,
     names: super::trace::NameStyle,
     phased: bool,
 ) -> KernelGroups {
-    let mut groups = KernelGroups::default();
+    const NONE: u32 = u32::MAX;
+    let mut name_slots = super::reports::DenseIds::default();
+    let mut places: HashMap<(PhaseSlot, Option<u32>), usize> = HashMap::default();
+    // Per (phase, layer type): the group of each kernel name slot.
+    let mut group_of: Vec<Vec<u32>> = Vec::new();
+    let mut groups: Vec<(GroupKey, GroupDurations)> = Vec::new();
+    let mut last: Option<((PhaseSlot, Option<u32>), usize)> = None;
     for (i, k) in trace.kernels.iter().enumerate() {
-        let phase = phase_slot(p, i, phased);
-        let layer = p.kernel_layer[i].map(|(t, _)| t);
-        let g = groups
-            .entry((phase, layer, trace.kernel_name_id(i, names)))
-            .or_default();
+        let place = (phase_slot(p, i, phased), p.kernel_layer[i].map(|(t, _)| t));
+        let row = match last {
+            Some((l, row)) if l == place => row,
+            _ => {
+                let next = group_of.len();
+                let row = *places.entry(place).or_insert(next);
+                if row == next {
+                    group_of.push(Vec::new());
+                }
+                last = Some((place, row));
+                row
+            }
+        };
+        let name = trace.kernel_name_id(i, names);
+        let slot = name_slots.slot(name) as usize;
+        let row = &mut group_of[row];
+        if row.len() <= slot {
+            row.resize(slot + 1, NONE);
+        }
+        if row[slot] == NONE {
+            row[slot] = groups.len() as u32;
+            groups.push(((place.0, place.1, name), GroupDurations::default()));
+        }
+        let g = &mut groups[row[slot] as usize].1;
         g.values.push(k.duration());
         g.total += k.duration();
     }
-    groups
+    let mut map = KernelGroups::default();
+    for (key, g) in groups {
+        map.insert(key, g);
+    }
+    map
 }
 
 fn phase_kernels(trace: &Trace, groups: &KernelGroups) -> Vec<PhaseKernel> {

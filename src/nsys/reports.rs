@@ -410,7 +410,7 @@ impl NvtxKernelGroups {
 /// Dense slots for ids: a table for the small non-negative ids string
 /// tables use, a map for anything else.
 #[derive(Default)]
-struct DenseIds {
+pub(super) struct DenseIds {
     table: Vec<u32>,
     others: HashMap<i64, u32>,
     count: u32,
@@ -420,7 +420,7 @@ impl DenseIds {
     /// Ids up to this get a table entry (4 MiB at most).
     const TABLE_IDS: i64 = 1 << 20;
 
-    fn slot(&mut self, id: i64) -> u32 {
+    pub(super) fn slot(&mut self, id: i64) -> u32 {
         if (0..Self::TABLE_IDS).contains(&id) {
             let i = id as usize;
             if self.table.len() <= i {
