@@ -37,3 +37,82 @@ pub fn share_one_heap() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    //! The settings change the whole process, so each case runs in a child
+    //! copy of this test binary.
+    use super::{reuse_freed_memory, share_one_heap};
+    use std::process::Command;
+
+    const CHILD: &str = "NSIGHT_DIGEST_MEMORY_CHILD";
+    /// Over glibc's largest mmap threshold (32 MiB), so without the
+    /// settings the block is always mapped on its own and unmapped when
+    /// freed.
+    const BLOCK: usize = 40 << 20;
+
+    fn minor_faults() -> i64 {
+        // SAFETY: getrusage writes into the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+        usage.ru_minflt
+    }
+
+    /// Allocate a block, write a byte per page, free it.
+    fn touch_block() {
+        let mut block = vec![0u8; BLOCK];
+        for i in (0..BLOCK).step_by(4096) {
+            block[i] = 1;
+        }
+        std::hint::black_box(&block);
+    }
+
+    /// Page faults of the second of two same-sized blocks.
+    fn faults_of_a_second_block() -> i64 {
+        touch_block();
+        let before = minor_faults();
+        touch_block();
+        minor_faults() - before
+    }
+
+    fn run_child(mode: &str) -> std::process::Output {
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "memory::tests::a_freed_block_is_reused",
+                "--nocapture",
+            ])
+            .env(CHILD, mode)
+            .output()
+            .unwrap()
+    }
+
+    /// With the settings, the second block reuses the first one's pages;
+    /// without them (the control) its 10,240 pages fault in again.
+    #[test]
+    fn a_freed_block_is_reused() {
+        let pages = (BLOCK / 4096) as i64;
+        match std::env::var(CHILD).as_deref() {
+            Ok("settings") => {
+                reuse_freed_memory();
+                share_one_heap();
+                let faults = faults_of_a_second_block();
+                assert!(faults < pages / 10, "{faults} faults with the settings");
+            }
+            Ok("control") => {
+                let faults = faults_of_a_second_block();
+                assert!(faults > pages / 2, "{faults} faults without the settings");
+            }
+            _ => {
+                for mode in ["settings", "control"] {
+                    let out = run_child(mode);
+                    assert!(
+                        out.status.success(),
+                        "{mode}: {}",
+                        String::from_utf8_lossy(&out.stdout)
+                    );
+                }
+            }
+        }
+    }
+}
