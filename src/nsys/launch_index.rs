@@ -9,6 +9,7 @@
 //! sparse even for that.
 
 use super::bit_set::BitSet;
+use super::slots::RunSlots;
 use super::trace::{global_id, Trace};
 use rustc_hash::FxHashMap;
 
@@ -202,23 +203,13 @@ struct ProcessTables {
 impl ProcessTables {
     /// Pass 1: the id range and call count of every process.
     fn sized_for(trace: &Trace) -> ProcessTables {
-        let mut slot_of: FxHashMap<i64, usize> = FxHashMap::default();
+        let mut slots = RunSlots::default();
         let mut ranges: Vec<(i64, i64, usize)> = Vec::new();
-        let mut last: Option<(i64, usize)> = None;
         for call in &trace.api_calls {
-            let p = global_id::process(call.global_tid);
-            let slot = match last {
-                Some((lp, s)) if lp == p => s,
-                _ => {
-                    let next = ranges.len();
-                    let s = *slot_of.entry(p).or_insert(next);
-                    if s == next {
-                        ranges.push((i64::MAX, i64::MIN, 0));
-                    }
-                    last = Some((p, s));
-                    s
-                }
-            };
+            let (slot, new) = slots.slot(global_id::process(call.global_tid));
+            if new {
+                ranges.push((i64::MAX, i64::MIN, 0));
+            }
             let r = &mut ranges[slot];
             r.0 = r.0.min(call.correlation());
             r.1 = r.1.max(call.correlation());
@@ -229,7 +220,7 @@ impl ProcessTables {
             .map(|(min, max, count)| CallsById::with_range(min, max, count))
             .collect();
         ProcessTables {
-            slot_of,
+            slot_of: slots.into_map(),
             tables,
             last: None,
         }

@@ -12,6 +12,7 @@
 
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
+use super::slots::RunSlots;
 use super::trace::Trace;
 use crate::categories::Categories;
 use crate::stats::percent;
@@ -1041,25 +1042,16 @@ fn kernel_groups(
 ) -> KernelGroups {
     const NONE: u32 = u32::MAX;
     let mut name_slots = super::reports::DenseIds::default();
-    let mut places: HashMap<(PhaseSlot, Option<u32>), usize> = HashMap::default();
+    let mut places = RunSlots::default();
     // Per (phase, layer type): the group of each kernel name slot.
     let mut group_of: Vec<Vec<u32>> = Vec::new();
     let mut groups: Vec<(GroupKey, GroupDurations)> = Vec::new();
-    let mut last: Option<((PhaseSlot, Option<u32>), usize)> = None;
     for (i, k) in trace.kernels.iter().enumerate() {
         let place = (phase_slot(p, i, phased), p.kernel_layer[i].map(|(t, _)| t));
-        let row = match last {
-            Some((l, row)) if l == place => row,
-            _ => {
-                let next = group_of.len();
-                let row = *places.entry(place).or_insert(next);
-                if row == next {
-                    group_of.push(Vec::new());
-                }
-                last = Some((place, row));
-                row
-            }
-        };
+        let (row, new) = places.slot(place);
+        if new {
+            group_of.push(Vec::new());
+        }
         let name = trace.kernel_name_id(i, names);
         let slot = name_slots.slot(name) as usize;
         let row = &mut group_of[row];

@@ -11,6 +11,7 @@ pub mod nvtx_index;
 pub mod queries;
 pub mod reports;
 pub mod schema;
+mod slots;
 mod table_pages;
 pub mod trace;
 pub mod view;

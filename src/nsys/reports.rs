@@ -4,6 +4,7 @@
 use super::bit_set::BitSet;
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
+use super::slots::RunSlots;
 use super::trace::{global_id, MemOpKind, NameStyle, RangeStyle, Trace};
 use crate::stats::{percent, DurationList, DurationStats};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -681,10 +682,9 @@ type Intervals = Vec<(i64, i64)>;
 /// kept aside and merged by sorting at the end, which gives the same union.
 #[derive(Default)]
 struct StreamUnions {
-    index: HashMap<(i64, i64), usize>,
+    /// Ops of one stream come in runs.
+    slots: RunSlots<(i64, i64)>,
     streams: Vec<((i64, i64), StreamUnion)>,
-    /// The stream of the previous op: ops of one stream come in runs.
-    last: Option<((i64, i64), usize)>,
 }
 
 #[derive(Default)]
@@ -698,18 +698,10 @@ struct StreamUnion {
 
 impl StreamUnions {
     fn add(&mut self, key: (i64, i64), start: i64, end: i64) {
-        let slot = match self.last {
-            Some((k, slot)) if k == key => slot,
-            _ => {
-                let next = self.streams.len();
-                let slot = *self.index.entry(key).or_insert(next);
-                if slot == next {
-                    self.streams.push((key, StreamUnion::default()));
-                }
-                self.last = Some((key, slot));
-                slot
-            }
-        };
+        let (slot, new) = self.slots.slot(key);
+        if new {
+            self.streams.push((key, StreamUnion::default()));
+        }
         // An op that ends before it starts covers no time.
         self.streams[slot].1.add(start, end.max(start));
     }
