@@ -453,7 +453,7 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
     let exec_step: Vec<Option<u32>> = launches
         .graph_exec_call
         .iter()
-        .map(|&c| around(c).0)
+        .map(|c| around(c).0)
         .collect();
 
     let capture_layers = graph_node_layers(trace, index, &range_layer);
@@ -462,8 +462,8 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
     let (kernel_step, kernel_layer): (Vec<_>, Vec<_>) = trace
         .kernels
         .iter()
-        .zip(&launches.kernel_call)
-        .map(|(k, &c)| {
+        .zip(launches.kernel_call.iter())
+        .map(|(k, c)| {
             let (step, layer) = around(c);
             if let Some(node) = k.graph_node() {
                 let l = capture_layers.get(&node).copied().flatten();
@@ -788,7 +788,7 @@ fn infer_mode(
         }
     }
     for (i, k) in trace.kernels.iter().enumerate() {
-        if k.graph_node().is_some() || launches.kernel_call[i].is_none() {
+        if k.graph_node().is_some() || launches.kernel_call.get(i).is_none() {
             continue;
         }
         if let Some(s) = p.kernel_step[i] {

@@ -48,11 +48,11 @@ impl NvtxIndex {
         }
         // Launching calls per thread, in call order, which is nearly start order.
         let mut launching = BitSet::new(trace.api_calls.len());
-        for &c in launches
+        for c in launches
             .kernel_call
             .iter()
-            .chain(&launches.memop_call)
-            .chain(&launches.graph_exec_call)
+            .chain(launches.memop_call.iter())
+            .chain(launches.graph_exec_call.iter())
             .flatten()
         {
             launching.insert(c as usize);

@@ -197,14 +197,14 @@ fn nvtx_projection(
     let ops = trace
         .kernels
         .iter()
-        .zip(&launches.kernel_call)
-        .map(|(k, c)| (k.start, k.end, *c))
+        .zip(launches.kernel_call.iter())
+        .map(|(k, c)| (k.start, k.end, c))
         .chain(
             trace
                 .memops
                 .iter()
-                .zip(&launches.memop_call)
-                .map(|(m, c)| (m.gpu.start, m.gpu.end, *c)),
+                .zip(launches.memop_call.iter())
+                .map(|(m, c)| (m.gpu.start, m.gpu.end, c)),
         );
     for (start, end, call) in ops {
         let Some(call) = call else { continue };
@@ -454,7 +454,7 @@ pub fn nvtx_kernel_summary(
     for (i, k) in trace.kernels.iter().enumerate() {
         let name = trace.kernel_name_id(i, names);
         let name_slot = groups.names.slot(name);
-        let call = launches.kernel_call[i];
+        let call = launches.kernel_call.get(i);
         let thread = call.map(|c| trace.api_calls[c as usize].global_tid);
         let innermost_range;
         let enclosing: &[u32] = match call {
@@ -576,7 +576,7 @@ pub fn launch_summary(
     }
     let mut groups: HashMap<(i64, i64, i64, i64), Acc> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
-        let Some(c) = launches.kernel_call[i] else {
+        let Some(c) = launches.kernel_call.get(i) else {
             continue;
         };
         let call = &trace.api_calls[c as usize];
