@@ -3,7 +3,7 @@
 //! export there are 12 M calls, so a bit beats a `bool` eightfold.
 
 /// Members `0..len`, one bit each.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BitSet {
     words: Vec<u64>,
 }
