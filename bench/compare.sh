@@ -63,6 +63,22 @@ read -r t0 _ < <(best "$NSYS_DIGEST" "$BIG")
 t0=$(echo "if ($t_small < $t0) $t_small else $t0" | bc -l)
 printf '| scaling: 1 GB time / 76 MB time | %.1f× | | size ratio; rows ratio 13.0× | %.1f× | |\n' "$(echo "$t1/$t0" | bc -l)" "$(echo "$(stat -c %s "$SYN")/$(stat -c %s "$BIG")" | bc -l)"
 printf '| scaling of the anchor: 1 GB scan / 76 MB scan | %.1f× | | | | |\n' "$(echo "$floor_syn/$floor" | bc -l)"
+# The same ratio from 2N runs of each size, alternating, so that both see the
+# same minutes, timed to the millisecond. Best and median are both printed:
+# a 0.2 s run more often falls wholly in a quiet moment than a 3 s one, so
+# the ratio of the bests leans high when the machine is noisy.
+python3 - "$NSYS_DIGEST" "$BIG" "$SYN" "$N" <<'PY'
+import statistics, subprocess, sys, time
+digest, small, big, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def wall(path):
+    t = time.perf_counter()
+    subprocess.run([digest, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+runs = [(wall(small), wall(big)) for _ in range(2 * n)]
+s, b = [r[0] for r in runs], [r[1] for r in runs]
+print(f"| scaling, {2 * n} alternating runs of each: best ÷ best | {min(b) / min(s):.1f}× | | 1 GB {min(b):.3f} s | 76 MB {min(s):.3f} s | |")
+print(f"| same, median ÷ median | {statistics.median(b) / statistics.median(s):.1f}× | | 1 GB {statistics.median(b):.3f} s | 76 MB {statistics.median(s):.3f} s | |")
+PY
 
 CSV=$WORK/synthetic_1gb_details.csv
 [ -f "$CSV" ] || python3 bench/synthetic_ncu.py samples/ncu/h200_llama4L_memmetrics_525kernels.details.csv.gz "$CSV" 1000 > /dev/null
