@@ -112,6 +112,12 @@ pub fn percent(part: f64, whole: f64) -> f64 {
     }
 }
 
+/// Round half away from zero to `decimals` places.
+pub fn round_to(x: f64, decimals: usize) -> f64 {
+    let scale = 10f64.powi(decimals as i32);
+    (x * scale).round() / scale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,10 +165,4 @@ mod tests {
         assert_eq!(round1(2.5), 2.5);
         assert_eq!(round1(-0.25), -0.3);
     }
-}
-
-/// Round half away from zero to `decimals` places.
-pub fn round_to(x: f64, decimals: usize) -> f64 {
-    let scale = 10f64.powi(decimals as i32);
-    (x * scale).round() / scale
 }

@@ -135,10 +135,13 @@ fn thirdparty_nvtx_kernels_equal_nvtxkernsum_2022() {
     }
 }
 
+/// (range, pid, tid, kernel) as the 2022 CSV prints them.
+type RangeThreadKernel = (String, String, String, String);
+
 /// Compare per (range, pid, tid, kernel): kernel instances, total and max.
 fn assert_nvtx_kernels_match_2022(d: &nsight_digest::nsys::Digest, gt: &Path) {
     let name = gt.display().to_string();
-    let mut ours: HashMap<(String, String, String, String), (i64, i64, i64)> = HashMap::new();
+    let mut ours: HashMap<RangeThreadKernel, (i64, i64, i64)> = HashMap::new();
     for r in &d.nvtx_kernels {
         let range = r.range.as_deref().map_or("None".to_string(), |n| {
             n.strip_prefix(':').unwrap_or(n).to_string()

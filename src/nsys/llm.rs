@@ -633,6 +633,10 @@ fn is_graph_launch(name: &str) -> bool {
     name.starts_with("cudaGraphLaunch") || name.starts_with("cuGraphLaunch")
 }
 
+/// Per graph: its launches as distinct (process, correlation id), its
+/// kernel count and their total time.
+type GraphTally = (std::collections::BTreeSet<(Option<i64>, i64)>, u64, i64);
+
 fn graph_report(
     trace: &Trace,
     launches: &LaunchIndex,
@@ -674,8 +678,7 @@ fn graph_report(
             .and_then(|g| g[i])
             .unwrap_or_else(|| trace.kernels[i].graph_node().unwrap_or(0) >> 32)
     };
-    let mut per_graph: HashMap<i64, (std::collections::BTreeSet<(Option<i64>, i64)>, u64, i64)> =
-        HashMap::default();
+    let mut per_graph: HashMap<i64, GraphTally> = HashMap::default();
     for &i in &node_kernels {
         let k = &trace.kernels[i];
         let g = per_graph.entry(graph_of_kernel(i)).or_default();
@@ -1171,7 +1174,7 @@ fn hotspots(
             });
         }
     }
-    kept.sort_by(|a, b| b.gpu_ns.cmp(&a.gpu_ns));
+    kept.sort_by_key(|k| std::cmp::Reverse(k.gpu_ns));
     kept
 }
 

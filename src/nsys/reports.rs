@@ -72,7 +72,7 @@ fn summarise<K>(
         .filter_map(|(k, v)| Some((k, v.stats(&mut scratch)?)))
         .collect();
     let grand: i64 = rows.iter().map(|(_, s)| s.total_ns).sum();
-    rows.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.total_ns));
     rows.into_iter()
         .map(|(k, s)| {
             let share = percent(s.total_ns as f64, grand as f64);
