@@ -359,6 +359,7 @@ pub fn read_table<T>(
     let names = argument_names(sql);
     let mut rows = Vec::new();
     let _ = rows.try_reserve_exact(capacity);
+    crate::memory::populate_spare_capacity(&mut rows);
     let mut decoder = RecordDecoder::new(&layout.cells);
     let mut chunk = LeafChunks::new(&file, geometry);
     let mut last_rowid = None;
