@@ -230,7 +230,6 @@ pub fn read_int_rows<T>(
     // Where that much memory is refused, the vector grows as it fills
     // instead of aborting the process.
     let _ = rows.try_reserve_exact(capacity);
-    crate::memory::populate_spare_capacity(&mut rows);
     let mut collector = Collector {
         map,
         rows,

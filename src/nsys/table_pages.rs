@@ -359,7 +359,7 @@ pub fn read_table<T>(
     let names = argument_names(sql);
     let mut rows = Vec::new();
     let _ = rows.try_reserve_exact(capacity);
-    crate::memory::populate_spare_capacity(&mut rows);
+    let mut ahead = crate::memory::PopulateAhead::default();
     let mut decoder = RecordDecoder::new(&layout.cells);
     let mut chunk = LeafChunks::new(&file, geometry);
     let mut last_rowid = None;
@@ -378,7 +378,10 @@ pub fn read_table<T>(
             last_rowid = Some(rowid);
             let cells = decoder.decode(record)?;
             match map(&IntCells::decoded(cells, &names)) {
-                Ok(row) => rows.push(row),
+                Ok(row) => {
+                    ahead.before_push(&mut rows);
+                    rows.push(row);
+                }
                 Err(e) => return Ok(Err(e)),
             }
         }
