@@ -41,14 +41,6 @@ impl LaunchingCalls {
     pub fn iter(&self) -> impl Iterator<Item = Option<u32>> + '_ {
         self.0.iter().map(|&c| Some(c).filter(|&c| c != NONE))
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl FromIterator<Option<u32>> for LaunchingCalls {
@@ -228,9 +220,8 @@ impl CallsById {
 /// The per-process tables, with the process of the previous call
 /// remembered: calls come in long runs from one process.
 struct ProcessTables {
-    slot_of: FxHashMap<i64, usize>,
+    slots: RunSlots<i64>,
     tables: Vec<CallsById>,
-    last: Option<(i64, usize)>,
 }
 
 impl ProcessTables {
@@ -252,28 +243,17 @@ impl ProcessTables {
             .into_iter()
             .map(|(min, max, count)| CallsById::with_range(min, max, count))
             .collect();
-        ProcessTables {
-            slot_of: slots.into_map(),
-            tables,
-            last: None,
-        }
+        ProcessTables { slots, tables }
     }
 
+    /// Every process was numbered in pass 1, so this only finds its slot.
     fn table_mut(&mut self, global_tid: i64) -> &mut CallsById {
-        let p = global_id::process(global_tid);
-        let slot = match self.last {
-            Some((lp, s)) if lp == p => s,
-            _ => {
-                let s = self.slot_of[&p];
-                self.last = Some((p, s));
-                s
-            }
-        };
+        let (slot, _) = self.slots.slot(global_id::process(global_tid));
         &mut self.tables[slot]
     }
 
     fn get(&self, pid: Option<i64>, corr: i64) -> Option<u32> {
-        self.tables[*self.slot_of.get(&pid?)?].get(corr)
+        self.tables[self.slots.get(pid?)?].get(corr)
     }
 }
 

@@ -36,9 +36,9 @@ impl<K: Copy + Eq + Hash> RunSlots<K> {
         (slot, slot == next)
     }
 
-    /// Key → slot, for lookups once the numbering is done.
-    pub fn into_map(self) -> FxHashMap<K, usize> {
-        self.slots
+    /// A key's slot, if it has one, without numbering it.
+    pub fn get(&self, key: K) -> Option<usize> {
+        self.slots.get(&key).copied()
     }
 }
 
@@ -62,6 +62,9 @@ mod tests {
                 (2, true)
             ]
         );
-        assert_eq!(slots.into_map().len(), 3);
+        assert_eq!(
+            (slots.get(3), slots.get(9), slots.get(4)),
+            (Some(1), Some(2), None)
+        );
     }
 }
