@@ -1043,29 +1043,21 @@ fn kernel_groups(
     names: super::trace::NameStyle,
     phased: bool,
 ) -> KernelGroups {
-    const NONE: u32 = u32::MAX;
     let mut name_slots = super::reports::DenseIds::default();
     let mut places = RunSlots::default();
     // Per (phase, layer type): the group of each kernel name slot.
-    let mut group_of: Vec<Vec<u32>> = Vec::new();
+    let mut group_of = super::reports::GroupTable::default();
     let mut groups: Vec<(GroupKey, GroupDurations)> = Vec::new();
     for (i, k) in trace.kernels.iter().enumerate() {
         let place = (phase_slot(p, i, phased), p.kernel_layer[i].map(|(t, _)| t));
-        let (row, new) = places.slot(place);
-        if new {
-            group_of.push(Vec::new());
-        }
+        let (row, _) = places.slot(place);
         let name = trace.kernel_name_id(i, names);
         let slot = name_slots.slot(name) as usize;
-        let row = &mut group_of[row];
-        if row.len() <= slot {
-            row.resize(slot + 1, NONE);
-        }
-        if row[slot] == NONE {
-            row[slot] = groups.len() as u32;
+        let (g, new) = group_of.group(row, slot, groups.len() as u32);
+        if new {
             groups.push(((place.0, place.1, name), GroupDurations::default()));
         }
-        let g = &mut groups[row[slot] as usize].1;
+        let g = &mut groups[g as usize].1;
         g.values.push(k.duration());
         g.total += k.duration();
     }

@@ -325,8 +325,8 @@ struct NvtxKernelGroups {
     /// Per range instance, its range key; `NONE` until first seen.
     rk_of_range: Vec<u32>,
     names: DenseIds,
-    /// Per range key, per name slot: the group; `NONE` where there is none.
-    group_of: Vec<Vec<u32>>,
+    /// Per range key, per name slot: the group.
+    group_of: GroupTable,
     accs: Vec<NvtxKernelAcc>,
     /// (group, range instance) each time a group meets a new instance.
     range_members: Vec<(u32, u32)>,
@@ -340,7 +340,7 @@ impl NvtxKernelGroups {
             range_keys: HashMap::default(),
             rk_of_range: vec![NONE; ranges],
             names: DenseIds::default(),
-            group_of: Vec::new(),
+            group_of: GroupTable::default(),
             accs: Vec::new(),
             range_members: Vec::new(),
         }
@@ -355,9 +355,6 @@ impl NvtxKernelGroups {
         }
         let next = self.range_keys.len() as u32;
         let rk = *self.range_keys.entry(key).or_insert(next);
-        if rk == next {
-            self.group_of.push(Vec::new());
-        }
         if let Some(r) = range {
             self.rk_of_range[r as usize] = rk;
         }
@@ -374,25 +371,17 @@ impl NvtxKernelGroups {
         duration: i64,
     ) {
         let rk = self.range_key((key.0, key.1), range);
-        let row = &mut self.group_of[rk as usize];
-        if row.len() <= name_slot as usize {
-            row.resize(name_slot as usize + 1, NONE);
+        let next = self.accs.len() as u32;
+        let (g, new) = self.group_of.group(rk as usize, name_slot as usize, next);
+        if new {
+            self.accs.push(NvtxKernelAcc {
+                key,
+                durations: DurationList::default(),
+                kernels: 0,
+                last_kernel: usize::MAX,
+                last_range: NONE,
+            });
         }
-        let g = match row[name_slot as usize] {
-            NONE => {
-                let g = self.accs.len() as u32;
-                row[name_slot as usize] = g;
-                self.accs.push(NvtxKernelAcc {
-                    key,
-                    durations: DurationList::default(),
-                    kernels: 0,
-                    last_kernel: usize::MAX,
-                    last_range: NONE,
-                });
-                g
-            }
-            g => g,
-        };
         let acc = &mut self.accs[g as usize];
         acc.durations.push(duration);
         if let Some(r) = range {
@@ -404,6 +393,36 @@ impl NvtxKernelGroups {
         if acc.last_kernel != kernel {
             acc.last_kernel = kernel;
             acc.kernels += 1;
+        }
+    }
+}
+
+/// Groups found by two dense slots, such as (range key, kernel name): a row
+/// per first slot, grown as second slots appear, where hashing the pair for
+/// every kernel cost far more.
+#[derive(Default)]
+pub(super) struct GroupTable {
+    rows: Vec<Vec<u32>>,
+}
+
+impl GroupTable {
+    /// The group at (`row`, `column`), or `next` given to it now; and
+    /// whether it was given now.
+    #[inline]
+    pub(super) fn group(&mut self, row: usize, column: usize, next: u32) -> (u32, bool) {
+        if self.rows.len() <= row {
+            self.rows.resize_with(row + 1, Vec::new);
+        }
+        let cells = &mut self.rows[row];
+        if cells.len() <= column {
+            cells.resize(column + 1, NONE);
+        }
+        match cells[column] {
+            NONE => {
+                cells[column] = next;
+                (next, true)
+            }
+            g => (g, false),
         }
     }
 }
