@@ -62,12 +62,22 @@ impl IntCells<'_> {
     }
 
     /// A cell that holds an integer or NULL.
-    #[inline]
+    #[inline(always)]
     pub fn opt_int(&self, col: usize) -> rusqlite::Result<Option<i64>> {
-        let value = match self.cells {
-            Cells::Decoded(cells) => return Ok(cells[col]),
-            Cells::Sqlite(values) => values[col],
-        };
+        // Decoded cells are the billion-cell path: kept small enough to
+        // inline into each row mapper, with SQLite's values out of line.
+        match self.cells {
+            Cells::Decoded(cells) => Ok(cells[col]),
+            Cells::Sqlite(values) => self.sqlite_int(values[col], col),
+        }
+    }
+
+    #[inline(never)]
+    fn sqlite_int(
+        &self,
+        value: *mut ffi::sqlite3_value,
+        col: usize,
+    ) -> rusqlite::Result<Option<i64>> {
         // SAFETY: SQLite hands the step valid values for the whole call,
         // and this view does not outlive it.
         let v = unsafe { ffi::sqlite3_value_int64(value) };
@@ -83,35 +93,44 @@ impl IntCells<'_> {
     }
 
     /// A cell that holds a 32-bit id or NULL.
-    #[inline]
+    #[inline(always)]
     pub fn opt_u32(&self, col: usize) -> rusqlite::Result<Option<u32>> {
-        let name = || self.columns.get(col).copied().unwrap_or_default();
-        self.opt_int(col)?
-            .map(|v| {
-                u32::try_from(v).map_err(|_| failure(format!("{}: {v} is not a 32-bit id", name())))
-            })
-            .transpose()
+        match self.opt_int(col)? {
+            None => Ok(None),
+            Some(v) => match u32::try_from(v) {
+                Ok(id) => Ok(Some(id)),
+                Err(_) => Err(self.not_an_id(col, v)),
+            },
+        }
     }
 
     /// A cell that holds a 32-bit id below `u32::MAX` (which stands for
     /// NULL in the rows), or NULL.
-    #[inline]
+    #[inline(always)]
     pub fn opt_id(&self, col: usize) -> rusqlite::Result<Option<u32>> {
         match self.opt_u32(col)? {
-            Some(u32::MAX) => {
-                let name = self.columns.get(col).copied().unwrap_or_default();
-                Err(failure(format!(
-                    "{name}: {} is not a 32-bit id below {0}",
-                    u32::MAX
-                )))
-            }
+            Some(u32::MAX) => Err(self.reserved_id(col)),
             id => Ok(id),
         }
     }
 
+    #[cold]
+    fn not_an_id(&self, col: usize, v: i64) -> rusqlite::Error {
+        failure(format!("{}: {v} is not a 32-bit id", self.column(col)))
+    }
+
+    #[cold]
+    fn reserved_id(&self, col: usize) -> rusqlite::Error {
+        let name = self.column(col);
+        failure(format!("{name}: {} is not a 32-bit id below {0}", u32::MAX))
+    }
+
+    fn column(&self, col: usize) -> &str {
+        self.columns.get(col).copied().unwrap_or_default()
+    }
+
     fn wrong_type(&self, col: usize, found: Type) -> rusqlite::Error {
-        let name = self.columns.get(col).copied().unwrap_or_default();
-        rusqlite::Error::InvalidColumnType(col, name.to_string(), found)
+        rusqlite::Error::InvalidColumnType(col, self.column(col).to_string(), found)
     }
 }
 
