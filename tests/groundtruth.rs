@@ -4,7 +4,7 @@
 //! deviations must equal nsys's one-decimal rounding.
 
 use crate::common::*;
-use nsight_digest::nsys::DigestOptions;
+use nsight_digest::nsys::{Digest, DigestOptions};
 use nsight_digest::stats::DurationStats;
 use std::collections::HashMap;
 
@@ -33,21 +33,41 @@ const SUM_COLS: [&str; 7] = [
 fn kernels_equal_cuda_gpu_kern_sum() {
     for sample in SAMPLES {
         let d = digest_sample(sample, &DigestOptions::default());
-        let gt = groundtruth(sample, "cuda_gpu_kern_sum");
-        assert_eq!(d.kernels.len(), gt.len(), "{sample}: kernel names");
-        let ours: HashMap<&str, _> = d.kernels.iter().map(|k| (k.name.as_str(), k)).collect();
-        for row in &gt {
-            let k = ours
-                .get(row["Name"].as_str())
-                .unwrap_or_else(|| panic!("{sample}: missing kernel {}", row["Name"]));
-            assert_stats(&format!("{sample} {}", row["Name"]), &k.time, row, SUM_COLS);
-            assert_eq!(
-                our_tenths(k.share_pct),
-                tenths(row, "Time (%)"),
-                "{sample}: share"
-            );
-        }
+        assert_kernels_equal(sample, &d, &groundtruth(sample, "cuda_gpu_kern_sum"));
     }
+}
+
+/// Every row of a `cuda_gpu_kern_sum` CSV, and no other kernel.
+fn assert_kernels_equal(sample: &str, d: &Digest, gt: &[HashMap<String, String>]) {
+    assert_eq!(d.kernels.len(), gt.len(), "{sample}: kernel names");
+    let ours: HashMap<&str, _> = d.kernels.iter().map(|k| (k.name.as_str(), k)).collect();
+    for row in gt {
+        let k = ours
+            .get(row["Name"].as_str())
+            .unwrap_or_else(|| panic!("{sample}: missing kernel {}", row["Name"]));
+        assert_stats(&format!("{sample} {}", row["Name"]), &k.time, row, SUM_COLS);
+        assert_eq!(
+            our_tenths(k.share_pct),
+            tenths(row, "Time (%)"),
+            "{sample}: share"
+        );
+    }
+}
+
+/// The 451k-kernel shared export against what `nsys stats` 2025.3 printed
+/// for it (see samples/README.md): the NVTX projection that nsys 2022.4
+/// did not finish in 13 minutes, and the kernel summary.
+#[test]
+fn large_shared_sample_equals_nsys_2025() {
+    const SAMPLE: &str = "h200_llama32_eager_3steps";
+    let Some(shared) = shared() else { return };
+    let file = shared.join(format!("samples/nsys/{SAMPLE}.sqlite.gz"));
+    if !file.exists() {
+        return;
+    }
+    let d = nsight_digest::nsys::digest(&file, &DigestOptions::default()).unwrap();
+    assert_kernels_equal(SAMPLE, &d, &groundtruth(SAMPLE, "cuda_gpu_kern_sum"));
+    assert_projection_equal(SAMPLE, &d, &groundtruth(SAMPLE, "nvtx_gpu_proj_sum"));
 }
 
 #[test]
@@ -75,50 +95,59 @@ fn nvtx_equals_nvtx_sum_and_gpu_projection() {
             );
             assert_eq!(our_tenths(r.share_pct), tenths(row, "Time (%)"));
         }
-        let proj = groundtruth(sample, "nvtx_gpu_proj_sum");
-        assert_eq!(
-            d.nvtx.iter().filter(|r| r.gpu.is_some()).count(),
-            proj.len(),
-            "{sample}"
+        assert_projection_equal(sample, &d, &groundtruth(sample, "nvtx_gpu_proj_sum"));
+    }
+}
+
+/// Every row of an `nvtx_gpu_proj_sum` CSV, and no other projected range.
+fn assert_projection_equal(sample: &str, d: &Digest, proj: &[HashMap<String, String>]) {
+    let by_name: HashMap<(&str, &str), _> = d
+        .nvtx
+        .iter()
+        .map(|r| ((r.range.as_str(), r.style.as_str()), r))
+        .collect();
+    assert_eq!(
+        d.nvtx.iter().filter(|r| r.gpu.is_some()).count(),
+        proj.len(),
+        "{sample}"
+    );
+    for row in proj {
+        let ctx = format!("{sample} {} (projection)", row["Range"]);
+        let g = by_name[&(row["Range"].as_str(), row["Style"].as_str())]
+            .gpu
+            .as_ref()
+            .unwrap_or_else(|| panic!("{ctx}: no projection"));
+        assert_stats(
+            &ctx,
+            &g.time,
+            row,
+            [
+                "Range Instances",
+                "Total Proj Time (ns)",
+                "Proj Avg (ns)",
+                "Proj Med (ns)",
+                "Proj Min (ns)",
+                "Proj Max (ns)",
+                "Proj StdDev (ns)",
+            ],
         );
-        for row in &proj {
-            let ctx = format!("{sample} {} (projection)", row["Range"]);
-            let g = by_name[&(row["Range"].as_str(), row["Style"].as_str())]
-                .gpu
-                .as_ref()
-                .unwrap_or_else(|| panic!("{ctx}: no projection"));
-            assert_stats(
-                &ctx,
-                &g.time,
-                row,
-                [
-                    "Range Instances",
-                    "Total Proj Time (ns)",
-                    "Proj Avg (ns)",
-                    "Proj Med (ns)",
-                    "Proj Min (ns)",
-                    "Proj Max (ns)",
-                    "Proj StdDev (ns)",
-                ],
-            );
-            assert_eq!(g.range_total_ns, int(row, "Total Range Time (ns)"), "{ctx}");
-            assert_eq!(g.gpu_ops as i64, int(row, "Total GPU Ops"), "{ctx}");
-            assert_eq!(
-                our_tenths(g.avg_gpu_ops),
-                tenths(row, "Avg GPU Ops"),
-                "{ctx}"
-            );
-            assert_eq!(
-                our_tenths(g.avg_level),
-                tenths(row, "Avg Range Lvl"),
-                "{ctx}"
-            );
-            assert_eq!(
-                our_tenths(g.avg_children),
-                tenths(row, "Avg Num Child"),
-                "{ctx}"
-            );
-        }
+        assert_eq!(g.range_total_ns, int(row, "Total Range Time (ns)"), "{ctx}");
+        assert_eq!(g.gpu_ops as i64, int(row, "Total GPU Ops"), "{ctx}");
+        assert_eq!(
+            our_tenths(g.avg_gpu_ops),
+            tenths(row, "Avg GPU Ops"),
+            "{ctx}"
+        );
+        assert_eq!(
+            our_tenths(g.avg_level),
+            tenths(row, "Avg Range Lvl"),
+            "{ctx}"
+        );
+        assert_eq!(
+            our_tenths(g.avg_children),
+            tenths(row, "Avg Num Child"),
+            "{ctx}"
+        );
     }
 }
 
