@@ -8,7 +8,10 @@ use nsight_digest::nsys::{Digest, DigestOptions};
 use nsight_digest::stats::DurationStats;
 use std::collections::HashMap;
 
-fn assert_stats(ctx: &str, ours: &DurationStats, row: &HashMap<String, String>, cols: [&str; 7]) {
+/// One CSV row: header → cell.
+type Row = HashMap<String, String>;
+
+fn assert_stats(ctx: &str, ours: &DurationStats, row: &Row, cols: [&str; 7]) {
     let [count, total, avg, med, min, max, sd] = cols;
     assert_eq!(ours.count as i64, int(row, count), "{ctx}: {count}");
     assert_eq!(ours.total_ns, int(row, total), "{ctx}: {total}");
@@ -38,7 +41,7 @@ fn kernels_equal_cuda_gpu_kern_sum() {
 }
 
 /// Every row of a `cuda_gpu_kern_sum` CSV, and no other kernel.
-fn assert_kernels_equal(sample: &str, d: &Digest, gt: &[HashMap<String, String>]) {
+fn assert_kernels_equal(sample: &str, d: &Digest, gt: &[Row]) {
     assert_eq!(d.kernels.len(), gt.len(), "{sample}: kernel names");
     let ours: HashMap<&str, _> = d.kernels.iter().map(|k| (k.name.as_str(), k)).collect();
     for row in gt {
@@ -55,8 +58,9 @@ fn assert_kernels_equal(sample: &str, d: &Digest, gt: &[HashMap<String, String>]
 }
 
 /// The 451k-kernel shared export against what `nsys stats` 2025.3 printed
-/// for it (see samples/README.md): the NVTX projection that nsys 2022.4
-/// did not finish in 13 minutes, and the kernel summary.
+/// for it (see samples/README.md): every report the committed samples are
+/// checked against, among them the NVTX projection that nsys 2022.4 did not
+/// finish in 13 minutes.
 #[test]
 fn large_shared_sample_equals_nsys_2025() {
     const SAMPLE: &str = "h200_llama32_eager_3steps";
@@ -66,41 +70,51 @@ fn large_shared_sample_equals_nsys_2025() {
         return;
     }
     let d = nsight_digest::nsys::digest(&file, &DigestOptions::default()).unwrap();
-    assert_kernels_equal(SAMPLE, &d, &groundtruth(SAMPLE, "cuda_gpu_kern_sum"));
-    assert_projection_equal(SAMPLE, &d, &groundtruth(SAMPLE, "nvtx_gpu_proj_sum"));
+    let gt = |report| groundtruth(SAMPLE, report);
+    assert_kernels_equal(SAMPLE, &d, &gt("cuda_gpu_kern_sum"));
+    assert_nvtx_equal(SAMPLE, &d, &gt("nvtx_sum"));
+    assert_projection_equal(SAMPLE, &d, &gt("nvtx_gpu_proj_sum"));
+    assert_nvtx_kernels_equal(SAMPLE, &d, &gt("nvtx_kern_sum"));
+    assert_launch_equal(SAMPLE, &d, &gt("cuda_kern_exec_sum"));
+    assert_memory_equal(SAMPLE, &d, &gt("cuda_gpu_mem_time_sum"));
+    assert_api_equal(SAMPLE, &d, &gt("cuda_api_sum"));
 }
 
 #[test]
 fn nvtx_equals_nvtx_sum_and_gpu_projection() {
     for sample in SAMPLES {
         let d = digest_sample(sample, &DigestOptions::default());
-        let by_name: HashMap<(&str, &str), _> = d
-            .nvtx
-            .iter()
-            .map(|r| ((r.range.as_str(), r.style.as_str()), r))
-            .collect();
-        let cpu = groundtruth(sample, "nvtx_sum");
-        assert_eq!(
-            d.nvtx.iter().filter(|r| r.time.count > 0).count(),
-            cpu.len(),
-            "{sample}"
-        );
-        for row in &cpu {
-            let r = by_name[&(row["Range"].as_str(), row["Style"].as_str())];
-            assert_stats(
-                &format!("{sample} {}", row["Range"]),
-                &r.time,
-                row,
-                SUM_COLS,
-            );
-            assert_eq!(our_tenths(r.share_pct), tenths(row, "Time (%)"));
-        }
+        assert_nvtx_equal(sample, &d, &groundtruth(sample, "nvtx_sum"));
         assert_projection_equal(sample, &d, &groundtruth(sample, "nvtx_gpu_proj_sum"));
     }
 }
 
+/// Every row of an `nvtx_sum` CSV, and no other range with CPU time.
+fn assert_nvtx_equal(sample: &str, d: &Digest, cpu: &[Row]) {
+    let by_name: HashMap<(&str, &str), _> = d
+        .nvtx
+        .iter()
+        .map(|r| ((r.range.as_str(), r.style.as_str()), r))
+        .collect();
+    assert_eq!(
+        d.nvtx.iter().filter(|r| r.time.count > 0).count(),
+        cpu.len(),
+        "{sample}"
+    );
+    for row in cpu {
+        let r = by_name[&(row["Range"].as_str(), row["Style"].as_str())];
+        assert_stats(
+            &format!("{sample} {}", row["Range"]),
+            &r.time,
+            row,
+            SUM_COLS,
+        );
+        assert_eq!(our_tenths(r.share_pct), tenths(row, "Time (%)"));
+    }
+}
+
 /// Every row of an `nvtx_gpu_proj_sum` CSV, and no other projected range.
-fn assert_projection_equal(sample: &str, d: &Digest, proj: &[HashMap<String, String>]) {
+fn assert_projection_equal(sample: &str, d: &Digest, proj: &[Row]) {
     let by_name: HashMap<(&str, &str), _> = d
         .nvtx
         .iter()
@@ -155,58 +169,62 @@ fn assert_projection_equal(sample: &str, d: &Digest, proj: &[HashMap<String, Str
 fn nvtx_kernels_equal_nvtx_kern_sum() {
     for sample in SAMPLES {
         let d = digest_sample(sample, &DigestOptions::default());
-        let gt = groundtruth(sample, "nvtx_kern_sum");
-        assert_eq!(d.nvtx_kernels.len(), gt.len(), "{sample}: rows");
-        let key = |range: &str, pid: &str, tid: &str, kernel: &str| {
-            format!("{range}\u{1}{pid}\u{1}{tid}\u{1}{kernel}")
-        };
-        let ours: HashMap<String, _> = d
-            .nvtx_kernels
-            .iter()
-            .map(|r| {
-                let s = |v: Option<u32>| v.map(|x| x.to_string()).unwrap_or_default();
-                (
-                    key(
-                        r.range.as_deref().unwrap_or(""),
-                        &s(r.pid),
-                        &s(r.tid),
-                        &r.kernel,
-                    ),
-                    r,
-                )
-            })
-            .collect();
-        for row in &gt {
-            let k = key(
-                &row["NVTX Range"],
-                &row["PID"],
-                &row["TID"],
-                &row["Kernel Name"],
-            );
-            let r = ours
-                .get(&k)
-                .unwrap_or_else(|| panic!("{sample}: missing row {k:?}"));
-            let ctx = format!("{sample} {k:?}");
-            assert_eq!(r.range_instances as i64, int(row, "NVTX Inst"), "{ctx}");
-            assert_eq!(r.kernel_instances as i64, int(row, "Kern Inst"), "{ctx}");
-            let mut pairs = row.clone();
-            // Our `time.count` counts (range, kernel) pairs, which nsys does not print.
-            pairs.insert("Pairs".into(), r.time.count.to_string());
-            assert_stats(
-                &ctx,
-                &r.time,
-                &pairs,
-                [
-                    "Pairs",
-                    "Total Time (ns)",
-                    "Avg (ns)",
-                    "Med (ns)",
-                    "Min (ns)",
-                    "Max (ns)",
-                    "StdDev (ns)",
-                ],
-            );
-        }
+        assert_nvtx_kernels_equal(sample, &d, &groundtruth(sample, "nvtx_kern_sum"));
+    }
+}
+
+/// Every row of an `nvtx_kern_sum` CSV, and no other.
+fn assert_nvtx_kernels_equal(sample: &str, d: &Digest, gt: &[Row]) {
+    assert_eq!(d.nvtx_kernels.len(), gt.len(), "{sample}: rows");
+    let key = |range: &str, pid: &str, tid: &str, kernel: &str| {
+        format!("{range}\u{1}{pid}\u{1}{tid}\u{1}{kernel}")
+    };
+    let ours: HashMap<String, _> = d
+        .nvtx_kernels
+        .iter()
+        .map(|r| {
+            let s = |v: Option<u32>| v.map(|x| x.to_string()).unwrap_or_default();
+            (
+                key(
+                    r.range.as_deref().unwrap_or(""),
+                    &s(r.pid),
+                    &s(r.tid),
+                    &r.kernel,
+                ),
+                r,
+            )
+        })
+        .collect();
+    for row in gt {
+        let k = key(
+            &row["NVTX Range"],
+            &row["PID"],
+            &row["TID"],
+            &row["Kernel Name"],
+        );
+        let r = ours
+            .get(&k)
+            .unwrap_or_else(|| panic!("{sample}: missing row {k:?}"));
+        let ctx = format!("{sample} {k:?}");
+        assert_eq!(r.range_instances as i64, int(row, "NVTX Inst"), "{ctx}");
+        assert_eq!(r.kernel_instances as i64, int(row, "Kern Inst"), "{ctx}");
+        let mut pairs = row.clone();
+        // Our `time.count` counts (range, kernel) pairs, which nsys does not print.
+        pairs.insert("Pairs".into(), r.time.count.to_string());
+        assert_stats(
+            &ctx,
+            &r.time,
+            &pairs,
+            [
+                "Pairs",
+                "Total Time (ns)",
+                "Avg (ns)",
+                "Med (ns)",
+                "Min (ns)",
+                "Max (ns)",
+                "StdDev (ns)",
+            ],
+        );
     }
 }
 
@@ -214,82 +232,86 @@ fn nvtx_kernels_equal_nvtx_kern_sum() {
 fn launch_equals_cuda_kern_exec_sum() {
     for sample in SAMPLES {
         let d = digest_sample(sample, &DigestOptions::default());
-        let gt = groundtruth(sample, "cuda_kern_exec_sum");
-        assert_eq!(d.launch.kernels.len(), gt.len(), "{sample}: rows");
-        let ours: HashMap<(String, String, String, String, String), _> = d
-            .launch
-            .kernels
-            .iter()
-            .map(|r| {
+        assert_launch_equal(sample, &d, &groundtruth(sample, "cuda_kern_exec_sum"));
+    }
+}
+
+/// Every row of a `cuda_kern_exec_sum` CSV, and no other.
+fn assert_launch_equal(sample: &str, d: &Digest, gt: &[Row]) {
+    assert_eq!(d.launch.kernels.len(), gt.len(), "{sample}: rows");
+    let ours: HashMap<(String, String, String, String, String), _> = d
+        .launch
+        .kernels
+        .iter()
+        .map(|r| {
+            (
                 (
-                    (
-                        r.pid.to_string(),
-                        r.tid.to_string(),
-                        r.device.to_string(),
-                        r.api.clone(),
-                        r.kernel.clone(),
-                    ),
-                    r,
-                )
-            })
-            .collect();
-        for row in &gt {
-            let key = (
-                row["PID"].clone(),
-                row["TID"].clone(),
-                row["DevId"].clone(),
-                row["API Name"].clone(),
-                row["Kernel Name"].clone(),
-            );
-            let r = ours
-                .get(&key)
-                .unwrap_or_else(|| panic!("{sample}: missing {key:?}"));
-            let ctx = format!("{sample} {key:?}");
-            assert_eq!(r.queued as i64, int(row, "QCount"), "{ctx}");
-            let stat_cols = |p: &'static str| -> [String; 7] {
-                [
-                    "Count".to_string(),
-                    format!("{p}Total"),
-                    format!("{p}Avg (ns)"),
-                    format!("{p}Med (ns)"),
-                    format!("{p}Min (ns)"),
-                    format!("{p}Max (ns)"),
-                    format!("{p}StdDev (ns)"),
-                ]
+                    r.pid.to_string(),
+                    r.tid.to_string(),
+                    r.device.to_string(),
+                    r.api.clone(),
+                    r.kernel.clone(),
+                ),
+                r,
+            )
+        })
+        .collect();
+    for row in gt {
+        let key = (
+            row["PID"].clone(),
+            row["TID"].clone(),
+            row["DevId"].clone(),
+            row["API Name"].clone(),
+            row["Kernel Name"].clone(),
+        );
+        let r = ours
+            .get(&key)
+            .unwrap_or_else(|| panic!("{sample}: missing {key:?}"));
+        let ctx = format!("{sample} {key:?}");
+        assert_eq!(r.queued as i64, int(row, "QCount"), "{ctx}");
+        let stat_cols = |p: &'static str| -> [String; 7] {
+            [
+                "Count".to_string(),
+                format!("{p}Total"),
+                format!("{p}Avg (ns)"),
+                format!("{p}Med (ns)"),
+                format!("{p}Min (ns)"),
+                format!("{p}Max (ns)"),
+                format!("{p}StdDev (ns)"),
+            ]
+        };
+        for (prefix, stats) in [
+            ("T", Some(&r.total)),
+            ("A", Some(&r.api_time)),
+            ("K", Some(&r.kernel_time)),
+            ("Q", r.queue.as_ref()),
+        ] {
+            let Some(stats) = stats else {
+                assert_eq!(int(row, "QCount"), 0, "{ctx}");
+                continue;
             };
-            for (prefix, stats) in [
-                ("T", Some(&r.total)),
-                ("A", Some(&r.api_time)),
-                ("K", Some(&r.kernel_time)),
-                ("Q", r.queue.as_ref()),
-            ] {
-                let Some(stats) = stats else {
-                    assert_eq!(int(row, "QCount"), 0, "{ctx}");
-                    continue;
-                };
-                // nsys prints no total here: derive it from avg × count.
-                let mut row = row.clone();
-                let cols = stat_cols(prefix);
-                let count = if prefix == "Q" {
-                    int(&row, "QCount")
-                } else {
-                    int(&row, "Count")
-                };
-                row.insert("Count".into(), count.to_string());
-                row.insert(cols[1].clone(), stats.total_ns.to_string());
-                let avg_gt: f64 = row[&cols[2]].parse().unwrap();
-                assert!(
-                    (stats.total_ns as f64 / count as f64 - avg_gt).abs() <= 0.05 + 1e-9,
-                    "{ctx}: {prefix} avg"
-                );
-                let c: Vec<&str> = cols.iter().map(String::as_str).collect();
-                assert_stats(
-                    &format!("{ctx} {prefix}"),
-                    stats,
-                    &row,
-                    [c[0], c[1], c[2], c[3], c[4], c[5], c[6]],
-                );
-            }
+            // nsys prints no total here: derive it from avg × count.
+            let mut row = row.clone();
+            let cols = stat_cols(prefix);
+            let count = if prefix == "Q" {
+                int(&row, "QCount")
+            } else {
+                int(&row, "Count")
+            };
+            row.insert("Count".into(), count.to_string());
+            row.insert(cols[1].clone(), stats.total_ns.to_string());
+            let avg_gt: f64 = row[&cols[2]].parse().unwrap();
+            assert!(
+                (stats.total_ns as f64 / count as f64 - avg_gt).abs() <= 0.05 + 1e-9,
+                "{ctx}: {prefix} avg"
+            );
+            let c: Vec<&str> = cols.iter().map(String::as_str).collect();
+            assert_stats(
+                &format!("{ctx} {prefix}"),
+                stats,
+                &row,
+                [c[0], c[1], c[2], c[3], c[4], c[5], c[6]],
+            );
         }
     }
 }
@@ -298,24 +320,28 @@ fn launch_equals_cuda_kern_exec_sum() {
 fn memory_equals_cuda_gpu_mem_time_sum() {
     for sample in SAMPLES {
         let d = digest_sample(sample, &DigestOptions::default());
-        let gt = groundtruth(sample, "cuda_gpu_mem_time_sum");
-        assert_eq!(d.memory.len(), gt.len(), "{sample}");
-        for row in &gt {
-            let m = d
-                .memory
-                .iter()
-                .find(|m| m.operation == row["Operation"])
-                .unwrap_or_else(|| panic!("{sample}: missing {}", row["Operation"]));
-            let mut cols = SUM_COLS;
-            cols[0] = "Count";
-            assert_stats(
-                &format!("{sample} {}", row["Operation"]),
-                &m.time,
-                row,
-                cols,
-            );
-            assert_eq!(our_tenths(m.share_pct), tenths(row, "Time (%)"));
-        }
+        assert_memory_equal(sample, &d, &groundtruth(sample, "cuda_gpu_mem_time_sum"));
+    }
+}
+
+/// Every row of a `cuda_gpu_mem_time_sum` CSV, and no other.
+fn assert_memory_equal(sample: &str, d: &Digest, gt: &[Row]) {
+    assert_eq!(d.memory.len(), gt.len(), "{sample}");
+    for row in gt {
+        let m = d
+            .memory
+            .iter()
+            .find(|m| m.operation == row["Operation"])
+            .unwrap_or_else(|| panic!("{sample}: missing {}", row["Operation"]));
+        let mut cols = SUM_COLS;
+        cols[0] = "Count";
+        assert_stats(
+            &format!("{sample} {}", row["Operation"]),
+            &m.time,
+            row,
+            cols,
+        );
+        assert_eq!(our_tenths(m.share_pct), tenths(row, "Time (%)"));
     }
 }
 
@@ -347,18 +373,22 @@ fn innermost_counts_each_kernel_once() {
 fn api_equals_cuda_api_sum() {
     for sample in SAMPLES {
         let d = digest_sample(sample, &DigestOptions::default());
-        let gt = groundtruth(sample, "cuda_api_sum");
-        assert_eq!(d.api.len(), gt.len(), "{sample}");
-        for row in &gt {
-            let a = d
-                .api
-                .iter()
-                .find(|a| a.name == row["Name"])
-                .unwrap_or_else(|| panic!("{sample}: missing {}", row["Name"]));
-            let mut cols = SUM_COLS;
-            cols[0] = "Num Calls";
-            assert_stats(&format!("{sample} {}", row["Name"]), &a.time, row, cols);
-            assert_eq!(our_tenths(a.share_pct), tenths(row, "Time (%)"), "{sample}");
-        }
+        assert_api_equal(sample, &d, &groundtruth(sample, "cuda_api_sum"));
+    }
+}
+
+/// Every row of a `cuda_api_sum` CSV, and no other.
+fn assert_api_equal(sample: &str, d: &Digest, gt: &[Row]) {
+    assert_eq!(d.api.len(), gt.len(), "{sample}");
+    for row in gt {
+        let a = d
+            .api
+            .iter()
+            .find(|a| a.name == row["Name"])
+            .unwrap_or_else(|| panic!("{sample}: missing {}", row["Name"]));
+        let mut cols = SUM_COLS;
+        cols[0] = "Num Calls";
+        assert_stats(&format!("{sample} {}", row["Name"]), &a.time, row, cols);
+        assert_eq!(our_tenths(a.share_pct), tenths(row, "Time (%)"), "{sample}");
     }
 }
