@@ -32,12 +32,17 @@ const SUM_COLS: [&str; 7] = [
     "StdDev (ns)",
 ];
 
-#[test]
-fn kernels_equal_cuda_gpu_kern_sum() {
+/// Digest every committed sample and check it against its `report` CSV.
+fn check_every_sample(report: &str, check: fn(&str, &Digest, &[Row])) {
     for sample in SAMPLES {
         let d = digest_sample(sample, &DigestOptions::default());
-        assert_kernels_equal(sample, &d, &groundtruth(sample, "cuda_gpu_kern_sum"));
+        check(sample, &d, &groundtruth(sample, report));
     }
+}
+
+#[test]
+fn kernels_equal_cuda_gpu_kern_sum() {
+    check_every_sample("cuda_gpu_kern_sum", assert_kernels_equal);
 }
 
 /// Every row of a `cuda_gpu_kern_sum` CSV, and no other kernel.
@@ -167,10 +172,7 @@ fn assert_projection_equal(sample: &str, d: &Digest, proj: &[Row]) {
 
 #[test]
 fn nvtx_kernels_equal_nvtx_kern_sum() {
-    for sample in SAMPLES {
-        let d = digest_sample(sample, &DigestOptions::default());
-        assert_nvtx_kernels_equal(sample, &d, &groundtruth(sample, "nvtx_kern_sum"));
-    }
+    check_every_sample("nvtx_kern_sum", assert_nvtx_kernels_equal);
 }
 
 /// Every row of an `nvtx_kern_sum` CSV, and no other.
@@ -230,10 +232,7 @@ fn assert_nvtx_kernels_equal(sample: &str, d: &Digest, gt: &[Row]) {
 
 #[test]
 fn launch_equals_cuda_kern_exec_sum() {
-    for sample in SAMPLES {
-        let d = digest_sample(sample, &DigestOptions::default());
-        assert_launch_equal(sample, &d, &groundtruth(sample, "cuda_kern_exec_sum"));
-    }
+    check_every_sample("cuda_kern_exec_sum", assert_launch_equal);
 }
 
 /// Every row of a `cuda_kern_exec_sum` CSV, and no other.
@@ -318,30 +317,38 @@ fn assert_launch_equal(sample: &str, d: &Digest, gt: &[Row]) {
 
 #[test]
 fn memory_equals_cuda_gpu_mem_time_sum() {
-    for sample in SAMPLES {
-        let d = digest_sample(sample, &DigestOptions::default());
-        assert_memory_equal(sample, &d, &groundtruth(sample, "cuda_gpu_mem_time_sum"));
-    }
+    check_every_sample("cuda_gpu_mem_time_sum", assert_memory_equal);
 }
 
 /// Every row of a `cuda_gpu_mem_time_sum` CSV, and no other.
 fn assert_memory_equal(sample: &str, d: &Digest, gt: &[Row]) {
-    assert_eq!(d.memory.len(), gt.len(), "{sample}");
+    let ours: Vec<_> = d
+        .memory
+        .iter()
+        .map(|m| (m.operation.as_str(), &m.time, m.share_pct))
+        .collect();
+    assert_named_sums(sample, &ours, gt, "Operation", "Count");
+}
+
+/// Every row of a summary CSV with one row per `name_col`, and no other:
+/// `ours` holds each name's stats and share of the total.
+fn assert_named_sums(
+    sample: &str,
+    ours: &[(&str, &DurationStats, f64)],
+    gt: &[Row],
+    name_col: &str,
+    count_col: &'static str,
+) {
+    assert_eq!(ours.len(), gt.len(), "{sample}");
     for row in gt {
-        let m = d
-            .memory
+        let (_, time, share) = ours
             .iter()
-            .find(|m| m.operation == row["Operation"])
-            .unwrap_or_else(|| panic!("{sample}: missing {}", row["Operation"]));
+            .find(|(name, ..)| *name == row[name_col])
+            .unwrap_or_else(|| panic!("{sample}: missing {}", row[name_col]));
         let mut cols = SUM_COLS;
-        cols[0] = "Count";
-        assert_stats(
-            &format!("{sample} {}", row["Operation"]),
-            &m.time,
-            row,
-            cols,
-        );
-        assert_eq!(our_tenths(m.share_pct), tenths(row, "Time (%)"));
+        cols[0] = count_col;
+        assert_stats(&format!("{sample} {}", row[name_col]), time, row, cols);
+        assert_eq!(our_tenths(*share), tenths(row, "Time (%)"), "{sample}");
     }
 }
 
@@ -371,24 +378,15 @@ fn innermost_counts_each_kernel_once() {
 
 #[test]
 fn api_equals_cuda_api_sum() {
-    for sample in SAMPLES {
-        let d = digest_sample(sample, &DigestOptions::default());
-        assert_api_equal(sample, &d, &groundtruth(sample, "cuda_api_sum"));
-    }
+    check_every_sample("cuda_api_sum", assert_api_equal);
 }
 
 /// Every row of a `cuda_api_sum` CSV, and no other.
 fn assert_api_equal(sample: &str, d: &Digest, gt: &[Row]) {
-    assert_eq!(d.api.len(), gt.len(), "{sample}");
-    for row in gt {
-        let a = d
-            .api
-            .iter()
-            .find(|a| a.name == row["Name"])
-            .unwrap_or_else(|| panic!("{sample}: missing {}", row["Name"]));
-        let mut cols = SUM_COLS;
-        cols[0] = "Num Calls";
-        assert_stats(&format!("{sample} {}", row["Name"]), &a.time, row, cols);
-        assert_eq!(our_tenths(a.share_pct), tenths(row, "Time (%)"), "{sample}");
-    }
+    let ours: Vec<_> = d
+        .api
+        .iter()
+        .map(|a| (a.name.as_str(), &a.time, a.share_pct))
+        .collect();
+    assert_named_sums(sample, &ours, gt, "Name", "Num Calls");
 }
