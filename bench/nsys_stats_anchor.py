@@ -9,7 +9,9 @@ nvtx_gpu_proj_sum (1 run), and a raw scan of the kernel, runtime and NVTX
 tables through Python's sqlite3 module (3 runs). Prints best and median of
 each and nsys-digest's best as a ratio of each best. NSYS_DIGEST names the
 binary (default target/release/nsys-digest). A .gz export is inflated into
-the temp folder first, since nsys stats reads only .sqlite.
+the temp folder first, since nsys stats reads only .sqlite. With
+NSYS_STATS_CSV_DIR set, nsys stats writes its CSVs there (four_*.csv,
+two_*.csv) instead of into the temp folder, to compare with the digest.
 """
 import gzip, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -18,6 +20,7 @@ rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 nsys = os.environ.get("NSYS", "nsys")
 digest = os.environ.get("NSYS_DIGEST", "target/release/nsys-digest")
 work = tempfile.mkdtemp(prefix="nsys-stats-anchor-")
+csv_dir = os.environ.get("NSYS_STATS_CSV_DIR", work)
 db = export
 if export.endswith(".gz"):
     db = os.path.join(work, "export.sqlite")
@@ -32,11 +35,11 @@ stats = [nsys, "stats", "--format", "csv", "--force-overwrite", "true"]
 runs = {
     "nsys-digest, default digest": ([digest, db], 3),
     "nsys stats cuda_gpu_kern_sum,nvtx_kern_sum,cuda_kern_exec_sum,cuda_api_sum": (
-        stats + ["--report", "cuda_gpu_kern_sum,nvtx_kern_sum,cuda_kern_exec_sum,cuda_api_sum", "--output", os.path.join(work, "four"), db],
+        stats + ["--report", "cuda_gpu_kern_sum,nvtx_kern_sum,cuda_kern_exec_sum,cuda_api_sum", "--output", os.path.join(csv_dir, "four"), db],
         1,
     ),
     "nsys stats cuda_gpu_kern_sum,nvtx_gpu_proj_sum": (
-        stats + ["--report", "cuda_gpu_kern_sum,nvtx_gpu_proj_sum", "--output", os.path.join(work, "two"), db],
+        stats + ["--report", "cuda_gpu_kern_sum,nvtx_gpu_proj_sum", "--output", os.path.join(csv_dir, "two"), db],
         1,
     ),
     "Python sqlite3 scan of the three tables": (
