@@ -1,7 +1,8 @@
 //! Every report against what NVIDIA's `nsys stats` (2025.3) printed for the
-//! same committed sample (tests/data/<sample>.<report>.csv). Counts and ns
-//! totals, minima and maxima must be exact; averages, medians and standard
-//! deviations must equal nsys's one-decimal rounding.
+//! same file (tests/data/<sample>.<report>.csv, or .csv.gz): each committed
+//! sample, and the 451k-kernel shared export when `../shared` has it.
+//! Counts and ns totals, minima and maxima must be exact; averages, medians
+//! and standard deviations must equal nsys's one-decimal rounding.
 
 use crate::common::*;
 use nsight_digest::nsys::{Digest, DigestOptions};
