@@ -1128,7 +1128,7 @@ fn hotspots(
     let mut scratch = Vec::new();
     let mut rows: Vec<Hotspot> = groups
         .into_iter()
-        .filter_map(|((phase, layer, name), g)| {
+        .filter_map(|((phase, layer, name), mut g)| {
             let s = g.values.stats(&mut scratch)?;
             let kernel = trace.strings.get(name).to_string();
             Some(Hotspot {

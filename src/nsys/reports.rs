@@ -69,7 +69,7 @@ fn summarise<K>(
     let mut scratch = Vec::new();
     let mut rows: Vec<(K, DurationStats)> = groups
         .into_iter()
-        .filter_map(|(k, v)| Some((k, v.stats(&mut scratch)?)))
+        .filter_map(|(k, mut v)| Some((k, v.stats(&mut scratch)?)))
         .collect();
     let grand: i64 = rows.iter().map(|(_, s)| s.total_ns).sum();
     rows.sort_by_key(|r| std::cmp::Reverse(r.1.total_ns));
@@ -151,7 +151,7 @@ pub fn nvtx_summary(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex) ->
         rows.push(NvtxSummary {
             range: trace.nvtx_names[name as usize].clone(),
             style,
-            time: DurationStats::from_values(&mut []).unwrap_or(EMPTY_STATS),
+            time: DurationStats::from_values::<i64>(&mut []).unwrap_or(EMPTY_STATS),
             share_pct: 0.0,
             gpu: Some(proj),
         });
@@ -503,7 +503,7 @@ pub fn nvtx_kernel_summary(
     let mut rows: Vec<NvtxKernelSummary> = accs
         .into_iter()
         .enumerate()
-        .filter_map(|(g, acc)| {
+        .filter_map(|(g, mut acc)| {
             let (range, thread, name) = acc.key;
             let time = acc.durations.stats(&mut scratch)?;
             Some(NvtxKernelSummary {
@@ -616,7 +616,7 @@ pub fn launch_summary(
     let mut scratch = Vec::new();
     let mut rows: Vec<LaunchSummary> = groups
         .into_iter()
-        .filter_map(|((tid, device, api, name), acc)| {
+        .filter_map(|((tid, device, api, name), mut acc)| {
             let total = acc.total.stats(&mut scratch)?;
             Some(LaunchSummary {
                 pid: global_id::pid(tid),
