@@ -24,7 +24,8 @@ pub struct NvtxIndex {
     swept_ranks: Vec<u32>,
     /// Per swept call, by rank, where its enclosing ranges sit in
     /// `enclosing`: (first, count). The sweep writes each call's ranges in
-    /// one run, so they need no grouping afterwards.
+    /// one run, so they need no grouping afterwards; a call in the same
+    /// ranges as the call before shares that call's run.
     spans: Vec<(u32, u32)>,
     enclosing: Vec<u32>,
     /// Tightest enclosing projectable range on the same thread.
@@ -88,6 +89,7 @@ impl NvtxIndex {
                     swept: &swept,
                     swept_ranks: &swept_ranks,
                     enclosing: &mut enclosing,
+                    last: (0, 0),
                 };
                 sweep.calls(trace, &clamped_end, &thread_ranges, &calls);
             }
@@ -186,6 +188,8 @@ struct Sweep<'a> {
     swept: &'a BitSet,
     swept_ranks: &'a [u32],
     enclosing: &'a mut Vec<u32>,
+    /// The span written last.
+    last: (u32, u32),
 }
 
 impl Sweep<'_> {
@@ -212,8 +216,30 @@ impl Sweep<'_> {
                     .filter(|&&r| clamped_end[r as usize] >= call.end),
             );
             let slot = self.swept.rank(c as usize, self.swept_ranks);
-            self.spans[slot] = (first as u32, (self.enclosing.len() - first) as u32);
+            self.spans[slot] = self.share_last_run(first);
         }
+    }
+}
+
+impl Sweep<'_> {
+    /// The span of the run just written from `first`. Consecutive calls
+    /// mostly sit in the same ranges (a layer launches tens of kernels), so
+    /// a run equal to the last one is dropped and the last span shared: on
+    /// the SYNTHETIC 1 GB export the list of every call's ranges outgrew
+    /// the cache and was copied as it doubled.
+    fn share_last_run(&mut self, first: usize) -> (u32, u32) {
+        let len = self.enclosing.len() - first;
+        let (last_first, last_len) = (self.last.0 as usize, self.last.1 as usize);
+        // Element by element: runs are a few ranges long, shorter than a
+        // call to memcmp is worth.
+        let run = &self.enclosing[first..];
+        let last = &self.enclosing[last_first..last_first + last_len];
+        if len == last_len && run.iter().zip(last).all(|(a, b)| a == b) {
+            self.enclosing.truncate(first);
+        } else {
+            self.last = (first as u32, len as u32);
+        }
+        self.last
     }
 }
 
