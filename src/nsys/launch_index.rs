@@ -9,7 +9,7 @@
 //! sparse even for that.
 
 use super::bit_set::BitSet;
-use super::slots::RunSlots;
+use super::slots::{OptionalIds, RunSlots};
 use super::trace::{global_id, Trace};
 use rustc_hash::FxHashMap;
 
@@ -24,30 +24,8 @@ pub struct LaunchIndex {
     pub duplicate_calls: u64,
 }
 
-/// Per GPU operation, the index of its launching API call: 4 bytes with
-/// [`NONE`] for no call, where `Option<u32>` takes 8 (5.9 M kernels on the
-/// SYNTHETIC 1 GB export).
-#[derive(Debug, Default)]
-pub struct LaunchingCalls(Vec<u32>);
-
-impl LaunchingCalls {
-    /// The call that launched operation `op`.
-    #[inline]
-    pub fn get(&self, op: usize) -> Option<u32> {
-        Some(self.0[op]).filter(|&c| c != NONE)
-    }
-
-    /// Each operation's call, in operation order.
-    pub fn iter(&self) -> impl Iterator<Item = Option<u32>> + '_ {
-        self.0.iter().map(|&c| Some(c).filter(|&c| c != NONE))
-    }
-}
-
-impl FromIterator<Option<u32>> for LaunchingCalls {
-    fn from_iter<I: IntoIterator<Item = Option<u32>>>(ops: I) -> Self {
-        LaunchingCalls(ops.into_iter().map(|c| c.unwrap_or(NONE)).collect())
-    }
-}
+/// Per GPU operation, the index of its launching API call, if any.
+pub type LaunchingCalls = OptionalIds;
 
 /// correlationId → API call index, for one process.
 enum CallsById {

@@ -12,7 +12,7 @@
 
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
-use super::slots::RunSlots;
+use super::slots::{OptionalIds, RunSlots};
 use super::trace::Trace;
 use crate::categories::Categories;
 use crate::stats::percent;
@@ -348,16 +348,26 @@ pub struct LlmDigest {
 /// How many kernels per (phase, layer type) the hotspot list keeps.
 pub const HOTSPOTS_PER_GROUP: usize = 5;
 
-/// Where each kernel (and graph execution) falls.
+/// Where each kernel (and graph execution) falls, 8 bytes per kernel: at
+/// 1 GB, `Option`s took 20 and were read by every view below.
 struct Placement {
     /// Step index per kernel.
-    kernel_step: Vec<Option<u32>>,
-    /// Layer per kernel: (interned type, index).
-    kernel_layer: Vec<Option<(u32, u32)>>,
-    exec_step: Vec<Option<u32>>,
+    kernel_step: OptionalIds,
+    /// Layer per kernel, as a slot in `layers`.
+    kernel_layer: OptionalIds,
+    /// The layers kernels fall in: (interned type, index).
+    layers: Vec<(u32, u32)>,
+    exec_step: OptionalIds,
     steps: Vec<Step>,
     layer_types: Vec<String>,
     graph_kernels_with_layer: u64,
+}
+
+impl Placement {
+    /// Kernel `i`'s layer: (interned type, index).
+    fn layer(&self, i: usize) -> Option<(u32, u32)> {
+        self.kernel_layer.get(i).map(|l| self.layers[l as usize])
+    }
 }
 
 struct Step {
@@ -450,7 +460,7 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
             layer.and_then(|(_, r)| range_layer[r as usize]),
         )
     };
-    let exec_step: Vec<Option<u32>> = launches
+    let exec_step: OptionalIds = launches
         .graph_exec_call
         .iter()
         .map(|c| around(c).0)
@@ -459,23 +469,29 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
     let capture_layers = graph_node_layers(trace, index, &range_layer);
     let mut graph_kernels_with_layer = 0;
     // One pass over the kernels for both placements.
-    let (kernel_step, kernel_layer): (Vec<_>, Vec<_>) = trace
-        .kernels
-        .iter()
-        .zip(launches.kernel_call.iter())
-        .map(|(k, c)| {
-            let (step, layer) = around(c);
-            if let Some(node) = k.graph_node() {
-                let l = capture_layers.get(&node).copied().flatten();
-                graph_kernels_with_layer += l.is_some() as u64;
-                return (step, l);
+    let mut kernel_step = OptionalIds::with_capacity(trace.kernels.len());
+    let mut kernel_layer = OptionalIds::with_capacity(trace.kernels.len());
+    let mut layer_slots = RunSlots::default();
+    let mut layers = Vec::new();
+    for (k, c) in trace.kernels.iter().zip(launches.kernel_call.iter()) {
+        let (step, mut layer) = around(c);
+        if let Some(node) = k.graph_node() {
+            layer = capture_layers.get(&node).copied().flatten();
+            graph_kernels_with_layer += layer.is_some() as u64;
+        }
+        kernel_step.push(step);
+        kernel_layer.push(layer.map(|l| {
+            let (slot, new) = layer_slots.slot(l);
+            if new {
+                layers.push(l);
             }
-            (step, layer)
-        })
-        .unzip();
+            slot as u32
+        }));
+    }
     Placement {
         kernel_step,
         kernel_layer,
+        layers,
         exec_step,
         steps,
         layer_types,
@@ -536,14 +552,14 @@ fn step_gpu_ns(trace: &Trace, p: &Placement) -> (Vec<i64>, i64) {
     let work = trace
         .kernels
         .iter()
-        .zip(&p.kernel_step)
-        .map(|(k, s)| (k.duration(), *s))
+        .zip(p.kernel_step.iter())
+        .map(|(k, s)| (k.duration(), s))
         .chain(
             trace
                 .graph_executions
                 .iter()
-                .zip(&p.exec_step)
-                .map(|(g, s)| (g.gpu.end - g.gpu.start, *s)),
+                .zip(p.exec_step.iter())
+                .map(|(g, s)| (g.gpu.end - g.gpu.start, s)),
         );
     for (d, s) in work {
         match s {
@@ -794,7 +810,7 @@ fn infer_mode(
         if k.graph_node().is_some() || launches.kernel_call.get(i).is_none() {
             continue;
         }
-        if let Some(s) = p.kernel_step[i] {
+        if let Some(s) = p.kernel_step.get(i) {
             if categories.classify(trace.kernel_name(i, names)) == "attention" {
                 attention_in[s as usize] += 1;
             }
@@ -856,7 +872,7 @@ fn infer_mode(
 fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
     let phase_of = |i: usize| -> Option<Phase> {
         if by_phase {
-            p.kernel_step[i].map(|s| p.steps[s as usize].phase)
+            p.kernel_step.get(i).map(|s| p.steps[s as usize].phase)
         } else {
             None
         }
@@ -868,7 +884,7 @@ fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
     for (i, k) in trace.kernels.iter().enumerate() {
         total += k.duration();
         graph_kernels += u64::from(k.graph_node().is_some());
-        if let Some((t, idx)) = p.kernel_layer[i] {
+        if let Some((t, idx)) = p.layer(i) {
             let e = per_index.entry((t, idx, phase_of(i))).or_default();
             e.0 += 1;
             e.1 += k.duration();
@@ -998,7 +1014,7 @@ fn phase_slot(p: &Placement, i: usize, phased: bool) -> PhaseSlot {
     if !phased {
         return PhaseSlot::All;
     }
-    match p.kernel_step[i] {
+    match p.kernel_step.get(i) {
         Some(s) => PhaseSlot::In(p.steps[s as usize].phase),
         None => PhaseSlot::OutsideSteps,
     }
@@ -1049,7 +1065,7 @@ fn kernel_groups(
     let mut group_of = super::reports::GroupTable::default();
     let mut groups: Vec<(GroupKey, GroupDurations)> = Vec::new();
     for (i, k) in trace.kernels.iter().enumerate() {
-        let place = (phase_slot(p, i, phased), p.kernel_layer[i].map(|(t, _)| t));
+        let place = (phase_slot(p, i, phased), p.layer(i).map(|(t, _)| t));
         let (row, _) = places.slot(place);
         let name = trace.kernel_name_id(i, names);
         let slot = name_slots.slot(name) as usize;
