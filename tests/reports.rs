@@ -2,7 +2,7 @@
 //! the raw rows of the committed samples.
 
 use crate::common::*;
-use nsight_digest::nsys::DigestOptions;
+use nsight_digest::nsys::{Digest, DigestOptions};
 use nsight_digest::stats::DurationStats;
 use std::collections::BTreeMap;
 
@@ -27,53 +27,91 @@ fn busy(mut ops: Vec<(i64, i64)>) -> (u64, i64, u64, i64) {
 fn gpu_busy_is_the_union_of_kernel_and_memory_op_intervals() {
     for name in SAMPLES {
         let (_dir, conn) = sample_sql(name);
-        let mut stmt = conn
-            .prepare(
-                "SELECT deviceId, streamId, start, end FROM CUPTI_ACTIVITY_KIND_KERNEL
-                 UNION ALL SELECT deviceId, streamId, start, end FROM CUPTI_ACTIVITY_KIND_MEMCPY
-                 UNION ALL SELECT deviceId, streamId, start, end FROM CUPTI_ACTIVITY_KIND_MEMSET",
-            )
-            .unwrap();
-        let mut by_device: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
-        let mut by_stream: BTreeMap<(i64, i64), Vec<(i64, i64)>> = BTreeMap::new();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap();
-        for row in rows {
-            let (device, stream, s, e): (i64, i64, i64, i64) = row.unwrap();
-            by_device.entry(device).or_default().push((s, e));
-            by_stream.entry((device, stream)).or_default().push((s, e));
-        }
         let d = digest_sample(name, &DigestOptions::default());
-        let span = d.source.span_ns.unwrap();
-        assert_eq!(
-            d.launch.busy.len(),
-            by_device.len() + by_stream.len(),
-            "{name}"
+        assert_busy_is_raw_union(name, &conn, &d);
+    }
+}
+
+/// Every export seen lists a device's kernels in start order, which the
+/// one-pass union relies on; this copy moves the first kernel to the end
+/// of its table, so the union must be found from interval lists instead.
+#[test]
+fn gpu_busy_holds_when_kernels_arrive_out_of_start_order() {
+    let name = "h200_llama8_graphs_node_1step";
+    let (dir, conn) = sample_sql(name);
+    conn.execute_batch(
+        "CREATE TEMP TABLE first AS SELECT * FROM CUPTI_ACTIVITY_KIND_KERNEL
+             WHERE rowid = (SELECT min(rowid) FROM CUPTI_ACTIVITY_KIND_KERNEL);
+         DELETE FROM CUPTI_ACTIVITY_KIND_KERNEL
+             WHERE rowid = (SELECT min(rowid) FROM CUPTI_ACTIVITY_KIND_KERNEL);
+         INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL SELECT * FROM first;
+         DROP TABLE first;",
+    )
+    .unwrap();
+    let (last_start, earlier_max): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT start FROM CUPTI_ACTIVITY_KIND_KERNEL ORDER BY rowid DESC LIMIT 1),
+                    (SELECT max(start) FROM CUPTI_ACTIVITY_KIND_KERNEL)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        last_start < earlier_max,
+        "the moved kernel is not out of order"
+    );
+    let d = nsight_digest::nsys::digest(&dir.path().join("s.sqlite"), &DigestOptions::default())
+        .unwrap();
+    assert_busy_is_raw_union(name, &conn, &d);
+}
+
+/// Each busy row equals the union of its device's or stream's raw ops.
+fn assert_busy_is_raw_union(name: &str, conn: &rusqlite::Connection, d: &Digest) {
+    let mut stmt = conn
+        .prepare(
+            "SELECT deviceId, streamId, start, end FROM CUPTI_ACTIVITY_KIND_KERNEL
+             UNION ALL SELECT deviceId, streamId, start, end FROM CUPTI_ACTIVITY_KIND_MEMCPY
+             UNION ALL SELECT deviceId, streamId, start, end FROM CUPTI_ACTIVITY_KIND_MEMSET",
+        )
+        .unwrap();
+    let mut by_device: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+    let mut by_stream: BTreeMap<(i64, i64), Vec<(i64, i64)>> = BTreeMap::new();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap();
+    for row in rows {
+        let (device, stream, s, e): (i64, i64, i64, i64) = row.unwrap();
+        by_device.entry(device).or_default().push((s, e));
+        by_stream.entry((device, stream)).or_default().push((s, e));
+    }
+    let span = d.source.span_ns.unwrap();
+    assert_eq!(
+        d.launch.busy.len(),
+        by_device.len() + by_stream.len(),
+        "{name}"
+    );
+    let expected = by_device
+        .into_iter()
+        .map(|(dev, ops)| ((dev, None), ops))
+        .chain(
+            by_stream
+                .into_iter()
+                .map(|((dev, st), ops)| ((dev, Some(st)), ops)),
         );
-        let expected = by_device
-            .into_iter()
-            .map(|(dev, ops)| ((dev, None), ops))
-            .chain(
-                by_stream
-                    .into_iter()
-                    .map(|((dev, st), ops)| ((dev, Some(st)), ops)),
-            );
-        for ((device, stream), ops) in expected {
-            let row = d
-                .launch
-                .busy
-                .iter()
-                .find(|r| r.device == device && r.stream == stream)
-                .unwrap_or_else(|| panic!("{name}: no row for {device}/{stream:?}"));
-            let (count, total, gaps, longest) = busy(ops);
-            let ctx = format!("{name} device {device} stream {stream:?}");
-            assert_eq!(row.ops, count, "{ctx}");
-            assert_eq!(row.busy_ns, total, "{ctx}");
-            assert_eq!(row.idle_ns, (span - total).max(0), "{ctx}");
-            assert_eq!(row.gaps, gaps, "{ctx}");
-            assert_eq!(row.longest_gap_ns, longest, "{ctx}");
-        }
+    for ((device, stream), ops) in expected {
+        let row = d
+            .launch
+            .busy
+            .iter()
+            .find(|r| r.device == device && r.stream == stream)
+            .unwrap_or_else(|| panic!("{name}: no row for {device}/{stream:?}"));
+        let (count, total, gaps, longest) = busy(ops);
+        let ctx = format!("{name} device {device} stream {stream:?}");
+        assert_eq!(row.ops, count, "{ctx}");
+        assert_eq!(row.busy_ns, total, "{ctx}");
+        assert_eq!(row.idle_ns, (span - total).max(0), "{ctx}");
+        assert_eq!(row.gaps, gaps, "{ctx}");
+        assert_eq!(row.longest_gap_ns, longest, "{ctx}");
     }
 }
 
