@@ -92,6 +92,16 @@ impl DurationList {
         self.short.len() + self.long.len()
     }
 
+    /// Moves `other`'s durations to the end of this list.
+    pub fn append(&mut self, mut other: DurationList) {
+        if self.is_empty() {
+            *self = other;
+        } else {
+            self.short.append(&mut other.short);
+            self.long.append(&mut other.long);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

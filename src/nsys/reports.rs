@@ -28,19 +28,28 @@ pub struct KernelSummary {
 /// `cuda_gpu_kern_sum`: per kernel name, split by process and device when
 /// the profile has several.
 pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
-    let split = needs_split(trace);
-    let mut groups: HashMap<(i64, Option<u32>, Option<i64>), DurationList> = HashMap::default();
+    // Grouped by process and device in the one pass over the kernels (at
+    // 1 GB a pass reads 329 MB), then merged by name where there is one
+    // (process, device) pair.
+    let mut by_place: HashMap<(i64, Option<i64>, u32), DurationList> = HashMap::default();
     for (i, k) in trace.kernels.iter().enumerate() {
+        let key = (trace.kernel_name_id(i, names), k.global_pid(), k.device);
+        by_place.entry(key).or_default().push(k.duration());
+    }
+    let places: HashSet<(Option<i64>, u32)> = by_place.keys().map(|&(_, p, d)| (p, d)).collect();
+    let split = places.len() > 1;
+    let mut groups: HashMap<(i64, Option<u32>, Option<i64>), DurationList> = HashMap::default();
+    for ((name, global_pid, device), list) in by_place {
         let key = if split {
             (
-                trace.kernel_name_id(i, names),
-                k.global_pid().map(global_id::pid),
-                Some(i64::from(k.device)),
+                name,
+                global_pid.map(global_id::pid),
+                Some(i64::from(device)),
             )
         } else {
-            (trace.kernel_name_id(i, names), None, None)
+            (name, None, None)
         };
-        groups.entry(key).or_default().push(k.duration());
+        groups.entry(key).or_default().append(list);
     }
     let mut rows: Vec<KernelSummary> = summarise(groups)
         .into_iter()
@@ -79,18 +88,6 @@ fn summarise<K>(
             (k, s, share)
         })
         .collect()
-}
-
-/// More than one (process, GPU) pair ran kernels.
-pub fn needs_split(trace: &Trace) -> bool {
-    let mut seen = HashSet::default();
-    for k in &trace.kernels {
-        seen.insert((k.global_pid(), k.device));
-        if seen.len() > 1 {
-            return true;
-        }
-    }
-    false
 }
 
 /// The GPU projection of one range name (`nvtx_gpu_proj_sum`).
