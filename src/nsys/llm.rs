@@ -906,6 +906,9 @@ fn infer_mode(
     (mode.to_string(), evidence)
 }
 
+/// (layer type, layer index, phase).
+type LayerIndexKey = (u32, u32, Option<Phase>);
+
 fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
     let phase_of = |i: usize| -> Option<Phase> {
         if by_phase {
@@ -917,12 +920,21 @@ fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
     // One pass over the kernels for every per-kernel sum below: at 1 GB
     // each pass reads 376 MB.
     let (mut total, mut covered, mut graph_kernels) = (0i64, 0i64, 0u64);
-    let mut per_index: HashMap<(u32, u32, Option<Phase>), (u64, i64)> = HashMap::default();
+    // Per (layer, phase): a kernel's is nearly always the last kernel's,
+    // so the slot is found without hashing.
+    let mut index_slots: RunSlots<(u32, Option<Phase>)> = RunSlots::default();
+    let mut per_index: Vec<(LayerIndexKey, (u64, i64))> = Vec::new();
     for (i, k) in trace.kernels.iter().enumerate() {
         total += k.duration();
         graph_kernels += u64::from(k.graph_node().is_some());
-        if let Some((t, idx)) = p.layer(i) {
-            let e = per_index.entry((t, idx, phase_of(i))).or_default();
+        if let Some(layer) = p.kernel_layer.get(i) {
+            let phase = phase_of(i);
+            let (slot, new) = index_slots.slot((layer, phase));
+            if new {
+                let (t, idx) = p.layers[layer as usize];
+                per_index.push(((t, idx, phase), (0, 0)));
+            }
+            let e = &mut per_index[slot].1;
             e.0 += 1;
             e.1 += k.duration();
             covered += k.duration();
@@ -967,7 +979,7 @@ fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
     }
     let mut types: HashMap<(u32, Option<Phase>), (u64, u64, i64)> = HashMap::default();
     let mut siblings: HashMap<(u32, Option<Phase>), Vec<i64>> = HashMap::default();
-    for (&(t, _, ph), &(n, ns)) in &per_index {
+    for &((t, _, ph), (n, ns)) in &per_index {
         let e = types.entry((t, ph)).or_default();
         e.0 += 1;
         e.1 += n;
