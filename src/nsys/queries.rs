@@ -108,6 +108,26 @@ query!(
     ]
 );
 query!(
+    NVTX_PAGES,
+    "nvtx_pages.sql",
+    [
+        (
+            "NVTX_EVENTS",
+            [
+                "start",
+                "end",
+                "eventType",
+                "globalTid",
+                "endGlobalTid",
+                "textId",
+                "text",
+                "domainId"
+            ]
+        ),
+        ("StringIds", ["id", "value"])
+    ]
+);
+query!(
     MEMCPY,
     "memcpy.sql",
     [(
@@ -214,6 +234,7 @@ pub const ALL: &[Query] = &[
     KERNEL_MANGLED_NAMES,
     RUNTIME,
     NVTX,
+    NVTX_PAGES,
     MEMCPY,
     MEMSET,
     MEMCPY_KINDS,

@@ -1,5 +1,6 @@
-//! Reads the two big all-integer tables straight from the SQLite file's
-//! B-tree pages, without SQLite's virtual machine.
+//! Reads the two big all-integer tables, and NVTX_EVENTS with its one text
+//! column, straight from the SQLite file's B-tree pages, without SQLite's
+//! virtual machine.
 //!
 //! Through the `digest_rows` aggregate (`int_rows`), SQLite still runs its
 //! bytecode once per row and builds a value per cell: on the SYNTHETIC 1 GB
@@ -11,7 +12,7 @@
 //! Only the plain case is read this way: a rollback-journal file, a rowid
 //! table without generated columns, defaults or a primary key among the
 //! columns read, records without overflow pages, and cells that are
-//! integers or NULL. Anything else, a damaged page included, gives
+//! integers or NULL, or UTF-8 text in the one text column. Anything else, a damaged page included, gives
 //! [`Unsupported`] before any row is returned, and the caller reads the
 //! table through SQLite instead, which then decides what is wrong with it.
 //! Every loop is bounded by the file's page count, so a damaged file cannot
@@ -43,17 +44,19 @@ enum CellSource {
     Null,
 }
 
-/// A table's root page and the record position of each cell the query reads.
+/// A table's root page and the record position of each cell the query
+/// reads, and of the text column read with them, if any.
 #[derive(Debug)]
 struct TableLayout {
     root: u32,
     cells: Vec<CellSource>,
+    text: Option<usize>,
 }
 
 impl TableLayout {
     /// The layout for `sql`, a `SELECT digest_rows(rowid, ...) FROM t NOT
     /// INDEXED` from `queries/`, as the schema in the file declares it.
-    fn find(conn: &Connection, sql: &str) -> Result<TableLayout, Unsupported> {
+    fn find(conn: &Connection, sql: &str, text: Option<&str>) -> Result<TableLayout, Unsupported> {
         let table = table_name(sql).ok_or(Unsupported("no table in the query"))?;
         let root: Option<i64> = conn
             .query_row(
@@ -77,7 +80,12 @@ impl TableLayout {
             .iter()
             .map(|name| cell_source(&columns, name))
             .collect::<Result<_, _>>()?;
-        Ok(TableLayout { root, cells })
+        let text = match text.map(|name| cell_source(&columns, name)).transpose()? {
+            Some(CellSource::Record(position)) => Some(position),
+            Some(CellSource::Null) => return Err(Unsupported("the text column is NULL")),
+            None => None,
+        };
+        Ok(TableLayout { root, cells, text })
     }
 }
 
@@ -145,6 +153,8 @@ struct Geometry {
     page_size: usize,
     usable: usize,
     page_count: u32,
+    /// Text is stored as UTF-8 (else UTF-16, left to SQLite).
+    utf8: bool,
 }
 
 impl Geometry {
@@ -178,6 +188,7 @@ impl Geometry {
             page_size,
             usable,
             page_count,
+            utf8: u32::from_be_bytes([header[56], header[57], header[58], header[59]]) == 1,
         })
     }
 
@@ -352,9 +363,36 @@ pub fn read_table<T>(
     capacity: usize,
     map: &mut impl FnMut(&IntCells<'_>) -> rusqlite::Result<T>,
 ) -> Result<rusqlite::Result<Vec<T>>, Unsupported> {
-    let layout = TableLayout::find(conn, sql)?;
+    scan_table(conn, file, sql, None, capacity, &mut |cells, _| map(cells))
+}
+
+/// [`read_table`] that also hands `map` each row's `text_column`, which
+/// must hold UTF-8 text or NULL.
+pub fn read_table_with_text<T>(
+    conn: &Connection,
+    file: &Path,
+    sql: &str,
+    text_column: &str,
+    capacity: usize,
+    map: &mut impl FnMut(&IntCells<'_>, Option<&str>) -> rusqlite::Result<T>,
+) -> Result<rusqlite::Result<Vec<T>>, Unsupported> {
+    scan_table(conn, file, sql, Some(text_column), capacity, map)
+}
+
+fn scan_table<T>(
+    conn: &Connection,
+    file: &Path,
+    sql: &str,
+    text_column: Option<&str>,
+    capacity: usize,
+    map: &mut impl FnMut(&IntCells<'_>, Option<&str>) -> rusqlite::Result<T>,
+) -> Result<rusqlite::Result<Vec<T>>, Unsupported> {
+    let layout = TableLayout::find(conn, sql, text_column)?;
     let file = File::open(file).map_err(|_| Unsupported("file unreadable"))?;
     let geometry = Geometry::read(&file)?;
+    if layout.text.is_some() && !geometry.utf8 {
+        return Err(Unsupported("text not in UTF-8"));
+    }
     let leaves = leaf_pages(&file, geometry, layout.root)?;
     let names = argument_names(sql);
     let mut rows = Vec::new();
@@ -376,8 +414,12 @@ pub fn read_table<T>(
                 return Err(Unsupported("rows not in rowid order"));
             }
             last_rowid = Some(rowid);
+            let text = match layout.text {
+                Some(position) => text_cell(record, position)?,
+                None => None,
+            };
             let cells = decoder.decode(record)?;
-            match map(&IntCells::decoded(cells, &names)) {
+            match map(&IntCells::decoded(cells, &names), text) {
                 Ok(row) => {
                     ahead.before_push(&mut rows);
                     rows.push(row);
@@ -387,6 +429,43 @@ pub fn read_table<T>(
         }
     }
     Ok(Ok(rows))
+}
+
+/// The text at record position `position`: NULL, or text that must be
+/// UTF-8 (SQLite would refuse it as a Rust string too).
+fn text_cell(record: &[u8], position: usize) -> Result<Option<&str>, Unsupported> {
+    let mut at = 0;
+    let header_len = varint(record, &mut at)?;
+    let header = usize::try_from(header_len)
+        .ok()
+        .and_then(|h| record.get(..h))
+        .ok_or(Unsupported("damaged record header"))?;
+    let mut body = header.len();
+    for _ in 0..position {
+        if at >= header.len() {
+            // A record written before the column was added: NULL.
+            return Ok(None);
+        }
+        body += serial_length(varint(header, &mut at)?)?;
+    }
+    if at >= header.len() {
+        return Ok(None);
+    }
+    let serial = varint(header, &mut at)?;
+    match serial {
+        0 => Ok(None),
+        n if n >= 13 && n % 2 == 1 => {
+            let len = serial_length(n)?;
+            let bytes = body
+                .checked_add(len)
+                .and_then(|end| record.get(body..end))
+                .ok_or(Unsupported("record body too short"))?;
+            std::str::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| Unsupported("text is not UTF-8"))
+        }
+        _ => Err(Unsupported("a text cell is not text")),
+    }
 }
 
 /// A leaf cell's rowid and record, which must be wholly on the page.
@@ -584,6 +663,26 @@ fn integer(serial: u64, bytes: &[u8]) -> Result<Option<i64>, Unsupported> {
 mod tests {
     use super::*;
 
+    /// Hand-made records, as SQLite lays them out (header length, serial
+    /// types, then the bodies): the real exports hold no NULL, empty or
+    /// non-UTF-8 text in the column read.
+    #[test]
+    fn text_cells_decode_or_are_left_to_sqlite() {
+        // (int 7, text "ab", NULL)
+        let record = [4, 1, 17, 0, 7, b'a', b'b'];
+        assert_eq!(text_cell(&record, 1).unwrap(), Some("ab"));
+        assert_eq!(text_cell(&record, 2).unwrap(), None);
+        // Past the last column: a record written before it was added.
+        assert_eq!(text_cell(&record, 3).unwrap(), None);
+        assert!(text_cell(&record, 0).is_err(), "an integer is not text");
+        // (empty text), (text 0xff), (blob "ab")
+        assert_eq!(text_cell(&[2, 13], 0).unwrap(), Some(""));
+        assert!(text_cell(&[2, 15, 0xff], 0).is_err());
+        assert!(text_cell(&[2, 16, b'a', b'b'], 0).is_err());
+        // A text longer than the record.
+        assert!(text_cell(&[2, 21, b'a'], 0).is_err());
+    }
+
     #[test]
     fn varints_and_integers_decode_as_sqlite_writes_them() {
         let read = |bytes: &[u8]| varint(bytes, &mut 0).unwrap();
@@ -650,7 +749,7 @@ mod tests {
         assert!(rows.len() > 15000);
         let file = File::open(&path).unwrap();
         let geometry = Geometry::read(&file).unwrap();
-        let root = TableLayout::find(&conn, READ).unwrap().root;
+        let root = TableLayout::find(&conn, READ, None).unwrap().root;
         let leaves = leaf_pages(&file, geometry, root).unwrap();
         assert!(
             leaves.windows(2).any(|w| w[1] != w[0] + 1),
