@@ -343,7 +343,9 @@ impl NvtxKernelGroups {
         }
     }
 
-    fn range_key(&mut self, key: RangeKey, range: Option<u32>) -> u32 {
+    /// The range key's number; `key` is only called when the range has
+    /// none yet, as reading the range row is a cache miss at 1 GB.
+    fn range_key(&mut self, key: impl FnOnce() -> RangeKey, range: Option<u32>) -> u32 {
         if let Some(r) = range {
             let cached = self.rk_of_range[r as usize];
             if cached != NONE {
@@ -351,28 +353,36 @@ impl NvtxKernelGroups {
             }
         }
         let next = self.range_keys.len() as u32;
-        let rk = *self.range_keys.entry(key).or_insert(next);
+        let rk = *self.range_keys.entry(key()).or_insert(next);
         if let Some(r) = range {
             self.rk_of_range[r as usize] = rk;
         }
         rk
     }
 
+    /// Counts a kernel in its group; `key` gives the group's key, and is
+    /// called only for a new range or group.
     #[inline]
     fn add(
         &mut self,
-        key: NvtxKernelKey,
+        key: impl Fn() -> NvtxKernelKey,
         name_slot: u32,
         range: Option<u32>,
         kernel: usize,
         duration: i64,
     ) {
-        let rk = self.range_key((key.0, key.1), range);
+        let rk = self.range_key(
+            || {
+                let (range, thread, _) = key();
+                (range, thread)
+            },
+            range,
+        );
         let next = self.accs.len() as u32;
         let (g, new) = self.group_of.group(rk as usize, name_slot as usize, next);
         if new {
             self.accs.push(NvtxKernelAcc {
-                key,
+                key: key(),
                 durations: DurationList::default(),
                 kernels: 0,
                 last_kernel: usize::MAX,
@@ -482,11 +492,13 @@ pub fn nvtx_kernel_summary(
             Some(c) => index.enclosing(c),
         };
         if enclosing.is_empty() {
-            groups.add((None, thread, name), name_slot, None, i, k.duration());
+            groups.add(|| (None, thread, name), name_slot, None, i, k.duration());
         }
         for &r in enclosing {
-            let range = &trace.nvtx[r as usize];
-            let key = (Some((range.name, range.style)), thread, name);
+            let key = || {
+                let range = &trace.nvtx[r as usize];
+                (Some((range.name, range.style)), thread, name)
+            };
             groups.add(key, name_slot, Some(r), i, k.duration());
         }
     }
