@@ -86,7 +86,7 @@ GRAPH=$WORK/synthetic_graph_400mb.sqlite
 [ -f "$GRAPH" ] || python3 bench/synthetic_nsys.py samples/h200_llama8_graphs_node_3steps.sqlite.gz "$GRAPH" 400 > /dev/null
 read -r floor_graph _ < <(best sqlite3 "$GRAPH" "$SCAN")
 read -r t m < <(best "$NSYS_DIGEST" "$GRAPH")
-row "nsys-digest, SYNTHETIC graph-mode export, $(($(stat -c %s "$GRAPH") / 1000000)) MB" "$t" "$m" "sqlite3 scan" "$floor_graph"
+row "nsys-digest, SYNTHETIC graph-mode export, $(($(stat -Lc %s "$GRAPH") / 1000000)) MB" "$t" "$m" "sqlite3 scan" "$floor_graph"
 
 CSV=$WORK/synthetic_1gb_details.csv
 [ -f "$CSV" ] || python3 bench/synthetic_ncu.py samples/ncu/h200_llama4L_memmetrics_525kernels.details.csv.gz "$CSV" 1000 > /dev/null
