@@ -107,26 +107,16 @@ query!(
         ("StringIds", ["id", "value"])
     ]
 );
-query!(
-    NVTX_PAGES,
-    "nvtx_pages.sql",
-    [
-        (
-            "NVTX_EVENTS",
-            [
-                "start",
-                "end",
-                "eventType",
-                "globalTid",
-                "endGlobalTid",
-                "textId",
-                "text",
-                "domainId"
-            ]
-        ),
-        ("StringIds", ["id", "value"])
-    ]
-);
+/// NVTX_EVENTS as the page reader reads it; it needs what `nvtx.sql` does,
+/// which SQLite runs wherever the page reader declines.
+pub const NVTX_PAGES: Query = Query {
+    name: "nvtx_pages.sql",
+    sql: include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/queries/nvtx_pages.sql"
+    )),
+    needs: NVTX.needs,
+};
 query!(
     MEMCPY,
     "memcpy.sql",

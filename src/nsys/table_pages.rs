@@ -434,12 +434,7 @@ fn scan_table<T>(
 /// The text at record position `position`: NULL, or text that must be
 /// UTF-8 (SQLite would refuse it as a Rust string too).
 fn text_cell(record: &[u8], position: usize) -> Result<Option<&str>, Unsupported> {
-    let mut at = 0;
-    let header_len = varint(record, &mut at)?;
-    let header = usize::try_from(header_len)
-        .ok()
-        .and_then(|h| record.get(..h))
-        .ok_or(Unsupported("damaged record header"))?;
+    let (header, mut at) = record_header(record)?;
     let mut body = header.len();
     for _ in 0..position {
         if at >= header.len() {
@@ -572,12 +567,7 @@ impl RecordDecoder {
     /// at 1 GB this loop runs for a third of a billion cells.
     #[inline]
     fn decode(&mut self, record: &[u8]) -> Result<&[Option<i64>], Unsupported> {
-        let mut at = 0;
-        let header_len = small_varint(record, &mut at)?;
-        let header = usize::try_from(header_len)
-            .ok()
-            .and_then(|h| record.get(..h))
-            .ok_or(Unsupported("damaged record header"))?;
+        let (header, mut at) = record_header(record)?;
         let mut body = header.len();
         for (position, &want) in self.wanted.iter().enumerate() {
             // Records written before a column was added end early; those
@@ -609,6 +599,19 @@ impl RecordDecoder {
             self.cells[cell] = None;
         }
     }
+}
+
+/// A record's header, which holds its own length and then the serial
+/// types, and where the serial types start in it.
+#[inline(always)]
+fn record_header(record: &[u8]) -> Result<(&[u8], usize), Unsupported> {
+    let mut at = 0;
+    let header_len = small_varint(record, &mut at)?;
+    let header = usize::try_from(header_len)
+        .ok()
+        .and_then(|h| record.get(..h))
+        .ok_or(Unsupported("damaged record header"))?;
+    Ok((header, at))
 }
 
 /// [`varint`] with the one-byte case inline.
