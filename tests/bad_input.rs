@@ -161,6 +161,21 @@ fn nsys_export_without_cuda_tables() {
     }
 }
 
+/// A range text that is not UTF-8, written into a copy of a real sample (no
+/// real export has one): the page reader leaves NVTX_EVENTS to SQLite,
+/// whose read refuses the text as before.
+#[test]
+fn nvtx_text_that_is_not_utf8() {
+    let (dir, conn) = sample_sql("h200_llama8_eager_1step");
+    conn.execute_batch(
+        "UPDATE NVTX_EVENTS SET text = CAST(x'ff41' AS TEXT)
+         WHERE rowid = (SELECT min(rowid) FROM NVTX_EVENTS WHERE text IS NOT NULL);",
+    )
+    .unwrap();
+    drop(conn);
+    assert_rejected(&dir.path().join("s.sqlite"), "invalid utf-8");
+}
+
 #[test]
 fn missing_path() {
     let p = PathBuf::from("/nonexistent/dir/profile.sqlite");
