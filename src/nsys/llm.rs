@@ -778,15 +778,15 @@ fn graph_report(
     }
 }
 
-/// vLLM-style graph mode from what each step does: a step is `eager` (no
-/// graph launch), `full` (graph launches and no eager attention kernel) or
-/// `piecewise` (graph launches with eager attention between them).
 /// The API name ids of graph launches, and how many calls they made.
 struct GraphCalls<'a> {
     names: &'a [i64],
     total: u64,
 }
 
+/// vLLM-style graph mode from what each step does: a step is `eager` (no
+/// graph launch), `full` (graph launches and no eager attention kernel) or
+/// `piecewise` (graph launches with eager attention between them).
 fn infer_mode(
     trace: &Trace,
     launches: &LaunchIndex,

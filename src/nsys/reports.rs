@@ -683,8 +683,7 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
 /// every device's and stream's ops arrive in start order once kernels and
 /// the sorted memory ops are merged by start, as in every export seen
 /// (CUPTI writes a device's kernels in start order); `None` when one does
-/// not. At 1 GB the
-/// stream unions' interval lists took 94 MB.
+/// not. At 1 GB the stream unions' interval lists took 94 MB.
 fn running_busy(trace: &Trace, span: i64) -> Option<Vec<GpuBusy>> {
     let kernels = trace.kernels.iter().enumerate().map(|(i, k)| {
         let key = (i64::from(k.device), i64::from(k.stream));
@@ -934,8 +933,7 @@ fn device_union(unions: Vec<Intervals>) -> UnionStats {
         return UnionStats::of(union_of(unions.concat()));
     }
     let mut heads = vec![0usize; unions.len()];
-    let mut stats = UnionStats::default();
-    let mut open: Option<(i64, i64)> = None;
+    let mut merged = RunningUnion::default();
     loop {
         let mut next: Option<(usize, (i64, i64))> = None;
         for (i, union) in unions.iter().enumerate() {
@@ -947,17 +945,10 @@ fn device_union(unions: Vec<Intervals>) -> UnionStats {
         }
         let Some((i, (start, end))) = next else { break };
         heads[i] += 1;
-        open = match open {
-            Some((s, e)) if start <= e => Some((s, e.max(end))),
-            Some(closed) => {
-                stats.push(closed);
-                Some((start, end))
-            }
-            None => Some((start, end)),
-        };
+        let in_order = merged.add(start, end);
+        debug_assert!(in_order, "heads are taken in start order");
     }
-    open.into_iter().for_each(|last| stats.push(last));
-    stats
+    merged.finish().1
 }
 
 /// Busy time, gaps and idle share from the union of a device's or stream's ops.

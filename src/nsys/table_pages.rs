@@ -12,7 +12,8 @@
 //! Only the plain case is read this way: a rollback-journal file, a rowid
 //! table without generated columns, defaults or a primary key among the
 //! columns read, records without overflow pages, and cells that are
-//! integers or NULL, or UTF-8 text in the one text column. Anything else, a damaged page included, gives
+//! integers or NULL, or UTF-8 text in the one text column. Anything else,
+//! a damaged page included, gives
 //! [`Unsupported`] before any row is returned, and the caller reads the
 //! table through SQLite instead, which then decides what is wrong with it.
 //! Every loop is bounded by the file's page count, so a damaged file cannot
@@ -432,7 +433,9 @@ fn scan_table<T>(
 }
 
 /// The text at record position `position`: NULL, or text that must be
-/// UTF-8 (SQLite would refuse it as a Rust string too).
+/// UTF-8 (SQLite would refuse it as a Rust string too). It walks the header
+/// again rather than teaching [`RecordDecoder::decode`] a text cell: that
+/// loop runs for every cell of the two big tables, which have no text.
 fn text_cell(record: &[u8], position: usize) -> Result<Option<&str>, Unsupported> {
     let (header, mut at) = record_header(record)?;
     let mut body = header.len();

@@ -769,8 +769,8 @@ fn read_raw_nvtx(
 const NVTX_READ_TYPES: [i64; 5] = [59, 60, 70, 71, NVTX_DOMAIN_CREATE];
 
 /// Ranges repeat a few names many times (32k ranges, 60 names in the 76 MB
-/// export), so each row's text is interned as it is read, from SQLite's
-/// own buffer, and the `domain:text` name is built once per pair.
+/// export), so each row's text is interned as it is read, from the page or
+/// SQLite's buffer, and the `domain:text` name is built once per pair.
 fn read_nvtx(
     conn: &Connection,
     profile: &OpenedProfile,
