@@ -277,13 +277,20 @@ impl Trace {
             }
         };
         // Inside a folder run every core already digests its own profile:
-        // read sequentially there, in parallel for a single profile.
+        // the two big tables are left on this worker's queue, where a core
+        // that has run out of profiles takes one; otherwise this worker
+        // reads them itself, after the small tables.
         let (kernels, api_calls, rest) = if rayon::current_thread_index().is_some() {
-            (
-                read_kernel_table(),
-                read_runtime_table(),
-                load_small_tables(&conn, &schema, profile, names),
-            )
+            let (mut kernels, mut api_calls) = (None, None);
+            let rest = rayon::in_place_scope(|scope| {
+                scope.spawn(|_| kernels = Some(read_kernel_table()));
+                scope.spawn(|_| api_calls = Some(read_runtime_table()));
+                load_small_tables(&conn, &schema, profile, names)
+            });
+            let (Some(kernels), Some(api_calls)) = (kernels, api_calls) else {
+                unreachable!("rayon's scope returns only after both readers ran");
+            };
+            (kernels, api_calls, rest)
         } else {
             std::thread::scope(|scope| {
                 let kernels = scope.spawn(read_kernel_table);
