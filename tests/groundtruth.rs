@@ -1,6 +1,7 @@
 //! Every report against what NVIDIA's `nsys stats` (2025.3) printed for the
 //! same file (tests/data/<sample>.<report>.csv, or .csv.gz): each committed
-//! sample, and the 451k-kernel shared export when `../shared` has it.
+//! sample, the 451k-kernel shared export when `../shared` has it, and a
+//! SYNTHETIC 1 GB export made from that one.
 //! Counts and ns totals, minima and maxima must be exact; averages, medians
 //! and standard deviations must equal nsys's one-decimal rounding.
 
@@ -74,6 +75,43 @@ fn large_shared_sample_equals_nsys_2025() {
     let file = shared.join(format!("samples/nsys/{SAMPLE}.sqlite.gz"));
     if !file.exists() {
         return;
+    }
+    let d = nsight_digest::nsys::digest(&file, &DigestOptions::default()).unwrap();
+    let gt = |report| groundtruth(SAMPLE, report);
+    assert_kernels_equal(SAMPLE, &d, &gt("cuda_gpu_kern_sum"));
+    assert_nvtx_equal(SAMPLE, &d, &gt("nvtx_sum"));
+    assert_projection_equal(SAMPLE, &d, &gt("nvtx_gpu_proj_sum"));
+    assert_nvtx_kernels_equal(SAMPLE, &d, &gt("nvtx_kern_sum"));
+    assert_launch_equal(SAMPLE, &d, &gt("cuda_kern_exec_sum"));
+    assert_memory_equal(SAMPLE, &d, &gt("cuda_gpu_mem_time_sum"));
+    assert_api_equal(SAMPLE, &d, &gt("cuda_api_sum"));
+}
+
+/// The SYNTHETIC 1 GB export that `bench/synthetic_nsys.py` makes from the
+/// shared export (13 copies: 5.9 M kernels, 12.2 M runtime calls) against
+/// what `nsys stats` 2025.3 printed for the same rows (samples/README.md).
+/// Its 82 M correlation ids per process put the launch index in its ranked
+/// form, which no real sample reaches. Skipped where `../shared` or python3
+/// is missing; it writes 1 GB to the temp folder.
+#[test]
+fn synthetic_1gb_export_equals_nsys_2025() {
+    const SAMPLE: &str = "synthetic_1gb";
+    let Some(shared) = shared() else { return };
+    let source = shared.join("samples/nsys/h200_llama32_eager_3steps.sqlite.gz");
+    if !source.exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synthetic_1gb.sqlite");
+    let made = std::process::Command::new("python3")
+        .arg(repo().join("bench/synthetic_nsys.py"))
+        .args([source.as_os_str(), file.as_os_str(), "1000".as_ref()])
+        .stdout(std::process::Stdio::null())
+        .status();
+    match made {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => panic!("python3: {e}"),
+        Ok(status) => assert!(status.success(), "bench/synthetic_nsys.py: {status}"),
     }
     let d = nsight_digest::nsys::digest(&file, &DigestOptions::default()).unwrap();
     let gt = |report| groundtruth(SAMPLE, report);
