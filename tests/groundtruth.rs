@@ -76,15 +76,20 @@ fn large_shared_sample_equals_nsys_2025() {
     if !file.exists() {
         return;
     }
-    let d = nsight_digest::nsys::digest(&file, &DigestOptions::default()).unwrap();
-    let gt = |report| groundtruth(SAMPLE, report);
-    assert_kernels_equal(SAMPLE, &d, &gt("cuda_gpu_kern_sum"));
-    assert_nvtx_equal(SAMPLE, &d, &gt("nvtx_sum"));
-    assert_projection_equal(SAMPLE, &d, &gt("nvtx_gpu_proj_sum"));
-    assert_nvtx_kernels_equal(SAMPLE, &d, &gt("nvtx_kern_sum"));
-    assert_launch_equal(SAMPLE, &d, &gt("cuda_kern_exec_sum"));
-    assert_memory_equal(SAMPLE, &d, &gt("cuda_gpu_mem_time_sum"));
-    assert_api_equal(SAMPLE, &d, &gt("cuda_api_sum"));
+    assert_every_report_equal(SAMPLE, &file);
+}
+
+/// Digest `file` and check it against all seven of `sample`'s CSVs.
+fn assert_every_report_equal(sample: &str, file: &std::path::Path) {
+    let d = nsight_digest::nsys::digest(file, &DigestOptions::default()).unwrap();
+    let gt = |report| groundtruth(sample, report);
+    assert_kernels_equal(sample, &d, &gt("cuda_gpu_kern_sum"));
+    assert_nvtx_equal(sample, &d, &gt("nvtx_sum"));
+    assert_projection_equal(sample, &d, &gt("nvtx_gpu_proj_sum"));
+    assert_nvtx_kernels_equal(sample, &d, &gt("nvtx_kern_sum"));
+    assert_launch_equal(sample, &d, &gt("cuda_kern_exec_sum"));
+    assert_memory_equal(sample, &d, &gt("cuda_gpu_mem_time_sum"));
+    assert_api_equal(sample, &d, &gt("cuda_api_sum"));
 }
 
 /// The SYNTHETIC 1 GB export that `bench/synthetic_nsys.py` makes from the
@@ -113,15 +118,7 @@ fn synthetic_1gb_export_equals_nsys_2025() {
         Err(e) => panic!("python3: {e}"),
         Ok(status) => assert!(status.success(), "bench/synthetic_nsys.py: {status}"),
     }
-    let d = nsight_digest::nsys::digest(&file, &DigestOptions::default()).unwrap();
-    let gt = |report| groundtruth(SAMPLE, report);
-    assert_kernels_equal(SAMPLE, &d, &gt("cuda_gpu_kern_sum"));
-    assert_nvtx_equal(SAMPLE, &d, &gt("nvtx_sum"));
-    assert_projection_equal(SAMPLE, &d, &gt("nvtx_gpu_proj_sum"));
-    assert_nvtx_kernels_equal(SAMPLE, &d, &gt("nvtx_kern_sum"));
-    assert_launch_equal(SAMPLE, &d, &gt("cuda_kern_exec_sum"));
-    assert_memory_equal(SAMPLE, &d, &gt("cuda_gpu_mem_time_sum"));
-    assert_api_equal(SAMPLE, &d, &gt("cuda_api_sum"));
+    assert_every_report_equal(SAMPLE, &file);
 }
 
 #[test]
