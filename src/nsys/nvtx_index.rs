@@ -219,9 +219,7 @@ impl Sweep<'_> {
             self.spans[slot] = self.share_last_run(first);
         }
     }
-}
 
-impl Sweep<'_> {
     /// The span of the run just written from `first`. Consecutive calls
     /// mostly sit in the same ranges (a layer launches tens of kernels), so
     /// a run equal to the last one is dropped and the last span shared: on
