@@ -12,7 +12,7 @@
 
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
-use super::slots::{OptionalIds, RunSlots};
+use super::slots::{OptionalIds, RunIdGroups, RunSlots};
 use super::trace::Trace;
 use crate::categories::Categories;
 use crate::stats::percent;
@@ -683,14 +683,19 @@ fn graph_report(
     names: super::trace::NameStyle,
 ) -> GraphReport {
     // Calls per API name id, counted once; each question sums over names.
-    let mut calls_per_name: HashMap<i64, u64> = HashMap::default();
+    let mut calls_per_name: RunIdGroups<(), u64> = RunIdGroups::default();
     for c in &trace.api_calls {
-        *calls_per_name.entry(c.name()).or_default() += 1;
+        *calls_per_name.get((), c.name()) += 1;
     }
+    let calls_per_name: Vec<(i64, u64)> = calls_per_name
+        .into_groups()
+        .into_iter()
+        .map(|((), id, n)| (id, n))
+        .collect();
     let count_api = |pred: &dyn Fn(&str) -> bool| -> u64 {
         calls_per_name
             .iter()
-            .filter(|(id, _)| pred(api_base_name(trace.strings.get(**id))))
+            .filter(|(id, _)| pred(api_base_name(trace.strings.get(*id))))
             .map(|(_, n)| n)
             .sum()
     };
@@ -751,8 +756,8 @@ fn graph_report(
     let gpu_ns: i64 = rows.iter().map(|r| r.gpu_ns).sum();
     let graph_launch_ids: usize = rows.iter().map(|r| r.launches as usize).sum();
     let launch_names: Vec<i64> = calls_per_name
-        .keys()
-        .copied()
+        .iter()
+        .map(|&(id, _)| id)
         .filter(|&id| is_graph_launch(api_base_name(trace.strings.get(id))))
         .collect();
     let graph_calls = GraphCalls {
@@ -1108,27 +1113,17 @@ fn kernel_groups(
     names: super::trace::NameStyle,
     phased: bool,
 ) -> KernelGroups {
-    let mut name_slots = super::reports::DenseIds::default();
-    let mut places = RunSlots::default();
-    // Per (phase, layer type): the group of each kernel name slot.
-    let mut group_of = super::reports::GroupTable::default();
-    let mut groups: Vec<(GroupKey, GroupDurations)> = Vec::new();
+    // Per (phase, layer type), the group of each kernel name.
+    let mut groups: RunIdGroups<(PhaseSlot, Option<u32>), GroupDurations> = RunIdGroups::default();
     for (i, k) in trace.kernels.iter().enumerate() {
         let place = (phase_slot(p, i, phased), p.layer(i).map(|(t, _)| t));
-        let (row, _) = places.slot(place);
-        let name = trace.kernel_name_id(i, names);
-        let slot = name_slots.slot(name) as usize;
-        let (g, new) = group_of.group(row, slot, groups.len() as u32);
-        if new {
-            groups.push(((place.0, place.1, name), GroupDurations::default()));
-        }
-        let g = &mut groups[g as usize].1;
+        let g = groups.get(place, trace.kernel_name_id(i, names));
         g.values.push(k.duration());
         g.total += k.duration();
     }
     let mut map = KernelGroups::default();
-    for (key, g) in groups {
-        map.insert(key, g);
+    for ((phase, layer), name, g) in groups.into_groups() {
+        map.insert((phase, layer, name), g);
     }
     map
 }

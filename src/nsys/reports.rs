@@ -4,7 +4,7 @@
 use super::bit_set::BitSet;
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
-use super::slots::RunSlots;
+use super::slots::{DenseIds, GroupTable, RunIdGroups, RunSlots};
 use super::trace::{global_id, MemOpKind, NameStyle, RangeStyle, Trace};
 use crate::stats::{percent, DurationList, DurationStats};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -31,15 +31,18 @@ pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
     // Grouped by process and device in the one pass over the kernels (at
     // 1 GB a pass reads 329 MB), then merged by name where there is one
     // (process, device) pair.
-    let mut by_place: HashMap<(i64, Option<i64>, u32), DurationList> = HashMap::default();
+    let mut by_place: RunIdGroups<(Option<i64>, u32), DurationList> = RunIdGroups::default();
     for (i, k) in trace.kernels.iter().enumerate() {
-        let key = (trace.kernel_name_id(i, names), k.global_pid(), k.device);
-        by_place.entry(key).or_default().push(k.duration());
+        let name = trace.kernel_name_id(i, names);
+        by_place
+            .get((k.global_pid(), k.device), name)
+            .push(k.duration());
     }
-    let places: HashSet<(Option<i64>, u32)> = by_place.keys().map(|&(_, p, d)| (p, d)).collect();
+    let by_place = by_place.into_groups();
+    let places: HashSet<(Option<i64>, u32)> = by_place.iter().map(|&(p, _, _)| p).collect();
     let split = places.len() > 1;
     let mut groups: HashMap<(i64, Option<u32>, Option<i64>), DurationList> = HashMap::default();
-    for ((name, global_pid, device), list) in by_place {
+    for ((global_pid, device), name, list) in by_place {
         let key = if split {
             (
                 name,
@@ -404,69 +407,6 @@ impl NvtxKernelGroups {
     }
 }
 
-/// Groups found by two dense slots, such as (range key, kernel name): a row
-/// per first slot, grown as second slots appear, where hashing the pair for
-/// every kernel cost far more.
-#[derive(Default)]
-pub(super) struct GroupTable {
-    rows: Vec<Vec<u32>>,
-}
-
-impl GroupTable {
-    /// The group at (`row`, `column`), or `next` given to it now; and
-    /// whether it was given now.
-    #[inline]
-    pub(super) fn group(&mut self, row: usize, column: usize, next: u32) -> (u32, bool) {
-        if self.rows.len() <= row {
-            self.rows.resize_with(row + 1, Vec::new);
-        }
-        let cells = &mut self.rows[row];
-        if cells.len() <= column {
-            cells.resize(column + 1, NONE);
-        }
-        match cells[column] {
-            NONE => {
-                cells[column] = next;
-                (next, true)
-            }
-            g => (g, false),
-        }
-    }
-}
-
-/// Dense slots for ids: a table for the small non-negative ids string
-/// tables use, a map for anything else.
-#[derive(Default)]
-pub(super) struct DenseIds {
-    table: Vec<u32>,
-    others: HashMap<i64, u32>,
-    count: u32,
-}
-
-impl DenseIds {
-    /// Ids up to this get a table entry (4 MiB at most).
-    const TABLE_IDS: i64 = 1 << 20;
-
-    pub(super) fn slot(&mut self, id: i64) -> u32 {
-        if (0..Self::TABLE_IDS).contains(&id) {
-            let i = id as usize;
-            if self.table.len() <= i {
-                self.table.resize(i + 1, NONE);
-            }
-            if self.table[i] == NONE {
-                self.table[i] = self.count;
-                self.count += 1;
-            }
-            self.table[i]
-        } else {
-            let next = self.count;
-            let slot = *self.others.entry(id).or_insert(next);
-            self.count += u32::from(slot == next);
-            slot
-        }
-    }
-}
-
 /// `nvtx_kern_sum`: every kernel counted in every enclosing range; with
 /// `innermost`, once in its deepest range (`cuda_gpu_kern_sum:nvtx-name`).
 pub fn nvtx_kernel_summary(
@@ -602,19 +542,14 @@ pub fn launch_summary(
         queue: DurationList,
         kernel: DurationList,
     }
-    let mut groups: HashMap<(i64, i64, i64, i64), Acc> = HashMap::default();
+    let mut groups: RunIdGroups<(i64, i64, i64), Acc> = RunIdGroups::default();
     for (i, k) in trace.kernels.iter().enumerate() {
         let Some(c) = launches.kernel_call.get(i) else {
             continue;
         };
         let call = &trace.api_calls[c as usize];
-        let key = (
-            call.global_tid,
-            i64::from(k.device),
-            call.name(),
-            trace.kernel_name_id(i, names),
-        );
-        let acc = groups.entry(key).or_default();
+        let place = (call.global_tid, i64::from(k.device), call.name());
+        let acc = groups.get(place, trace.kernel_name_id(i, names));
         acc.total.push(call.end.max(k.end) - call.start);
         acc.api.push(call.end - call.start);
         if k.start - call.end >= 0 {
@@ -624,8 +559,9 @@ pub fn launch_summary(
     }
     let mut scratch = Vec::new();
     let mut rows: Vec<LaunchSummary> = groups
+        .into_groups()
         .into_iter()
-        .filter_map(|((tid, device, api, name), mut acc)| {
+        .filter_map(|((tid, device, api), name, mut acc)| {
             let total = acc.total.stats(&mut scratch)?;
             Some(LaunchSummary {
                 pid: global_id::pid(tid),
@@ -1021,19 +957,22 @@ pub struct ApiSummary {
 /// `cuda_api_sum`: CPU time per CUDA runtime and driver API.
 pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
     // Ids whose names differ only in the version suffix print as one API;
-    // each id finds its group once, not once per call.
-    let mut group_of_id: HashMap<i64, usize> = HashMap::default();
+    // each id finds its group once, by a dense slot, not once per call.
+    let mut id_slots = DenseIds::default();
+    let mut group_of_slot: Vec<usize> = Vec::new();
     let mut group_of_name: HashMap<&str, usize> = HashMap::default();
     let mut groups: Vec<(&str, DurationList)> = Vec::new();
     for c in &trace.api_calls {
-        let g = *group_of_id.entry(c.name()).or_insert_with(|| {
+        let slot = id_slots.slot(c.name()) as usize;
+        if slot == group_of_slot.len() {
             let name = super::trace::strip_version_suffix(trace.strings.get(c.name()));
-            *group_of_name.entry(name).or_insert_with(|| {
+            let g = *group_of_name.entry(name).or_insert_with(|| {
                 groups.push((name, DurationList::default()));
                 groups.len() - 1
-            })
-        });
-        groups[g].1.push(c.end - c.start);
+            });
+            group_of_slot.push(g);
+        }
+        groups[group_of_slot[slot]].1.push(c.end - c.start);
     }
     let mut rows: Vec<ApiSummary> = summarise(groups)
         .into_iter()
@@ -1054,9 +993,7 @@ pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
 
 #[cfg(test)]
 mod tests {
-    use super::{
-        device_union, distinct_ranges_per_group, union_of, DenseIds, StreamUnions, UnionStats,
-    };
+    use super::{device_union, distinct_ranges_per_group, union_of, StreamUnions, UnionStats};
 
     fn same_stats(a: &UnionStats, b: &UnionStats) -> bool {
         (a.busy, a.intervals, a.longest_gap) == (b.busy, b.intervals, b.longest_gap)
@@ -1111,18 +1048,6 @@ mod tests {
                 "device {device}, 9 lists"
             );
         }
-    }
-
-    /// Hand-made ids on both paths: table ids, NULL (-1) and one past the
-    /// table share one numbering, and a repeat finds its first slot.
-    #[test]
-    fn dense_ids_number_table_and_map_ids_alike() {
-        let mut ids = DenseIds::default();
-        let slots: Vec<u32> = [5, -1, 1 << 40, 5, 0, -1, DenseIds::TABLE_IDS, 1 << 40]
-            .into_iter()
-            .map(|id| ids.slot(id))
-            .collect();
-        assert_eq!(slots, [0, 1, 2, 0, 3, 1, 4, 2]);
     }
 
     /// Hand-made pairs, in the order kernels would add them: repeats that

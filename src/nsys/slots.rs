@@ -1,7 +1,9 @@
 //! Dense slots for keys that come in runs, such as the process of each API
 //! call or the stream of each kernel: numbered 0, 1, … in the order keys
 //! first appear, with the last key's slot reused so that only a change of
-//! key costs a hash lookup. Also [`OptionalIds`], the per-row optional
+//! key costs a hash lookup; dense slots for ids ([`DenseIds`]), and groups
+//! found by two slots ([`GroupTable`], [`RunIdGroups`]) rather than by
+//! hashing each row's key. Also [`OptionalIds`], the per-row optional
 //! index that such slots and row numbers are kept in.
 
 use rustc_hash::FxHashMap;
@@ -80,9 +82,116 @@ impl FromIterator<Option<u32>> for OptionalIds {
     }
 }
 
+/// Stands for "no group yet" in the slot tables.
+const NONE: u32 = u32::MAX;
+
+/// Groups found by two dense slots, such as (range key, kernel name): a row
+/// per first slot, grown as second slots appear, where hashing the pair for
+/// every kernel cost far more.
+#[derive(Default)]
+pub struct GroupTable {
+    rows: Vec<Vec<u32>>,
+}
+
+impl GroupTable {
+    /// The group at (`row`, `column`), or `next` given to it now; and
+    /// whether it was given now.
+    #[inline]
+    pub fn group(&mut self, row: usize, column: usize, next: u32) -> (u32, bool) {
+        if self.rows.len() <= row {
+            self.rows.resize_with(row + 1, Vec::new);
+        }
+        let cells = &mut self.rows[row];
+        if cells.len() <= column {
+            cells.resize(column + 1, NONE);
+        }
+        match cells[column] {
+            NONE => {
+                cells[column] = next;
+                (next, true)
+            }
+            g => (g, false),
+        }
+    }
+}
+
+/// Dense slots for ids: a table for the small non-negative ids string
+/// tables use, a map for anything else.
+#[derive(Default)]
+pub struct DenseIds {
+    table: Vec<u32>,
+    others: FxHashMap<i64, u32>,
+    count: u32,
+}
+
+impl DenseIds {
+    /// Ids up to this get a table entry (4 MiB at most).
+    const TABLE_IDS: i64 = 1 << 20;
+
+    pub fn slot(&mut self, id: i64) -> u32 {
+        if (0..Self::TABLE_IDS).contains(&id) {
+            let i = id as usize;
+            if self.table.len() <= i {
+                self.table.resize(i + 1, NONE);
+            }
+            if self.table[i] == NONE {
+                self.table[i] = self.count;
+                self.count += 1;
+            }
+            self.table[i]
+        } else {
+            let next = self.count;
+            let slot = *self.others.entry(id).or_insert(next);
+            self.count += u32::from(slot == next);
+            slot
+        }
+    }
+}
+
+/// Groups keyed by a key that comes in runs (a process, a thread, a phase)
+/// and an id with a dense slot (a kernel or API name): the group of a row is
+/// two table lookups, and a hash lookup only where the run key changes. At
+/// 1 GB, hashing every row's full key cost more than the rest of a pass.
+pub struct RunIdGroups<P, V> {
+    places: RunSlots<P>,
+    ids: DenseIds,
+    table: GroupTable,
+    groups: Vec<(P, i64, V)>,
+}
+
+impl<P, V> Default for RunIdGroups<P, V> {
+    fn default() -> Self {
+        RunIdGroups {
+            places: RunSlots::default(),
+            ids: DenseIds::default(),
+            table: GroupTable::default(),
+            groups: Vec::new(),
+        }
+    }
+}
+
+impl<P: Copy + Eq + Hash, V: Default> RunIdGroups<P, V> {
+    /// The group of (`place`, `id`), made empty on its first row.
+    #[inline]
+    pub fn get(&mut self, place: P, id: i64) -> &mut V {
+        let (row, _) = self.places.slot(place);
+        let column = self.ids.slot(id) as usize;
+        let (g, new) = self.table.group(row, column, self.groups.len() as u32);
+        if new {
+            self.groups.push((place, id, V::default()));
+        }
+        &mut self.groups[g as usize].2
+    }
+
+    /// Every group, in the order the groups first appeared.
+    pub fn into_groups(self) -> Vec<(P, i64, V)> {
+        self.groups
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{OptionalIds, RunSlots};
+    use super::{DenseIds, OptionalIds, RunIdGroups, RunSlots};
 
     #[test]
     fn optional_ids_round_trip() {
@@ -115,6 +224,39 @@ mod tests {
         assert_eq!(
             (slots.get(3), slots.get(9), slots.get(4)),
             (Some(1), Some(2), None)
+        );
+    }
+
+    /// Hand-made ids on both paths: table ids, NULL (-1) and one past the
+    /// table share one numbering, and a repeat finds its first slot.
+    #[test]
+    fn dense_ids_number_table_and_map_ids_alike() {
+        let mut ids = DenseIds::default();
+        let slots: Vec<u32> = [5, -1, 1 << 40, 5, 0, -1, DenseIds::TABLE_IDS, 1 << 40]
+            .into_iter()
+            .map(|id| ids.slot(id))
+            .collect();
+        assert_eq!(slots, [0, 1, 2, 0, 3, 1, 4, 2]);
+    }
+
+    /// Hand-made keys: a group per (place, id) pair, whatever the order the
+    /// rows come in, listed in first-appearance order.
+    #[test]
+    fn run_id_groups_find_each_pair_once() {
+        let mut groups: RunIdGroups<char, u32> = RunIdGroups::default();
+        for (place, id) in [
+            ('a', 5),
+            ('a', 7),
+            ('b', 5),
+            ('a', 5),
+            ('b', 5),
+            ('a', 1 << 40),
+        ] {
+            *groups.get(place, id) += 1;
+        }
+        assert_eq!(
+            groups.into_groups(),
+            [('a', 5, 2), ('a', 7, 1), ('b', 5, 2), ('a', 1 << 40, 1)]
         );
     }
 }
