@@ -106,6 +106,18 @@ impl DurationList {
         self.len() == 0
     }
 
+    /// Copies `other`'s durations to the end of this list.
+    pub fn extend_from(&mut self, other: &DurationList) {
+        self.short.extend_from_slice(&other.short);
+        self.long.extend_from_slice(&other.long);
+    }
+
+    /// Empties the list, keeping its capacity for the next group.
+    pub fn clear(&mut self) {
+        self.short.clear();
+        self.long.clear();
+    }
+
     /// [`DurationStats::from_values`] over the list, in place when every
     /// duration is short, else widened into `scratch` (reused across
     /// groups); `None` when empty. Reorders the list.

@@ -8,6 +8,7 @@ pub mod int_rows;
 pub mod launch_index;
 pub mod llm;
 pub mod nvtx_index;
+mod nvtx_kernels;
 pub mod queries;
 pub mod reports;
 pub mod schema;
@@ -329,4 +330,26 @@ fn source_info(
             opts.names
         },
     }
+}
+
+/// The committed samples, and the third-party exports when `../shared`
+/// is beside the checkout.
+#[cfg(test)]
+pub(crate) fn real_exports() -> Vec<std::path::PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in [repo.join("samples"), repo.join("../shared/thirdparty/nsys")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path.to_string_lossy();
+            if name.ends_with(".sqlite") || name.ends_with(".sqlite.gz") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
 }

@@ -4,11 +4,13 @@
 use super::bit_set::BitSet;
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
-use super::slots::{DenseIds, GroupTable, RunIdGroups, RunSlots};
+use super::slots::{DenseIds, RunIdGroups, RunSlots};
 use super::trace::{global_id, MemOpKind, NameStyle, RangeStyle, Trace};
 use crate::stats::{percent, DurationList, DurationStats};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
+
+pub use super::nvtx_kernels::{nvtx_kernel_summary, NvtxKernelSummary};
 
 /// One row of the `kernels` report (`cuda_gpu_kern_sum`).
 #[derive(Debug, Clone, Serialize)]
@@ -278,235 +280,6 @@ fn nvtx_projection(
             ))
         })
         .collect()
-}
-
-/// One row of the `nvtx-kernels` report (`nvtx_kern_sum`).
-#[derive(Debug, Clone, Serialize)]
-pub struct NvtxKernelSummary {
-    /// `None` for kernels launched outside every range.
-    pub range: Option<String>,
-    pub style: Option<RangeStyle>,
-    pub pid: Option<u32>,
-    pub tid: Option<u32>,
-    /// Range instances that held these kernels.
-    pub range_instances: u64,
-    /// Distinct kernel launches.
-    pub kernel_instances: u64,
-    pub kernel: String,
-    /// Over (range instance, kernel) pairs, like NVIDIA's query.
-    #[serde(flatten)]
-    pub time: DurationStats,
-}
-
-type NvtxKernelKey = (Option<(u32, RangeStyle)>, Option<i64>, i64);
-
-/// The range part of an [`NvtxKernelKey`]: range name and style, thread.
-type RangeKey = (Option<(u32, RangeStyle)>, Option<i64>);
-
-/// One `nvtx-kernels` group: (range name and style, thread, kernel name).
-struct NvtxKernelAcc {
-    key: NvtxKernelKey,
-    /// A kernel in every enclosing range: the biggest lists of any report.
-    durations: DurationList,
-    kernels: u64,
-    last_kernel: usize,
-    /// The last range instance recorded for this group: kernels of one
-    /// instance mostly come in a run, so most repeats stop here.
-    last_range: u32,
-}
-
-/// The groups of `nvtx-kernels`, found without hashing per (kernel, range)
-/// pair, which are many (a kernel in every enclosing range): a range
-/// instance caches its dense key for (range name, style, thread), a kernel
-/// name gets a dense slot once per kernel, and the group is a table lookup
-/// by both.
-struct NvtxKernelGroups {
-    range_keys: HashMap<RangeKey, u32>,
-    /// Per range instance, its range key; `NONE` until first seen.
-    rk_of_range: Vec<u32>,
-    names: DenseIds,
-    /// Per range key, per name slot: the group.
-    group_of: GroupTable,
-    accs: Vec<NvtxKernelAcc>,
-    /// (group, range instance) each time a group meets a new instance.
-    range_members: Vec<(u32, u32)>,
-}
-
-const NONE: u32 = u32::MAX;
-
-impl NvtxKernelGroups {
-    fn new(ranges: usize) -> NvtxKernelGroups {
-        NvtxKernelGroups {
-            range_keys: HashMap::default(),
-            rk_of_range: vec![NONE; ranges],
-            names: DenseIds::default(),
-            group_of: GroupTable::default(),
-            accs: Vec::new(),
-            range_members: Vec::new(),
-        }
-    }
-
-    /// The range key's number; `key` is only called when the range has
-    /// none yet, as reading the range row is a cache miss at 1 GB.
-    fn range_key(&mut self, key: impl FnOnce() -> RangeKey, range: Option<u32>) -> u32 {
-        if let Some(r) = range {
-            let cached = self.rk_of_range[r as usize];
-            if cached != NONE {
-                return cached;
-            }
-        }
-        let next = self.range_keys.len() as u32;
-        let rk = *self.range_keys.entry(key()).or_insert(next);
-        if let Some(r) = range {
-            self.rk_of_range[r as usize] = rk;
-        }
-        rk
-    }
-
-    /// Counts a kernel in its group; `key` gives the group's key, and is
-    /// called only for a new range or group.
-    #[inline]
-    fn add(
-        &mut self,
-        key: impl Fn() -> NvtxKernelKey,
-        name_slot: u32,
-        range: Option<u32>,
-        kernel: usize,
-        duration: i64,
-    ) {
-        let rk = self.range_key(
-            || {
-                let (range, thread, _) = key();
-                (range, thread)
-            },
-            range,
-        );
-        let next = self.accs.len() as u32;
-        let (g, new) = self.group_of.group(rk as usize, name_slot as usize, next);
-        if new {
-            self.accs.push(NvtxKernelAcc {
-                key: key(),
-                durations: DurationList::default(),
-                kernels: 0,
-                last_kernel: usize::MAX,
-                last_range: NONE,
-            });
-        }
-        let acc = &mut self.accs[g as usize];
-        acc.durations.push(duration);
-        if let Some(r) = range {
-            if acc.last_range != r {
-                acc.last_range = r;
-                self.range_members.push((g, r));
-            }
-        }
-        if acc.last_kernel != kernel {
-            acc.last_kernel = kernel;
-            acc.kernels += 1;
-        }
-    }
-}
-
-/// `nvtx_kern_sum`: every kernel counted in every enclosing range; with
-/// `innermost`, once in its deepest range (`cuda_gpu_kern_sum:nvtx-name`).
-pub fn nvtx_kernel_summary(
-    trace: &Trace,
-    launches: &LaunchIndex,
-    index: &NvtxIndex,
-    names: NameStyle,
-    innermost: bool,
-) -> Vec<NvtxKernelSummary> {
-    let mut groups = NvtxKernelGroups::new(trace.nvtx.len());
-    for (i, k) in trace.kernels.iter().enumerate() {
-        let name = trace.kernel_name_id(i, names);
-        let name_slot = groups.names.slot(name);
-        let call = launches.kernel_call.get(i);
-        let thread = call.map(|c| trace.api_calls[c as usize].global_tid);
-        let innermost_range;
-        let enclosing: &[u32] = match call {
-            None => &[],
-            Some(c) if innermost => {
-                innermost_range = index.innermost(trace, c);
-                innermost_range.as_slice()
-            }
-            Some(c) => index.enclosing(c),
-        };
-        if enclosing.is_empty() {
-            groups.add(|| (None, thread, name), name_slot, None, i, k.duration());
-        }
-        for &r in enclosing {
-            let key = || {
-                let range = &trace.nvtx[r as usize];
-                (Some((range.name, range.style)), thread, name)
-            };
-            groups.add(key, name_slot, Some(r), i, k.duration());
-        }
-    }
-    let NvtxKernelGroups {
-        accs,
-        range_members,
-        ..
-    } = groups;
-    let range_instances = distinct_ranges_per_group(&range_members, accs.len(), trace.nvtx.len());
-    let mut scratch = Vec::new();
-    let mut rows: Vec<NvtxKernelSummary> = accs
-        .into_iter()
-        .enumerate()
-        .filter_map(|(g, mut acc)| {
-            let (range, thread, name) = acc.key;
-            let time = acc.durations.stats(&mut scratch)?;
-            Some(NvtxKernelSummary {
-                range: range.map(|(n, _)| trace.nvtx_names[n as usize].clone()),
-                style: range.map(|(_, s)| s),
-                pid: thread.map(global_id::pid),
-                tid: thread.map(global_id::tid),
-                range_instances: range_instances[g],
-                kernel_instances: acc.kernels,
-                kernel: trace.strings.get(name).to_string(),
-                time,
-            })
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        a.range
-            .cmp(&b.range)
-            .then(a.pid.cmp(&b.pid))
-            .then(a.tid.cmp(&b.tid))
-            .then(b.time.total_ns.cmp(&a.time.total_ns))
-            .then_with(|| a.kernel.cmp(&b.kernel))
-    });
-    rows
-}
-
-/// How many distinct ranges each group saw, from (group, range) pairs with
-/// repeats: the pairs bucketed by range (a counting sort), then each
-/// group counted once per bucket. Linear, where sorting the pairs was the
-/// part of `nvtx-kernels` that grew fastest.
-fn distinct_ranges_per_group(pairs: &[(u32, u32)], groups: usize, ranges: usize) -> Vec<u64> {
-    let mut starts = vec![0u32; ranges + 1];
-    for &(_, r) in pairs {
-        starts[r as usize + 1] += 1;
-    }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
-    }
-    let mut by_range = vec![0u32; pairs.len()];
-    let mut cursor = starts.clone();
-    for &(g, r) in pairs {
-        by_range[cursor[r as usize] as usize] = g;
-        cursor[r as usize] += 1;
-    }
-    let mut counts = vec![0u64; groups];
-    let mut last_range = vec![u32::MAX; groups];
-    for (r, bucket) in starts.windows(2).enumerate() {
-        for &g in &by_range[bucket[0] as usize..bucket[1] as usize] {
-            if last_range[g as usize] != r as u32 {
-                last_range[g as usize] = r as u32;
-                counts[g as usize] += 1;
-            }
-        }
-    }
-    counts
 }
 
 /// One row of the `launch` report (`cuda_kern_exec_sum`).
@@ -993,7 +766,7 @@ pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
 
 #[cfg(test)]
 mod tests {
-    use super::{device_union, distinct_ranges_per_group, union_of, StreamUnions, UnionStats};
+    use super::{device_union, union_of, StreamUnions, UnionStats};
 
     fn same_stats(a: &UnionStats, b: &UnionStats) -> bool {
         (a.busy, a.intervals, a.longest_gap) == (b.busy, b.intervals, b.longest_gap)
@@ -1048,23 +821,5 @@ mod tests {
                 "device {device}, 9 lists"
             );
         }
-    }
-
-    /// Hand-made pairs, in the order kernels would add them: repeats that
-    /// are not adjacent must still count once.
-    #[test]
-    fn each_group_counts_each_range_once() {
-        let pairs = [
-            (0, 2),
-            (1, 2),
-            (0, 0),
-            (0, 2),
-            (2, 1),
-            (1, 0),
-            (0, 2),
-            (1, 2),
-        ];
-        assert_eq!(distinct_ranges_per_group(&pairs, 4, 3), vec![2, 2, 1, 0]);
-        assert_eq!(distinct_ranges_per_group(&[], 2, 0), vec![0, 0]);
     }
 }

@@ -916,28 +916,7 @@ impl GpuActivity {
 mod tests {
     use super::*;
     use crate::input::{open_profile, InputOptions};
-    use std::path::PathBuf;
-
-    /// The committed samples, and the third-party exports when `../shared`
-    /// is beside the checkout.
-    fn real_exports() -> Vec<PathBuf> {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        for dir in [repo.join("samples"), repo.join("../shared/thirdparty/nsys")] {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let name = path.to_string_lossy();
-                if name.ends_with(".sqlite") || name.ends_with(".sqlite.gz") {
-                    files.push(path);
-                }
-            }
-        }
-        files.sort();
-        files
-    }
+    use crate::nsys::real_exports;
 
     /// NVTX rows from the pages equal `nvtx.sql`'s through SQLite, texts
     /// included, and the page reader takes every real export's NVTX table.
