@@ -1,7 +1,8 @@
 //! Summary statistics computed the way `nsys stats` computes them: sample
 //! standard deviation (n−1, 0 for one value), median as the mean of the two
 //! middle values, and results rounded half away from zero to one decimal
-//! when printed.
+//! when printed. The deviation comes from an exact integer sum of squares,
+//! so it is the same whatever order a report collected its durations in.
 
 use serde::Serialize;
 
@@ -18,6 +19,32 @@ pub struct DurationStats {
     pub stddev_ns: f64,
 }
 
+/// Sample standard deviation from the count, sum and sum of squares, as
+/// `sqrt((n·Σv² − (Σv)²) / (n·(n − 1)))` with the numerator in exact
+/// integers. `None` where `n²` times the `largest` square might pass 128
+/// bits: then the sum of squares may have wrapped.
+fn exact_stddev(n: usize, total: i128, squares: u128, largest: u64) -> Option<f64> {
+    let n_wide = n as u128;
+    (u128::from(largest) * u128::from(largest))
+        .checked_mul(n_wide)?
+        .checked_mul(n_wide)?;
+    let spread = squares * n_wide - total.unsigned_abs() * total.unsigned_abs();
+    Some((spread as f64 / (n as f64 * (n as f64 - 1.0))).sqrt())
+}
+
+/// Sample standard deviation in two passes of floating point, for sums of
+/// squares past 128 bits (durations of days, by the million).
+fn two_pass_stddev<T: Copy + Into<i64>>(values: &[T], avg: f64) -> f64 {
+    let ss: f64 = values
+        .iter()
+        .map(|&v| {
+            let d = v.into() as f64 - avg;
+            d * d
+        })
+        .sum();
+    (ss / (values.len() as f64 - 1.0)).sqrt()
+}
+
 impl DurationStats {
     /// Summarise `values`; reorders them. `None` when empty. Generic so the
     /// 4-byte lists of [`DurationList`] are summarised where they lie:
@@ -27,28 +54,28 @@ impl DurationStats {
             return None;
         }
         let n = values.len();
-        // One pass for sum and range: past the cache every pass is a read
-        // of the whole list.
-        let (total, min, max) =
-            values
-                .iter()
-                .fold((0i128, i64::MAX, i64::MIN), |(sum, lo, hi), &v| {
-                    let v: i64 = v.into();
-                    (sum + i128::from(v), lo.min(v), hi.max(v))
-                });
+        // One pass for sum, sum of squares and range: past the cache every
+        // pass is a read of the whole list. The squares are summed exactly,
+        // so the deviation does not depend on the list's order.
+        let (total, squares, min, max) = values.iter().fold(
+            (0i128, 0u128, i64::MAX, i64::MIN),
+            |(sum, sq, lo, hi), &v| {
+                let v: i64 = v.into();
+                let square = u128::from(v.unsigned_abs()) * u128::from(v.unsigned_abs());
+                (
+                    sum + i128::from(v),
+                    sq.wrapping_add(square),
+                    lo.min(v),
+                    hi.max(v),
+                )
+            },
+        );
         let avg = total as f64 / n as f64;
-        // Before the selection, so the sum's order is the list's own.
-        let stddev = if n > 1 {
-            let ss: f64 = values
-                .iter()
-                .map(|&v| {
-                    let d = v.into() as f64 - avg;
-                    d * d
-                })
-                .sum();
-            (ss / (n as f64 - 1.0)).sqrt()
-        } else {
+        let largest = min.unsigned_abs().max(max.unsigned_abs());
+        let stddev = if n == 1 {
             0.0
+        } else {
+            exact_stddev(n, total, squares, largest).unwrap_or_else(|| two_pass_stddev(values, avg))
         };
         // Selection, not a sort: linear time on the large groups.
         let (below, &mut upper, _) = values.select_nth_unstable(n / 2);
@@ -206,6 +233,35 @@ mod tests {
         let got = list.stats(&mut Vec::new()).unwrap();
         let want = DurationStats::from_values(&mut values.clone()).unwrap();
         assert_eq!(got, want);
+    }
+
+    /// Hand-made values: the exact deviation does not depend on the
+    /// order, and agrees with the two-pass definition.
+    #[test]
+    fn deviation_is_the_same_in_any_order() {
+        let values: Vec<i64> = (0..5000).map(|i| (i * 7919) % 100_003 + 1_000).collect();
+        let forward = DurationStats::from_values(&mut values.clone()).unwrap();
+        let mut reversed: Vec<i64> = values.iter().rev().copied().collect();
+        let backward = DurationStats::from_values(&mut reversed).unwrap();
+        assert_eq!(forward.stddev_ns.to_bits(), backward.stddev_ns.to_bits());
+        let two_pass = two_pass_stddev(&values, forward.avg_ns);
+        assert!((forward.stddev_ns - two_pass).abs() <= 1e-12 * two_pass);
+    }
+
+    /// Hand-made durations of about 146 years, as no real file has: their
+    /// squares could pass 128 bits, so the two-pass path answers.
+    #[test]
+    fn huge_durations_take_the_two_pass_path() {
+        let values = [1i64 << 62, (1 << 62) - 12_345, (1 << 61) + 999, 5, 1 << 60];
+        let n = values.len();
+        let total: i128 = values.iter().map(|&v| i128::from(v)).sum();
+        let squares = values.iter().fold(0u128, |s, &v| {
+            s.wrapping_add(u128::from(v.unsigned_abs()).pow(2))
+        });
+        assert_eq!(exact_stddev(n, total, squares, 1 << 62), None);
+        let got = DurationStats::from_values(&mut values.to_vec()).unwrap();
+        assert_eq!(got.stddev_ns, two_pass_stddev(&values, got.avg_ns));
+        assert!(got.stddev_ns > 1e18);
     }
 
     #[test]
