@@ -6,6 +6,7 @@
 
 use super::bit_set::BitSet;
 use super::launch_index::LaunchIndex;
+use super::slots::RunSlots;
 use super::trace::Trace;
 use rustc_hash::FxHashMap as HashMap;
 
@@ -63,12 +64,21 @@ impl NvtxIndex {
         {
             launching.insert(c as usize);
         }
-        let mut calls_by_thread: HashMap<i64, Vec<u32>> = HashMap::default();
+        // One read of each launching call's row, in call order: its thread
+        // (a slot, as threads come in runs) and whether its thread's calls
+        // are still in start order, so that a sorted thread is not sorted.
+        let mut threads: RunSlots<i64> = RunSlots::default();
+        let mut calls_of_slot: Vec<Option<ThreadCalls>> = Vec::new();
         let mut swept = BitSet::new(trace.api_calls.len());
         for c in launching.ones() {
-            let tid = trace.api_calls[c].global_tid;
-            if ranges_by_thread.contains_key(&tid) {
-                calls_by_thread.entry(tid).or_default().push(c as u32);
+            let call = &trace.api_calls[c];
+            let (slot, new) = threads.slot(call.global_tid);
+            if new {
+                let has_ranges = ranges_by_thread.contains_key(&call.global_tid);
+                calls_of_slot.push(has_ranges.then(ThreadCalls::default));
+            }
+            if let Some(thread) = &mut calls_of_slot[slot] {
+                thread.push(c as u32, call.start);
                 swept.insert(c);
             }
         }
@@ -81,9 +91,15 @@ impl NvtxIndex {
         for (tid, mut thread_ranges) in ranges_by_thread {
             thread_ranges
                 .sort_unstable_by_key(|&i| (ranges[i as usize].start, -clamped_end[i as usize], i));
-            if let Some(mut calls) = calls_by_thread.remove(&tid) {
-                // Nearly sorted already: the run-aware stable sort is close to linear.
-                calls.sort_by_key(|&c| trace.api_calls[c as usize].start);
+            let thread = threads.get(tid).and_then(|slot| calls_of_slot[slot].take());
+            if let Some(ThreadCalls {
+                mut calls, sorted, ..
+            }) = thread
+            {
+                if !sorted {
+                    // Nearly sorted: the run-aware stable sort is close to linear.
+                    calls.sort_by_key(|&c| trace.api_calls[c as usize].start);
+                }
                 let mut sweep = Sweep {
                     spans: &mut spans,
                     swept: &swept,
@@ -179,6 +195,32 @@ impl NvtxIndex {
             }
         }
         Some(level)
+    }
+}
+
+/// One thread's launching calls, in call order, and whether that is also
+/// start order: it is in most real exports, not in all.
+struct ThreadCalls {
+    calls: Vec<u32>,
+    last_start: i64,
+    sorted: bool,
+}
+
+impl Default for ThreadCalls {
+    fn default() -> Self {
+        ThreadCalls {
+            calls: Vec::new(),
+            last_start: i64::MIN,
+            sorted: true,
+        }
+    }
+}
+
+impl ThreadCalls {
+    fn push(&mut self, call: u32, start: i64) {
+        self.sorted &= start >= self.last_start;
+        self.last_start = start;
+        self.calls.push(call);
     }
 }
 
