@@ -53,17 +53,23 @@ struct RankedIds {
     bits: BitSet,
     ranks: Vec<u32>,
     calls: Vec<u32>,
+    /// While the ids come in increasing order, as they do in the runtime
+    /// table, each new id's call is pushed as it is marked: its rank is the
+    /// number of calls before it, and the second pass is not needed.
+    in_order: Option<(i64, Vec<u32>)>,
 }
 
 const NONE: u32 = u32::MAX;
 
 impl RankedIds {
-    fn new(min: i64, span: usize) -> RankedIds {
+    /// A table for ids from `min` over `span`, for `count` calls.
+    fn new(min: i64, span: usize, count: usize) -> RankedIds {
         RankedIds {
             min,
             bits: BitSet::new(span),
             ranks: Vec::new(),
             calls: Vec::new(),
+            in_order: Some((i64::MIN, Vec::with_capacity(count))),
         }
     }
 
@@ -73,17 +79,41 @@ impl RankedIds {
         (off < self.bits.capacity()).then_some(off)
     }
 
-    /// First pass: mark an id. Returns false when it was already marked.
-    fn mark(&mut self, corr: i64) -> bool {
+    /// First pass: mark an id, and while ids increase, record its call.
+    /// Returns false when the id was already marked (the first call keeps
+    /// it, as in a join).
+    fn mark(&mut self, corr: i64, call: u32) -> bool {
         let off = self.position(corr).expect("id inside the process's range");
-        self.bits.insert(off)
+        let fresh = self.bits.insert(off);
+        if fresh {
+            match &mut self.in_order {
+                Some((last, calls)) if corr > *last => {
+                    *last = corr;
+                    calls.push(call);
+                }
+                Some(_) => self.in_order = None,
+                None => {}
+            }
+        }
+        fresh
     }
 
-    /// Between the passes: ranks from the marks, room for one call per id.
-    fn seal(&mut self) {
+    /// Between the passes: ranks from the marks, and the calls recorded in
+    /// id order, or room for them; true when the second pass must place
+    /// them.
+    fn seal(&mut self) -> bool {
         let (ranks, total) = self.bits.word_ranks();
         self.ranks = ranks;
-        self.calls = vec![NONE; total as usize];
+        match self.in_order.take() {
+            Some((_, calls)) => {
+                self.calls = calls;
+                false
+            }
+            None => {
+                self.calls = vec![NONE; total as usize];
+                true
+            }
+        }
     }
 
     /// The slot of a marked id in `calls`.
@@ -122,7 +152,7 @@ impl CallsById {
                 calls: vec![NONE; span as usize],
             }
         } else if span > 0 && span <= 64 * count as i64 + 65536 {
-            CallsById::Ranked(RankedIds::new(min, span as usize))
+            CallsById::Ranked(RankedIds::new(min, span as usize, count))
         } else {
             CallsById::Sparse(FxHashMap::default())
         }
@@ -140,7 +170,7 @@ impl CallsById {
                 }
                 fresh
             }
-            CallsById::Ranked(ids) => ids.mark(corr),
+            CallsById::Ranked(ids) => ids.mark(corr, call),
             CallsById::Sparse(map) => match map.entry(corr) {
                 std::collections::hash_map::Entry::Occupied(_) => false,
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -154,10 +184,7 @@ impl CallsById {
     /// Between the passes; true when this table needs the second pass.
     fn seal(&mut self) -> bool {
         match self {
-            CallsById::Ranked(ids) => {
-                ids.seal();
-                true
-            }
+            CallsById::Ranked(ids) => ids.seal(),
             _ => false,
         }
     }
@@ -175,9 +202,10 @@ impl CallsById {
         for &(c, i) in ids {
             self.mark(c, i);
         }
-        self.seal();
-        for &(c, i) in ids {
-            self.insert(c, i);
+        if self.seal() {
+            for &(c, i) in ids {
+                self.insert(c, i);
+            }
         }
         self
     }
@@ -239,7 +267,7 @@ impl LaunchIndex {
     pub fn build(trace: &Trace) -> LaunchIndex {
         let mut index = ProcessTables::sized_for(trace);
         // Pass 2: record (or, in ranked ids, mark) every call; pass 3, where
-        // ids were ranked: place the calls.
+        // ranked ids came out of order: place the calls.
         let mut duplicate_calls = 0;
         for (i, call) in trace.api_calls.iter().enumerate() {
             let fresh = index
@@ -289,6 +317,7 @@ mod tests {
     fn array_ranked_and_sparse_agree_and_first_call_wins() {
         // Ids over several 64-bit words, so ranks carry across words.
         let ids = vec![(5, 0), (7, 1), (5, 2), (9, 3), (200, 4), (130, 5), (64, 6)];
+        let in_order = vec![(5, 0), (5, 2), (7, 1), (9, 3), (64, 6), (130, 5), (200, 4)];
         let (min, span) = (5, 196);
         let tables = [
             CallsById::Array {
@@ -296,8 +325,11 @@ mod tests {
                 calls: vec![NONE; span],
             }
             .filled(&ids),
-            CallsById::Ranked(RankedIds::new(min, span)).filled(&ids),
+            CallsById::Ranked(RankedIds::new(min, span, ids.len())).filled(&ids),
             CallsById::Sparse(FxHashMap::default()).filled(&ids),
+            // The same ids in increasing order (a repeat kept last, so the
+            // same call wins): placed while marking, no second pass.
+            CallsById::Ranked(RankedIds::new(min, span, ids.len())).filled(&in_order),
         ];
         for (c, want) in [
             (5, Some(0)),
@@ -316,6 +348,23 @@ mod tests {
                 assert_eq!(t.get(c), want, "{c}");
             }
         }
+    }
+
+    /// Hand-made ids: increasing ids need no second pass, and one id
+    /// that steps back asks for it.
+    #[test]
+    fn ranked_ids_in_order_are_placed_while_marking() {
+        let mut ordered = RankedIds::new(0, 300, 3);
+        for (corr, call) in [(3, 0), (70, 1), (70, 2), (250, 3)] {
+            ordered.mark(corr, call);
+        }
+        assert!(!ordered.seal());
+        assert_eq!(ordered.calls, [0, 1, 3]);
+        let mut unordered = RankedIds::new(0, 300, 3);
+        for (corr, call) in [(3, 0), (250, 1), (70, 2)] {
+            unordered.mark(corr, call);
+        }
+        assert!(unordered.seal());
     }
 
     #[test]
