@@ -113,6 +113,12 @@ impl GroupTable {
             g => (g, false),
         }
     }
+
+    /// The group at (`row`, `column`), if it has one.
+    pub fn get(&self, row: usize, column: usize) -> Option<u32> {
+        let g = *self.rows.get(row)?.get(column)?;
+        (g != NONE).then_some(g)
+    }
 }
 
 /// Dense slots for ids: a table for the small non-negative ids string
