@@ -5,7 +5,7 @@
 #
 #   bench/compare.sh [SHARED_SAMPLES_DIR] [N]
 #
-# Needs: a release build, sqlite3, python3, GNU time. Writes its inputs
+# Needs: a release build, sqlite3, python3. Writes its inputs
 # (including the SYNTHETIC 1 GB files) under ${BENCH_DIR:-/tmp/nsight-digest-bench}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,15 +17,9 @@ cargo build --release --quiet
 NSYS_DIGEST=$PWD/target/release/nsys-digest
 NCU_DIGEST=$PWD/target/release/ncu-digest
 
-# best WALL_S PEAK_KB of N runs of a command
+# best WALL_S PEAK_KB of N runs of a command, timed to the millisecond
 best() {
-  local best_t=999999 best_m=0
-  for _ in $(seq "$N"); do
-    /usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$@" > /dev/null 2>&1 || true
-    read -r t m < "$WORK/time.txt"
-    if awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t; best_m=$m; fi
-  done
-  echo "$best_t $best_m"
+  python3 bench/best_of.py "$N" "$@"
 }
 
 row() { # name ours_s ours_kb anchor_name anchor_s
