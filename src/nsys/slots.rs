@@ -98,6 +98,15 @@ impl GroupTable {
     /// whether it was given now.
     #[inline]
     pub fn group(&mut self, row: usize, column: usize, next: u32) -> (u32, bool) {
+        match self.get(row, column) {
+            Some(g) => (g, false),
+            None => self.give(row, column, next),
+        }
+    }
+
+    /// The first row of a group, out of line so that the lookup inlines.
+    #[inline(never)]
+    fn give(&mut self, row: usize, column: usize, next: u32) -> (u32, bool) {
         if self.rows.len() <= row {
             self.rows.resize_with(row + 1, Vec::new);
         }
@@ -115,6 +124,7 @@ impl GroupTable {
     }
 
     /// The group at (`row`, `column`), if it has one.
+    #[inline]
     pub fn get(&self, row: usize, column: usize) -> Option<u32> {
         let g = *self.rows.get(row)?.get(column)?;
         (g != NONE).then_some(g)
@@ -134,7 +144,19 @@ impl DenseIds {
     /// Ids up to this get a table entry (4 MiB at most).
     const TABLE_IDS: i64 = 1 << 20;
 
+    #[inline]
     pub fn slot(&mut self, id: i64) -> u32 {
+        let known = usize::try_from(id).ok().and_then(|i| self.table.get(i));
+        match known {
+            Some(&slot) if slot != NONE => slot,
+            _ => self.new_or_other(id),
+        }
+    }
+
+    /// An id not in the table yet, or outside it; out of line so that the
+    /// table lookup inlines.
+    #[inline(never)]
+    fn new_or_other(&mut self, id: i64) -> u32 {
         if (0..Self::TABLE_IDS).contains(&id) {
             let i = id as usize;
             if self.table.len() <= i {
