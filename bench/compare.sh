@@ -5,8 +5,9 @@
 #
 #   bench/compare.sh [SHARED_SAMPLES_DIR] [N]
 #
-# Needs: a release build, sqlite3, python3. Writes its inputs
-# (including the SYNTHETIC 1 GB files) under ${BENCH_DIR:-/tmp/nsight-digest-bench}.
+# Needs: a release build, sqlite3, python3, GNU time (for peak RSS). Writes its
+# inputs (including the SYNTHETIC 1 GB files) under
+# ${BENCH_DIR:-/tmp/nsight-digest-bench}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SAMPLES=${1:-../shared/samples}
