@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 /// Expand each argument: files stay as given, folders are walked
 /// recursively for names `accept` recognises, sorted for stable output.
+/// Links to files are followed; links to folders are not, so a link
+/// cannot make the walk loop.
 pub fn expand_inputs(args: &[PathBuf], accept: fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for arg in args {
@@ -33,6 +35,7 @@ fn walk(dir: &Path, accept: fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
         match entry.file_type() {
             Ok(t) if t.is_dir() => walk(&path, accept, found),
             Ok(t) if t.is_file() && accept(&path) => found.push(path),
+            Ok(t) if t.is_symlink() && path.is_file() && accept(&path) => found.push(path),
             _ => {}
         }
     }

@@ -166,6 +166,26 @@ fn a_folder_digests_every_profile_inside() {
     assert_eq!(v.as_array().unwrap().len(), SAMPLES.len());
 }
 
+/// A folder of links to the committed samples, as a user may gather runs
+/// from several places: links to files are digested, and a link to a
+/// folder (here, one that would loop) is not walked.
+#[cfg(unix)]
+#[test]
+fn a_folder_run_follows_links_to_profiles_but_not_to_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["h200_llama8_eager_1step", "h200_llama8_graphs_node_1step"] {
+        let file = format!("{name}.sqlite.gz");
+        std::os::unix::fs::symlink(repo().join("samples").join(&file), dir.path().join(&file))
+            .unwrap();
+    }
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+    let folder = dir.path().display().to_string();
+    let (code, out, err) = nsys_digest(&[&folder, "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{out}");
+}
+
 #[test]
 fn a_folder_run_lists_profiles_by_name_though_it_digests_the_largest_first() {
     let dir = repo().join("samples");
