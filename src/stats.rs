@@ -33,7 +33,7 @@ fn exact_stddev(n: usize, total: i128, squares: u128, largest: u64) -> Option<f6
 }
 
 /// Sample standard deviation in two passes of floating point, for sums of
-/// squares past 128 bits (durations of days, by the million).
+/// squares that might pass 128 bits (a million durations of hours each).
 fn two_pass_stddev<T: Copy + Into<i64>>(values: &[T], avg: f64) -> f64 {
     let ss: f64 = values
         .iter()

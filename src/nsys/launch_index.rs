@@ -9,7 +9,7 @@
 //! sparse even for that.
 
 use super::bit_set::BitSet;
-use super::slots::{OptionalIds, RunSlots};
+use super::slots::{OptionalIds, RunSlots, NONE};
 use super::trace::{global_id, Trace};
 use rustc_hash::FxHashMap;
 
@@ -58,8 +58,6 @@ struct RankedIds {
     /// number of calls before it, and the second pass is not needed.
     in_order: Option<(i64, Vec<u32>)>,
 }
-
-const NONE: u32 = u32::MAX;
 
 impl RankedIds {
     /// A table for ids from `min` over `span`, for `count` calls.

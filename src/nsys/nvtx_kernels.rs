@@ -18,7 +18,7 @@
 
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
-use super::slots::{DenseIds, GroupTable};
+use super::slots::{DenseIds, GroupTable, NONE};
 use super::trace::{global_id, NameStyle, RangeStyle, Trace};
 use crate::stats::{DurationList, DurationStats};
 use rustc_hash::FxHashMap as HashMap;
@@ -45,8 +45,6 @@ pub struct NvtxKernelSummary {
 /// A group's range part: range name and style, thread. `None` for the
 /// kernels outside every range.
 type RangeKey = (Option<(u32, RangeStyle)>, Option<i64>);
-
-const NONE: u32 = u32::MAX;
 
 /// Dense numbers for range keys, cached per range instance: reading the
 /// range row (and the launching call's thread) for every kernel was a
@@ -112,6 +110,12 @@ impl KeySequences {
             self.nodes.push((node, rk));
         }
         child
+    }
+
+    /// The node of a sequence made before, if it was.
+    fn find(&self, keys: impl IntoIterator<Item = u32>) -> Option<u32> {
+        keys.into_iter()
+            .try_fold(0, |node, rk| self.children.get(node as usize, rk as usize))
     }
 
     /// The keys of `node`, first key first.
@@ -420,11 +424,10 @@ fn recount_unordered(kernels: &KernelRanges<'_>, sigs: &mut Signatures) {
         }
         // Every range, key sequence, name and signature has its number from
         // the first pass, which saw the same kernels.
-        let mut node = Some(0);
-        for &r in enclosing {
-            let rk = sigs.range_keys.of_range[r as usize];
-            node = node.and_then(|n| sigs.sequences.children.get(n as usize, rk as usize));
-        }
+        let keys = enclosing
+            .iter()
+            .map(|&r| sigs.range_keys.of_range[r as usize]);
+        let node = sigs.sequences.find(keys);
         let name_slot = sigs.names.slot(name);
         let Some(s) = node.and_then(|n| sigs.of.get(n as usize, name_slot as usize)) else {
             return;

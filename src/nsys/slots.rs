@@ -82,8 +82,9 @@ impl FromIterator<Option<u32>> for OptionalIds {
     }
 }
 
-/// Stands for "no group yet" in the slot tables.
-const NONE: u32 = u32::MAX;
+/// Stands for "none yet" in the slot tables and in per-row indexes kept
+/// beside them.
+pub const NONE: u32 = u32::MAX;
 
 /// Groups found by two dense slots, such as (range key, kernel name): a row
 /// per first slot, grown as second slots appear, where hashing the pair for
