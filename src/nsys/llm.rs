@@ -402,6 +402,10 @@ pub fn analyse(
     }
 }
 
+/// A call's innermost step range (as a step) and layer range (as type and
+/// index).
+type StepAndLayer = (Option<u32>, Option<(u32, u32)>);
+
 fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOptions) -> Placement {
     // Parse each distinct range text once.
     let mut text_step: HashMap<u32, Option<StepName>> = HashMap::default();
@@ -439,14 +443,11 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
     }
     // The innermost (last-started) step range and layer range around a
     // call, found in one walk over its enclosing ranges.
-    let around = |c: Option<u32>| -> (Option<u32>, Option<(u32, u32)>) {
-        let Some(c) = c else {
-            return (None, None);
-        };
+    let around = |enclosing: &[u32]| -> StepAndLayer {
         // (start, range) of the innermost candidate so far.
         let mut step: Option<(i64, u32)> = None;
         let mut layer: Option<(i64, u32)> = None;
-        for &r in index.enclosing(c) {
+        for &r in enclosing {
             let key = (trace.nvtx[r as usize].start, r);
             if range_step[r as usize].is_some() && step.is_none_or(|s| key > s) {
                 step = Some(key);
@@ -460,10 +461,11 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
             layer.and_then(|(_, r)| range_layer[r as usize]),
         )
     };
+    let calls_ranges = |c: Option<u32>| c.map_or(&[][..], |c| index.enclosing(c));
     let exec_step: OptionalIds = launches
         .graph_exec_call
         .iter()
-        .map(|c| around(c).0)
+        .map(|c| around(calls_ranges(c)).0)
         .collect();
 
     let capture_layers = graph_node_layers(trace, index, &range_layer);
@@ -473,8 +475,16 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
     let mut kernel_layer = OptionalIds::with_capacity(trace.kernels.len());
     let mut layer_slots = RunSlots::default();
     let mut layers = Vec::new();
+    // Kernels come in runs launched inside the same ranges, which the
+    // index stores once: walking each kernel's ranges again was about a
+    // fifth of this pass at 1 GB.
+    let mut last: (&[u32], StepAndLayer) = (&[], (None, None));
     for (k, c) in trace.kernels.iter().zip(launches.kernel_call.iter()) {
-        let (step, mut layer) = around(c);
+        let enclosing = calls_ranges(c);
+        if !std::ptr::eq(enclosing, last.0) {
+            last = (enclosing, around(enclosing));
+        }
+        let (step, mut layer) = last.1;
         if let Some(node) = k.graph_node() {
             layer = capture_layers.get(&node).copied().flatten();
             graph_kernels_with_layer += layer.is_some() as u64;
