@@ -185,6 +185,16 @@ struct Projected {
     ops: u64,
 }
 
+/// Widen each range of a run of ops by the run's extent and op count.
+fn widen(per_range: &mut [Option<Projected>], (enclosing, run): (&[u32], Projected)) {
+    for &r in enclosing {
+        let p = per_range[r as usize].get_or_insert(Projected { ops: 0, ..run });
+        p.start = p.start.min(run.start);
+        p.end = p.end.max(run.end);
+        p.ops += run.ops;
+    }
+}
+
 fn nvtx_projection(
     trace: &Trace,
     launches: &LaunchIndex,
@@ -208,20 +218,41 @@ fn nvtx_projection(
                 .zip(launches.memop_call.iter())
                 .map(|(m, c)| (m.gpu.start, m.gpu.end, c)),
         );
+    // Ops come in runs launched inside the same ranges, which the index
+    // stores once: a run is gathered first and widens its ranges once.
+    let mut run: (&[u32], Projected) = (
+        &[],
+        Projected {
+            start: 0,
+            end: 0,
+            ops: 0,
+        },
+    );
     for (start, end, call) in ops {
         let Some(call) = call else { continue };
         let enclosing = index.enclosing(call);
         if enclosing.is_empty() {
             continue;
         }
-        let first = counted.insert(call as usize);
-        for &r in enclosing {
-            let p = per_range[r as usize].get_or_insert(Projected { start, end, ops: 0 });
+        let first = u64::from(counted.insert(call as usize));
+        if std::ptr::eq(enclosing, run.0) {
+            let p = &mut run.1;
             p.start = p.start.min(start);
             p.end = p.end.max(end);
-            p.ops += u64::from(first);
+            p.ops += first;
+        } else {
+            widen(&mut per_range, run);
+            run = (
+                enclosing,
+                Projected {
+                    start,
+                    end,
+                    ops: first,
+                },
+            );
         }
     }
+    widen(&mut per_range, run);
     let mut children = vec![0u32; trace.nvtx.len()];
     for (r, p) in per_range.iter().enumerate() {
         if p.is_some() {
