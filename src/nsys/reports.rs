@@ -185,13 +185,21 @@ struct Projected {
     ops: u64,
 }
 
+impl Projected {
+    /// Take in `other`'s extent and op count.
+    fn widen(&mut self, other: &Projected) {
+        self.start = self.start.min(other.start);
+        self.end = self.end.max(other.end);
+        self.ops += other.ops;
+    }
+}
+
 /// Widen each range of a run of ops by the run's extent and op count.
-fn widen(per_range: &mut [Option<Projected>], (enclosing, run): (&[u32], Projected)) {
+fn widen_ranges(per_range: &mut [Option<Projected>], (enclosing, run): (&[u32], Projected)) {
     for &r in enclosing {
-        let p = per_range[r as usize].get_or_insert(Projected { ops: 0, ..run });
-        p.start = p.start.min(run.start);
-        p.end = p.end.max(run.end);
-        p.ops += run.ops;
+        per_range[r as usize]
+            .get_or_insert(Projected { ops: 0, ..run })
+            .widen(&run);
     }
 }
 
@@ -234,25 +242,19 @@ fn nvtx_projection(
         if enclosing.is_empty() {
             continue;
         }
-        let first = u64::from(counted.insert(call as usize));
+        let op = Projected {
+            start,
+            end,
+            ops: u64::from(counted.insert(call as usize)),
+        };
         if std::ptr::eq(enclosing, run.0) {
-            let p = &mut run.1;
-            p.start = p.start.min(start);
-            p.end = p.end.max(end);
-            p.ops += first;
+            run.1.widen(&op);
         } else {
-            widen(&mut per_range, run);
-            run = (
-                enclosing,
-                Projected {
-                    start,
-                    end,
-                    ops: first,
-                },
-            );
+            widen_ranges(&mut per_range, run);
+            run = (enclosing, op);
         }
     }
-    widen(&mut per_range, run);
+    widen_ranges(&mut per_range, run);
     let mut children = vec![0u32; trace.nvtx.len()];
     for (r, p) in per_range.iter().enumerate() {
         if p.is_some() {
