@@ -5,8 +5,10 @@
 #
 #   bench/compare.sh [SHARED_SAMPLES_DIR] [N]
 #
-# Needs: a release build, sqlite3, python3, GNU time (for peak RSS). Writes its
-# inputs (including the SYNTHETIC 1 GB files) under
+# Needs: cargo (it builds the release binaries), sqlite3, python3, awk, GNU
+# time (for peak RSS). With NSYS_DIGEST and NCU_DIGEST set to binaries built
+# elsewhere, it runs them and builds nothing (for a machine without Rust).
+# Writes its inputs (including the SYNTHETIC 1 GB files) under
 # ${BENCH_DIR:-/tmp/nsight-digest-bench}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +16,15 @@ SAMPLES=${1:-../shared/samples}
 N=${2:-5}
 WORK=${BENCH_DIR:-/tmp/nsight-digest-bench}
 mkdir -p "$WORK"
-cargo build --release --quiet
-NSYS_DIGEST=$PWD/target/release/nsys-digest
-NCU_DIGEST=$PWD/target/release/ncu-digest
+if [ -z "${NSYS_DIGEST:-}" ]; then
+  cargo build --release --quiet
+  NSYS_DIGEST=$PWD/target/release/nsys-digest
+  NCU_DIGEST=$PWD/target/release/ncu-digest
+fi
+NCU_DIGEST=${NCU_DIGEST:?set NCU_DIGEST too}
+
+# arithmetic without bc, which minimal images lack
+calc() { awk "BEGIN { print $* }"; }
 
 # best WALL_S PEAK_KB of N runs of a command, timed to the millisecond
 best() {
@@ -24,7 +32,7 @@ best() {
 }
 
 row() { # name ours_s ours_kb anchor_name anchor_s
-  printf '| %s | %.3f s | %.0f MB | %s | %.3f s | %.2f× |\n' "$1" "$2" "$(echo "$3/1024" | bc -l)" "$4" "$5" "$(echo "$2/$5" | bc -l)"
+  printf '| %s | %.3f s | %.0f MB | %s | %.3f s | %.2f× |\n' "$1" "$2" "$(calc "$3/1024")" "$4" "$5" "$(calc "$2/$5")"
 }
 
 BIG_GZ=$SAMPLES/nsys/h200_llama32_eager_3steps.sqlite.gz
@@ -40,7 +48,7 @@ t_small=$t
 row "nsys-digest, default digest, 76 MB export" "$t" "$m" "sqlite3 scan" "$floor"
 read -r gz _ < <(best gunzip -c "$BIG_GZ")
 read -r t m < <(best "$NSYS_DIGEST" "$BIG_GZ")
-row "nsys-digest, same export .gz" "$t" "$m" "gunzip + sqlite3 scan" "$(echo "$gz+$floor" | bc -l)"
+row "nsys-digest, same export .gz" "$t" "$m" "gunzip + sqlite3 scan" "$(calc "$gz+$floor")"
 if command -v nsys > /dev/null; then
   read -r ns _ < <(best nsys stats --report cuda_gpu_kern_sum,nvtx_kern_sum,cuda_kern_exec_sum,cuda_api_sum --format csv --force-overwrite true --output "$WORK/ns" "$BIG")
   read -r t m < <(best "$NSYS_DIGEST" "$BIG")
@@ -55,9 +63,9 @@ row "nsys-digest, SYNTHETIC 1 GB export" "$t1" "$m1" "sqlite3 scan" "$floor_syn"
 # The 76 MB time is the best of both of its measurements (before and after
 # the 1 GB runs), so the ratio is never flattered by one slow set.
 read -r t0 _ < <(best "$NSYS_DIGEST" "$BIG")
-t0=$(echo "if ($t_small < $t0) $t_small else $t0" | bc -l)
-printf '| scaling: 1 GB time / 76 MB time | %.1f× | | size ratio; rows ratio 13.0× | %.1f× | |\n' "$(echo "$t1/$t0" | bc -l)" "$(echo "$(stat -c %s "$SYN")/$(stat -c %s "$BIG")" | bc -l)"
-printf '| scaling of the anchor: 1 GB scan / 76 MB scan | %.1f× | | | | |\n' "$(echo "$floor_syn/$floor" | bc -l)"
+t0=$(calc "($t_small < $t0) ? $t_small : $t0")
+printf '| scaling: 1 GB time / 76 MB time | %.1f× | | size ratio; rows ratio 13.0× | %.1f× | |\n' "$(calc "$t1/$t0")" "$(calc "$(stat -c %s "$SYN")/$(stat -c %s "$BIG")")"
+printf '| scaling of the anchor: 1 GB scan / 76 MB scan | %.1f× | | | | |\n' "$(calc "$floor_syn/$floor")"
 # The same ratio from 2N runs of each size, alternating, so that both see the
 # same minutes, timed to the millisecond. Best and median are both printed:
 # a 0.2 s run more often falls wholly in a quiet moment than a 3 s one, so
