@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""How the digest's cost grows with rows: one export at several sizes, per copy.
+
+    bench/linearity.py DIGEST ROUNDS FILE:COPIES [FILE:COPIES ...]
+
+Each FILE is the same export replicated COPIES times (`synthetic_nsys.py`);
+the first should be the original (COPIES 1). The sizes run in turn, ROUNDS
+times, so all see the same minutes. Printed per size: wall best and median,
+CPU median (user + system, from the children's rusage), and each divided by
+COPIES and by the first size's value. 1.00 everywhere is a cost exactly
+linear in the rows.
+"""
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def run(digest, path):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([digest, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def main():
+    digest, rounds = sys.argv[1], int(sys.argv[2])
+    sizes = [(path, int(copies)) for path, copies in (a.rsplit(":", 1) for a in sys.argv[3:])]
+    walls = {path: [] for path, _ in sizes}
+    cpus = {path: [] for path, _ in sizes}
+    for _ in range(rounds):
+        for path, _ in sizes:
+            wall, cpu = run(digest, path)
+            walls[path].append(wall)
+            cpus[path].append(cpu)
+    base, base_copies = sizes[0]
+    ref = [f(v[base]) / base_copies for f, v in
+           ((min, walls), (statistics.median, walls), (statistics.median, cpus))]
+    print("| copies | wall best | wall median | CPU median | per copy ÷ first: best | median | CPU |")
+    print("|---|---|---|---|---|---|---|")
+    for path, copies in sizes:
+        got = [f(v[path]) for f, v in
+               ((min, walls), (statistics.median, walls), (statistics.median, cpus))]
+        per = " | ".join(f"{g / copies / r:.2f}" for g, r in zip(got, ref))
+        print(f"| {copies} | {got[0]:.3f} s | {got[1]:.3f} s | {got[2]:.3f} s | {per} |")
+
+
+if __name__ == "__main__":
+    main()
