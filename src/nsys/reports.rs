@@ -178,7 +178,7 @@ const EMPTY_STATS: DurationStats = DurationStats {
 };
 
 /// Per projectable range instance: first op start, last op end, op count.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Projected {
     start: i64,
     end: i64,
@@ -228,14 +228,7 @@ fn nvtx_projection(
         );
     // Ops come in runs launched inside the same ranges, which the index
     // stores once: a run is gathered first and widens its ranges once.
-    let mut run: (&[u32], Projected) = (
-        &[],
-        Projected {
-            start: 0,
-            end: 0,
-            ops: 0,
-        },
-    );
+    let mut run: (&[u32], Projected) = (&[], Projected::default());
     for (start, end, call) in ops {
         let Some(call) = call else { continue };
         let enclosing = index.enclosing(call);
