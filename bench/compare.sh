@@ -71,14 +71,12 @@ printf '| scaling of the anchor: 1 GB scan / 76 MB scan | %.1f× | | | | |\n' "$
 # a 0.2 s run more often falls wholly in a quiet moment than a 3 s one, so
 # the ratio of the bests leans high when the machine is noisy.
 python3 - "$NSYS_DIGEST" "$BIG" "$SYN" "$N" <<'PY'
-import statistics, subprocess, sys, time
+import statistics, sys
+sys.path.insert(0, "bench")
+from linearity import measure
 digest, small, big, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-def wall(path):
-    t = time.perf_counter()
-    subprocess.run([digest, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
-runs = [(wall(small), wall(big)) for _ in range(2 * n)]
-s, b = [r[0] for r in runs], [r[1] for r in runs]
+walls, _ = measure(digest, 2 * n, [small, big])
+s, b = walls[small], walls[big]
 print(f"| scaling, {2 * n} alternating runs of each: best ÷ best | {min(b) / min(s):.1f}× | | 1 GB {min(b):.3f} s | 76 MB {min(s):.3f} s | |")
 print(f"| same, median ÷ median | {statistics.median(b) / statistics.median(s):.1f}× | | 1 GB {statistics.median(b):.3f} s | 76 MB {statistics.median(s):.3f} s | |")
 PY

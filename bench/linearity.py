@@ -27,16 +27,22 @@ def run(digest, path):
     return wall, cpu
 
 
-def main():
-    digest, rounds = sys.argv[1], int(sys.argv[2])
-    sizes = [(path, int(copies)) for path, copies in (a.rsplit(":", 1) for a in sys.argv[3:])]
-    walls = {path: [] for path, _ in sizes}
-    cpus = {path: [] for path, _ in sizes}
+def measure(digest, rounds, paths):
+    """Wall and CPU seconds of each path's runs, the paths in turn each round."""
+    walls = {path: [] for path in paths}
+    cpus = {path: [] for path in paths}
     for _ in range(rounds):
-        for path, _ in sizes:
+        for path in paths:
             wall, cpu = run(digest, path)
             walls[path].append(wall)
             cpus[path].append(cpu)
+    return walls, cpus
+
+
+def main():
+    digest, rounds = sys.argv[1], int(sys.argv[2])
+    sizes = [(path, int(copies)) for path, copies in (a.rsplit(":", 1) for a in sys.argv[3:])]
+    walls, cpus = measure(digest, rounds, [path for path, _ in sizes])
     base, base_copies = sizes[0]
     ref = [f(v[base]) / base_copies for f, v in
            ((min, walls), (statistics.median, walls), (statistics.median, cpus))]
