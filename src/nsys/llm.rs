@@ -692,16 +692,8 @@ fn graph_report(
     categories: &Categories,
     names: super::trace::NameStyle,
 ) -> GraphReport {
-    // Calls per API name id, counted once; each question sums over names.
-    let mut calls_per_name: RunIdGroups<(), u64> = RunIdGroups::default();
-    for c in &trace.api_calls {
-        *calls_per_name.get((), c.name()) += 1;
-    }
-    let calls_per_name: Vec<(i64, u64)> = calls_per_name
-        .into_groups()
-        .into_iter()
-        .map(|((), id, n)| (id, n))
-        .collect();
+    // Each question sums the launch index's calls per name id.
+    let calls_per_name = &launches.calls_per_name;
     let count_api = |pred: &dyn Fn(&str) -> bool| -> u64 {
         calls_per_name
             .iter()
