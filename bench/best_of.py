@@ -16,19 +16,22 @@ import tempfile
 import time
 
 
+def run(command):
+    """Run the command quietly; a failed run must not be timed as a fast one."""
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if done.returncode != 0:
+        sys.exit(f"best_of.py: {' '.join(command)} exited {done.returncode}")
+
+
 def wall(command):
     start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run(command)
     return time.perf_counter() - start
 
 
 def peak_kb(command):
     with tempfile.NamedTemporaryFile("r") as out:
-        subprocess.run(
-            ["/usr/bin/time", "-f", "%M", "-o", out.name, *command],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        run(["/usr/bin/time", "-f", "%M", "-o", out.name, *command])
         return int(out.read().split()[-1])
 
 
