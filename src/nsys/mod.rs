@@ -183,9 +183,11 @@ struct IndexedReports {
 /// The index chain on this thread; each report is spawned as soon as its
 /// index exists. `nvtx-kernels`, the longest, runs here; the LLM view is
 /// spawned before the short NVTX report so that the other core, which
-/// takes the oldest spawn first, starts it early. The kernel facts are
-/// spawned last, for whichever core is free first: after the reports, on
-/// one core, they were the last 31 ms of the SYNTHETIC 1 GB digest.
+/// takes the oldest spawn first, starts it early. The kernel facts come
+/// before the NVTX report: this thread takes its newest spawn first, so it
+/// runs the NVTX report after `nvtx-kernels`, and the facts go to whichever
+/// core is free first. The other way round, this thread ran both while
+/// the other core, done with the LLM view, sat idle.
 fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
     let launches = timed("launch index", || LaunchIndex::build(trace));
     let (mut launch_kernels, mut nvtx, mut llm, mut nvtx_kernels) = (None, None, None, None);
@@ -205,12 +207,12 @@ fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
                     llm::analyse(trace, launches, index, opts.names, &opts.llm)
                 }))
             });
-            s.spawn(|_| nvtx = Some(timed("nvtx", || nvtx_summary(trace, launches, index))));
             s.spawn(|_| {
                 facts = Some(timed("kernel facts", || {
                     KernelFacts::gather(&trace.kernels)
                 }))
             });
+            s.spawn(|_| nvtx = Some(timed("nvtx", || nvtx_summary(trace, launches, index))));
             nvtx_kernels = Some(timed("nvtx_kernels", || {
                 nvtx_kernel_summary(trace, launches, index, opts.names, opts.innermost)
             }));
