@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::num::NonZeroI64;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 /// `globalTid`/`globalPid` layout: `<HW:8><VM:8><PID:24><TID:24>`.
 pub mod global_id {
@@ -299,7 +299,11 @@ impl Trace {
             // one core idle for 170-190 ms of the SYNTHETIC 1 GB load.
             let small = Mutex::new(Some(conn));
             let read_small_tables = || {
-                let conn = small.lock().ok()?.take()?;
+                // Held only for the take, so never poisoned in practice.
+                let conn = small
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()?;
                 Some(super::timed("small tables", || {
                     load_small_tables(&conn, &schema, profile, names)
                 }))
