@@ -296,7 +296,7 @@ impl Trace {
             // Two threads, one per big table; whichever finishes first then
             // reads the small tables. As a third thread they took a share of
             // both cores at the start, so the longer reader ended last, alone:
-            // one core idle for 170-190 ms of the SYNTHETIC 1 GB load.
+            // one core idle for up to 177 ms of the SYNTHETIC 1 GB load.
             let small = Mutex::new(Some(conn));
             let read_small_tables = || {
                 // Held only for the take, so never poisoned in practice.
