@@ -469,7 +469,7 @@ fn text_cell(record: &[u8], position: usize) -> Result<Option<&str>, Unsupported
 /// A leaf cell's rowid and record, which must be wholly on the page.
 fn leaf_cell(page: &[u8], at: usize, geometry: Geometry) -> Result<(i64, &[u8]), Unsupported> {
     let mut p = at;
-    let payload = varint(page, &mut p)?;
+    let payload = small_varint(page, &mut p)?;
     let rowid = varint(page, &mut p)? as i64;
     let payload = usize::try_from(payload).map_err(|_| Unsupported("huge payload"))?;
     if payload > geometry.max_local() {
@@ -568,9 +568,53 @@ impl RecordDecoder {
 
     /// Serial types are almost always one byte, so that case is inline;
     /// at 1 GB this loop runs for a third of a billion cells.
-    #[inline]
+    #[inline(always)]
     fn decode(&mut self, record: &[u8]) -> Result<&[Option<i64>], Unsupported> {
-        let (header, mut at) = record_header(record)?;
+        let (header, at) = record_header(record)?;
+        if !self.decode_one_byte_serials(record, header.len(), &header[at..]) {
+            self.decode_any(record, header, at)?;
+        }
+        Ok(&self.cells[..self.count])
+    }
+
+    /// The common record: every serial type read is one byte and every
+    /// cell read an integer or NULL. The body offsets are summed without a
+    /// check per cell, and one check after the loop covers them all; false
+    /// leaves the record to [`RecordDecoder::decode_any`], which decides.
+    #[inline(always)]
+    fn decode_one_byte_serials(&mut self, record: &[u8], mut body: usize, serials: &[u8]) -> bool {
+        let Some(serials) = serials.get(..self.wanted.len()) else {
+            return false;
+        };
+        let mut flags = 0u8;
+        for (&serial, &want) in serials.iter().zip(&self.wanted) {
+            let length = ONE_BYTE_LENGTHS[usize::from(serial & 0x7f)];
+            flags |= serial | length;
+            let len = usize::from(length);
+            if let Some(cell) = want {
+                match record
+                    .get(body..body + len)
+                    .map(|b| integer(u64::from(serial), b))
+                {
+                    Some(Ok(value)) => self.cells[cell] = value,
+                    _ => return false,
+                }
+            }
+            body += len;
+        }
+        // A multi-byte serial type, or a reserved one (its length has the
+        // high bit), anywhere before the last cell read.
+        flags & 0x80 == 0 && body <= record.len()
+    }
+
+    /// Any record: serial types of any length, and records that end before
+    /// the last column read.
+    fn decode_any(
+        &mut self,
+        record: &[u8],
+        header: &[u8],
+        mut at: usize,
+    ) -> Result<(), Unsupported> {
         let mut body = header.len();
         for (position, &want) in self.wanted.iter().enumerate() {
             // Records written before a column was added end early; those
@@ -592,7 +636,7 @@ impl RecordDecoder {
             }
             body = end;
         }
-        Ok(&self.cells[..self.count])
+        Ok(())
     }
 
     /// NULL for the cells at record positions from `position` on.
@@ -628,6 +672,23 @@ fn small_varint(bytes: &[u8], at: &mut usize) -> Result<u64, Unsupported> {
         _ => varint(bytes, at),
     }
 }
+
+/// The body length of each one-byte serial type, with the high bit set
+/// for the reserved types 10 and 11.
+const ONE_BYTE_LENGTHS: [u8; 128] = {
+    let mut lengths = [0u8; 128];
+    let fixed = [0u8, 1, 2, 3, 4, 6, 8, 8, 0, 0, 0x80, 0x80];
+    let mut serial = 0;
+    while serial < 128 {
+        lengths[serial] = if serial < 12 {
+            fixed[serial]
+        } else {
+            ((serial - 12) / 2) as u8
+        };
+        serial += 1;
+    }
+    lengths
+};
 
 /// The body length of a serial type.
 #[inline(always)]
