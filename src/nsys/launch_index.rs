@@ -4,7 +4,7 @@
 //! Correlation ids are small integers per process, so each process gets an
 //! array indexed by id. Only one id in six or seven is an API call in the
 //! runtime table (the rest went to driver calls and activity records), so
-//! past 64 MiB that array becomes a bit per id and the calls in id order,
+//! past 4 MiB that array becomes a bit per id and the calls in id order,
 //! found by rank; a hash map takes over when a process's ids are too
 //! sparse even for that.
 
@@ -43,10 +43,13 @@ enum CallsById {
 }
 
 /// Ids a process may span before its array gives way to ranked ids
-/// (64 MiB of slots). The 76 MB export spans 6.3 M; the SYNTHETIC 1 GB
-/// export 82 M, where ranking cut the index from 414–436 to 295–387 ms but
-/// made a 58k-kernel profile's index 1.3 → 2.2 ms.
-const ARRAY_IDS: i64 = 16 << 20;
+/// (4 MiB of slots). Past that, filling the array and faulting in its
+/// pages cost more than ranking saves: the 76 MB export spans 6.3 M ids,
+/// and ranked ids made its whole digest 0.115 → 0.108 s (best of 30) and
+/// its peak RSS 96 → 85 MB; the SYNTHETIC 1 GB export spans 82 M, where
+/// they cut the index from 414–436 to 295–387 ms. Below it the array wins:
+/// ranked ids made a 58k-kernel profile's index (813 k ids) 1.3 → 2.2 ms.
+const ARRAY_IDS: i64 = 1 << 20;
 
 /// The ids between `min` and `min + 64 * bits.len()` as a bitset, the
 /// number of ids before each 64-bit word, and the calls in id order: about
@@ -385,7 +388,8 @@ mod tests {
             CallsById::Ranked(_) => "ranked",
             CallsById::Sparse(_) => "sparse",
         };
-        assert_eq!(kind(7_000_000, 1_000_000), "array");
+        assert_eq!(kind(900_000, 130_000), "array");
+        assert_eq!(kind(7_000_000, 1_000_000), "ranked");
         assert_eq!(kind(20_000_000, 3_000_000), "ranked");
         assert_eq!(kind(20_000_000, 1_000_000), "ranked");
         assert_eq!(kind(1_000_000_000, 1_000), "sparse");
