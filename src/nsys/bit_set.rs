@@ -17,6 +17,11 @@ impl BitSet {
     }
 
     /// Room for `0..capacity()`.
+    /// A set over `64 * words.len()` bits, from its words.
+    pub fn from_words(words: Vec<u64>) -> BitSet {
+        BitSet { words }
+    }
+
     pub fn capacity(&self) -> usize {
         self.words.len() * 64
     }

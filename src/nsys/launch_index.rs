@@ -31,6 +31,33 @@ pub struct LaunchIndex {
 /// Per GPU operation, the index of its launching API call, if any.
 pub type LaunchingCalls = OptionalIds;
 
+/// Which table a process's ids get.
+#[derive(Debug, PartialEq, Eq)]
+enum TableKind {
+    Array,
+    Ranked,
+    Sparse,
+}
+
+impl TableKind {
+    /// For `count` ids over `span`: up to 64 ids per call are ranked, at
+    /// worst 8 bytes of bits per call, still less than a hash map.
+    fn for_ids(span: i64, count: usize, array_ids: i64) -> TableKind {
+        if span > 0 && span <= array_ids && span <= 8 * count as i64 + 4096 {
+            TableKind::Array
+        } else if span > 0 && span <= 64 * count as i64 + 65536 {
+            TableKind::Ranked
+        } else {
+            TableKind::Sparse
+        }
+    }
+}
+
+/// The number of ids from `min` to `max`, both included.
+fn span(min: i64, max: i64) -> i64 {
+    max.saturating_sub(min).saturating_add(1)
+}
+
 /// correlationId → API call index, for one process.
 enum CallsById {
     /// A slot per id: the fastest while it stays in cache.
@@ -145,21 +172,87 @@ impl RankedIds {
     }
 }
 
+/// Pass 1's marks for one process while its ids only grow, as they do in
+/// the runtime table: the bits and the calls in id order that ranked ids
+/// need, so that pass 1 leaves a ranked table ready and pass 2 is skipped
+/// (at 1 GB each pass reads 390 MB of calls). Dropped when an id steps
+/// back or the bits outgrow what [`CallsById::with_range`] keeps ranked;
+/// that process then takes pass 2 as before.
+struct GrowingMarks {
+    min: i64,
+    last: i64,
+    words: Vec<u64>,
+    calls: Vec<u32>,
+    /// Calls whose id the call before already had.
+    duplicates: u64,
+}
+
+impl GrowingMarks {
+    /// Room for `room` calls: the runtime table's first process usually
+    /// makes nearly all of them.
+    fn new(corr: i64, call: u32, room: usize) -> GrowingMarks {
+        let mut calls = Vec::with_capacity(room.max(1));
+        calls.push(call);
+        GrowingMarks {
+            min: corr,
+            last: corr,
+            words: vec![1],
+            calls,
+            duplicates: 0,
+        }
+    }
+
+    /// Marks the process's `count`-th call; false when the marks must go.
+    #[inline]
+    fn mark(&mut self, corr: i64, call: u32, count: usize) -> bool {
+        if corr == self.last {
+            self.duplicates += 1;
+            return true;
+        }
+        if corr < self.last {
+            return false;
+        }
+        let off = corr.abs_diff(self.min);
+        if off >= 64 * count as u64 + 65536 {
+            return false;
+        }
+        let word = (off / 64) as usize;
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        self.words[word] |= 1 << (off % 64);
+        self.calls.push(call);
+        self.last = corr;
+        true
+    }
+
+    /// The ranked table that pass 2 would have built from the same calls.
+    fn into_ranked(self, span: usize) -> RankedIds {
+        let mut words = self.words;
+        words.resize(span.div_ceil(64), 0);
+        let bits = BitSet::from_words(words);
+        let (ranks, _) = bits.word_ranks();
+        RankedIds {
+            min: self.min,
+            bits,
+            ranks,
+            calls: self.calls,
+            in_order: None,
+        }
+    }
+}
+
 impl CallsById {
     /// An empty table for `count` ids between `min` and `max`.
-    fn with_range(min: i64, max: i64, count: usize) -> CallsById {
-        let span = max.saturating_sub(min).saturating_add(1);
-        // Up to 64 ids per call: at worst 8 bytes of bits per call, still
-        // less than a hash map.
-        if span > 0 && span <= ARRAY_IDS && span <= 8 * count as i64 + 4096 {
-            CallsById::Array {
+    fn with_range(min: i64, max: i64, count: usize, array_ids: i64) -> CallsById {
+        let span = span(min, max);
+        match TableKind::for_ids(span, count, array_ids) {
+            TableKind::Array => CallsById::Array {
                 min,
                 calls: vec![NONE; span as usize],
-            }
-        } else if span > 0 && span <= 64 * count as i64 + 65536 {
-            CallsById::Ranked(RankedIds::new(min, span as usize, count))
-        } else {
-            CallsById::Sparse(FxHashMap::default())
+            },
+            TableKind::Ranked => CallsById::Ranked(RankedIds::new(min, span as usize, count)),
+            TableKind::Sparse => CallsById::Sparse(FxHashMap::default()),
         }
     }
 
@@ -233,74 +326,155 @@ impl CallsById {
 struct ProcessTables {
     slots: RunSlots<i64>,
     tables: Vec<CallsById>,
+    /// Per process: the table was completed in pass 1.
+    done: Vec<bool>,
+    /// Duplicate ids found in pass 1, in the processes it completed.
+    duplicate_calls: u64,
 }
 
 impl ProcessTables {
-    /// Pass 1: the id range and call count of every process, and the
-    /// calls per name id.
-    fn sized_for(trace: &Trace) -> (ProcessTables, Vec<(i64, u64)>) {
+    /// Pass 1: the id range and call count of every process, the calls
+    /// per name id, and the marks of processes whose ids only grow. A
+    /// process's table is complete when `ProcessTables::done` says so.
+    fn sized_for(trace: &Trace, choice: TableChoice) -> (ProcessTables, Vec<(i64, u64)>) {
         let mut slots = RunSlots::default();
         let mut ranges: Vec<(i64, i64, usize)> = Vec::new();
+        let mut marks: Vec<Option<GrowingMarks>> = Vec::new();
         let mut per_name: RunIdGroups<(), u64> = RunIdGroups::default();
-        for call in &trace.api_calls {
+        for (i, call) in trace.api_calls.iter().enumerate() {
             *per_name.get((), call.name()) += 1;
             let (slot, new) = slots.slot(global_id::process(call.global_tid));
+            let corr = call.correlation();
             if new {
                 ranges.push((i64::MAX, i64::MIN, 0));
+                let room = if slot == 0 { trace.api_calls.len() } else { 0 };
+                marks.push(
+                    choice
+                        .marks_in_pass_one
+                        .then(|| GrowingMarks::new(corr, i as u32, room)),
+                );
+            } else if let Some(m) = &mut marks[slot] {
+                if !m.mark(corr, i as u32, ranges[slot].2) {
+                    marks[slot] = None;
+                }
             }
             let r = &mut ranges[slot];
-            r.0 = r.0.min(call.correlation());
-            r.1 = r.1.max(call.correlation());
+            r.0 = r.0.min(corr);
+            r.1 = r.1.max(corr);
             r.2 += 1;
         }
+        let mut done = Vec::with_capacity(ranges.len());
+        let mut duplicate_calls = 0;
         let tables = ranges
             .into_iter()
-            .map(|(min, max, count)| CallsById::with_range(min, max, count))
+            .zip(marks)
+            .map(|((min, max, count), marks)| {
+                let span = span(min, max);
+                match marks {
+                    Some(marks)
+                        if TableKind::for_ids(span, count, choice.array_ids)
+                            == TableKind::Ranked =>
+                    {
+                        done.push(true);
+                        duplicate_calls += marks.duplicates;
+                        CallsById::Ranked(marks.into_ranked(span as usize))
+                    }
+                    _ => {
+                        done.push(false);
+                        CallsById::with_range(min, max, count, choice.array_ids)
+                    }
+                }
+            })
             .collect();
         let calls_per_name = per_name
             .into_groups()
             .into_iter()
             .map(|((), id, n)| (id, n))
             .collect();
-        (ProcessTables { slots, tables }, calls_per_name)
+        let tables = ProcessTables {
+            slots,
+            tables,
+            done,
+            duplicate_calls,
+        };
+        (tables, calls_per_name)
     }
 
-    /// Every process was numbered in pass 1, so this only finds its slot.
-    fn table_mut(&mut self, global_tid: i64) -> &mut CallsById {
+    /// The table of the call's process, unless pass 1 completed it. Every
+    /// process was numbered in pass 1, so this only finds its slot.
+    fn pending_mut(&mut self, global_tid: i64) -> Option<&mut CallsById> {
         let (slot, _) = self.slots.slot(global_id::process(global_tid));
-        &mut self.tables[slot]
+        (!self.done[slot]).then(|| &mut self.tables[slot])
     }
 
-    fn get(&self, pid: Option<i64>, corr: i64) -> Option<u32> {
-        self.tables[self.slots.get(pid?)?].get(corr)
+    /// Finds the call of (process, id) pairs. GPU operations come in long
+    /// runs from one process, so its slot is remembered rather than
+    /// hashed again for each.
+    fn lookup(&self) -> impl FnMut(Option<i64>, i64) -> Option<u32> + '_ {
+        let mut last: Option<(i64, Option<usize>)> = None;
+        move |pid, corr| {
+            let pid = pid?;
+            let slot = match last {
+                Some((p, slot)) if p == pid => slot,
+                _ => {
+                    let slot = self.slots.get(pid);
+                    last = Some((pid, slot));
+                    slot
+                }
+            };
+            self.tables[slot?].get(corr)
+        }
     }
+}
+
+/// How `LaunchIndex::build` picks tables; the tests force the other ways
+/// on real exports.
+#[derive(Debug, Clone, Copy)]
+struct TableChoice {
+    array_ids: i64,
+    marks_in_pass_one: bool,
 }
 
 impl LaunchIndex {
     pub fn build(trace: &Trace) -> LaunchIndex {
-        let (mut index, calls_per_name) = ProcessTables::sized_for(trace);
-        // Pass 2: record (or, in ranked ids, mark) every call; pass 3, where
-        // ranked ids came out of order: place the calls.
-        let mut duplicate_calls = 0;
-        for (i, call) in trace.api_calls.iter().enumerate() {
-            let fresh = index
-                .table_mut(call.global_tid)
-                .mark(call.correlation(), i as u32);
-            duplicate_calls += u64::from(!fresh);
+        LaunchIndex::build_with(
+            trace,
+            TableChoice {
+                array_ids: ARRAY_IDS,
+                marks_in_pass_one: true,
+            },
+        )
+    }
+
+    fn build_with(trace: &Trace, choice: TableChoice) -> LaunchIndex {
+        let (mut index, calls_per_name) = ProcessTables::sized_for(trace, choice);
+        // Pass 2, for the processes pass 1 did not complete: record (or, in
+        // ranked ids, mark) every call; pass 3, where ranked ids came out
+        // of order: place the calls.
+        let mut duplicate_calls = index.duplicate_calls;
+        if index.done.iter().any(|&d| !d) {
+            for (i, call) in trace.api_calls.iter().enumerate() {
+                if let Some(table) = index.pending_mut(call.global_tid) {
+                    let fresh = table.mark(call.correlation(), i as u32);
+                    duplicate_calls += u64::from(!fresh);
+                }
+            }
         }
         let ranked = index
             .tables
             .iter_mut()
-            .map(CallsById::seal)
+            .zip(&index.done)
+            .filter(|(_, &done)| !done)
+            .map(|(t, _)| t.seal())
             .fold(false, |a, b| a | b);
         if ranked {
             for (i, call) in trace.api_calls.iter().enumerate() {
-                index
-                    .table_mut(call.global_tid)
-                    .insert(call.correlation(), i as u32);
+                if let Some(table) = index.pending_mut(call.global_tid) {
+                    table.insert(call.correlation(), i as u32);
+                }
             }
         }
-        let lookup = |pid: Option<i64>, corr: i64| index.get(pid, corr);
+        let mut lookup = index.lookup();
         LaunchIndex {
             kernel_call: trace
                 .kernels
@@ -381,9 +555,81 @@ mod tests {
         assert!(unordered.seal());
     }
 
+    /// Hand-made ids: pass 1's marks give the table pass 2 would build,
+    /// duplicates counted alike; an id that steps back, or bits past the
+    /// ranked limit, drop them.
+    #[test]
+    fn growing_marks_build_the_ranked_table_of_pass_two() {
+        let ids = [
+            (5, 0),
+            (7, 1),
+            (7, 2),
+            (64, 3),
+            (200, 4),
+            (201, 5),
+            (201, 6),
+        ];
+        let mut marks = GrowingMarks::new(ids[0].0, ids[0].1, ids.len());
+        for (n, &(corr, call)) in ids.iter().enumerate().skip(1) {
+            assert!(marks.mark(corr, call, n));
+        }
+        assert_eq!(marks.duplicates, 2);
+        let span = span(5, 201) as usize;
+        let fused = CallsById::Ranked(marks.into_ranked(span));
+        let passes = CallsById::Ranked(RankedIds::new(5, span, ids.len())).filled(&ids);
+        for corr in 0..260 {
+            assert_eq!(fused.get(corr), passes.get(corr), "{corr}");
+        }
+        assert_eq!(fused.get(7), Some(1), "the first call with an id wins");
+
+        let mut stepping_back = GrowingMarks::new(10, 0, 0);
+        assert!(stepping_back.mark(12, 1, 1));
+        assert!(!stepping_back.mark(11, 2, 2));
+        let mut too_sparse = GrowingMarks::new(0, 0, 0);
+        assert!(!too_sparse.mark(64 + 65536, 1, 1));
+    }
+
+    /// On every real export: slot arrays, ranked ids placed in pass 2,
+    /// and ranked ids marked in pass 1 find the same calls.
+    #[test]
+    fn every_table_choice_finds_the_same_calls_on_real_exports() {
+        use crate::input::{open_profile, InputOptions};
+        use crate::nsys::trace::NameStyle;
+        let mut checked = 0;
+        for file in crate::nsys::real_exports() {
+            let profile = open_profile(&file, &InputOptions::default()).unwrap();
+            let Ok(trace) = Trace::load(&profile, NameStyle::Demangled) else {
+                continue;
+            };
+            let choices = [(ARRAY_IDS, true), (0, false), (0, true)];
+            let built: Vec<_> = choices
+                .into_iter()
+                .map(|(array_ids, marks_in_pass_one)| {
+                    let choice = TableChoice {
+                        array_ids,
+                        marks_in_pass_one,
+                    };
+                    let index = LaunchIndex::build_with(&trace, choice);
+                    let calls = |ids: &LaunchingCalls| ids.iter().collect::<Vec<_>>();
+                    (
+                        calls(&index.kernel_call),
+                        calls(&index.memop_call),
+                        calls(&index.graph_exec_call),
+                        index.duplicate_calls,
+                        index.calls_per_name,
+                    )
+                })
+                .collect();
+            assert!(built.windows(2).all(|w| w[0] == w[1]), "{}", file.display());
+            checked += usize::from(built[0].0.iter().any(Option::is_some));
+        }
+        assert!(checked >= 2, "only {checked} exports with launches");
+    }
+
     #[test]
     fn the_table_kind_follows_the_id_span() {
-        let kind = |span: i64, count: usize| match CallsById::with_range(1, span, count) {
+        let kind = |span: i64, count: usize| match CallsById::with_range(1, span, count, ARRAY_IDS)
+        {
             CallsById::Array { .. } => "array",
             CallsById::Ranked(_) => "ranked",
             CallsById::Sparse(_) => "sparse",
