@@ -363,13 +363,6 @@ struct Placement {
     graph_kernels_with_layer: u64,
 }
 
-impl Placement {
-    /// Kernel `i`'s layer: (interned type, index).
-    fn layer(&self, i: usize) -> Option<(u32, u32)> {
-        self.kernel_layer.get(i).map(|l| self.layers[l as usize])
-    }
-}
-
 struct Step {
     range: u32,
     name: StepName,
@@ -384,11 +377,18 @@ pub fn analyse(
     opts: &LlmOptions,
 ) -> LlmDigest {
     let placement = place(trace, launches, index, opts);
-    let phases = phase_report(trace, &placement);
-    let graphs = graph_report(trace, launches, &placement, &opts.categories, names);
-    let layers = layer_report(trace, &placement, opts.by_phase);
-    let phased = phases.status == "detected";
-    let groups = kernel_groups(trace, &placement, names, phased);
+    let sums = KernelSums::gather(trace, &placement, names, opts.by_phase);
+    let phases = phase_report(trace, &placement, sums.steps);
+    let graphs = graph_report(
+        trace,
+        launches,
+        &placement,
+        &opts.categories,
+        names,
+        sums.graphs,
+    );
+    let layers = layer_report(trace, &placement, sums.layers);
+    let groups = sums.groups;
     let phase_kernels = phase_kernels(trace, &groups);
     let phase_layers = phase_layers(&placement, &groups);
     let hotspots = hotspots(trace, &placement, &opts.categories, groups);
@@ -555,22 +555,18 @@ fn p90(sorted: &[i64]) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// GPU time per step: kernels plus whole-graph executions.
-fn step_gpu_ns(trace: &Trace, p: &Placement) -> (Vec<i64>, i64) {
-    let mut per_step = vec![0i64; p.steps.len()];
-    let mut outside = 0;
+/// GPU time per step: kernels (summed in [`KernelSums`]) plus whole-graph
+/// executions.
+fn step_gpu_ns(trace: &Trace, p: &Placement, kernels: StepSums) -> (Vec<i64>, i64) {
+    let StepSums {
+        mut per_step,
+        mut outside,
+    } = kernels;
     let work = trace
-        .kernels
+        .graph_executions
         .iter()
-        .zip(p.kernel_step.iter())
-        .map(|(k, s)| (k.duration(), s))
-        .chain(
-            trace
-                .graph_executions
-                .iter()
-                .zip(p.exec_step.iter())
-                .map(|(g, s)| (g.gpu.end - g.gpu.start, s)),
-        );
+        .zip(p.exec_step.iter())
+        .map(|(g, s)| (g.gpu.end - g.gpu.start, s));
     for (d, s) in work {
         match s {
             Some(s) => per_step[s as usize] += d,
@@ -580,8 +576,8 @@ fn step_gpu_ns(trace: &Trace, p: &Placement) -> (Vec<i64>, i64) {
     (per_step, outside)
 }
 
-fn phase_report(trace: &Trace, p: &Placement) -> PhaseReport {
-    let (per_step, outside) = step_gpu_ns(trace, p);
+fn phase_report(trace: &Trace, p: &Placement, kernels: StepSums) -> PhaseReport {
+    let (per_step, outside) = step_gpu_ns(trace, p, kernels);
     if p.steps.is_empty() {
         return PhaseReport {
             status: "unknown".into(),
@@ -691,6 +687,7 @@ fn graph_report(
     p: &Placement,
     categories: &Categories,
     names: super::trace::NameStyle,
+    kernels: GraphSums,
 ) -> GraphReport {
     // Each question sums the launch index's calls per name id.
     let calls_per_name = &launches.calls_per_name;
@@ -707,16 +704,10 @@ fn graph_report(
         n.starts_with("cudaGraphInstantiate") || n.starts_with("cuGraphInstantiate")
     });
 
-    // Graph and eager kernels in one pass: at 1 GB a pass reads 329 MB.
-    let mut node_kernels: Vec<usize> = Vec::new();
-    let mut eager_gpu_ns = 0i64;
-    for (i, k) in trace.kernels.iter().enumerate() {
-        if k.graph_node().is_some() {
-            node_kernels.push(i);
-        } else {
-            eager_gpu_ns += k.duration();
-        }
-    }
+    let GraphSums {
+        node_kernels,
+        eager_gpu_ns,
+    } = kernels;
     let (trace_mode, source) = match trace.schema.graph_trace_mode() {
         Some(m) => (m.to_ascii_lowercase(), "capture metadata"),
         None if !trace.graph_executions.is_empty() => ("graph".to_string(), "inferred from data"),
@@ -916,37 +907,14 @@ fn infer_mode(
 /// (layer type, layer index, phase).
 type LayerIndexKey = (u32, u32, Option<Phase>);
 
-fn layer_report(trace: &Trace, p: &Placement, by_phase: bool) -> LayerReport {
-    let phase_of = |i: usize| -> Option<Phase> {
-        if by_phase {
-            p.kernel_step.get(i).map(|s| p.steps[s as usize].phase)
-        } else {
-            None
-        }
-    };
-    // One pass over the kernels for every per-kernel sum below: at 1 GB
-    // each pass reads 376 MB.
-    let (mut total, mut covered, mut graph_kernels) = (0i64, 0i64, 0u64);
-    // Per (layer, phase): a kernel's is nearly always the last kernel's,
-    // so the slot is found without hashing.
-    let mut index_slots: RunSlots<(u32, Option<Phase>)> = RunSlots::default();
-    let mut per_index: Vec<(LayerIndexKey, (u64, i64))> = Vec::new();
-    for (i, k) in trace.kernels.iter().enumerate() {
-        total += k.duration();
-        graph_kernels += u64::from(k.graph_node().is_some());
-        if let Some(layer) = p.kernel_layer.get(i) {
-            let phase = phase_of(i);
-            let (slot, new) = index_slots.slot((layer, phase));
-            if new {
-                let (t, idx) = p.layers[layer as usize];
-                per_index.push(((t, idx, phase), (0, 0)));
-            }
-            let e = &mut per_index[slot].1;
-            e.0 += 1;
-            e.1 += k.duration();
-            covered += k.duration();
-        }
-    }
+fn layer_report(trace: &Trace, p: &Placement, kernels: LayerSums) -> LayerReport {
+    let LayerSums {
+        total,
+        covered,
+        graph_kernels,
+        per_index,
+        ..
+    } = kernels;
     let graph_note = if !trace.graph_executions.is_empty() {
         let ns: i64 = trace
             .graph_executions
@@ -1066,13 +1034,15 @@ enum PhaseSlot {
     In(Phase),
 }
 
-fn phase_slot(p: &Placement, i: usize, phased: bool) -> PhaseSlot {
-    if !phased {
-        return PhaseSlot::All;
-    }
-    match p.kernel_step.get(i) {
-        Some(s) => PhaseSlot::In(p.steps[s as usize].phase),
-        None => PhaseSlot::OutsideSteps,
+impl PhaseSlot {
+    /// The slot of a kernel in `phase` (none: outside every step), in a
+    /// profile whose steps are `phased` or not.
+    fn of(phase: Option<Phase>, phased: bool) -> PhaseSlot {
+        match (phased, phase) {
+            (false, _) => PhaseSlot::All,
+            (true, Some(phase)) => PhaseSlot::In(phase),
+            (true, None) => PhaseSlot::OutsideSteps,
+        }
     }
 }
 
@@ -1103,31 +1073,115 @@ struct GroupDurations {
     total: i64,
 }
 
-/// One hash lookup per run of kernels in the same phase and layer type
-/// (they come in runs), and a table lookup by kernel name inside it, as
-/// `nvtx-kernels` does: at 1 GB, hashing every kernel's full key was a
-/// quarter of this view's time. The map is then filled in the order the
-/// groups first appeared, which is the order the per-kernel `entry` calls
-/// made, so it iterates as before.
-fn kernel_groups(
-    trace: &Trace,
-    p: &Placement,
-    names: super::trace::NameStyle,
-    phased: bool,
-) -> KernelGroups {
-    // Per (phase, layer type), the group of each kernel name.
-    let mut groups: RunIdGroups<(PhaseSlot, Option<u32>), GroupDurations> = RunIdGroups::default();
-    for (i, k) in trace.kernels.iter().enumerate() {
-        let place = (phase_slot(p, i, phased), p.layer(i).map(|(t, _)| t));
-        let g = groups.get(place, trace.kernel_name_id(i, names));
-        g.values.push(k.duration());
-        g.total += k.duration();
+/// What the phase, graph, layer and hotspot reports take from every
+/// kernel, gathered in one pass: at 1 GB each pass over the kernel rows
+/// reads 330 MB from memory, and four passes had done this.
+struct KernelSums {
+    steps: StepSums,
+    graphs: GraphSums,
+    layers: LayerSums,
+    groups: KernelGroups,
+}
+
+/// Kernel time per step, and outside every step.
+struct StepSums {
+    per_step: Vec<i64>,
+    outside: i64,
+}
+
+/// The kernels that ran as graph nodes, and the time of the others.
+#[derive(Default)]
+struct GraphSums {
+    node_kernels: Vec<usize>,
+    eager_gpu_ns: i64,
+}
+
+/// Kernel time in all and inside layers, and per (layer, phase).
+#[derive(Default)]
+struct LayerSums {
+    total: i64,
+    covered: i64,
+    graph_kernels: u64,
+    per_index: Vec<(LayerIndexKey, (u64, i64))>,
+    /// Per (layer, phase): a kernel's is nearly always the last kernel's,
+    /// so the slot is found without hashing.
+    index_slots: RunSlots<(u32, Option<Phase>)>,
+}
+
+impl LayerSums {
+    fn add(&mut self, p: &Placement, layer: Option<u32>, phase: Option<Phase>, d: i64) {
+        self.total += d;
+        let Some(layer) = layer else { return };
+        let (slot, new) = self.index_slots.slot((layer, phase));
+        if new {
+            let (t, idx) = p.layers[layer as usize];
+            self.per_index.push(((t, idx, phase), (0, 0)));
+        }
+        let e = &mut self.per_index[slot].1;
+        e.0 += 1;
+        e.1 += d;
+        self.covered += d;
     }
-    let mut map = KernelGroups::default();
-    for ((phase, layer), name, g) in groups.into_groups() {
-        map.insert((phase, layer, name), g);
+}
+
+impl KernelSums {
+    /// The kernel groups take one hash lookup per run of kernels in the
+    /// same phase and layer type (they come in runs), and a table lookup
+    /// by kernel name inside it, as `nvtx-kernels` does: at 1 GB, hashing
+    /// every kernel's full key was a quarter of this view's time. The map
+    /// is then filled in the order the groups first appeared, which is the
+    /// order the per-kernel `entry` calls made, so it iterates as before.
+    fn gather(
+        trace: &Trace,
+        p: &Placement,
+        names: super::trace::NameStyle,
+        by_phase: bool,
+    ) -> KernelSums {
+        let phased = !p.steps.is_empty();
+        let mut steps = StepSums {
+            per_step: vec![0; p.steps.len()],
+            outside: 0,
+        };
+        let mut graphs = GraphSums::default();
+        let mut layers = LayerSums::default();
+        // Per (phase, layer type), the group of each kernel name.
+        let mut groups: RunIdGroups<(PhaseSlot, Option<u32>), GroupDurations> =
+            RunIdGroups::default();
+        for (i, k) in trace.kernels.iter().enumerate() {
+            let d = k.duration();
+            let step = p.kernel_step.get(i);
+            let phase = step.map(|s| p.steps[s as usize].phase);
+            match step {
+                Some(s) => steps.per_step[s as usize] += d,
+                None => steps.outside += d,
+            }
+            if k.graph_node().is_some() {
+                graphs.node_kernels.push(i);
+                layers.graph_kernels += 1;
+            } else {
+                graphs.eager_gpu_ns += d;
+            }
+            let layer = p.kernel_layer.get(i);
+            layers.add(p, layer, phase.filter(|_| by_phase), d);
+            let place = (
+                PhaseSlot::of(phase, phased),
+                layer.map(|l| p.layers[l as usize].0),
+            );
+            let g = groups.get(place, trace.kernel_name_id(i, names));
+            g.values.push(d);
+            g.total += d;
+        }
+        let mut map = KernelGroups::default();
+        for ((phase, layer), name, g) in groups.into_groups() {
+            map.insert((phase, layer, name), g);
+        }
+        KernelSums {
+            steps,
+            graphs,
+            layers,
+            groups: map,
+        }
     }
-    map
 }
 
 fn phase_kernels(trace: &Trace, groups: &KernelGroups) -> Vec<PhaseKernel> {
