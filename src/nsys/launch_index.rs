@@ -593,14 +593,8 @@ mod tests {
     /// and ranked ids marked in pass 1 find the same calls.
     #[test]
     fn every_table_choice_finds_the_same_calls_on_real_exports() {
-        use crate::input::{open_profile, InputOptions};
-        use crate::nsys::trace::NameStyle;
         let mut checked = 0;
-        for file in crate::nsys::real_exports() {
-            let profile = open_profile(&file, &InputOptions::default()).unwrap();
-            let Ok(trace) = Trace::load(&profile, NameStyle::Demangled) else {
-                continue;
-            };
+        for (file, trace) in crate::nsys::real_traces() {
             let choices = [(ARRAY_IDS, true), (0, false), (0, true)];
             let built: Vec<_> = choices
                 .into_iter()

@@ -355,3 +355,13 @@ pub(crate) fn real_exports() -> Vec<std::path::PathBuf> {
     files.sort();
     files
 }
+
+/// Every real export that has kernels, loaded with demangled names.
+#[cfg(test)]
+pub(crate) fn real_traces() -> impl Iterator<Item = (std::path::PathBuf, Trace)> {
+    real_exports().into_iter().filter_map(|file| {
+        let profile = open_profile(&file, &InputOptions::default()).unwrap();
+        let trace = Trace::load(&profile, NameStyle::Demangled).ok()?;
+        Some((file, trace))
+    })
+}

@@ -451,7 +451,6 @@ fn recount_unordered(kernels: &KernelRanges<'_>, sigs: &mut Signatures) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::{open_profile, InputOptions};
 
     fn group_meeting(ranges: &[u32]) -> Group {
         let mut group = Group {
@@ -484,12 +483,8 @@ mod tests {
     #[test]
     fn range_instances_equal_the_exact_recount_on_real_exports() {
         let mut checked = 0;
-        for file in crate::nsys::real_exports() {
-            let profile = open_profile(&file, &InputOptions::default()).unwrap();
-            // An export without kernels has nothing to count.
-            let Ok(trace) = Trace::load(&profile, NameStyle::Demangled) else {
-                continue;
-            };
+        // An export without kernels has nothing to count.
+        for (file, trace) in crate::nsys::real_traces() {
             let launches = LaunchIndex::build(&trace);
             let index = NvtxIndex::build(&trace, &launches);
             for innermost in [false, true] {
