@@ -577,10 +577,11 @@ impl RecordDecoder {
         Ok(&self.cells[..self.count])
     }
 
-    /// The common record: every serial type read is one byte and every
-    /// cell read an integer or NULL. The body offsets are summed without a
-    /// check per cell, and one check after the loop covers them all; false
-    /// leaves the record to [`RecordDecoder::decode_any`], which decides.
+    /// The common record: every serial type up to the last cell read is
+    /// one byte, and every cell read an integer or NULL. The skipped cells'
+    /// lengths are summed unchecked, and one check after the loop covers
+    /// them all; false leaves the record to [`RecordDecoder::decode_any`],
+    /// which decides.
     #[inline(always)]
     fn decode_one_byte_serials(&mut self, record: &[u8], mut body: usize, serials: &[u8]) -> bool {
         let Some(serials) = serials.get(..self.wanted.len()) else {
