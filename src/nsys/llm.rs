@@ -1137,6 +1137,7 @@ impl KernelSums {
         names: super::trace::NameStyle,
         by_phase: bool,
     ) -> KernelSums {
+        // `phase_report` calls the phases detected exactly when there are steps.
         let phased = !p.steps.is_empty();
         let mut steps = StepSums {
             per_step: vec![0; p.steps.len()],
