@@ -674,17 +674,20 @@ fn small_varint(bytes: &[u8], at: &mut usize) -> Result<u64, Unsupported> {
     }
 }
 
-/// The body length of each one-byte serial type, with the high bit set
-/// for the reserved types 10 and 11.
+/// The body length of serial types 0 to 9 (NULL, integers, a float, the
+/// constants 0 and 1).
+const FIXED_LENGTHS: [u8; 10] = [0, 1, 2, 3, 4, 6, 8, 8, 0, 0];
+
+/// The body length of each one-byte serial type, as [`serial_length`]
+/// gives it, with the high bit set for the reserved types 10 and 11.
 const ONE_BYTE_LENGTHS: [u8; 128] = {
     let mut lengths = [0u8; 128];
-    let fixed = [0u8, 1, 2, 3, 4, 6, 8, 8, 0, 0, 0x80, 0x80];
     let mut serial = 0;
     while serial < 128 {
-        lengths[serial] = if serial < 12 {
-            fixed[serial]
-        } else {
-            ((serial - 12) / 2) as u8
+        lengths[serial] = match serial {
+            0..=9 => FIXED_LENGTHS[serial],
+            10 | 11 => 0x80,
+            n => ((n - 12) / 2) as u8,
         };
         serial += 1;
     }
@@ -694,9 +697,8 @@ const ONE_BYTE_LENGTHS: [u8; 128] = {
 /// The body length of a serial type.
 #[inline(always)]
 fn serial_length(serial: u64) -> Result<usize, Unsupported> {
-    const FIXED: [usize; 10] = [0, 1, 2, 3, 4, 6, 8, 8, 0, 0];
     match serial {
-        0..=9 => Ok(FIXED[serial as usize]),
+        0..=9 => Ok(usize::from(FIXED_LENGTHS[serial as usize])),
         10 | 11 => Err(Unsupported("reserved serial type")),
         n => usize::try_from((n - 12) / 2).map_err(|_| Unsupported("huge cell")),
     }
