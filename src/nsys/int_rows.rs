@@ -357,7 +357,7 @@ impl Drop for Statement {
     }
 }
 
-fn failure(message: String) -> rusqlite::Error {
+pub(super) fn failure(message: String) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_ERROR), Some(message))
 }
 

@@ -175,7 +175,7 @@ impl RankedIds {
 /// Pass 1's marks for one process while its ids only grow, as they do in
 /// the runtime table: the bits and the calls in id order that ranked ids
 /// need, so that pass 1 leaves a ranked table ready and pass 2 is skipped
-/// (at 1 GB each pass reads 390 MB of calls). Dropped when an id steps
+/// (at 1 GB each pass reads 293 MB of calls). Dropped when an id steps
 /// back or the bits outgrow what [`CallsById::with_range`] keeps ranked;
 /// that process then takes pass 2 as before.
 struct GrowingMarks {
@@ -343,7 +343,7 @@ impl ProcessTables {
         let mut per_name: RunIdGroups<(), u64> = RunIdGroups::default();
         for (i, call) in trace.api_calls.iter().enumerate() {
             *per_name.get((), call.name()) += 1;
-            let (slot, new) = slots.slot(global_id::process(call.global_tid));
+            let (slot, new) = slots.slot(global_id::process(trace.api_calls.global_tid(call)));
             let corr = call.correlation();
             if new {
                 ranges.push((i64::MAX, i64::MIN, 0));
@@ -454,7 +454,7 @@ impl LaunchIndex {
         let mut duplicate_calls = index.duplicate_calls;
         if index.done.iter().any(|&d| !d) {
             for (i, call) in trace.api_calls.iter().enumerate() {
-                if let Some(table) = index.pending_mut(call.global_tid) {
+                if let Some(table) = index.pending_mut(trace.api_calls.global_tid(call)) {
                     let fresh = table.mark(call.correlation(), i as u32);
                     duplicate_calls += u64::from(!fresh);
                 }
@@ -469,7 +469,7 @@ impl LaunchIndex {
             .fold(false, |a, b| a | b);
         if ranked {
             for (i, call) in trace.api_calls.iter().enumerate() {
-                if let Some(table) = index.pending_mut(call.global_tid) {
+                if let Some(table) = index.pending_mut(trace.api_calls.global_tid(call)) {
                     table.insert(call.correlation(), i as u32);
                 }
             }
@@ -479,7 +479,7 @@ impl LaunchIndex {
             kernel_call: trace
                 .kernels
                 .iter()
-                .map(|k| lookup(k.global_pid(), k.correlation()))
+                .map(|k| lookup(trace.kernels.global_pid(k), k.correlation()))
                 .collect(),
             memop_call: trace
                 .memops

@@ -479,13 +479,13 @@ fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOpt
     // index stores once: walking each kernel's ranges again was about a
     // fifth of this pass at 1 GB.
     let mut last: (&[u32], StepAndLayer) = (&[], (None, None));
-    for (k, c) in trace.kernels.iter().zip(launches.kernel_call.iter()) {
+    for (i, c) in launches.kernel_call.iter().enumerate() {
         let enclosing = calls_ranges(c);
         if !std::ptr::eq(enclosing, last.0) {
             last = (enclosing, around(enclosing));
         }
         let (step, mut layer) = last.1;
-        if let Some(node) = k.graph_node() {
+        if let Some(node) = trace.kernels.graph_node(i) {
             layer = capture_layers.get(&node).copied().flatten();
             graph_kernels_with_layer += layer.is_some() as u64;
         }
@@ -719,13 +719,13 @@ fn graph_report(
             .kernel_graph_ids
             .as_ref()
             .and_then(|g| g[i])
-            .unwrap_or_else(|| trace.kernels[i].graph_node().unwrap_or(0) >> 32)
+            .unwrap_or_else(|| trace.kernels.graph_node(i).unwrap_or(0) >> 32)
     };
     let mut per_graph: HashMap<i64, GraphTally> = HashMap::default();
     for &i in &node_kernels {
         let k = &trace.kernels[i];
         let g = per_graph.entry(graph_of_kernel(i)).or_default();
-        g.0.insert((k.global_pid(), k.correlation()));
+        g.0.insert((trace.kernels.global_pid(k), k.correlation()));
         g.1 += 1;
         g.2 += k.duration();
     }
@@ -827,18 +827,17 @@ fn infer_mode(
         .iter()
         .filter(|c| launch_names.contains(&c.name()))
     {
-        if let Some(steps) = by_thread.get(&c.global_tid) {
-            if let Some(&s) = steps
-                .iter()
-                .find(|&&s| step_ranges[s].1 <= c.start && c.end <= step_ranges[s].2)
-            {
+        if let Some(steps) = by_thread.get(&trace.api_calls.global_tid(c)) {
+            if let Some(&s) = steps.iter().find(|&&s| {
+                step_ranges[s].1 <= c.start && trace.api_calls.end(c) <= step_ranges[s].2
+            }) {
                 launches_in[s] += 1;
             }
         }
     }
     let mut is_attention: HashMap<i64, bool> = HashMap::default();
-    for (i, k) in trace.kernels.iter().enumerate() {
-        if k.graph_node().is_some() || launches.kernel_call.get(i).is_none() {
+    for i in 0..trace.kernels.len() {
+        if trace.kernels.graph_node(i).is_some() || launches.kernel_call.get(i).is_none() {
             continue;
         }
         if let Some(s) = p.kernel_step.get(i) {
@@ -1156,7 +1155,7 @@ impl KernelSums {
                 Some(s) => steps.per_step[s as usize] += d,
                 None => steps.outside += d,
             }
-            if k.graph_node().is_some() {
+            if trace.kernels.graph_node(i).is_some() {
                 graphs.node_kernels.push(i);
                 layers.graph_kernels += 1;
             } else {

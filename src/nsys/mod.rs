@@ -11,6 +11,7 @@ pub mod nvtx_index;
 mod nvtx_kernels;
 pub mod queries;
 pub mod reports;
+mod rows;
 pub mod schema;
 mod slots;
 mod table_pages;
@@ -244,14 +245,14 @@ struct KernelFacts {
 }
 
 impl KernelFacts {
-    fn gather(kernels: &[trace::Kernel]) -> KernelFacts {
+    fn gather(kernels: &trace::Kernels) -> KernelFacts {
         // Both columns take a handful of values, in long runs.
         let mut processes = std::collections::BTreeSet::new();
         let mut devices = std::collections::BTreeSet::new();
         let (mut last_pid, mut last_device) = (None, None);
         let mut backwards = 0;
-        for k in kernels {
-            let pid = k.global_pid().map(global_id::pid);
+        for k in kernels.iter() {
+            let pid = kernels.global_pid(k).map(global_id::pid);
             if pid != last_pid {
                 processes.extend(pid);
                 last_pid = pid;

@@ -72,9 +72,9 @@ impl NvtxIndex {
         let mut swept = BitSet::new(trace.api_calls.len());
         for c in launching.ones() {
             let call = &trace.api_calls[c];
-            let (slot, new) = threads.slot(call.global_tid);
+            let (slot, new) = threads.slot(trace.api_calls.global_tid(call));
             if new {
-                let has_ranges = ranges_by_thread.contains_key(&call.global_tid);
+                let has_ranges = ranges_by_thread.contains_key(&trace.api_calls.global_tid(call));
                 calls_of_slot.push(has_ranges.then(ThreadCalls::default));
             }
             if let Some(thread) = &mut calls_of_slot[slot] {
@@ -243,6 +243,7 @@ impl Sweep<'_> {
         let mut active: Vec<u32> = Vec::new();
         for &c in calls {
             let call = &trace.api_calls[c as usize];
+            let call_end = trace.api_calls.end(call);
             while next < thread_ranges.len()
                 && ranges[thread_ranges[next] as usize].start <= call.start
             {
@@ -255,7 +256,7 @@ impl Sweep<'_> {
             self.enclosing.extend(
                 active
                     .iter()
-                    .filter(|&&r| clamped_end[r as usize] >= call.end),
+                    .filter(|&&r| clamped_end[r as usize] >= call_end),
             );
             let slot = self.swept.rank(c as usize, self.swept_ranks);
             self.spans[slot] = self.share_last_run(first);

@@ -381,7 +381,7 @@ impl KernelRanges<'_> {
         for i in 0..trace.kernels.len() {
             let name = trace.kernel_name_id(i, self.names);
             let call = self.launches.kernel_call.get(i);
-            let thread = || call.map(|c| trace.api_calls[c as usize].global_tid);
+            let thread = || call.map(|c| trace.api_calls.global_tid(&trace.api_calls[c as usize]));
             let innermost_range;
             let enclosing: &[u32] = match call {
                 None => &[],

@@ -1,0 +1,392 @@
+//! The two big tables as held in memory: compact rows, and the small side
+//! tables they point into.
+//!
+//! A 1 GB export holds millions of kernels and API calls, and the reports
+//! read them again and again. Past the last-level cache every byte of a row
+//! is paid for in each of those passes, so a row keeps only what varies
+//! from row to row: a thread or process is a slot in a short list, a call's
+//! duration fits in 4 bytes unless it is unusually long, and a kernel's
+//! graph node, which only node-trace exports have, sits in a column of its
+//! own.
+
+use super::int_rows::{failure, IntCells};
+use super::slots::RunSlots;
+use std::num::NonZeroI64;
+use std::ops::Deref;
+
+/// NULL in a 32-bit id column; the value itself is refused when read.
+const NO_ID: u32 = u32::MAX;
+
+fn id_or_minus_one(id: u32) -> i64 {
+    if id == NO_ID {
+        -1
+    } else {
+        i64::from(id)
+    }
+}
+
+/// Builds one table's rows and side tables, row by row. The page reader
+/// may give up part way through a table, and SQLite then reads it again
+/// from the start with a fresh builder.
+pub trait RowBuilder: Default {
+    type Row;
+    type Table;
+    fn row(&mut self, cells: &IntCells<'_>) -> rusqlite::Result<Self::Row>;
+    fn finish(self, rows: Vec<Self::Row>) -> Self::Table;
+}
+
+/// Keys numbered in order of first appearance, with the list of keys.
+#[derive(Debug)]
+struct KeySlots<K> {
+    slots: RunSlots<K>,
+    keys: Vec<K>,
+}
+
+impl<K> Default for KeySlots<K> {
+    fn default() -> Self {
+        KeySlots {
+            slots: RunSlots::default(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash> KeySlots<K> {
+    fn slot(&mut self, key: K) -> rusqlite::Result<u32> {
+        let (slot, new) = self.slots.slot(key);
+        if new {
+            self.keys.push(key);
+        }
+        u32::try_from(slot).map_err(|_| too_many(u32::MAX, "threads or processes"))
+    }
+}
+
+#[cold]
+fn too_many(limit: u32, what: &str) -> rusqlite::Error {
+    failure(format!("more than {limit} {what}"))
+}
+
+/// One row of `CUPTI_ACTIVITY_KIND_KERNEL`, in 40 bytes: there are millions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kernel {
+    pub start: i64,
+    pub end: i64,
+    /// CUPTI's ids are 32-bit, and so are the string ids of every export
+    /// seen; [`NO_ID`] stands for NULL.
+    correlation: u32,
+    short_name: u32,
+    demangled_name: u32,
+    pub device: u32,
+    pub stream: u32,
+    /// Slot in [`Kernels`]' list of processes.
+    process: u32,
+}
+
+// Millions of these are held at once.
+const _: () = assert!(std::mem::size_of::<Kernel>() == 40);
+
+impl Kernel {
+    pub fn duration(&self) -> i64 {
+        self.end - self.start
+    }
+
+    /// The launching call's correlation id, -1 when NULL.
+    pub fn correlation(&self) -> i64 {
+        id_or_minus_one(self.correlation)
+    }
+
+    /// Name ids in the string table, -1 when NULL.
+    pub fn short_name(&self) -> i64 {
+        id_or_minus_one(self.short_name)
+    }
+
+    pub fn demangled_name(&self) -> i64 {
+        id_or_minus_one(self.demangled_name)
+    }
+}
+
+/// The kernel rows, in table order, with what they point into.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Kernels {
+    rows: Vec<Kernel>,
+    /// `globalPid` per process slot; 0 and NULL are both "no process".
+    processes: Vec<Option<NonZeroI64>>,
+    /// `graphNodeId` per kernel, kept only when some kernel has one.
+    graph_nodes: Option<Vec<Option<NonZeroI64>>>,
+}
+
+impl Deref for Kernels {
+    type Target = [Kernel];
+    fn deref(&self) -> &[Kernel] {
+        &self.rows
+    }
+}
+
+impl Kernels {
+    pub fn global_pid(&self, k: &Kernel) -> Option<i64> {
+        self.processes[k.process as usize].map(NonZeroI64::get)
+    }
+
+    /// Set for kernels that ran as a node of a CUDA graph (node trace mode).
+    pub fn graph_node(&self, index: usize) -> Option<i64> {
+        self.graph_nodes.as_ref()?[index].map(NonZeroI64::get)
+    }
+}
+
+/// Builds [`Kernels`] from the cells of `kernels.sql` or
+/// `kernels_minimal.sql`.
+#[derive(Debug, Default)]
+pub struct KernelBuilder {
+    processes: KeySlots<Option<NonZeroI64>>,
+    graph_nodes: Option<Vec<Option<NonZeroI64>>>,
+    rows: usize,
+}
+
+impl RowBuilder for KernelBuilder {
+    type Row = Kernel;
+    type Table = Kernels;
+
+    fn row(&mut self, r: &IntCells<'_>) -> rusqlite::Result<Kernel> {
+        let process = self
+            .processes
+            .slot(r.opt_int(5)?.and_then(NonZeroI64::new))?;
+        let node = r.opt_int(8)?.and_then(NonZeroI64::new);
+        if node.is_some() || self.graph_nodes.is_some() {
+            let rows = self.rows;
+            self.graph_nodes
+                .get_or_insert_with(|| vec![None; rows])
+                .push(node);
+        }
+        self.rows += 1;
+        Ok(Kernel {
+            start: r.int(0)?,
+            end: r.int(1)?,
+            device: r.opt_u32(2)?.unwrap_or(0),
+            stream: r.opt_u32(3)?.unwrap_or(0),
+            correlation: r.opt_id(4)?.unwrap_or(NO_ID),
+            short_name: r.opt_id(6)?.unwrap_or(NO_ID),
+            demangled_name: r.opt_id(7)?.unwrap_or(NO_ID),
+            process,
+        })
+    }
+
+    fn finish(self, rows: Vec<Kernel>) -> Kernels {
+        Kernels {
+            rows,
+            processes: self.processes.keys,
+            graph_nodes: self.graph_nodes,
+        }
+    }
+}
+
+/// One row of `CUPTI_ACTIVITY_KIND_RUNTIME`, a CUDA runtime or driver call,
+/// in 24 bytes: the SYNTHETIC 1 GB export holds 12 M of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCall {
+    pub start: i64,
+    /// Nanoseconds below [`LONG_DURATION`]; from it up, the index of the
+    /// duration in [`ApiCalls`]' list of long ones (past 2.1 s, or negative).
+    duration: u32,
+    /// Slot in [`ApiCalls`]' list of threads.
+    thread: u32,
+    correlation: u32,
+    name: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<ApiCall>() == 24);
+
+/// The first duration kept aside, and the tag of an index to it.
+const LONG_DURATION: u32 = 1 << 31;
+
+impl ApiCall {
+    /// The call's correlation id, -1 when NULL (it then matches no GPU work).
+    pub fn correlation(&self) -> i64 {
+        id_or_minus_one(self.correlation)
+    }
+
+    /// The call's name in the string table, -1 when NULL.
+    pub fn name(&self) -> i64 {
+        id_or_minus_one(self.name)
+    }
+
+    /// The call's thread slot: the same slot is the same `globalTid`.
+    pub fn thread_slot(&self) -> u32 {
+        self.thread
+    }
+}
+
+/// The API call rows, in table order, with what they point into.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ApiCalls {
+    rows: Vec<ApiCall>,
+    /// `globalTid` per thread slot, 0 for NULL.
+    threads: Vec<i64>,
+    long_durations: Vec<i64>,
+}
+
+impl Deref for ApiCalls {
+    type Target = [ApiCall];
+    fn deref(&self) -> &[ApiCall] {
+        &self.rows
+    }
+}
+
+impl ApiCalls {
+    pub fn duration(&self, c: &ApiCall) -> i64 {
+        if c.duration < LONG_DURATION {
+            i64::from(c.duration)
+        } else {
+            self.long_durations[(c.duration - LONG_DURATION) as usize]
+        }
+    }
+
+    pub fn end(&self, c: &ApiCall) -> i64 {
+        // The duration was taken wrapping, so this gives back the cell.
+        c.start.wrapping_add(self.duration(c))
+    }
+
+    pub fn global_tid(&self, c: &ApiCall) -> i64 {
+        self.threads[c.thread as usize]
+    }
+
+    /// How many thread slots there are.
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
+    }
+}
+
+/// Builds [`ApiCalls`] from the cells of `runtime.sql`.
+#[derive(Debug, Default)]
+pub struct ApiCallBuilder {
+    threads: KeySlots<i64>,
+    long_durations: Vec<i64>,
+}
+
+impl RowBuilder for ApiCallBuilder {
+    type Row = ApiCall;
+    type Table = ApiCalls;
+
+    fn row(&mut self, r: &IntCells<'_>) -> rusqlite::Result<ApiCall> {
+        let (start, end) = (r.int(0)?, r.int(1)?);
+        let ns = end.wrapping_sub(start);
+        let duration = match u32::try_from(ns) {
+            Ok(d) if d < LONG_DURATION => d,
+            _ => {
+                let at = u32::try_from(self.long_durations.len())
+                    .ok()
+                    .filter(|&i| i < LONG_DURATION)
+                    .ok_or_else(|| too_many(LONG_DURATION, "calls of over 2.1 s"))?;
+                self.long_durations.push(ns);
+                LONG_DURATION | at
+            }
+        };
+        Ok(ApiCall {
+            start,
+            duration,
+            thread: self.threads.slot(r.opt_int(2)?.unwrap_or(0))?,
+            correlation: r.opt_id(3)?.unwrap_or(NO_ID),
+            name: r.opt_id(4)?.unwrap_or(NO_ID),
+        })
+    }
+
+    fn finish(self, rows: Vec<ApiCall>) -> ApiCalls {
+        ApiCalls {
+            rows,
+            threads: self.threads.keys,
+            long_durations: self.long_durations,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUNTIME: [&str; 5] = ["start", "end", "globalTid", "correlationId", "nameId"];
+
+    fn calls(rows: &[[Option<i64>; 5]]) -> ApiCalls {
+        let mut builder = ApiCallBuilder::default();
+        let held = rows
+            .iter()
+            .map(|cells| builder.row(&IntCells::decoded(cells, &RUNTIME)).unwrap())
+            .collect();
+        builder.finish(held)
+    }
+
+    /// Hand-made: no real export has a call of over 2.1 s, or one that
+    /// ends before it starts, but a long `cudaDeviceSynchronize` would.
+    #[test]
+    fn long_and_backward_calls_keep_their_exact_times() {
+        let rows = [
+            [Some(10), Some(25), Some(7), Some(1), Some(2)],
+            [Some(100), Some(100 + (1 << 31)), Some(7), Some(2), Some(2)],
+            [Some(5), Some(5 + (1 << 31) - 1), Some(8), Some(3), Some(2)],
+            [Some(50), Some(40), None, None, None],
+            [Some(i64::MIN), Some(i64::MAX), Some(8), Some(4), Some(2)],
+        ];
+        let table = calls(&rows);
+        for (c, cells) in table.iter().zip(&rows) {
+            assert_eq!(c.start, cells[0].unwrap());
+            assert_eq!(table.end(c), cells[1].unwrap());
+            assert_eq!(table.global_tid(c), cells[2].unwrap_or(0));
+        }
+        assert_eq!(table.duration(&table[1]), 1 << 31);
+        assert_eq!(table.duration(&table[3]), -10);
+        assert_eq!(table.long_durations.len(), 3);
+        assert_eq!(table.thread_count(), 3);
+        assert_eq!((table[3].correlation(), table[3].name()), (-1, -1));
+    }
+
+    /// Hand-made: the graph node column appears with the first kernel that
+    /// has a node, filled with "none" for the kernels before it.
+    #[test]
+    fn graph_nodes_are_kept_only_once_a_kernel_has_one() {
+        const KERNELS: [&str; 9] = [
+            "start",
+            "end",
+            "deviceId",
+            "streamId",
+            "correlationId",
+            "globalPid",
+            "shortName",
+            "demangledName",
+            "graphNodeId",
+        ];
+        let row = |pid: i64, node: Option<i64>| {
+            [
+                Some(1),
+                Some(2),
+                Some(0),
+                Some(7),
+                Some(3),
+                Some(pid),
+                Some(4),
+                Some(5),
+                node,
+            ]
+        };
+        let build = |rows: &[[Option<i64>; 9]]| {
+            let mut builder = KernelBuilder::default();
+            let held = rows
+                .iter()
+                .map(|cells| builder.row(&IntCells::decoded(cells, &KERNELS)).unwrap())
+                .collect();
+            builder.finish(held)
+        };
+        let plain = build(&[row(1 << 24, None), row(0, Some(0))]);
+        assert_eq!(plain.graph_nodes, None);
+        assert_eq!(plain.global_pid(&plain[0]), Some(1 << 24));
+        assert_eq!(plain.global_pid(&plain[1]), None);
+
+        let nodes = build(&[
+            row(1 << 24, None),
+            row(2 << 24, Some(9)),
+            row(1 << 24, None),
+        ]);
+        let found: Vec<_> = (0..3).map(|i| nodes.graph_node(i)).collect();
+        assert_eq!(found, [None, Some(9), None]);
+        let pids: Vec<_> = nodes.iter().map(|k| nodes.global_pid(k)).collect();
+        assert_eq!(pids, [Some(1 << 24), Some(2 << 24), Some(1 << 24)]);
+        assert_eq!(nodes.processes.len(), 2);
+    }
+}
