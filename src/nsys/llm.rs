@@ -727,7 +727,7 @@ fn graph_report(
         let g = per_graph.entry(graph_of_kernel(i)).or_default();
         g.0.insert((trace.kernels.global_pid(k), k.correlation()));
         g.1 += 1;
-        g.2 += k.duration();
+        g.2 += trace.kernels.duration(k);
     }
     for ge in &trace.graph_executions {
         let g = per_graph
@@ -1148,7 +1148,7 @@ impl KernelSums {
         let mut groups: RunIdGroups<(PhaseSlot, Option<u32>), GroupDurations> =
             RunIdGroups::default();
         for (i, k) in trace.kernels.iter().enumerate() {
-            let d = k.duration();
+            let d = trace.kernels.duration(k);
             let step = p.kernel_step.get(i);
             let phase = step.map(|s| p.steps[s as usize].phase);
             match step {

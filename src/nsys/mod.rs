@@ -24,6 +24,7 @@ use launch_index::LaunchIndex;
 use nvtx_index::NvtxIndex;
 use reports::*;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::path::Path;
 use trace::{global_id, GpuInfo, NameStyle, Trace};
 
@@ -144,14 +145,13 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
         nvtx_kernels,
         launch_kernels,
         llm,
-        facts,
     } = indexed;
     let launch = LaunchReport {
         kernels: launch_kernels,
         busy,
     };
     Digest {
-        source: source_info(trace, path, opts, &launches, facts),
+        source: source_info(trace, path, opts, &launches),
         kernels,
         nvtx,
         nvtx_kernels,
@@ -178,21 +178,15 @@ struct IndexedReports {
     nvtx_kernels: Vec<NvtxKernelSummary>,
     launch_kernels: Vec<LaunchSummary>,
     llm: llm::LlmDigest,
-    facts: KernelFacts,
 }
 
 /// The index chain on this thread; each report is spawned as soon as its
 /// index exists. `nvtx-kernels`, the longest, runs here; the LLM view is
 /// spawned before the short NVTX report so that the other core, which
-/// takes the oldest spawn first, starts it early. The kernel facts come
-/// before the NVTX report: this thread takes its newest spawn first, so it
-/// runs the NVTX report after `nvtx-kernels`, and the facts go to whichever
-/// core is free first. The other way round, this thread ran both while
-/// the other core, done with the LLM view, sat idle.
+/// takes the oldest spawn first, starts it early.
 fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
     let launches = timed("launch index", || LaunchIndex::build(trace));
     let (mut launch_kernels, mut nvtx, mut llm, mut nvtx_kernels) = (None, None, None, None);
-    let mut facts = None;
     rayon::scope(|s| {
         let launches = &launches;
         s.spawn(|_| {
@@ -208,19 +202,14 @@ fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
                     llm::analyse(trace, launches, index, opts.names, &opts.llm)
                 }))
             });
-            s.spawn(|_| {
-                facts = Some(timed("kernel facts", || {
-                    KernelFacts::gather(&trace.kernels)
-                }))
-            });
             s.spawn(|_| nvtx = Some(timed("nvtx", || nvtx_summary(trace, launches, index))));
             nvtx_kernels = Some(timed("nvtx_kernels", || {
                 nvtx_kernel_summary(trace, launches, index, opts.names, opts.innermost)
             }));
         });
     });
-    let (Some(launch_kernels), Some(nvtx), Some(llm), Some(nvtx_kernels), Some(facts)) =
-        (launch_kernels, nvtx, llm, nvtx_kernels, facts)
+    let (Some(launch_kernels), Some(nvtx), Some(llm), Some(nvtx_kernels)) =
+        (launch_kernels, nvtx, llm, nvtx_kernels)
     else {
         unreachable!("rayon::scope returns only after every report ran");
     };
@@ -230,44 +219,6 @@ fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
         nvtx_kernels,
         launch_kernels,
         llm,
-        facts,
-    }
-}
-
-/// What the source facts need from the kernel rows, gathered in one pass:
-/// at 1 GB, copying and sorting the process and device columns took 84–90
-/// ms on one core after every report had ended.
-struct KernelFacts {
-    processes: Vec<u32>,
-    devices: Vec<i64>,
-    /// Kernels that end before they start.
-    backwards: usize,
-}
-
-impl KernelFacts {
-    fn gather(kernels: &trace::Kernels) -> KernelFacts {
-        // Both columns take a handful of values, in long runs.
-        let mut processes = std::collections::BTreeSet::new();
-        let mut devices = std::collections::BTreeSet::new();
-        let (mut last_pid, mut last_device) = (None, None);
-        let mut backwards = 0;
-        for k in kernels.iter() {
-            let pid = kernels.global_pid(k).map(global_id::pid);
-            if pid != last_pid {
-                processes.extend(pid);
-                last_pid = pid;
-            }
-            if last_device != Some(k.device) {
-                devices.insert(i64::from(k.device));
-                last_device = Some(k.device);
-            }
-            backwards += usize::from(k.end < k.start);
-        }
-        KernelFacts {
-            processes: processes.into_iter().collect(),
-            devices: devices.into_iter().collect(),
-            backwards,
-        }
     }
 }
 
@@ -303,15 +254,12 @@ fn source_info(
     path: &Path,
     opts: &DigestOptions,
     launches: &LaunchIndex,
-    facts: KernelFacts,
 ) -> SourceInfo {
-    let KernelFacts {
-        processes,
-        devices,
-        backwards,
-    } = facts;
+    let kernels = &trace.kernels;
+    let processes: BTreeSet<u32> = kernels.processes().map(global_id::pid).collect();
+    let devices: BTreeSet<i64> = kernels.devices().map(i64::from).collect();
     let span = trace.span();
-    let warnings = data_warnings(trace, launches, backwards);
+    let warnings = data_warnings(trace, launches, kernels.backwards());
     SourceInfo {
         warnings,
         file: path.display().to_string(),
@@ -324,8 +272,8 @@ fn source_info(
         api_calls: trace.api_calls.len() as u64,
         nvtx_ranges: trace.nvtx.len() as u64,
         memory_ops: trace.memops.len() as u64,
-        processes,
-        devices,
+        processes: processes.into_iter().collect(),
+        devices: devices.into_iter().collect(),
         graph_trace_mode: trace.schema.graph_trace_mode().map(str::to_string),
         kernel_names: if opts.names == NameStyle::Mangled && trace.mangled_names.is_none() {
             NameStyle::Demangled

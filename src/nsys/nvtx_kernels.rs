@@ -401,7 +401,7 @@ fn signatures(kernels: &KernelRanges<'_>) -> Signatures {
     let trace = kernels.trace;
     let mut sigs = Signatures::new(trace.nvtx.len());
     kernels.each(|i, name, enclosing, thread| {
-        let duration = trace.kernels[i].duration();
+        let duration = trace.kernels.duration(&trace.kernels[i]);
         if enclosing.is_empty() {
             let keys = sigs.outside(thread());
             sigs.add(keys, false, name, duration);

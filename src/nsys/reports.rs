@@ -31,14 +31,14 @@ pub struct KernelSummary {
 /// the profile has several.
 pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
     // Grouped by process and device in the one pass over the kernels (at
-    // 1 GB a pass reads 235 MB), then merged by name where there is one
+    // 1 GB a pass reads 188 MB), then merged by name where there is one
     // (process, device) pair.
     let mut by_place: RunIdGroups<(Option<i64>, u32), DurationList> = RunIdGroups::default();
     for (i, k) in trace.kernels.iter().enumerate() {
         let name = trace.kernel_name_id(i, names);
         by_place
-            .get((trace.kernels.global_pid(k), k.device), name)
-            .push(k.duration());
+            .get((trace.kernels.global_pid(k), trace.kernels.device(k)), name)
+            .push(trace.kernels.duration(k));
     }
     let by_place = by_place.into_groups();
     let places: HashSet<(Option<i64>, u32)> = by_place.iter().map(|&(p, _, _)| p).collect();
@@ -218,7 +218,7 @@ fn nvtx_projection(
         .kernels
         .iter()
         .zip(launches.kernel_call.iter())
-        .map(|(k, c)| (k.start, k.end, c))
+        .map(|(k, c)| (k.start, trace.kernels.end(k), c))
         .chain(
             trace
                 .memops
@@ -349,17 +349,18 @@ pub fn launch_summary(
         let call = &trace.api_calls[c as usize];
         let place = (
             trace.api_calls.global_tid(call),
-            i64::from(k.device),
+            i64::from(trace.kernels.device(k)),
             call.name(),
         );
         let call_end = trace.api_calls.end(call);
         let acc = groups.get(place, trace.kernel_name_id(i, names));
-        acc.total.push(call_end.max(k.end) - call.start);
+        acc.total
+            .push(call_end.max(trace.kernels.end(k)) - call.start);
         acc.api.push(call_end - call.start);
         if k.start - call_end >= 0 {
             acc.queue.push(k.start - call_end);
         }
-        acc.kernel.push(k.duration());
+        acc.kernel.push(trace.kernels.duration(k));
     }
     let mut scratch = Vec::new();
     let mut rows: Vec<LaunchSummary> = groups
@@ -426,8 +427,11 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
 /// not. At 1 GB the stream unions' interval lists took 94 MB.
 fn running_busy(trace: &Trace, span: i64) -> Option<Vec<GpuBusy>> {
     let kernels = trace.kernels.iter().enumerate().map(|(i, k)| {
-        let key = (i64::from(k.device), i64::from(k.stream));
-        (i, key, k.start, k.end)
+        let key = (
+            i64::from(trace.kernels.device(k)),
+            i64::from(trace.kernels.stream(k)),
+        );
+        (i, key, k.start, trace.kernels.end(k))
     });
     // Copies, then sets: each table in start order, so they are few enough
     // to sort.
@@ -496,7 +500,11 @@ fn running_busy(trace: &Trace, span: i64) -> Option<Vec<GpuBusy>> {
 fn merged_busy(trace: &Trace, span: i64) -> Vec<GpuBusy> {
     let mut streams = StreamUnions::default();
     for k in trace.kernels.iter() {
-        streams.add((i64::from(k.device), i64::from(k.stream)), k.start, k.end);
+        let place = (
+            i64::from(trace.kernels.device(k)),
+            i64::from(trace.kernels.stream(k)),
+        );
+        streams.add(place, k.start, trace.kernels.end(k));
     }
     for m in &trace.memops {
         streams.add((m.gpu.device, m.gpu.stream), m.gpu.start, m.gpu.end);

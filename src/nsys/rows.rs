@@ -4,8 +4,8 @@
 //! A 1 GB export holds millions of kernels and API calls, and the reports
 //! read them again and again. Past the last-level cache every byte of a row
 //! is paid for in each of those passes, so a row keeps only what varies
-//! from row to row: a thread or process is a slot in a short list, a call's
-//! duration fits in 4 bytes unless it is unusually long, and a kernel's
+//! from row to row: a thread, process or stream is a slot in a short list,
+//! a duration fits in 4 bytes unless it is unusually long, and a kernel's
 //! graph node, which only node-trace exports have, sits in a column of its
 //! own.
 
@@ -66,30 +66,65 @@ fn too_many(limit: u32, what: &str) -> rusqlite::Error {
     failure(format!("more than {limit} {what}"))
 }
 
-/// One row of `CUPTI_ACTIVITY_KIND_KERNEL`, in 40 bytes: there are millions.
+/// The first duration kept aside, and the tag of an index to it.
+const LONG_DURATION: u32 = 1 << 31;
+
+/// Durations in 4 bytes: nanoseconds below [`LONG_DURATION`]; from it up,
+/// the index of the duration in a list of long ones (past 2.1 s, or
+/// negative), which no real export seen has.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Durations {
+    long: Vec<i64>,
+}
+
+impl Durations {
+    /// Taken wrapping, so that `start + duration` gives back the end cell.
+    fn encode(&mut self, start: i64, end: i64) -> rusqlite::Result<u32> {
+        let ns = end.wrapping_sub(start);
+        match u32::try_from(ns) {
+            Ok(d) if d < LONG_DURATION => Ok(d),
+            _ => {
+                let at = u32::try_from(self.long.len())
+                    .ok()
+                    .filter(|&i| i < LONG_DURATION)
+                    .ok_or_else(|| too_many(LONG_DURATION, "durations of over 2.1 s"))?;
+                self.long.push(ns);
+                Ok(LONG_DURATION | at)
+            }
+        }
+    }
+
+    #[inline]
+    fn get(&self, duration: u32) -> i64 {
+        if duration < LONG_DURATION {
+            i64::from(duration)
+        } else {
+            self.long[(duration - LONG_DURATION) as usize]
+        }
+    }
+}
+
+/// One row of `CUPTI_ACTIVITY_KIND_KERNEL`, in 32 bytes: there are millions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kernel {
     pub start: i64,
-    pub end: i64,
+    /// See [`Durations`].
+    duration: u32,
     /// CUPTI's ids are 32-bit, and so are the string ids of every export
     /// seen; [`NO_ID`] stands for NULL.
     correlation: u32,
     short_name: u32,
     demangled_name: u32,
-    pub device: u32,
-    pub stream: u32,
+    /// Slot in [`Kernels`]' list of (device, stream) pairs.
+    stream: u32,
     /// Slot in [`Kernels`]' list of processes.
     process: u32,
 }
 
 // Millions of these are held at once.
-const _: () = assert!(std::mem::size_of::<Kernel>() == 40);
+const _: () = assert!(std::mem::size_of::<Kernel>() == 32);
 
 impl Kernel {
-    pub fn duration(&self) -> i64 {
-        self.end - self.start
-    }
-
     /// The launching call's correlation id, -1 when NULL.
     pub fn correlation(&self) -> i64 {
         id_or_minus_one(self.correlation)
@@ -111,8 +146,13 @@ pub struct Kernels {
     rows: Vec<Kernel>,
     /// `globalPid` per process slot; 0 and NULL are both "no process".
     processes: Vec<Option<NonZeroI64>>,
+    /// `(deviceId, streamId)` per stream slot, 0 for NULL.
+    streams: Vec<(u32, u32)>,
+    durations: Durations,
     /// `graphNodeId` per kernel, kept only when some kernel has one.
     graph_nodes: Option<Vec<Option<NonZeroI64>>>,
+    /// Kernels that end before they start.
+    backwards: usize,
 }
 
 impl Deref for Kernels {
@@ -123,8 +163,44 @@ impl Deref for Kernels {
 }
 
 impl Kernels {
+    pub fn duration(&self, k: &Kernel) -> i64 {
+        self.durations.get(k.duration)
+    }
+
+    pub fn end(&self, k: &Kernel) -> i64 {
+        k.start.wrapping_add(self.duration(k))
+    }
+
+    pub fn device(&self, k: &Kernel) -> u32 {
+        self.streams[k.stream as usize].0
+    }
+
+    pub fn stream(&self, k: &Kernel) -> u32 {
+        self.streams[k.stream as usize].1
+    }
+
+    /// The kernel's stream slot: the same slot is the same device and stream.
+    pub fn stream_slot(&self, k: &Kernel) -> u32 {
+        k.stream
+    }
+
     pub fn global_pid(&self, k: &Kernel) -> Option<i64> {
         self.processes[k.process as usize].map(NonZeroI64::get)
+    }
+
+    /// Every process that ran a kernel, in order of its first kernel.
+    pub fn processes(&self) -> impl Iterator<Item = i64> + '_ {
+        self.processes.iter().flatten().map(|p| p.get())
+    }
+
+    /// Every device that ran a kernel, once per stream of it.
+    pub fn devices(&self) -> impl Iterator<Item = u32> + '_ {
+        self.streams.iter().map(|&(device, _)| device)
+    }
+
+    /// How many kernels end before they start.
+    pub fn backwards(&self) -> usize {
+        self.backwards
     }
 
     /// Set for kernels that ran as a node of a CUDA graph (node trace mode).
@@ -138,8 +214,11 @@ impl Kernels {
 #[derive(Debug, Default)]
 pub struct KernelBuilder {
     processes: KeySlots<Option<NonZeroI64>>,
+    streams: KeySlots<(u32, u32)>,
+    durations: Durations,
     graph_nodes: Option<Vec<Option<NonZeroI64>>>,
     rows: usize,
+    backwards: usize,
 }
 
 impl RowBuilder for KernelBuilder {
@@ -147,9 +226,12 @@ impl RowBuilder for KernelBuilder {
     type Table = Kernels;
 
     fn row(&mut self, r: &IntCells<'_>) -> rusqlite::Result<Kernel> {
-        let process = self
-            .processes
-            .slot(r.opt_int(5)?.and_then(NonZeroI64::new))?;
+        let (start, end) = (r.int(0)?, r.int(1)?);
+        let place = (r.opt_u32(2)?.unwrap_or(0), r.opt_u32(3)?.unwrap_or(0));
+        let correlation = r.opt_id(4)?.unwrap_or(NO_ID);
+        let pid = r.opt_int(5)?.and_then(NonZeroI64::new);
+        let short_name = r.opt_id(6)?.unwrap_or(NO_ID);
+        let demangled_name = r.opt_id(7)?.unwrap_or(NO_ID);
         let node = r.opt_int(8)?.and_then(NonZeroI64::new);
         if node.is_some() || self.graph_nodes.is_some() {
             let rows = self.rows;
@@ -158,15 +240,15 @@ impl RowBuilder for KernelBuilder {
                 .push(node);
         }
         self.rows += 1;
+        self.backwards += usize::from(end < start);
         Ok(Kernel {
-            start: r.int(0)?,
-            end: r.int(1)?,
-            device: r.opt_u32(2)?.unwrap_or(0),
-            stream: r.opt_u32(3)?.unwrap_or(0),
-            correlation: r.opt_id(4)?.unwrap_or(NO_ID),
-            short_name: r.opt_id(6)?.unwrap_or(NO_ID),
-            demangled_name: r.opt_id(7)?.unwrap_or(NO_ID),
-            process,
+            start,
+            duration: self.durations.encode(start, end)?,
+            correlation,
+            short_name,
+            demangled_name,
+            stream: self.streams.slot(place)?,
+            process: self.processes.slot(pid)?,
         })
     }
 
@@ -174,7 +256,10 @@ impl RowBuilder for KernelBuilder {
         Kernels {
             rows,
             processes: self.processes.keys,
+            streams: self.streams.keys,
+            durations: self.durations,
             graph_nodes: self.graph_nodes,
+            backwards: self.backwards,
         }
     }
 }
@@ -184,8 +269,7 @@ impl RowBuilder for KernelBuilder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiCall {
     pub start: i64,
-    /// Nanoseconds below [`LONG_DURATION`]; from it up, the index of the
-    /// duration in [`ApiCalls`]' list of long ones (past 2.1 s, or negative).
+    /// See [`Durations`].
     duration: u32,
     /// Slot in [`ApiCalls`]' list of threads.
     thread: u32,
@@ -194,9 +278,6 @@ pub struct ApiCall {
 }
 
 const _: () = assert!(std::mem::size_of::<ApiCall>() == 24);
-
-/// The first duration kept aside, and the tag of an index to it.
-const LONG_DURATION: u32 = 1 << 31;
 
 impl ApiCall {
     /// The call's correlation id, -1 when NULL (it then matches no GPU work).
@@ -221,7 +302,7 @@ pub struct ApiCalls {
     rows: Vec<ApiCall>,
     /// `globalTid` per thread slot, 0 for NULL.
     threads: Vec<i64>,
-    long_durations: Vec<i64>,
+    durations: Durations,
 }
 
 impl Deref for ApiCalls {
@@ -233,15 +314,10 @@ impl Deref for ApiCalls {
 
 impl ApiCalls {
     pub fn duration(&self, c: &ApiCall) -> i64 {
-        if c.duration < LONG_DURATION {
-            i64::from(c.duration)
-        } else {
-            self.long_durations[(c.duration - LONG_DURATION) as usize]
-        }
+        self.durations.get(c.duration)
     }
 
     pub fn end(&self, c: &ApiCall) -> i64 {
-        // The duration was taken wrapping, so this gives back the cell.
         c.start.wrapping_add(self.duration(c))
     }
 
@@ -259,7 +335,7 @@ impl ApiCalls {
 #[derive(Debug, Default)]
 pub struct ApiCallBuilder {
     threads: KeySlots<i64>,
-    long_durations: Vec<i64>,
+    durations: Durations,
 }
 
 impl RowBuilder for ApiCallBuilder {
@@ -267,19 +343,8 @@ impl RowBuilder for ApiCallBuilder {
     type Table = ApiCalls;
 
     fn row(&mut self, r: &IntCells<'_>) -> rusqlite::Result<ApiCall> {
-        let (start, end) = (r.int(0)?, r.int(1)?);
-        let ns = end.wrapping_sub(start);
-        let duration = match u32::try_from(ns) {
-            Ok(d) if d < LONG_DURATION => d,
-            _ => {
-                let at = u32::try_from(self.long_durations.len())
-                    .ok()
-                    .filter(|&i| i < LONG_DURATION)
-                    .ok_or_else(|| too_many(LONG_DURATION, "calls of over 2.1 s"))?;
-                self.long_durations.push(ns);
-                LONG_DURATION | at
-            }
-        };
+        let start = r.int(0)?;
+        let duration = self.durations.encode(start, r.int(1)?)?;
         Ok(ApiCall {
             start,
             duration,
@@ -293,7 +358,7 @@ impl RowBuilder for ApiCallBuilder {
         ApiCalls {
             rows,
             threads: self.threads.keys,
-            long_durations: self.long_durations,
+            durations: self.durations,
         }
     }
 }
@@ -303,6 +368,17 @@ mod tests {
     use super::*;
 
     const RUNTIME: [&str; 5] = ["start", "end", "globalTid", "correlationId", "nameId"];
+    const KERNELS: [&str; 9] = [
+        "start",
+        "end",
+        "deviceId",
+        "streamId",
+        "correlationId",
+        "globalPid",
+        "shortName",
+        "demangledName",
+        "graphNodeId",
+    ];
 
     fn calls(rows: &[[Option<i64>; 5]]) -> ApiCalls {
         let mut builder = ApiCallBuilder::default();
@@ -332,7 +408,7 @@ mod tests {
         }
         assert_eq!(table.duration(&table[1]), 1 << 31);
         assert_eq!(table.duration(&table[3]), -10);
-        assert_eq!(table.long_durations.len(), 3);
+        assert_eq!(table.durations.long.len(), 3);
         assert_eq!(table.thread_count(), 3);
         assert_eq!((table[3].correlation(), table[3].name()), (-1, -1));
     }
@@ -341,17 +417,6 @@ mod tests {
     /// has a node, filled with "none" for the kernels before it.
     #[test]
     fn graph_nodes_are_kept_only_once_a_kernel_has_one() {
-        const KERNELS: [&str; 9] = [
-            "start",
-            "end",
-            "deviceId",
-            "streamId",
-            "correlationId",
-            "globalPid",
-            "shortName",
-            "demangledName",
-            "graphNodeId",
-        ];
         let row = |pid: i64, node: Option<i64>| {
             [
                 Some(1),
@@ -388,5 +453,45 @@ mod tests {
         let pids: Vec<_> = nodes.iter().map(|k| nodes.global_pid(k)).collect();
         assert_eq!(pids, [Some(1 << 24), Some(2 << 24), Some(1 << 24)]);
         assert_eq!(nodes.processes.len(), 2);
+    }
+
+    /// Hand-made, like the calls above: times, devices and streams come
+    /// back exactly, a kernel of over 2.1 s and one that ends before it
+    /// starts included.
+    #[test]
+    fn kernel_times_and_streams_come_back_exactly() {
+        let cells = [
+            [Some(10), Some(25), Some(0), Some(7)],
+            [Some(3), Some(3 + (1 << 31)), Some(1), Some(7)],
+            [Some(50), Some(40), None, None],
+            [Some(i64::MIN), Some(i64::MAX), Some(0), Some(7)],
+        ];
+        let mut builder = KernelBuilder::default();
+        let held = cells
+            .iter()
+            .map(|c| {
+                let row = [
+                    c[0],
+                    c[1],
+                    c[2],
+                    c[3],
+                    Some(1),
+                    None,
+                    Some(4),
+                    Some(5),
+                    None,
+                ];
+                builder.row(&IntCells::decoded(&row, &KERNELS)).unwrap()
+            })
+            .collect();
+        let kernels = builder.finish(held);
+        for (k, c) in kernels.iter().zip(&cells) {
+            assert_eq!((k.start, kernels.end(k)), (c[0].unwrap(), c[1].unwrap()));
+            let place = (kernels.device(k), kernels.stream(k));
+            assert_eq!(place, (c[2].unwrap_or(0) as u32, c[3].unwrap_or(0) as u32));
+        }
+        assert_eq!(kernels.duration(&kernels[1]), 1 << 31);
+        assert_eq!(kernels.duration(&kernels[2]), -10);
+        assert_eq!(kernels.streams.len(), 3);
     }
 }

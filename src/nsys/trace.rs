@@ -299,7 +299,7 @@ impl Trace {
         let starts = self
             .kernels
             .iter()
-            .map(|k| (k.start, k.end))
+            .map(|k| (k.start, self.kernels.end(k)))
             .chain(self.memops.iter().map(|m| (m.gpu.start, m.gpu.end)))
             .chain(
                 self.api_calls
