@@ -241,9 +241,22 @@ impl Sweep<'_> {
         let ranges = &trace.nvtx;
         let mut next = 0;
         let mut active: Vec<u32> = Vec::new();
+        // While no range starts and none of the active ones ends, a call
+        // inside all of them has the last call's run, if that run was all
+        // of them too: most calls of a layer, found without walking the
+        // ranges.
+        let mut last_is_all_active = false;
+        let mut earliest_end = i64::MAX;
         for &c in calls {
             let call = &trace.api_calls[c as usize];
             let call_end = trace.api_calls.end(call);
+            let slot = self.swept.rank(c as usize, self.swept_ranks);
+            let starts = next < thread_ranges.len()
+                && ranges[thread_ranges[next] as usize].start <= call.start;
+            if last_is_all_active && !starts && earliest_end >= call.start.max(call_end) {
+                self.spans[slot] = self.last;
+                continue;
+            }
             while next < thread_ranges.len()
                 && ranges[thread_ranges[next] as usize].start <= call.start
             {
@@ -258,7 +271,12 @@ impl Sweep<'_> {
                     .iter()
                     .filter(|&&r| clamped_end[r as usize] >= call_end),
             );
-            let slot = self.swept.rank(c as usize, self.swept_ranks);
+            last_is_all_active = self.enclosing.len() - first == active.len();
+            earliest_end = active
+                .iter()
+                .map(|&r| clamped_end[r as usize])
+                .min()
+                .unwrap_or(i64::MAX);
             self.spans[slot] = self.share_last_run(first);
         }
     }
