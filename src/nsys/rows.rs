@@ -57,7 +57,8 @@ impl<K: Copy + Eq + std::hash::Hash> KeySlots<K> {
         if new {
             self.keys.push(key);
         }
-        u32::try_from(slot).map_err(|_| too_many(u32::MAX, "threads or processes"))
+        u32::try_from(slot)
+            .map_err(|_| too_many(u32::MAX, "distinct threads, processes or streams"))
     }
 }
 
@@ -179,11 +180,6 @@ impl Kernels {
         self.streams[k.stream as usize].1
     }
 
-    /// The kernel's stream slot: the same slot is the same device and stream.
-    pub fn stream_slot(&self, k: &Kernel) -> u32 {
-        k.stream
-    }
-
     pub fn global_pid(&self, k: &Kernel) -> Option<i64> {
         self.processes[k.process as usize].map(NonZeroI64::get)
     }
@@ -289,11 +285,6 @@ impl ApiCall {
     pub fn name(&self) -> i64 {
         id_or_minus_one(self.name)
     }
-
-    /// The call's thread slot: the same slot is the same `globalTid`.
-    pub fn thread_slot(&self) -> u32 {
-        self.thread
-    }
 }
 
 /// The API call rows, in table order, with what they point into.
@@ -323,11 +314,6 @@ impl ApiCalls {
 
     pub fn global_tid(&self, c: &ApiCall) -> i64 {
         self.threads[c.thread as usize]
-    }
-
-    /// How many thread slots there are.
-    pub fn thread_count(&self) -> usize {
-        self.threads.len()
     }
 }
 
@@ -409,7 +395,7 @@ mod tests {
         assert_eq!(table.duration(&table[1]), 1 << 31);
         assert_eq!(table.duration(&table[3]), -10);
         assert_eq!(table.durations.long.len(), 3);
-        assert_eq!(table.thread_count(), 3);
+        assert_eq!(table.threads.len(), 3);
         assert_eq!((table[3].correlation(), table[3].name()), (-1, -1));
     }
 
