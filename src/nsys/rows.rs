@@ -353,24 +353,24 @@ impl RowBuilder for ApiCallBuilder {
 mod tests {
     use super::*;
 
-    const RUNTIME: [&str; 5] = ["start", "end", "globalTid", "correlationId", "nameId"];
-    const KERNELS: [&str; 9] = [
-        "start",
-        "end",
-        "deviceId",
-        "streamId",
-        "correlationId",
-        "globalPid",
-        "shortName",
-        "demangledName",
-        "graphNodeId",
-    ];
+    use crate::nsys::int_rows::argument_names;
+    use crate::nsys::queries;
+
+    /// The cells' names, from the queries the rows are read with.
+    fn runtime_names() -> Vec<&'static str> {
+        argument_names(queries::RUNTIME.sql)
+    }
+
+    fn kernel_names() -> Vec<&'static str> {
+        argument_names(queries::KERNELS.sql)
+    }
 
     fn calls(rows: &[[Option<i64>; 5]]) -> ApiCalls {
         let mut builder = ApiCallBuilder::default();
+        let names = runtime_names();
         let held = rows
             .iter()
-            .map(|cells| builder.row(&IntCells::decoded(cells, &RUNTIME)).unwrap())
+            .map(|cells| builder.row(&IntCells::decoded(cells, &names)).unwrap())
             .collect();
         builder.finish(held)
     }
@@ -416,11 +416,12 @@ mod tests {
                 node,
             ]
         };
+        let names = kernel_names();
         let build = |rows: &[[Option<i64>; 9]]| {
             let mut builder = KernelBuilder::default();
             let held = rows
                 .iter()
-                .map(|cells| builder.row(&IntCells::decoded(cells, &KERNELS)).unwrap())
+                .map(|cells| builder.row(&IntCells::decoded(cells, &names)).unwrap())
                 .collect();
             builder.finish(held)
         };
@@ -453,6 +454,7 @@ mod tests {
             [Some(i64::MIN), Some(i64::MAX), Some(0), Some(7)],
         ];
         let mut builder = KernelBuilder::default();
+        let names = kernel_names();
         let held = cells
             .iter()
             .map(|c| {
@@ -467,7 +469,7 @@ mod tests {
                     Some(5),
                     None,
                 ];
-                builder.row(&IntCells::decoded(&row, &KERNELS)).unwrap()
+                builder.row(&IntCells::decoded(&row, &names)).unwrap()
             })
             .collect();
         let kernels = builder.finish(held);
