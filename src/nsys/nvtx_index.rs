@@ -6,7 +6,6 @@
 
 use super::bit_set::BitSet;
 use super::launch_index::LaunchIndex;
-use super::slots::RunSlots;
 use super::trace::Trace;
 use rustc_hash::FxHashMap as HashMap;
 
@@ -65,19 +64,21 @@ impl NvtxIndex {
             launching.insert(c as usize);
         }
         // One read of each launching call's row, in call order: its thread
-        // (a slot, as threads come in runs) and whether its thread's calls
-        // are still in start order, so that a sorted thread is not sorted.
-        let mut threads: RunSlots<i64> = RunSlots::default();
-        let mut calls_of_slot: Vec<Option<ThreadCalls>> = Vec::new();
+        // slot and whether its thread's calls are still in start order, so
+        // that a sorted thread is not sorted.
+        let threads = trace.api_calls.threads();
+        let mut calls_of_slot: Vec<Option<ThreadCalls>> = threads
+            .iter()
+            .map(|tid| {
+                ranges_by_thread
+                    .contains_key(tid)
+                    .then(ThreadCalls::default)
+            })
+            .collect();
         let mut swept = BitSet::new(trace.api_calls.len());
         for c in launching.ones() {
             let call = &trace.api_calls[c];
-            let (slot, new) = threads.slot(trace.api_calls.global_tid(call));
-            if new {
-                let has_ranges = ranges_by_thread.contains_key(&trace.api_calls.global_tid(call));
-                calls_of_slot.push(has_ranges.then(ThreadCalls::default));
-            }
-            if let Some(thread) = &mut calls_of_slot[slot] {
+            if let Some(thread) = &mut calls_of_slot[call.thread_slot() as usize] {
                 thread.push(c as u32, call.start);
                 swept.insert(c);
             }
@@ -88,10 +89,17 @@ impl NvtxIndex {
         let mut spans = vec![(0u32, 0u32); swept_count as usize];
         let mut enclosing: Vec<u32> = Vec::new();
         let mut parent = vec![None; ranges.len()];
+        let slot_of_thread: HashMap<i64, usize> = threads
+            .iter()
+            .enumerate()
+            .map(|(slot, &tid)| (tid, slot))
+            .collect();
         for (tid, mut thread_ranges) in ranges_by_thread {
             thread_ranges
                 .sort_unstable_by_key(|&i| (ranges[i as usize].start, -clamped_end[i as usize], i));
-            let thread = threads.get(tid).and_then(|slot| calls_of_slot[slot].take());
+            let thread = slot_of_thread
+                .get(&tid)
+                .and_then(|&slot| calls_of_slot[slot].take());
             if let Some(ThreadCalls {
                 mut calls, sorted, ..
             }) = thread

@@ -285,6 +285,11 @@ impl ApiCall {
     pub fn name(&self) -> i64 {
         id_or_minus_one(self.name)
     }
+
+    /// Its thread's slot in [`ApiCalls::threads`].
+    pub fn thread_slot(&self) -> u32 {
+        self.thread
+    }
 }
 
 /// The API call rows, in table order, with what they point into.
@@ -314,6 +319,11 @@ impl ApiCalls {
 
     pub fn global_tid(&self, c: &ApiCall) -> i64 {
         self.threads[c.thread as usize]
+    }
+
+    /// Every thread that made a call, `globalTid` by thread slot.
+    pub fn threads(&self) -> &[i64] {
+        &self.threads
     }
 }
 
