@@ -41,6 +41,21 @@ impl BitSet {
             .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
     }
 
+    /// Adds every member of `other`, of the same capacity, and returns
+    /// those that were members already, in increasing order.
+    pub fn union_keeping_common(&mut self, other: &BitSet) -> Vec<usize> {
+        let mut common = Vec::new();
+        for (w, (mine, &theirs)) in self.words.iter_mut().zip(&other.words).enumerate() {
+            let mut both = *mine & theirs;
+            while both != 0 {
+                common.push(w * 64 + both.trailing_zeros() as usize);
+                both &= both - 1;
+            }
+            *mine |= theirs;
+        }
+        common
+    }
+
     /// Members in increasing order.
     pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
         self.words.iter().enumerate().flat_map(|(w, &bits)| {

@@ -7,6 +7,7 @@ use super::nvtx_index::NvtxIndex;
 use super::slots::{DenseIds, RunIdGroups, RunSlots};
 use super::trace::{global_id, MemOpKind, NameStyle, RangeStyle, Trace};
 use crate::stats::{percent, DurationList, DurationStats};
+use rayon::iter::ParallelIterator;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 
@@ -125,16 +126,11 @@ pub struct NvtxSummary {
 
 /// `nvtx_sum` joined with `nvtx_gpu_proj_sum`, by range name and style.
 pub fn nvtx_summary(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex) -> Vec<NvtxSummary> {
-    let mut cpu: HashMap<(u32, RangeStyle), Vec<i64>> = HashMap::default();
-    for r in &trace.nvtx {
-        if let Some(end) = r.end {
-            cpu.entry((r.name, r.style))
-                .or_default()
-                .push(end - r.start);
-        }
-    }
+    let (cpu, mut gpu) = rayon::join(
+        || range_durations(trace),
+        || nvtx_projection(trace, launches, index),
+    );
     let grand: i64 = cpu.values().flatten().sum();
-    let mut gpu = nvtx_projection(trace, launches, index);
     let mut rows: Vec<NvtxSummary> = cpu
         .into_iter()
         .filter_map(|((name, style), mut v)| {
@@ -167,6 +163,19 @@ pub fn nvtx_summary(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex) ->
     rows
 }
 
+/// The CPU durations of the ranges that ended, by name and style.
+fn range_durations(trace: &Trace) -> HashMap<(u32, RangeStyle), Vec<i64>> {
+    let mut cpu: HashMap<(u32, RangeStyle), Vec<i64>> = HashMap::default();
+    for r in &trace.nvtx {
+        if let Some(end) = r.end {
+            cpu.entry((r.name, r.style))
+                .or_default()
+                .push(end - r.start);
+        }
+    }
+    cpu
+}
+
 const EMPTY_STATS: DurationStats = DurationStats {
     count: 0,
     total_ns: 0,
@@ -178,7 +187,7 @@ const EMPTY_STATS: DurationStats = DurationStats {
 };
 
 /// Per projectable range instance: first op start, last op end, op count.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
 struct Projected {
     start: i64,
     end: i64,
@@ -203,51 +212,36 @@ fn widen_ranges(per_range: &mut [Option<Projected>], (enclosing, run): (&[u32], 
     }
 }
 
+/// Ops per stretch below which a stretch is not split again: each stretch
+/// holds a bit per API call, and its runs are widened again afterwards.
+const MIN_STRETCH_OPS: usize = 1 << 16;
+
+/// One stretch of the ops, gathered into runs: each run's enclosing ranges
+/// and its extent, with the calls it counted first within the stretch.
+struct ScannedStretch<'i> {
+    runs: Vec<(&'i [u32], Projected)>,
+    counted: BitSet,
+}
+
 fn nvtx_projection(
     trace: &Trace,
     launches: &LaunchIndex,
     index: &NvtxIndex,
 ) -> HashMap<(u32, RangeStyle), NvtxProjection> {
-    // Each op widens every range enclosing its launching call; a range's op
-    // count is its distinct launching calls, so a call is counted on its
-    // first op only. A bit per call, not an extent per call: the runtime
-    // table is the largest in the export.
-    let mut counted = BitSet::new(trace.api_calls.len());
-    let mut per_range: Vec<Option<Projected>> = vec![None; trace.nvtx.len()];
-    let ops = trace
-        .kernels
-        .iter()
-        .zip(launches.kernel_call.iter())
-        .map(|(k, c)| (k.start, trace.kernels.end(k), c))
-        .chain(
-            trace
-                .memops
-                .iter()
-                .zip(launches.memop_call.iter())
-                .map(|(m, c)| (m.gpu.start, m.gpu.end, c)),
-        );
-    // Ops come in runs launched inside the same ranges, which the index
-    // stores once: a run is gathered first and widens its ranges once.
-    let mut run: (&[u32], Projected) = (&[], Projected::default());
-    for (start, end, call) in ops {
-        let Some(call) = call else { continue };
-        let enclosing = index.enclosing(call);
-        if enclosing.is_empty() {
-            continue;
-        }
-        let op = Projected {
-            start,
-            end,
-            ops: u64::from(counted.insert(call as usize)),
-        };
-        if std::ptr::eq(enclosing, run.0) {
-            run.1.widen(&op);
-        } else {
-            widen_ranges(&mut per_range, run);
-            run = (enclosing, op);
-        }
-    }
-    widen_ranges(&mut per_range, run);
+    // The scan is the report's cost, and the report tends to be the last
+    // job of the digest: in stretches, an idle core takes a share of it.
+    let ops = trace.kernels.len() + trace.memops.len();
+    let stretches: Vec<ScannedStretch> =
+        rayon::iter::split(0..ops, |ops: std::ops::Range<usize>| {
+            if ops.len() < 2 * MIN_STRETCH_OPS {
+                return (ops, None);
+            }
+            let middle = ops.start + ops.len() / 2;
+            (ops.start..middle, Some(middle..ops.end))
+        })
+        .map(|ops| scan_stretch(trace, launches, index, ops))
+        .collect();
+    let per_range = merge_stretches(trace, index, stretches);
     let mut children = vec![0u32; trace.nvtx.len()];
     for (r, p) in per_range.iter().enumerate() {
         if p.is_some() {
@@ -306,6 +300,88 @@ fn nvtx_projection(
             ))
         })
         .collect()
+}
+
+/// Per range, the extent and distinct launching calls of the ops it
+/// encloses, from the stretches in any order.
+fn merge_stretches<'i>(
+    trace: &Trace,
+    index: &NvtxIndex,
+    stretches: impl IntoIterator<Item = ScannedStretch<'i>>,
+) -> Vec<Option<Projected>> {
+    let mut per_range: Vec<Option<Projected>> = vec![None; trace.nvtx.len()];
+    let mut counted = BitSet::new(trace.api_calls.len());
+    for stretch in stretches {
+        for run in stretch.runs {
+            widen_ranges(&mut per_range, run);
+        }
+        // A call with ops in two stretches was counted in each: once is
+        // right, so its ranges give one back.
+        for call in counted.union_keeping_common(&stretch.counted) {
+            for &r in index.enclosing(call as u32) {
+                if let Some(p) = &mut per_range[r as usize] {
+                    p.ops -= 1;
+                }
+            }
+        }
+    }
+    per_range
+}
+
+/// Gather the ops `ops` (kernels, then memory operations, in table order)
+/// into runs launched inside the same ranges.
+fn scan_stretch<'i>(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    index: &'i NvtxIndex,
+    ops: std::ops::Range<usize>,
+) -> ScannedStretch<'i> {
+    // Each op widens every range enclosing its launching call; a range's op
+    // count is its distinct launching calls, so a call is counted on its
+    // first op only. A bit per call, not an extent per call: the runtime
+    // table is the largest in the export.
+    let mut counted = BitSet::new(trace.api_calls.len());
+    let mut runs = Vec::new();
+    let n = trace.kernels.len();
+    let kernels = ops.start.min(n)..ops.end.min(n);
+    let memops = ops.start.max(n) - n..ops.end.max(n) - n;
+    let ops = trace.kernels[kernels.clone()]
+        .iter()
+        .zip(launches.kernel_call.iter_rows(kernels))
+        .map(|(k, c)| (k.start, trace.kernels.end(k), c))
+        .chain(
+            trace.memops[memops.clone()]
+                .iter()
+                .zip(launches.memop_call.iter_rows(memops))
+                .map(|(m, c)| (m.gpu.start, m.gpu.end, c)),
+        );
+    // Ops come in runs launched inside the same ranges, which the index
+    // stores once: a run is gathered first and widens its ranges once.
+    let mut run: (&[u32], Projected) = (&[], Projected::default());
+    for (start, end, call) in ops {
+        let Some(call) = call else { continue };
+        let enclosing = index.enclosing(call);
+        if enclosing.is_empty() {
+            continue;
+        }
+        let op = Projected {
+            start,
+            end,
+            ops: u64::from(counted.insert(call as usize)),
+        };
+        if std::ptr::eq(enclosing, run.0) {
+            run.1.widen(&op);
+        } else {
+            if !run.0.is_empty() {
+                runs.push(run);
+            }
+            run = (enclosing, op);
+        }
+    }
+    if !run.0.is_empty() {
+        runs.push(run);
+    }
+    ScannedStretch { runs, counted }
 }
 
 /// One row of the `launch` report (`cuda_kern_exec_sum`).
@@ -807,7 +883,40 @@ pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
 
 #[cfg(test)]
 mod tests {
-    use super::{device_union, union_of, StreamUnions, UnionStats};
+    use super::{device_union, merge_stretches, scan_stretch, union_of, StreamUnions, UnionStats};
+    use crate::nsys::launch_index::LaunchIndex;
+    use crate::nsys::nvtx_index::NvtxIndex;
+
+    /// On every real export: the ops cut into stretches of a few ops each,
+    /// in reverse order, project as the whole table scanned at once. Graph
+    /// launches put one call's kernels into many stretches, so a call
+    /// counted in two is there to be found.
+    #[test]
+    fn stretches_in_any_cut_project_as_one_scan() {
+        let mut shared_calls = 0;
+        for (file, trace) in crate::nsys::real_traces() {
+            let launches = LaunchIndex::build(&trace);
+            let index = NvtxIndex::build(&trace, &launches);
+            let ops = trace.kernels.len() + trace.memops.len();
+            let whole = scan_stretch(&trace, &launches, &index, 0..ops);
+            let distinct = whole.counted.ones().count();
+            let whole = merge_stretches(&trace, &index, [whole]);
+            let stretches: Vec<_> = (0..ops)
+                .step_by(7)
+                .rev()
+                .map(|start| scan_stretch(&trace, &launches, &index, start..(start + 7).min(ops)))
+                .collect();
+            let counted: usize = stretches.iter().map(|s| s.counted.ones().count()).sum();
+            shared_calls += counted - distinct;
+            assert_eq!(
+                merge_stretches(&trace, &index, stretches),
+                whole,
+                "{}",
+                file.display()
+            );
+        }
+        assert!(shared_calls > 0, "no call had ops in two stretches");
+    }
 
     fn same_stats(a: &UnionStats, b: &UnionStats) -> bool {
         (a.busy, a.intervals, a.longest_gap) == (b.busy, b.intervals, b.longest_gap)

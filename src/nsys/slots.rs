@@ -72,7 +72,17 @@ impl OptionalIds {
 
     /// Each row's index, in row order.
     pub fn iter(&self) -> impl Iterator<Item = Option<u32>> + '_ {
-        self.0.iter().map(|&c| Some(c).filter(|&c| c != Self::NONE))
+        self.iter_rows(0..self.0.len())
+    }
+
+    /// The indexes of rows `rows`, in row order.
+    pub fn iter_rows(
+        &self,
+        rows: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = Option<u32>> + '_ {
+        self.0[rows]
+            .iter()
+            .map(|&c| Some(c).filter(|&c| c != Self::NONE))
     }
 }
 
