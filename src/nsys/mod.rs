@@ -6,6 +6,7 @@ mod bit_set;
 pub mod compare;
 pub mod int_rows;
 pub mod launch_index;
+mod leaf_share;
 pub mod llm;
 pub mod nvtx_index;
 mod nvtx_kernels;

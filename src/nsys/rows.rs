@@ -84,15 +84,18 @@ impl Durations {
         let ns = end.wrapping_sub(start);
         match u32::try_from(ns) {
             Ok(d) if d < LONG_DURATION => Ok(d),
-            _ => {
-                let at = u32::try_from(self.long.len())
-                    .ok()
-                    .filter(|&i| i < LONG_DURATION)
-                    .ok_or_else(|| too_many(LONG_DURATION, "durations of over 2.1 s"))?;
-                self.long.push(ns);
-                Ok(LONG_DURATION | at)
-            }
+            _ => self.push_long(ns),
         }
+    }
+
+    /// Keep `ns` aside; its tagged index.
+    fn push_long(&mut self, ns: i64) -> rusqlite::Result<u32> {
+        let at = u32::try_from(self.long.len())
+            .ok()
+            .filter(|&i| i < LONG_DURATION)
+            .ok_or_else(|| too_many(LONG_DURATION, "durations of over 2.1 s"))?;
+        self.long.push(ns);
+        Ok(LONG_DURATION | at)
     }
 
     #[inline]
@@ -325,6 +328,35 @@ impl ApiCalls {
     pub fn threads(&self) -> &[i64] {
         &self.threads
     }
+
+    /// Append the rows that follow these in the table, read on their own:
+    /// the result equals one read of both. Thread slots are numbered by
+    /// first appearance, so `later`'s new threads come after these, in its
+    /// order; its long durations come after these too.
+    pub fn join(&mut self, later: ApiCalls) -> rusqlite::Result<()> {
+        let mut threads = KeySlots::default();
+        for &tid in &self.threads {
+            threads.slot(tid)?;
+        }
+        let slots = later
+            .threads
+            .iter()
+            .map(|&tid| threads.slot(tid))
+            .collect::<rusqlite::Result<Vec<u32>>>()?;
+        let shift = self.durations.long.len();
+        for &ns in &later.durations.long {
+            self.durations.push_long(ns)?;
+        }
+        self.rows.extend(later.rows.into_iter().map(|mut c| {
+            c.thread = slots[c.thread as usize];
+            if c.duration >= LONG_DURATION {
+                c.duration += shift as u32;
+            }
+            c
+        }));
+        self.threads = threads.keys;
+        Ok(())
+    }
 }
 
 /// Builds [`ApiCalls`] from the cells of `runtime.sql`.
@@ -407,6 +439,11 @@ mod tests {
         assert_eq!(table.durations.long.len(), 3);
         assert_eq!(table.threads.len(), 3);
         assert_eq!((table[3].correlation(), table[3].name()), (-1, -1));
+        for cut in 0..=rows.len() {
+            let mut joined = calls(&rows[..cut]);
+            joined.join(calls(&rows[cut..])).unwrap();
+            assert_eq!(joined, table, "cut at {cut}");
+        }
     }
 
     /// Hand-made: the graph node column appears with the first kernel that

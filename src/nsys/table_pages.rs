@@ -388,48 +388,135 @@ fn scan_table<T>(
     capacity: usize,
     map: &mut impl FnMut(&IntCells<'_>, Option<&str>) -> rusqlite::Result<T>,
 ) -> Result<rusqlite::Result<Vec<T>>, Unsupported> {
-    let layout = TableLayout::find(conn, sql, text_column)?;
-    let file = File::open(file).map_err(|_| Unsupported("file unreadable"))?;
-    let geometry = Geometry::read(&file)?;
-    if layout.text.is_some() && !geometry.utf8 {
-        return Err(Unsupported("text not in UTF-8"));
-    }
-    let leaves = leaf_pages(&file, geometry, layout.root)?;
-    let names = argument_names(sql);
+    let plan = TablePlan::new(conn, file, sql, text_column)?;
     let mut rows = Vec::new();
     let _ = rows.try_reserve_exact(capacity);
-    let mut ahead = crate::memory::PopulateAhead::default();
-    let mut decoder = RecordDecoder::new(&layout.cells);
-    let mut chunk = LeafChunks::new(&file, geometry);
-    let mut last_rowid = None;
-    for i in 0..leaves.len() {
-        let page = chunk.page(&leaves, i)?;
-        let header = page_header(page, leaves[i])?;
-        if header.kind != LEAF_TABLE {
-            return Err(Unsupported("a leaf is not a leaf"));
+    let mut reader = RunReader::new(&plan);
+    Ok(reader
+        .read(&plan, 0..plan.leaf_count(), &mut rows, map)?
+        .map(|()| rows))
+}
+
+/// A table's layout, file and leaves, found once: its leaves can then be
+/// read in runs, on more than one thread.
+#[derive(Debug)]
+pub struct TablePlan<'q> {
+    layout: TableLayout,
+    file: File,
+    geometry: Geometry,
+    leaves: Vec<u32>,
+    names: Vec<&'q str>,
+}
+
+impl<'q> TablePlan<'q> {
+    /// The plan for `sql`, a `SELECT digest_rows(rowid, ...) FROM t NOT
+    /// INDEXED` from `queries/`, with the text column read with it, if any.
+    pub fn new(
+        conn: &Connection,
+        file: &Path,
+        sql: &'q str,
+        text_column: Option<&str>,
+    ) -> Result<TablePlan<'q>, Unsupported> {
+        let layout = TableLayout::find(conn, sql, text_column)?;
+        let file = File::open(file).map_err(|_| Unsupported("file unreadable"))?;
+        let geometry = Geometry::read(&file)?;
+        if layout.text.is_some() && !geometry.utf8 {
+            return Err(Unsupported("text not in UTF-8"));
         }
-        for c in 0..header.cells {
-            let at = cell_offset(page, &header, c, geometry.usable)?;
-            let (rowid, record) = leaf_cell(page, at, geometry)?;
-            if last_rowid.is_some_and(|last| rowid <= last) {
-                return Err(Unsupported("rows not in rowid order"));
-            }
-            last_rowid = Some(rowid);
-            let text = match layout.text {
-                Some(position) => text_cell(record, position)?,
-                None => None,
-            };
-            let cells = decoder.decode(record)?;
-            match map(&IntCells::decoded(cells, &names), text) {
-                Ok(row) => {
-                    ahead.before_push(&mut rows);
-                    rows.push(row);
-                }
-                Err(e) => return Ok(Err(e)),
-            }
+        let leaves = leaf_pages(&file, geometry, layout.root)?;
+        Ok(TablePlan {
+            layout,
+            file,
+            geometry,
+            leaves,
+            names: argument_names(sql),
+        })
+    }
+
+    /// The table's leaf pages, which [`RunReader::read`] takes by index.
+    pub fn leaf_count(&self) -> usize {
+        self.leaves.len()
+    }
+}
+
+/// Reads runs of a plan's leaves into rows, checking that rowids rise
+/// from one run to the next; one reader per thread.
+pub struct RunReader {
+    decoder: RecordDecoder,
+    chunk: LeafChunks,
+    ahead: crate::memory::PopulateAhead,
+    rowids: Option<(i64, i64)>,
+}
+
+impl RunReader {
+    pub fn new(plan: &TablePlan<'_>) -> RunReader {
+        RunReader {
+            decoder: RecordDecoder::new(&plan.layout.cells),
+            chunk: LeafChunks::default(),
+            ahead: crate::memory::PopulateAhead::default(),
+            rowids: None,
         }
     }
-    Ok(Ok(rows))
+
+    /// The first and last rowid read since the reader was made or
+    /// [`restart`](Self::restart)ed.
+    pub fn rowids(&self) -> Option<(i64, i64)> {
+        self.rowids
+    }
+
+    /// Forget the rowids read: the next run need not follow them.
+    pub fn restart(&mut self) {
+        self.rowids = None;
+    }
+
+    /// Read every row of the leaves `leaves`, mapped by `map` and pushed to
+    /// `rows`, or say why this table must be read through SQLite. An error
+    /// from `map` ends the read, as it ends the aggregate's.
+    pub fn read<T>(
+        &mut self,
+        plan: &TablePlan<'_>,
+        leaves: std::ops::Range<usize>,
+        rows: &mut Vec<T>,
+        map: &mut impl FnMut(&IntCells<'_>, Option<&str>) -> rusqlite::Result<T>,
+    ) -> Result<rusqlite::Result<()>, Unsupported> {
+        let geometry = plan.geometry;
+        // Chunks end with the run, so no page is read for another reader.
+        let run = plan
+            .leaves
+            .get(..leaves.end)
+            .ok_or(Unsupported("no such leaves"))?;
+        for i in leaves {
+            let page = self.chunk.page(&plan.file, geometry, run, i)?;
+            let header = page_header(page, run[i])?;
+            if header.kind != LEAF_TABLE {
+                return Err(Unsupported("a leaf is not a leaf"));
+            }
+            for c in 0..header.cells {
+                let at = cell_offset(page, &header, c, geometry.usable)?;
+                let (rowid, record) = leaf_cell(page, at, geometry)?;
+                self.rowids = match self.rowids {
+                    Some((_, last)) if rowid <= last => {
+                        return Err(Unsupported("rows not in rowid order"))
+                    }
+                    Some((first, _)) => Some((first, rowid)),
+                    None => Some((rowid, rowid)),
+                };
+                let text = match plan.layout.text {
+                    Some(position) => text_cell(record, position)?,
+                    None => None,
+                };
+                let cells = self.decoder.decode(record)?;
+                match map(&IntCells::decoded(cells, &plan.names), text) {
+                    Ok(row) => {
+                        self.ahead.before_push(rows);
+                        rows.push(row);
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
 }
 
 /// The text at record position `position`: NULL, or text that must be
@@ -485,9 +572,8 @@ fn leaf_cell(page: &[u8], at: usize, geometry: Geometry) -> Result<(i64, &[u8]),
 /// Reads runs of consecutive leaves with one call each, so a table written
 /// in order costs one read per megabyte, and a scattered one a read per
 /// page, as SQLite's own scan does.
-struct LeafChunks<'f> {
-    file: &'f File,
-    geometry: Geometry,
+#[derive(Default)]
+struct LeafChunks {
     buffer: Vec<u8>,
     /// The index in the leaf list of the buffer's first page, and how many
     /// leaves it holds.
@@ -495,19 +581,15 @@ struct LeafChunks<'f> {
     held: usize,
 }
 
-impl<'f> LeafChunks<'f> {
-    fn new(file: &'f File, geometry: Geometry) -> LeafChunks<'f> {
-        LeafChunks {
-            file,
-            geometry,
-            buffer: Vec::new(),
-            first: 0,
-            held: 0,
-        }
-    }
-
-    fn page(&mut self, leaves: &[u32], i: usize) -> Result<&[u8], Unsupported> {
-        let size = self.geometry.page_size;
+impl LeafChunks {
+    fn page(
+        &mut self,
+        file: &File,
+        geometry: Geometry,
+        leaves: &[u32],
+        i: usize,
+    ) -> Result<&[u8], Unsupported> {
+        let size = geometry.page_size;
         if !(self.first..self.first + self.held).contains(&i) {
             let most = (CHUNK_BYTES / size).max(1);
             let start = leaves[i];
@@ -517,8 +599,7 @@ impl<'f> LeafChunks<'f> {
                 .enumerate()
                 .take_while(|&(k, &n)| u64::from(n) == u64::from(start) + k as u64)
                 .count();
-            if start == 0 || u64::from(start) + run as u64 - 1 > u64::from(self.geometry.page_count)
-            {
+            if start == 0 || u64::from(start) + run as u64 - 1 > u64::from(geometry.page_count) {
                 return Err(Unsupported("page number out of range"));
             }
             // Grown, and so zeroed, only to the longest run: runs differ in
@@ -528,8 +609,7 @@ impl<'f> LeafChunks<'f> {
                 self.buffer.resize(run * size, 0);
             }
             let offset = u64::from(start - 1) * size as u64;
-            self.file
-                .read_exact_at(&mut self.buffer[..run * size], offset)
+            file.read_exact_at(&mut self.buffer[..run * size], offset)
                 .map_err(|_| Unsupported("page unreadable"))?;
             self.first = i;
             self.held = run;

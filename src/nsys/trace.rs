@@ -3,18 +3,19 @@
 //! Everything after this works on plain vectors.
 
 use super::int_rows::{self, IntCells};
+use super::leaf_share::LeafShare;
 use super::queries::{self, Query};
 pub use super::rows::{ApiCall, ApiCalls, Kernel, Kernels};
 use super::rows::{ApiCallBuilder, KernelBuilder, RowBuilder};
 use super::schema::Schema;
-use super::table_pages;
+use super::table_pages::{self, RunReader, TablePlan, Unsupported};
 use crate::error::{DigestError, Result};
 use crate::input::{open_readonly, OpenedProfile};
 use rusqlite::Connection;
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// `globalTid`/`globalPid` layout: `<HW:8><VM:8><PID:24><TID:24>`.
 pub mod global_id {
@@ -181,10 +182,11 @@ impl Trace {
                 None => Ok(Kernels::default()),
             }
         };
+        let runtime_share = RuntimeShare::default();
         let read_runtime_table = || -> Result<ApiCalls> {
             if schema.supports(&queries::RUNTIME) {
                 super::timed("runtime table", || {
-                    read_api_calls(profile, RowReader::Pages)
+                    read_api_calls(profile, RowReader::Pages, &runtime_share)
                 })
             } else {
                 Ok(ApiCalls::default())
@@ -210,6 +212,8 @@ impl Trace {
             // reads the small tables. As a third thread they took a share of
             // both cores at the start, so the longer reader ended last, alone:
             // one core idle for up to 177 ms of the SYNTHETIC 1 GB load.
+            // The kernel reader then helps with the runtime table's last
+            // leaves, which it ended 40–60 ms before.
             let small = Mutex::new(Some(conn));
             let read_small_tables = || {
                 // Held only for the take, so never poisoned in practice.
@@ -225,6 +229,7 @@ impl Trace {
                 let api_calls = scope.spawn(|| (read_runtime_table(), read_small_tables()));
                 let kernels = read_kernel_table();
                 let mine = read_small_tables();
+                super::timed("runtime help", || help_read_api_calls(&runtime_share));
                 let (api_calls, theirs) = api_calls.join().expect("runtime reader panicked");
                 let Some(rest) = mine.or(theirs) else {
                     unreachable!("one of the two threads read the small tables");
@@ -404,7 +409,7 @@ impl Trace {
             None => Kernels::default(),
         };
         let calls = if schema.supports(&queries::RUNTIME) {
-            read_api_calls(profile, reader)?
+            read_api_calls(profile, reader, &RuntimeShare::default())?
         } else {
             ApiCalls::default()
         };
@@ -413,44 +418,145 @@ impl Trace {
 }
 
 fn read_kernels(profile: &OpenedProfile, query: &Query, reader: RowReader) -> Result<Kernels> {
-    read_int_rows::<KernelBuilder>(profile, reader, query, &queries::KERNEL_ROWS)
+    read_int_rows::<KernelBuilder>(profile, reader, query, &queries::KERNEL_ROWS, |conn, n| {
+        pages_alone::<KernelBuilder>(conn, profile, query, n)
+    })
 }
 
-fn read_api_calls(profile: &OpenedProfile, reader: RowReader) -> Result<ApiCalls> {
-    read_int_rows::<ApiCallBuilder>(profile, reader, &queries::RUNTIME, &queries::RUNTIME_ROWS)
+/// The runtime table, with `share` offering its leaves to a helper.
+fn read_api_calls(
+    profile: &OpenedProfile,
+    reader: RowReader,
+    share: &RuntimeShare,
+) -> Result<ApiCalls> {
+    let rows_query = &queries::RUNTIME_ROWS;
+    read_int_rows::<ApiCallBuilder>(profile, reader, &queries::RUNTIME, rows_query, |conn, n| {
+        pages_shared(conn, profile, n, share)
+    })
 }
 
 /// [`read_rows`] for the all-integer queries over one big table, with the
 /// vector sized once up front: straight from the file's pages where the
-/// table allows it (`table_pages`), else through the `digest_rows`
+/// table allows it (`by_pages`), else through the `digest_rows`
 /// aggregate. Both give the same rows and the same errors.
 fn read_int_rows<B: RowBuilder>(
     profile: &OpenedProfile,
     reader: RowReader,
     query: &Query,
     rows_query: &Query,
+    by_pages: impl FnOnce(&Connection, usize) -> Option<rusqlite::Result<B::Table>>,
 ) -> Result<B::Table> {
     let path = profile.source.as_path();
     let conn = open_readonly(profile)?;
     let capacity = row_estimate(&conn, rows_query);
-    let mut builder = B::default();
-    let by_pages = match reader {
-        RowReader::Pages => {
-            let mut map = |cells: &int_rows::IntCells<'_>| builder.row(cells);
-            table_pages::read_table(&conn, &profile.sqlite, query.sql, capacity, &mut map).ok()
-        }
+    let table = match reader {
+        RowReader::Pages => by_pages(&conn, capacity),
         RowReader::Sqlite => None,
     };
-    let rows = match by_pages {
-        Some(rows) => rows,
-        None => {
-            // The page reader may have stopped part way: start afresh.
-            builder = B::default();
-            int_rows::read_int_rows(&conn, query.sql, capacity, |cells| builder.row(cells))
+    // The page reader may have stopped part way: SQLite starts afresh.
+    let table = table.unwrap_or_else(|| {
+        let mut builder = B::default();
+        int_rows::read_int_rows(&conn, query.sql, capacity, |cells| builder.row(cells))
+            .map(|rows| builder.finish(rows))
+    });
+    table.map_err(|e| DigestError::sqlite(path, e))
+}
+
+/// The table from its pages on this thread alone; `None` when the page
+/// reader declines it.
+fn pages_alone<B: RowBuilder>(
+    conn: &Connection,
+    profile: &OpenedProfile,
+    query: &Query,
+    capacity: usize,
+) -> Option<rusqlite::Result<B::Table>> {
+    let mut builder = B::default();
+    let mut map = |cells: &IntCells<'_>| builder.row(cells);
+    let rows =
+        table_pages::read_table(conn, &profile.sqlite, query.sql, capacity, &mut map).ok()?;
+    Some(rows.map(|rows| builder.finish(rows)))
+}
+
+/// The runtime table's leaves, offered to a thread that has finished its
+/// own tables; see [`leaf_share`].
+type RuntimeShare = LeafShare<TablePlan<'static>, HelperPart>;
+
+/// Calls a helper read from one run of leaves, with their first and last
+/// rowids; or why the run must be left to SQLite.
+type HelperPart =
+    std::result::Result<rusqlite::Result<(ApiCalls, Option<(i64, i64)>)>, Unsupported>;
+
+/// The runtime table from its pages, runs from the front read here and
+/// runs from the back by whoever helps; `None` when the page reader
+/// declines any of it.
+fn pages_shared(
+    conn: &Connection,
+    profile: &OpenedProfile,
+    capacity: usize,
+    share: &RuntimeShare,
+) -> Option<rusqlite::Result<ApiCalls>> {
+    let plan = TablePlan::new(conn, &profile.sqlite, queries::RUNTIME.sql, None).ok()?;
+    let plan = Arc::new(plan);
+    share.open(Arc::clone(&plan), plan.leaf_count());
+    let mut builder = ApiCallBuilder::default();
+    let mut rows = Vec::new();
+    let _ = rows.try_reserve_exact(capacity);
+    let mut reader = RunReader::new(&plan);
+    let mut mine = Ok(Ok(()));
+    while let Some(leaves) = share.take_front() {
+        mine = reader.read(&plan, leaves, &mut rows, &mut |cells, _| builder.row(cells));
+        if !matches!(mine, Ok(Ok(()))) {
+            break;
         }
-    };
-    rows.map(|rows| builder.finish(rows))
-        .map_err(|e| DigestError::sqlite(path, e))
+    }
+    let parts = share.close();
+    if let Err(e) = mine.ok()? {
+        return Some(Err(e));
+    }
+    let calls = builder.finish(rows);
+    join_parts(calls, reader.rowids(), parts)
+}
+
+/// The helper's parts after the owner's rows, in leaf order; `None` when a
+/// part was declined or the rowids do not rise across the parts.
+fn join_parts(
+    mut calls: ApiCalls,
+    rowids: Option<(i64, i64)>,
+    parts: Vec<HelperPart>,
+) -> Option<rusqlite::Result<ApiCalls>> {
+    let mut last = rowids.map(|(_, last)| last);
+    for part in parts {
+        let (part, rowids) = match part.ok()? {
+            Ok(part) => part,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some((first, end)) = rowids {
+            if last.is_some_and(|last| first <= last) {
+                return None;
+            }
+            last = Some(end);
+        }
+        if let Err(e) = calls.join(part) {
+            return Some(Err(e));
+        }
+    }
+    Some(Ok(calls))
+}
+
+/// As the helper, read runs of the runtime table's leaves from the back
+/// until its reader has the rest.
+fn help_read_api_calls(share: &RuntimeShare) {
+    let mut reader = None;
+    share.help(|plan, leaves| {
+        let reader = reader.get_or_insert_with(|| RunReader::new(plan));
+        reader.restart();
+        let mut builder = ApiCallBuilder::default();
+        let mut rows = Vec::new();
+        let read = reader.read(plan, leaves, &mut rows, &mut |cells, _| builder.row(cells));
+        let go_on = matches!(read, Ok(Ok(())));
+        let part = read.map(|r| r.map(|()| (builder.finish(rows), reader.rowids())));
+        (part, go_on)
+    });
 }
 
 /// How many rows `rows_query` expects (see `queries/*_rows.sql`); 0 when
@@ -860,6 +966,52 @@ mod tests {
             checked += usize::from(!pages.is_empty());
         }
         assert!(checked >= 5, "only {checked} exports with NVTX ranges");
+    }
+
+    /// On every real export with a runtime table of several runs: the
+    /// helper reads every run of three leaves, from the back, into parts,
+    /// and the parts joined equal the table read by one thread; joined in
+    /// the wrong order, they are declined, as falling rowids are.
+    #[test]
+    fn runtime_parts_read_by_the_helper_join_into_the_whole_table() {
+        let mut joined = 0;
+        for file in real_exports() {
+            let profile = open_profile(&file, &InputOptions::default()).unwrap();
+            let conn = open_readonly(&profile).unwrap();
+            let Ok(plan) = TablePlan::new(&conn, &profile.sqlite, queries::RUNTIME.sql, None)
+            else {
+                continue;
+            };
+            let plan = Arc::new(plan);
+            let parts = || {
+                let share = RuntimeShare::with_run_leaves(3);
+                share.open(Arc::clone(&plan), plan.leaf_count());
+                help_read_api_calls(&share);
+                share.close()
+            };
+            let whole = pages_alone::<ApiCallBuilder>(&conn, &profile, &queries::RUNTIME, 0);
+            assert_eq!(
+                join_parts(ApiCalls::default(), None, parts()),
+                whole,
+                "{}",
+                file.display()
+            );
+            let mut backwards = parts();
+            if backwards.len() > 2 {
+                joined += 1;
+                backwards.reverse();
+                let joined_backwards = join_parts(ApiCalls::default(), None, backwards);
+                assert!(
+                    joined_backwards.is_none(),
+                    "{}: rowids fell, yet joined",
+                    file.display()
+                );
+            }
+        }
+        assert!(
+            joined >= 5,
+            "only {joined} exports read in three parts or more"
+        );
     }
 
     /// Hand-made from a committed node-trace export: one kernel near the
