@@ -8,9 +8,10 @@
 # Needs the inputs bench/compare.sh writes under
 # ${BENCH_DIR:-/tmp/nsight-digest-bench}: the 76 MB export, the SYNTHETIC
 # 1 GB export and the folder of 8 profiles. Prints, per build: best and
-# median wall time at both sizes, the scaling ratio, peak RSS, page faults
-# and system time at 1 GB; then the folder speed-up, 2 threads vs 1, over
-# 3N alternating runs of each.
+# median wall time at both sizes, the scaling ratio, peak RSS, page faults,
+# system time, CPU time and the core time left idle (2 × wall − CPU: how
+# much of the two cores' time neither used) at 1 GB; then the folder
+# speed-up, 2 threads vs 1, over 3N alternating runs of each.
 set -euo pipefail
 OLD=$1
 NEW=$2
@@ -46,10 +47,13 @@ for b in ("old", "new"):
     small, big = rows(f"{b}.small"), rows(f"{b}.big")
     s = [r[0] for r in small]; g = [r[0] for r in big]
     med = lambda col: statistics.median(r[col] for r in big)
+    cpu = statistics.median(r[2] + r[3] for r in big)
+    idle = statistics.median(2 * r[0] - r[2] - r[3] for r in big)
     one = [r[0] for r in rows(f"{b}.folder1")]; two = [r[0] for r in rows(f"{b}.folder2")]
     print(f"{b}: 76 MB best {min(s):.3f} s (median {statistics.median(s):.3f}) | "
           f"1 GB best {min(g):.3f} s (median {statistics.median(g):.3f}), "
-          f"{max(r[1] for r in big) / 1024:.0f} MB, {med(4):.0f} faults, sys {med(3):.2f} s | "
+          f"{max(r[1] for r in big) / 1024:.0f} MB, {med(4):.0f} faults, sys {med(3):.2f} s, "
+          f"CPU {cpu:.2f} s, idle {idle:.2f} s | "
           f"scaling {min(g) / min(s):.1f}× | folder 2 vs 1 thread: best {min(one) / min(two):.2f}×, "
           f"median {statistics.median(one) / statistics.median(two):.2f}×")
 PY
