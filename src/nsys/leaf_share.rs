@@ -147,23 +147,28 @@ mod tests {
     use super::{LeafShare, RUN_LEAVES};
     use std::sync::Arc;
 
-    /// Owner and helper on two threads take every run exactly once, and
-    /// the helper's parts come back in leaf order.
+    /// Owner and helper on two threads take every run exactly once; the
+    /// owner closes while the helper is still reading, and gets its last
+    /// part too, with the others, in leaf order.
     #[test]
     fn every_run_is_taken_once_and_parts_come_back_in_order() {
         let leaves = 50 * RUN_LEAVES + 7;
         let share = LeafShare::<(), Vec<usize>>::default();
         share.open(Arc::new(()), leaves);
-        let mine = std::thread::scope(|scope| {
-            scope.spawn(|| share.help(|_, run| (run.collect(), true)));
+        let slow_read = |_: &(), run: std::ops::Range<usize>| {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            (run.collect(), true)
+        };
+        let (mine, parts) = std::thread::scope(|scope| {
+            scope.spawn(|| share.help(slow_read));
             let mut mine = Vec::new();
             while let Some(run) = share.take_front() {
                 mine.extend(run);
-                std::thread::yield_now();
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            mine
+            (mine, share.close())
         });
-        let theirs: Vec<usize> = share.close().into_iter().flatten().collect();
+        let theirs: Vec<usize> = parts.into_iter().flatten().collect();
         let mut all = mine.clone();
         all.extend(&theirs);
         assert_eq!(
@@ -173,6 +178,29 @@ mod tests {
             mine.len(),
             theirs.len()
         );
+    }
+
+    /// The owner closes while the helper is inside its read: close waits
+    /// for that part.
+    #[test]
+    fn close_waits_for_the_run_the_helper_is_reading() {
+        let share = LeafShare::<(), usize>::default();
+        share.open(Arc::new(()), 2 * RUN_LEAVES);
+        let (reading, in_read) = std::sync::mpsc::channel();
+        let parts = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                share.help(|_, run| {
+                    reading.send(()).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    (run.start, true)
+                })
+            });
+            in_read.recv().unwrap();
+            assert_eq!(share.take_front(), Some(0..RUN_LEAVES));
+            assert_eq!(share.take_front(), None);
+            share.close()
+        });
+        assert_eq!(parts, vec![RUN_LEAVES]);
     }
 
     #[test]
