@@ -47,11 +47,18 @@ static LIVE_TEMP_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Ve
 struct TrackedTempDir(Option<tempfile::TempDir>);
 
 impl TrackedTempDir {
-    fn new(dir: tempfile::TempDir) -> TrackedTempDir {
-        if let Ok(mut live) = LIVE_TEMP_DIRS.lock() {
-            live.push(dir.path().to_path_buf());
-        }
-        TrackedTempDir(Some(dir))
+    /// Make the folder with `create` while holding the list's lock, so
+    /// that an interrupt between its making and its registering still
+    /// finds it: the handler waits for the lock.
+    fn create(
+        create: impl FnOnce() -> std::io::Result<tempfile::TempDir>,
+    ) -> std::io::Result<TrackedTempDir> {
+        let mut live = LIVE_TEMP_DIRS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = create()?;
+        live.push(dir.path().to_path_buf());
+        Ok(TrackedTempDir(Some(dir)))
     }
 
     fn path(&self) -> &Path {
@@ -168,11 +175,10 @@ fn temp_dir(path: &Path, opts: &InputOptions) -> Result<TrackedTempDir> {
         b.prefix("nsys-digest-");
         b
     };
-    match &opts.temp_dir {
+    TrackedTempDir::create(|| match &opts.temp_dir {
         Some(dir) => builder.tempdir_in(dir),
         None => builder.tempdir(),
-    }
-    .map(TrackedTempDir::new)
+    })
     .map_err(|e| DigestError::io(path, e))
 }
 
