@@ -28,8 +28,8 @@ struct State<P, S> {
     untaken: Range<usize>,
     helping: bool,
     closed: bool,
-    /// The helper's parts, by run.
-    parts: Vec<(usize, S)>,
+    /// The helper's parts, last run first: it takes them from the back.
+    parts: Vec<S>,
 }
 
 impl<P, S> Default for LeafShare<P, S> {
@@ -91,8 +91,8 @@ impl<P, S> LeafShare<P, S> {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         let mut parts = std::mem::take(&mut state.parts);
-        parts.sort_by_key(|&(run, _)| run);
-        parts.into_iter().map(|(_, part)| part).collect()
+        parts.reverse();
+        parts
     }
 
     /// As the helper, read runs from the back with `read` until the owner
@@ -100,7 +100,7 @@ impl<P, S> LeafShare<P, S> {
     /// offered the table, or has closed it.
     pub fn help(&self, mut read: impl FnMut(&P, Range<usize>) -> (S, bool)) {
         loop {
-            let (plan, run, leaves) = {
+            let (plan, leaves) = {
                 let mut state = self.lock();
                 if state.closed {
                     return;
@@ -112,11 +112,11 @@ impl<P, S> LeafShare<P, S> {
                     return;
                 };
                 state.helping = true;
-                (plan, run, state.leaf_range(run))
+                (plan, state.leaf_range(run))
             };
             let helping = Helping(self);
             let (part, go_on) = read(&plan, leaves);
-            helping.0.lock().parts.push((run, part));
+            helping.0.lock().parts.push(part);
             drop(helping);
             if !go_on {
                 return;
