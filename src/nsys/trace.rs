@@ -544,10 +544,12 @@ fn join_parts(
 }
 
 /// As the helper, read runs of the runtime table's leaves from the back
-/// until its reader has the rest.
-fn help_read_api_calls(share: &RuntimeShare) {
+/// until its reader has the rest; how many runs it read.
+fn help_read_api_calls(share: &RuntimeShare) -> usize {
     let mut reader = None;
+    let mut runs = 0;
     share.help(|plan, leaves| {
+        runs += 1;
         let reader = reader.get_or_insert_with(|| RunReader::new(plan));
         reader.restart();
         let mut builder = ApiCallBuilder::default();
@@ -557,6 +559,7 @@ fn help_read_api_calls(share: &RuntimeShare) {
         let part = read.map(|r| r.map(|()| (builder.finish(rows), reader.rowids())));
         (part, go_on)
     });
+    runs
 }
 
 /// How many rows `rows_query` expects (see `queries/*_rows.sql`); 0 when
@@ -1012,6 +1015,37 @@ mod tests {
             joined >= 5,
             "only {joined} exports read in three parts or more"
         );
+    }
+
+    /// On every real export: the runtime reader and a helper on another
+    /// thread, in runs of three leaves, read the table as one thread does.
+    #[test]
+    fn runtime_table_read_with_a_helper_equals_the_one_thread_read() {
+        let mut helped = 0;
+        for file in real_exports() {
+            let profile = open_profile(&file, &InputOptions::default()).unwrap();
+            let conn = open_readonly(&profile).unwrap();
+            let share = RuntimeShare::with_run_leaves(3);
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let shared = std::thread::scope(|scope| {
+                let helper = scope.spawn(|| {
+                    let mut runs = 0;
+                    // Until the owner offers the table, help finds nothing.
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        runs += help_read_api_calls(&share);
+                        std::thread::yield_now();
+                    }
+                    runs
+                });
+                let shared = pages_shared(&conn, &profile, 0, &share);
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                helped += usize::from(helper.join().unwrap() > 0);
+                shared
+            });
+            let alone = pages_alone::<ApiCallBuilder>(&conn, &profile, &queries::RUNTIME, 0);
+            assert_eq!(shared, alone, "{}", file.display());
+        }
+        assert!(helped >= 3, "the helper read runs of only {helped} exports");
     }
 
     /// Hand-made from a committed node-trace export: one kernel near the
