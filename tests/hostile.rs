@@ -171,6 +171,24 @@ fn missing_tables_and_columns() {
     }
 }
 
+/// Hand-made from a committed sample: a runtime table without `globalTid`
+/// cannot be read, and the digest says so instead of reporting no calls.
+#[test]
+fn an_unreadable_runtime_table_is_a_warning() {
+    let (_dir, p) = damaged("ALTER TABLE CUPTI_ACTIVITY_KIND_RUNTIME DROP COLUMN globalTid;");
+    let (code, _, err) = run("nsys-digest", &[&p.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("warning") && l.contains("lacks column(s) globalTid")),
+        "{err}"
+    );
+    let (_dir, p) = damaged("DROP TABLE CUPTI_ACTIVITY_KIND_RUNTIME;");
+    let (code, _, err) = run("nsys-digest", &[&p.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("lacks column"), "{err}");
+}
+
 /// Hand-made: 200 MB of zeros compress to 200 KB; the limit stops it.
 #[test]
 fn gzip_bomb_is_stopped_by_the_limit() {

@@ -226,6 +226,16 @@ fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
 /// Counts of suspicious rows; each kind is one warning line.
 fn data_warnings(trace: &Trace, launches: &LaunchIndex, backwards: usize) -> Vec<String> {
     let mut out = Vec::new();
+    // A table that is absent is an empty report; one that is present but
+    // cannot be read is not the same thing, and says so.
+    let runtime = "CUPTI_ACTIVITY_KIND_RUNTIME";
+    if trace.schema.has_table(runtime) && !trace.schema.supports(&queries::RUNTIME) {
+        let missing = trace.schema.missing_columns(&queries::RUNTIME, runtime);
+        out.push(format!(
+            "{runtime} lacks column(s) {}; no API calls were read, so the API and launch reports and the NVTX GPU projection are empty",
+            missing.join(", ")
+        ));
+    }
     if backwards > 0 {
         out.push(format!("{backwards} kernels end before they start; their durations are negative in every total"));
     }
