@@ -937,14 +937,20 @@ mod tests {
     use crate::input::{open_profile, InputOptions};
     use crate::nsys::real_exports;
 
+    /// A real export, opened, with a read-only connection to it.
+    fn opened(file: &Path) -> (OpenedProfile, Connection) {
+        let profile = open_profile(file, &InputOptions::default()).unwrap();
+        let conn = open_readonly(&profile).unwrap();
+        (profile, conn)
+    }
+
     /// NVTX rows from the pages equal `nvtx.sql`'s through SQLite, texts
     /// included, and the page reader takes every real export's NVTX table.
     #[test]
     fn nvtx_pages_and_sqlite_read_the_same_ranges_from_every_real_export() {
         let mut checked = 0;
         for file in real_exports() {
-            let profile = open_profile(&file, &InputOptions::default()).unwrap();
-            let conn = open_readonly(&profile).unwrap();
+            let (profile, conn) = opened(&file);
             let schema = Schema::read(&conn, &file).unwrap();
             if !schema.supports(&queries::NVTX) {
                 continue;
@@ -979,8 +985,7 @@ mod tests {
     fn runtime_parts_read_by_the_helper_join_into_the_whole_table() {
         let mut joined = 0;
         for file in real_exports() {
-            let profile = open_profile(&file, &InputOptions::default()).unwrap();
-            let conn = open_readonly(&profile).unwrap();
+            let (profile, conn) = opened(&file);
             let Ok(plan) = TablePlan::new(&conn, &profile.sqlite, queries::RUNTIME.sql, None)
             else {
                 continue;
@@ -1023,8 +1028,7 @@ mod tests {
     fn runtime_table_read_with_a_helper_equals_the_one_thread_read() {
         let mut helped = 0;
         for file in real_exports() {
-            let profile = open_profile(&file, &InputOptions::default()).unwrap();
-            let conn = open_readonly(&profile).unwrap();
+            let (profile, conn) = opened(&file);
             let share = RuntimeShare::with_run_leaves(3);
             let done = std::sync::atomic::AtomicBool::new(false);
             let shared = std::thread::scope(|scope| {
@@ -1113,8 +1117,7 @@ mod tests {
         let files = real_exports();
         assert!(files.len() >= 5, "the committed samples are missing");
         for file in files {
-            let profile = open_profile(&file, &InputOptions::default()).unwrap();
-            let conn = open_readonly(&profile).unwrap();
+            let (profile, conn) = opened(&file);
             let schema = Schema::read(&conn, &file).unwrap();
             let mut queries = vec![(queries::RUNTIME.sql, true)];
             if let Some(q) = kernel_decoder(&schema, &file).unwrap() {
