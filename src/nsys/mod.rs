@@ -226,7 +226,7 @@ fn indexed_reports(trace: &Trace, opts: &DigestOptions) -> IndexedReports {
 /// Counts of suspicious rows; each kind is one warning line.
 fn data_warnings(trace: &Trace, launches: &LaunchIndex, backwards: usize) -> Vec<String> {
     let mut out = Vec::new();
-    out.extend(unreadable_tables(&trace.schema));
+    out.extend(trace.unreadable_tables.iter().cloned());
     if backwards > 0 {
         out.push(format!("{backwards} kernels end before they start; their durations are negative in every total"));
     }
@@ -247,35 +247,6 @@ fn data_warnings(trace: &Trace, launches: &LaunchIndex, backwards: usize) -> Vec
             "{} API calls repeat a correlation id of their process; GPU work joins the first of them",
             launches.duplicate_calls
         ));
-    }
-    out
-}
-
-/// The tables read when present, whose absence is an empty report: one
-/// that is present but lacks a column the digest reads is not the same
-/// thing, and says so. (A kernel table that cannot be read is an error.)
-const READ_WHEN_PRESENT: [&queries::Query; 5] = [
-    &queries::STRINGS,
-    &queries::RUNTIME,
-    &queries::NVTX,
-    &queries::MEMCPY,
-    &queries::MEMSET,
-];
-
-fn unreadable_tables(schema: &schema::Schema) -> Vec<String> {
-    let mut out = Vec::new();
-    for query in READ_WHEN_PRESENT {
-        for &(table, _) in query.needs {
-            let missing = schema.missing_columns(query, table);
-            let line = format!(
-                "{table} lacks column(s) {}; it was not read, so the reports built on it are empty",
-                missing.join(", ")
-            );
-            // StringIds is needed by more than one query.
-            if schema.has_table(table) && !missing.is_empty() && !out.contains(&line) {
-                out.push(line);
-            }
-        }
     }
     out
 }

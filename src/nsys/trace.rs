@@ -11,7 +11,7 @@ use super::schema::Schema;
 use super::table_pages::{self, RunReader, TablePlan, Unsupported};
 use crate::error::{DigestError, Result};
 use crate::input::{open_readonly, OpenedProfile};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::path::Path;
@@ -163,6 +163,8 @@ pub struct Trace {
     pub graph_node_events: Vec<GraphNodeEvent>,
     /// `graphId` per kernel (schema 3.24+), when present.
     pub kernel_graph_ids: Option<Vec<Option<i64>>>,
+    /// One warning line per table that holds rows but could not be read.
+    pub unreadable_tables: Vec<String>,
 }
 
 impl Trace {
@@ -253,6 +255,7 @@ impl Trace {
             graph_executions: rest.graph_executions,
             graph_node_events: rest.graph_node_events,
             kernel_graph_ids: rest.kernel_graph_ids,
+            unreadable_tables: rest.unreadable_tables,
         })
     }
 
@@ -597,6 +600,54 @@ struct SmallTables {
     graph_executions: Vec<GraphExecution>,
     graph_node_events: Vec<GraphNodeEvent>,
     kernel_graph_ids: Option<Vec<Option<i64>>>,
+    unreadable_tables: Vec<String>,
+}
+
+/// The tables read when present, whose absence is an empty report: one
+/// that holds rows but lacks a column the digest reads is not the same
+/// thing, and says so. (A kernel table that cannot be read is an error.)
+const READ_WHEN_PRESENT: [&Query; 5] = [
+    &queries::STRINGS,
+    &queries::RUNTIME,
+    &queries::NVTX,
+    &queries::MEMCPY,
+    &queries::MEMSET,
+];
+
+/// A warning line per table of [`READ_WHEN_PRESENT`] that lacks a column
+/// and holds rows: an empty one loses nothing, and some exports carry
+/// empty tables in an older layout.
+fn unreadable_tables(conn: &Connection, schema: &Schema) -> Vec<String> {
+    let mut out = Vec::new();
+    for query in READ_WHEN_PRESENT {
+        for &(table, _) in query.needs {
+            let missing = schema.missing_columns(query, table);
+            if !schema.has_table(table) || missing.is_empty() || !has_rows(conn, table) {
+                continue;
+            }
+            let line = format!(
+                "{table} lacks column(s) {}; it was not read, so the reports built on it are empty",
+                missing.join(", ")
+            );
+            // StringIds is needed by more than one query.
+            if !out.contains(&line) {
+                out.push(line);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `table` holds a row; a table that cannot be scanned is taken to
+/// hold some, so that it is still named.
+fn has_rows(conn: &Connection, table: &str) -> bool {
+    conn.query_row(
+        &format!("SELECT 1 FROM \"{table}\" LIMIT 1"),
+        [],
+        |_| Ok(()),
+    )
+    .optional()
+    .map_or(true, |row| row.is_some())
 }
 
 fn load_small_tables(
@@ -693,6 +744,7 @@ fn load_small_tables(
         None
     };
     Ok(SmallTables {
+        unreadable_tables: unreadable_tables(conn, schema),
         strings,
         mangled_names,
         nvtx,
