@@ -329,33 +329,57 @@ impl ApiCalls {
         &self.threads
     }
 
-    /// Append the rows that follow these in the table, read on their own:
-    /// the result equals one read of both. Thread slots are numbered by
-    /// first appearance, so `later`'s new threads come after these, in its
-    /// order; its long durations come after these too.
-    pub fn join(&mut self, later: ApiCalls) -> rusqlite::Result<()> {
+    /// Start appending the rows that follow these in the table, read on
+    /// their own in parts; see [`ApiCallJoin`].
+    pub fn joiner(self) -> rusqlite::Result<ApiCallJoin> {
         let mut threads = KeySlots::default();
         for &tid in &self.threads {
             threads.slot(tid)?;
         }
+        Ok(ApiCallJoin {
+            calls: self,
+            threads,
+        })
+    }
+}
+
+/// [`ApiCalls`] with later parts of the table appended, so that the result
+/// equals one read of them all. Thread slots are numbered by first
+/// appearance, so a part's new threads come after those before it, in its
+/// order; its long durations come after theirs too.
+#[derive(Debug)]
+pub struct ApiCallJoin {
+    calls: ApiCalls,
+    threads: KeySlots<i64>,
+}
+
+impl ApiCallJoin {
+    pub fn push(&mut self, later: ApiCalls) -> rusqlite::Result<()> {
         let slots = later
             .threads
             .iter()
-            .map(|&tid| threads.slot(tid))
+            .map(|&tid| self.threads.slot(tid))
             .collect::<rusqlite::Result<Vec<u32>>>()?;
-        let shift = self.durations.long.len();
+        let durations = &mut self.calls.durations;
+        let shift = durations.long.len();
         for &ns in &later.durations.long {
-            self.durations.push_long(ns)?;
+            durations.push_long(ns)?;
         }
-        self.rows.extend(later.rows.into_iter().map(|mut c| {
+        self.calls.rows.extend(later.rows.into_iter().map(|mut c| {
             c.thread = slots[c.thread as usize];
             if c.duration >= LONG_DURATION {
                 c.duration += shift as u32;
             }
             c
         }));
-        self.threads = threads.keys;
         Ok(())
+    }
+
+    pub fn finish(self) -> ApiCalls {
+        ApiCalls {
+            threads: self.threads.keys,
+            ..self.calls
+        }
     }
 }
 
@@ -440,9 +464,11 @@ mod tests {
         assert_eq!(table.threads.len(), 3);
         assert_eq!((table[3].correlation(), table[3].name()), (-1, -1));
         for cut in 0..=rows.len() {
-            let mut joined = calls(&rows[..cut]);
-            joined.join(calls(&rows[cut..])).unwrap();
-            assert_eq!(joined, table, "cut at {cut}");
+            let mut joined = calls(&rows[..cut]).joiner().unwrap();
+            for part in rows[cut..].chunks(2) {
+                joined.push(calls(part)).unwrap();
+            }
+            assert_eq!(joined.finish(), table, "cut at {cut}");
         }
     }
 

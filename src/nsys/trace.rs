@@ -523,10 +523,17 @@ fn pages_shared(
 /// The helper's parts after the owner's rows, in leaf order; `None` when a
 /// part was declined or the rowids do not rise across the parts.
 fn join_parts(
-    mut calls: ApiCalls,
+    calls: ApiCalls,
     rowids: Option<(i64, i64)>,
     parts: Vec<HelperPart>,
 ) -> Option<rusqlite::Result<ApiCalls>> {
+    if parts.is_empty() {
+        return Some(Ok(calls));
+    }
+    let mut calls = match calls.joiner() {
+        Ok(joiner) => joiner,
+        Err(e) => return Some(Err(e)),
+    };
     let mut last = rowids.map(|(_, last)| last);
     for part in parts {
         let (part, rowids) = match part.ok()? {
@@ -539,11 +546,11 @@ fn join_parts(
             }
             last = Some(end);
         }
-        if let Err(e) = calls.join(part) {
+        if let Err(e) = calls.push(part) {
             return Some(Err(e));
         }
     }
-    Some(Ok(calls))
+    Some(Ok(calls.finish()))
 }
 
 /// As the helper, read runs of the runtime table's leaves from the back
