@@ -107,14 +107,7 @@ fn every_thirdparty_export_digests_or_fails_clearly() {
 #[test]
 fn tables_lacking_a_column_are_warned_of_when_they_hold_rows() {
     use nsight_digest::input::{open_profile, open_readonly, InputOptions};
-    use nsight_digest::nsys::{queries, schema::Schema};
-    let read_when_present = [
-        &queries::STRINGS,
-        &queries::RUNTIME,
-        &queries::NVTX,
-        &queries::MEMCPY,
-        &queries::MEMSET,
-    ];
+    use nsight_digest::nsys::{schema::Schema, trace::READ_WHEN_PRESENT};
     let (mut warned, mut empty) = (0, 0);
     for file in thirdparty_exports() {
         let Ok(d) = digest(&file, &DigestOptions::default()) else {
@@ -123,7 +116,7 @@ fn tables_lacking_a_column_are_warned_of_when_they_hold_rows() {
         let profile = open_profile(&file, &InputOptions::default()).unwrap();
         let conn = open_readonly(&profile).unwrap();
         let schema = Schema::read(&conn, &file).unwrap();
-        for query in read_when_present {
+        for query in READ_WHEN_PRESENT {
             for &(table, _) in query.needs {
                 if !schema.has_table(table) || schema.missing_columns(query, table).is_empty() {
                     continue;

@@ -613,7 +613,7 @@ struct SmallTables {
 /// The tables read when present, whose absence is an empty report: one
 /// that holds rows but lacks a column the digest reads is not the same
 /// thing, and says so. (A kernel table that cannot be read is an error.)
-const READ_WHEN_PRESENT: [&Query; 5] = [
+pub const READ_WHEN_PRESENT: [&Query; 5] = [
     &queries::STRINGS,
     &queries::RUNTIME,
     &queries::NVTX,
