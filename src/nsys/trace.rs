@@ -527,9 +527,6 @@ fn join_parts(
     rowids: Option<(i64, i64)>,
     parts: Vec<HelperPart>,
 ) -> Option<rusqlite::Result<ApiCalls>> {
-    if parts.is_empty() {
-        return Some(Ok(calls));
-    }
     let mut calls = match calls.joiner() {
         Ok(joiner) => joiner,
         Err(e) => return Some(Err(e)),
