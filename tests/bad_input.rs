@@ -8,17 +8,7 @@ use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
 fn run_on(path: &Path) -> (i32, String, String) {
-    let out = Command::cargo_bin("nsys-digest")
-        .unwrap()
-        .arg(path)
-        .timeout(std::time::Duration::from_secs(60))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run("nsys-digest", &[path.to_str().unwrap()])
 }
 
 /// Exit 2, one stderr line that names the file and says `expect`.

@@ -2,21 +2,7 @@
 //! Expected numbers come from the ground truth nsys printed for the samples.
 
 use crate::common::*;
-use assert_cmd::Command;
 use std::collections::HashMap;
-
-fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin(bin)
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn arg(p: &std::path::Path) -> String {
     p.display().to_string()

@@ -1,20 +1,6 @@
 //! The binary as a user runs it: default digest, each report and format.
 
 use crate::common::*;
-use assert_cmd::Command;
-
-fn nsys_digest(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("nsys-digest")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn sample_arg(name: &str) -> String {
     sample(name).display().to_string()
@@ -22,7 +8,7 @@ fn sample_arg(name: &str) -> String {
 
 #[test]
 fn default_digest_shows_facts_and_top_tables() {
-    let (code, out, err) = nsys_digest(&[&sample_arg("h200_llama8_eager_1step")]);
+    let (code, out, err) = run("nsys-digest", &[&sample_arg("h200_llama8_eager_1step")]);
     assert_eq!(code, 0, "{err}");
     for needle in [
         "NVIDIA H200",
@@ -49,13 +35,16 @@ fn csv_headers_follow_the_documented_columns() {
         ("nvtx", "range,style,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,proj_total_ns,gpu_ops"),
     ];
     for (report, header) in cases {
-        let (code, out, err) = nsys_digest(&[
-            &sample_arg("h200_llama8_eager_1step"),
-            "--report",
-            report,
-            "--format",
-            "csv",
-        ]);
+        let (code, out, err) = run(
+            "nsys-digest",
+            &[
+                &sample_arg("h200_llama8_eager_1step"),
+                "--report",
+                report,
+                "--format",
+                "csv",
+            ],
+        );
         assert_eq!(code, 0, "{err}");
         assert_eq!(out.lines().next(), Some(header), "{report}");
     }
@@ -64,13 +53,16 @@ fn csv_headers_follow_the_documented_columns() {
 #[test]
 fn csv_kernel_rows_equal_ground_truth() {
     let sample = "h200_llama8_graphs_node_1step";
-    let (_, out, _) = nsys_digest(&[
-        &sample_arg(sample),
-        "--report",
-        "kernels",
-        "--format",
-        "csv",
-    ]);
+    let (_, out, _) = run(
+        "nsys-digest",
+        &[
+            &sample_arg(sample),
+            "--report",
+            "kernels",
+            "--format",
+            "csv",
+        ],
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("k.csv");
     std::fs::write(&p, out).unwrap();
@@ -87,15 +79,20 @@ fn csv_kernel_rows_equal_ground_truth() {
 
 #[test]
 fn csv_without_report_is_an_error() {
-    let (code, _, err) = nsys_digest(&[&sample_arg("h200_llama8_eager_1step"), "--format", "csv"]);
+    let (code, _, err) = run(
+        "nsys-digest",
+        &[&sample_arg("h200_llama8_eager_1step"), "--format", "csv"],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("--report"));
 }
 
 #[test]
 fn json_holds_every_section() {
-    let (code, out, err) =
-        nsys_digest(&[&sample_arg("h200_llama8_eager_1step"), "--format", "json"]);
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[&sample_arg("h200_llama8_eager_1step"), "--format", "json"],
+    );
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     for key in [
@@ -114,11 +111,14 @@ fn json_holds_every_section() {
 
 #[test]
 fn markdown_puts_names_in_code_spans_and_right_aligns_numbers() {
-    let (code, out, _) = nsys_digest(&[
-        &sample_arg("h200_llama8_eager_1step"),
-        "--format",
-        "markdown",
-    ]);
+    let (code, out, _) = run(
+        "nsys-digest",
+        &[
+            &sample_arg("h200_llama8_eager_1step"),
+            "--format",
+            "markdown",
+        ],
+    );
     assert_eq!(code, 0);
     assert!(out.contains("---:"));
     assert!(
@@ -142,11 +142,14 @@ fn every_report_runs_alone() {
         "layers",
         "hotspots",
     ] {
-        let (code, out, err) = nsys_digest(&[
-            &sample_arg("h200_llama8_graphs_node_1step"),
-            "--report",
-            report,
-        ]);
+        let (code, out, err) = run(
+            "nsys-digest",
+            &[
+                &sample_arg("h200_llama8_graphs_node_1step"),
+                "--report",
+                report,
+            ],
+        );
         assert_eq!(code, 0, "{report}: {err}");
         assert!(!out.contains("(no data)"), "{report}");
     }
@@ -154,13 +157,16 @@ fn every_report_runs_alone() {
 
 #[test]
 fn a_folder_digests_every_profile_inside() {
-    let (code, out, err) = nsys_digest(&[
-        &repo().join("samples").display().to_string(),
-        "--report",
-        "kernels",
-        "--format",
-        "json",
-    ]);
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            &repo().join("samples").display().to_string(),
+            "--report",
+            "kernels",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), SAMPLES.len());
@@ -180,7 +186,7 @@ fn a_folder_run_follows_links_to_profiles_but_not_to_folders() {
     }
     std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
     let folder = dir.path().display().to_string();
-    let (code, out, err) = nsys_digest(&[&folder, "--format", "json"]);
+    let (code, out, err) = run("nsys-digest", &[&folder, "--format", "json"]);
     assert_eq!(code, 0, "{err}");
     let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 2, "{out}");
@@ -189,7 +195,10 @@ fn a_folder_run_follows_links_to_profiles_but_not_to_folders() {
 #[test]
 fn a_folder_run_lists_profiles_by_name_though_it_digests_the_largest_first() {
     let dir = repo().join("samples");
-    let (code, out, err) = nsys_digest(&[&dir.display().to_string(), "--format", "json"]);
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[&dir.display().to_string(), "--format", "json"],
+    );
     assert_eq!(code, 0, "{err}");
     let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
     let files: Vec<&str> = rows
@@ -212,11 +221,14 @@ fn a_folder_run_lists_profiles_by_name_though_it_digests_the_largest_first() {
 
 #[test]
 fn default_digest_of_a_graph_profile_answers_the_llm_questions() {
-    let (code, out, err) = nsys_digest(&[
-        &sample_arg("h200_llama8_graphs_node_1step"),
-        "--format",
-        "markdown",
-    ]);
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            &sample_arg("h200_llama8_graphs_node_1step"),
+            "--format",
+            "markdown",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     for needle in [
         "CUDA graphs: trace mode node",
@@ -231,12 +243,15 @@ fn default_digest_of_a_graph_profile_answers_the_llm_questions() {
 
 #[test]
 fn json_holds_the_llm_sections() {
-    let (code, out, err) = nsys_digest(&[
-        &sample_arg("h200_llama8_graphs_node_1step"),
-        "--format",
-        "json",
-        "--by-phase",
-    ]);
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            &sample_arg("h200_llama8_graphs_node_1step"),
+            "--format",
+            "json",
+            "--by-phase",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["graphs"]["trace_mode"], "node");
@@ -256,8 +271,10 @@ fn json_holds_the_llm_sections() {
 #[test]
 fn bad_user_patterns_are_one_line_errors() {
     for args in [["--step-regex", "("], ["--category", "x=("]] {
-        let (code, _, err) =
-            nsys_digest(&[&sample_arg("h200_llama8_eager_1step"), args[0], args[1]]);
+        let (code, _, err) = run(
+            "nsys-digest",
+            &[&sample_arg("h200_llama8_eager_1step"), args[0], args[1]],
+        );
         assert_eq!(code, 2, "{args:?}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
@@ -265,11 +282,14 @@ fn bad_user_patterns_are_one_line_errors() {
 
 #[test]
 fn per_file_prints_every_full_digest() {
-    let (code, out, err) = nsys_digest(&[
-        &repo().join("samples").display().to_string(),
-        "--per-file",
-        "--quiet",
-    ]);
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            &repo().join("samples").display().to_string(),
+            "--per-file",
+            "--quiet",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out.matches("GPU kernels (as cuda_gpu_kern_sum)").count(),
@@ -300,15 +320,18 @@ fn short_and_mangled_names_follow_their_columns() {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        let (code, out, err) = nsys_digest(&[
-            &db.display().to_string(),
-            "--report",
-            "kernels",
-            "--format",
-            "json",
-            "--names",
-            style,
-        ]);
+        let (code, out, err) = run(
+            "nsys-digest",
+            &[
+                &db.display().to_string(),
+                "--report",
+                "kernels",
+                "--format",
+                "json",
+                "--names",
+                style,
+            ],
+        );
         assert_eq!(code, 0, "{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let got: std::collections::HashMap<String, i64> = v["kernels"]

@@ -4,24 +4,9 @@
 //! never a panic, never a hang, never a change to the input.
 
 use crate::common::*;
-use assert_cmd::Command;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin(bin)
-        .unwrap()
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Exit 0 with output, or exit 2 with one line naming the file; no panic;
 /// input unchanged.

@@ -3,7 +3,6 @@
 //! CSV reading, commas stripped), never typed in.
 
 use crate::common::*;
-use assert_cmd::Command;
 use nsight_digest::categories::Categories;
 use nsight_digest::ncu::{digest, NameFilter, NcuDigest, NcuOptions};
 use std::collections::{BTreeSet, HashMap};
@@ -369,38 +368,28 @@ fn old_2020_csv_equals_its_2022_reexport() {
     assert!(a.launches.iter().all(|l| l.dram_bytes.is_some()));
 }
 
-fn ncu_digest(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("ncu-digest")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn csv_output_has_the_documented_columns() {
     let f = ncu_sample("h200_llama4L_memmetrics_525kernels.raw_baseunits")
         .display()
         .to_string();
-    let (code, out, err) = ncu_digest(&[&f, "--format", "csv"]);
+    let (code, out, err) = run("ncu-digest", &[&f, "--format", "csv"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out.lines().next(),
         Some("kernel,launches,duration_ns,dram_read_bytes,dram_write_bytes,dram_bandwidth_bytes_per_s,dram_peak_pct,sm_peak_pct,ld_efficiency_pct,st_efficiency_pct,bound")
     );
-    let (_, out, _) = ncu_digest(&[&f, "--format", "csv", "--per-launch"]);
+    let (_, out, _) = run("ncu-digest", &[&f, "--format", "csv", "--per-launch"]);
     assert!(out
         .lines()
         .next()
         .unwrap()
         .starts_with("id,kernel,duration_ns,"));
     assert_eq!(out.lines().count(), 1 + 525);
-    let (_, out, _) = ncu_digest(&[&f, "--format", "json", "--group", "kernel+nvtx"]);
+    let (_, out, _) = run(
+        "ncu-digest",
+        &[&f, "--format", "json", "--group", "kernel+nvtx"],
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["kernels"][0]["nvtx"].is_string() && v["kernels"][0]["kernel"].is_string());
     assert!(v["rule"].as_str().unwrap().contains("latency"));
@@ -411,16 +400,19 @@ fn peak_override_and_nvtx_filter() {
     let f = ncu_sample("h200_llama2L_fullset_40kernels.details")
         .display()
         .to_string();
-    let (code, out, err) = ncu_digest(&[
-        &f,
-        "--format",
-        "json",
-        "--per-launch",
-        "--peak-bandwidth",
-        "4.8TB/s",
-        "--nvtx",
-        "self_attn",
-    ]);
+    let (code, out, err) = run(
+        "ncu-digest",
+        &[
+            &f,
+            "--format",
+            "json",
+            "--per-launch",
+            "--peak-bandwidth",
+            "4.8TB/s",
+            "--nvtx",
+            "self_attn",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let launches = v["launches"].as_array().unwrap();
@@ -449,14 +441,14 @@ fn bad_csv_inputs_are_one_line_errors() {
     for (name, bytes, expect) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, &bytes).unwrap();
-        let (code, _, err) = ncu_digest(&[&p.display().to_string()]);
+        let (code, _, err) = run("ncu-digest", &[&p.display().to_string()]);
         assert_eq!(code, 2, "{name}: {err}");
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
         assert!(err.contains(name) && err.contains(expect), "{name}: {err}");
         assert!(!err.contains("panicked"));
         assert_eq!(std::fs::read(&p).unwrap(), bytes, "{name} untouched");
     }
-    let (code, _, err) = ncu_digest(&["/nonexistent/profile.csv"]);
+    let (code, _, err) = run("ncu-digest", &["/nonexistent/profile.csv"]);
     assert_eq!(code, 2);
     assert!(err.contains("no such file"), "{err}");
 }

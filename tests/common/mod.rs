@@ -13,6 +13,22 @@ pub const SAMPLES: &[&str] = &[
     "h200_llama8_graphs_node_3steps",
 ];
 
+/// Runs one of the binaries to its end: exit code, stdout and stderr. Two
+/// minutes at most, so that a hang fails the test instead of stalling it.
+pub fn run(bin: &str, args: &[&str]) -> (i32, String, String) {
+    let out = assert_cmd::Command::cargo_bin(bin)
+        .unwrap()
+        .args(args)
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
