@@ -67,13 +67,17 @@ pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
             time,
         })
         .collect();
-    rows.sort_by(|a, b| {
-        b.time
-            .total_ns
-            .cmp(&a.time.total_ns)
-            .then_with(|| a.name.cmp(&b.name))
-    });
+    largest_first(&mut rows, |r| (r.time.total_ns, &r.name));
     rows
+}
+
+/// Rows by total time, largest first, ties by name, so that output is
+/// stable from run to run.
+fn largest_first<T>(rows: &mut [T], key: impl Fn(&T) -> (i64, &String)) {
+    rows.sort_by(|a, b| {
+        let (a, b) = (key(a), key(b));
+        b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
+    });
 }
 
 /// Stats of each group of durations, with the group's share of all of them,
@@ -154,12 +158,7 @@ pub fn nvtx_summary(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex) ->
             gpu: Some(proj),
         });
     }
-    rows.sort_by(|a, b| {
-        b.time
-            .total_ns
-            .cmp(&a.time.total_ns)
-            .then_with(|| a.range.cmp(&b.range))
-    });
+    largest_first(&mut rows, |r| (r.time.total_ns, &r.range));
     rows
 }
 
@@ -872,12 +871,7 @@ pub fn api_summary(trace: &Trace) -> Vec<ApiSummary> {
             time,
         })
         .collect();
-    rows.sort_by(|a, b| {
-        b.time
-            .total_ns
-            .cmp(&a.time.total_ns)
-            .then_with(|| a.name.cmp(&b.name))
-    });
+    largest_first(&mut rows, |r| (r.time.total_ns, &r.name));
     rows
 }
 
