@@ -40,6 +40,17 @@ def measure(digest, rounds, paths):
     return walls, cpus
 
 
+def back_to_back(digest, rounds, small, big, copies):
+    """Per round, one run of `big` and the mean of `copies` runs of `small`
+    back to back: both sides then last about as long and meet the same
+    minutes, where a single short run is more often wholly lucky."""
+    bigs, smalls = [], []
+    for _ in range(rounds):
+        bigs.append(timed_wall([digest, big]))
+        smalls.append(sum(timed_wall([digest, small]) for _ in range(copies)) / copies)
+    return bigs, smalls
+
+
 def main():
     digest, rounds = sys.argv[1], int(sys.argv[2])
     sizes = [(path, int(copies)) for path, copies in (a.rsplit(":", 1) for a in sys.argv[3:])]
