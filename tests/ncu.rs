@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use nsight_digest::categories::Categories;
-use nsight_digest::ncu::{digest, NameFilter, NcuDigest, NcuOptions};
+use nsight_digest::ncu::{digest, Group, NameFilter, NcuDigest, NcuOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -427,6 +427,11 @@ fn peak_override_and_nvtx_filter() {
     }
 }
 
+fn cut_in_half(name: &str) -> Vec<u8> {
+    let bytes = std::fs::read(ncu_sample(name)).unwrap();
+    bytes[..bytes.len() / 2].to_vec()
+}
+
 /// Hand-made broken inputs: no real file shows these cases.
 #[test]
 fn bad_csv_inputs_are_one_line_errors() {
@@ -437,6 +442,8 @@ fn bad_csv_inputs_are_one_line_errors() {
         ("header.csv", b"\"ID\",\"Kernel Name\",\"Metric Name\",\"Metric Unit\",\"Metric Value\"\n".to_vec(), "no launch rows"),
         ("quotes.csv", b"\"ID\",\"Kernel Name\",\"Metric Name\",\"Metric Value\"\n\"0\",\"k,\"Duration\",\"1\n".to_vec(), "no launch rows"),
         ("corrupt.csv.gz", vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7], "gzip"),
+        // A real export cut in half: the error comes after thousands of rows.
+        ("cut.csv.gz", cut_in_half("h200_llama4L_memmetrics_525kernels.details"), "gzip"),
     ];
     for (name, bytes, expect) in cases {
         let p = dir.path().join(name);
@@ -564,4 +571,60 @@ fn streamed_aggregates_equal_the_launch_rows() {
         assert!(without.launches.is_empty());
         assert_eq!(without.kernels.len(), d.kernels.len());
     }
+}
+
+/// Split into records on a second thread (the path of files from 16 MB on),
+/// every real export digests the same as in one thread, per kernel and per
+/// range, launch by launch.
+#[test]
+fn splitting_on_a_second_thread_reads_the_same() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("samples/ncu"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.extend(shared_ncu_files());
+    let mut read = 0;
+    for path in &files {
+        for group in [Group::Kernel, Group::Nvtx] {
+            let one = NcuOptions {
+                group,
+                ..NcuOptions::default()
+            };
+            let mut two = one.clone();
+            two.read.split_apart_from_bytes = 0;
+            let (a, b) = (digest(path, &one), digest(path, &two));
+            match (a, b) {
+                (Ok(a), Ok(b)) => {
+                    let json = |d: &NcuDigest| serde_json::to_string(d).unwrap();
+                    assert_eq!(json(&a), json(&b), "{}", path.display());
+                    read += 1;
+                }
+                (a, b) => assert_eq!(
+                    a.err().map(|e| e.to_string()),
+                    b.err().map(|e| e.to_string()),
+                    "{}",
+                    path.display()
+                ),
+            }
+        }
+    }
+    assert!(read >= 14, "only {read} digests compared");
+}
+
+/// The error of a real export cut in half, met after thousands of rows,
+/// comes through from the splitting thread.
+#[test]
+fn a_cut_export_split_on_a_second_thread_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cut.csv.gz");
+    std::fs::write(
+        &p,
+        cut_in_half("h200_llama4L_memmetrics_525kernels.details"),
+    )
+    .unwrap();
+    let mut opts = NcuOptions::default();
+    opts.read.split_apart_from_bytes = 0;
+    let err = digest(&p, &opts).unwrap_err().to_string();
+    assert!(err.contains("gzip") && err.contains("cut.csv.gz"), "{err}");
 }

@@ -163,6 +163,7 @@ fn options(args: &Args, keep_launches: bool) -> Result<NcuOptions> {
                 DecimalStyle::Auto
             },
             max_decompressed_bytes: args.max_decompressed_mb.saturating_mul(1 << 20),
+            ..ReadOptions::default()
         },
         peak: PeakOptions {
             bandwidth: args.peak_bandwidth.as_deref().map(parse_rate).transpose()?,
