@@ -220,10 +220,7 @@ fn cell(record: &csv::ByteRecord, i: Option<usize>) -> Cow<'_, str> {
 /// Read one ncu CSV file (plain or gzipped).
 pub fn read(path: &Path, opts: &ReadOptions) -> Result<NcuFile, DigestError> {
     let (reader, split_apart) = open(path, opts)?;
-    let mut launches = Vec::new();
-    let mut file = stream_from(reader, path, opts, split_apart, &mut |l| launches.push(l))?;
-    file.launches = launches;
-    Ok(file)
+    keep_all(reader, path, opts, split_apart)
 }
 
 /// Read ncu CSV text from any reader, keeping every launch; `path` only
@@ -233,8 +230,17 @@ pub fn read_from(
     path: &Path,
     opts: &ReadOptions,
 ) -> Result<NcuFile, DigestError> {
+    keep_all(reader, path, opts, false)
+}
+
+fn keep_all(
+    reader: Box<dyn BufRead + Send>,
+    path: &Path,
+    opts: &ReadOptions,
+    split_apart: bool,
+) -> Result<NcuFile, DigestError> {
     let mut launches = Vec::new();
-    let mut file = stream_from(reader, path, opts, false, &mut |l| launches.push(l))?;
+    let mut file = stream_from(reader, path, opts, split_apart, &mut |l| launches.push(l))?;
     file.launches = launches;
     Ok(file)
 }
@@ -554,9 +560,11 @@ fn read_details<R: Read>(
         let unit_text = cell(record, unit);
         let (factor, scaled) = match units.get(&*unit_text) {
             Some(&known) => known,
-            None => *units
-                .entry(unit_text.to_string())
-                .or_insert_with(|| unit_factor(&unit_text)),
+            None => {
+                let new = unit_factor(&unit_text);
+                units.insert(unit_text.into_owned(), new);
+                new
+            }
         };
         if let Some(v) = parse_number(&cell(record, value), opts.decimal) {
             auto_scaled |= scaled;
