@@ -432,7 +432,8 @@ fn cut_in_half(name: &str) -> Vec<u8> {
     bytes[..bytes.len() / 2].to_vec()
 }
 
-/// Hand-made broken inputs: no real file shows these cases.
+/// Broken inputs, hand-made or a real export cut short: no real file shows
+/// these cases.
 #[test]
 fn bad_csv_inputs_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
