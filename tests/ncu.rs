@@ -432,6 +432,21 @@ fn cut_in_half(name: &str) -> Vec<u8> {
     bytes[..bytes.len() / 2].to_vec()
 }
 
+/// A real export inflated and cut in the middle of a row, as an
+/// interrupted copy leaves it.
+fn cut_mid_row(name: &str) -> Vec<u8> {
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(ncu_sample(name)).unwrap())
+        .read_to_end(&mut text)
+        .unwrap();
+    let mut end = text.len() / 2;
+    while text[end - 1] == b'\n' || text[end - 1] == b'\r' {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
+}
+
 /// Broken inputs, hand-made or a real export cut short: no real file shows
 /// these cases.
 #[test]
@@ -445,6 +460,9 @@ fn bad_csv_inputs_are_one_line_errors() {
         ("corrupt.csv.gz", vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7], "gzip"),
         // A real export cut in half: the error comes after thousands of rows.
         ("cut.csv.gz", cut_in_half("h200_llama4L_memmetrics_525kernels.details"), "gzip"),
+        // The same, inflated: the last row's cells would read wrong.
+        ("cut.csv", cut_mid_row("h200_llama4L_memmetrics_525kernels.details"), "cut short"),
+        ("cut_raw.csv", cut_mid_row("h200_llama4L_memmetrics_525kernels.raw"), "cut short"),
     ];
     for (name, bytes, expect) in cases {
         let p = dir.path().join(name);
@@ -628,4 +646,15 @@ fn a_cut_export_split_on_a_second_thread_is_an_error() {
     opts.read.split_apart_from_bytes = 0;
     let err = digest(&p, &opts).unwrap_err().to_string();
     assert!(err.contains("gzip") && err.contains("cut.csv.gz"), "{err}");
+    let p = dir.path().join("cut.csv");
+    std::fs::write(
+        &p,
+        cut_mid_row("h200_llama4L_memmetrics_525kernels.details"),
+    )
+    .unwrap();
+    let err = digest(&p, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("cut short") && err.contains("cut.csv"),
+        "{err}"
+    );
 }

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Which ncu page the file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -97,6 +98,24 @@ impl<R: Read> Read for Limited<R> {
             return Err(std::io::Error::other("decompressed size limit exceeded"));
         }
         self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Passes the text through, remembering its last byte. Every ncu export
+/// ends its last row with a line break; text that ends without one was cut
+/// short, most often inside a cell, whose value would then read wrong.
+struct LastByte<'a, R> {
+    inner: R,
+    last: &'a AtomicU8,
+}
+
+impl<R: Read> Read for LastByte<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(&b) = buf[..n].last() {
+            self.last.store(b, Ordering::Relaxed);
+        }
         Ok(n)
     }
 }
@@ -265,10 +284,16 @@ fn stream_from(
     sink: &mut dyn FnMut(Launch),
 ) -> Result<NcuFile, DigestError> {
     let header = find_header(path, reader.as_mut(), opts.max_decompressed_bytes)?;
+    // A header with nothing after it is refused below for having no rows.
+    let last = AtomicU8::new(b'\n');
+    let rows = LastByte {
+        inner: reader,
+        last: &last,
+    };
     let mut csv = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
-        .from_reader(std::io::Cursor::new(header).chain(reader));
+        .from_reader(std::io::Cursor::new(header).chain(rows));
     let names: Vec<String> = csv
         .byte_headers()
         .map_err(|e| bad(path, format!("unreadable header: {e}")))?
@@ -281,7 +306,7 @@ fn stream_from(
         Page::Details => read_details(path, records, &columns, opts, sink),
         Page::Raw => read_raw(path, records, &columns, opts, sink),
     };
-    if split_apart {
+    let file = if split_apart {
         // Splitting the CSV into records is about half of the work: it runs
         // on a thread of its own while this one reads the cells.
         std::thread::scope(|scope| {
@@ -289,6 +314,13 @@ fn stream_from(
         })
     } else {
         read_page(&mut Records::Direct(csv, csv::ByteRecord::new()))
+    }?;
+    match last.load(Ordering::Relaxed) {
+        b'\n' | b'\r' => Ok(file),
+        _ => Err(bad(
+            path,
+            "the last row ends without a line break: the file was cut short",
+        )),
     }
 }
 
