@@ -31,15 +31,6 @@ fn assert_rejected(path: &Path, expect: &str) {
     }
 }
 
-fn inflate(name: &str) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(sample(name)).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
 #[test]
 fn empty_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,7 +53,7 @@ fn random_bytes() {
 
 #[test]
 fn truncated_sqlite_at_several_offsets() {
-    let full = inflate("h200_llama8_graphs_graphmode_1step");
+    let full = inflate(&sample("h200_llama8_graphs_graphmode_1step"));
     let dir = tempfile::tempdir().unwrap();
     for cut in [
         100,
@@ -182,7 +173,7 @@ fn works_in_a_read_only_folder_and_leaves_the_file_alone() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("profile.sqlite");
-    std::fs::write(&p, inflate("h200_llama8_graphs_node_1step")).unwrap();
+    std::fs::write(&p, inflate(&sample("h200_llama8_graphs_node_1step"))).unwrap();
     let before = std::fs::read(&p).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();

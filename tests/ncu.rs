@@ -435,10 +435,7 @@ fn cut_in_half(name: &str) -> Vec<u8> {
 /// A real export inflated and cut in the middle of a row, as an
 /// interrupted copy leaves it.
 fn cut_mid_row(name: &str) -> Vec<u8> {
-    let mut text = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(ncu_sample(name)).unwrap())
-        .read_to_end(&mut text)
-        .unwrap();
+    let mut text = inflate(&ncu_sample(name));
     let mut end = text.len() / 2;
     while text[end - 1] == b'\n' || text[end - 1] == b'\r' {
         end -= 1;
@@ -631,8 +628,9 @@ fn splitting_on_a_second_thread_reads_the_same() {
     assert!(read >= 14, "only {read} digests compared");
 }
 
-/// The error of a real export cut in half, met after thousands of rows,
-/// comes through from the splitting thread.
+/// The errors of a real export cut short, met after thousands of rows,
+/// come through from the splitting thread: the gzip stream's, and the
+/// inflated text's missing line break.
 #[test]
 fn a_cut_export_split_on_a_second_thread_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

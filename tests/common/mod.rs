@@ -37,6 +37,16 @@ pub fn sample(name: &str) -> PathBuf {
     repo().join("samples").join(format!("{name}.sqlite.gz"))
 }
 
+/// A gzipped file's text, inflated in memory.
+pub fn inflate(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
 /// `../shared` beside the checkout, when this machine has it.
 pub fn shared() -> Option<PathBuf> {
     let p = repo().join("..").join("shared");
