@@ -1,11 +1,12 @@
 //! Turns a path on the command line into an SQLite file that can be opened
 //! read-only: plain `.sqlite` is used in place, `.sqlite.gz` is inflated into
-//! a private temp folder, `.nsys-rep` is exported with `nsys` when present.
+//! a private temp folder, `.nsys-rep` is exported with `nsys` when present,
+//! and a pipe (`<(zcat …)`, `/dev/stdin`) is copied there, inflated if gzip.
 //! Temp folders are removed when the [`OpenedProfile`] is dropped.
 
 use crate::error::{DigestError, Result};
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -95,6 +96,9 @@ enum Sniffed {
     Sqlite,
     Gzip,
     NsysRep,
+    /// A pipe or other non-seekable file (`<(zcat …)`, `/dev/stdin`): its
+    /// bytes can be read once only, so sniffing must not consume them.
+    Stream,
     Other,
 }
 
@@ -104,6 +108,9 @@ fn sniff(path: &Path) -> Result<Sniffed> {
         return Err(DigestError::UnknownKind {
             path: path.to_path_buf(),
         });
+    }
+    if !meta.is_file() {
+        return Ok(Sniffed::Stream);
     }
     if meta.len() == 0 {
         return Err(DigestError::Empty {
@@ -161,6 +168,7 @@ pub fn open_profile(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
             _temp: None,
         }),
         Sniffed::Gzip => inflate(path, opts),
+        Sniffed::Stream => copy_stream(path, opts),
         Sniffed::NsysRep => export_nsys_rep(path, opts),
         Sniffed::Other => Err(DigestError::NotSqlite {
             path: path.to_path_buf(),
@@ -183,10 +191,49 @@ fn temp_dir(path: &Path, opts: &InputOptions) -> Result<TrackedTempDir> {
 }
 
 fn inflate(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
+    let input = File::open(path).map_err(|e| DigestError::io(path, e))?;
+    let decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, input));
+    copy_to_temp(path, opts, decoder, Unpack::Inflate)
+}
+
+/// A stream is copied to a temp file, inflated on the way if it is gzip,
+/// because SQLite needs a file it can seek in. The first bytes are peeked
+/// in the buffer, never read out of the stream.
+fn copy_stream(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
+    let input = File::open(path).map_err(|e| DigestError::io(path, e))?;
+    let mut buffered = BufReader::with_capacity(1 << 20, input);
+    let head = buffered.fill_buf().map_err(|e| DigestError::io(path, e))?;
+    if head.is_empty() {
+        return Err(DigestError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    if head.starts_with(&GZIP_MAGIC) {
+        let decoder = flate2::read::MultiGzDecoder::new(buffered);
+        copy_to_temp(path, opts, decoder, Unpack::Inflate)
+    } else {
+        copy_to_temp(path, opts, buffered, Unpack::AsIs)
+    }
+}
+
+/// Whether a copy into the temp folder inflates gzip, which decides how its
+/// errors read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unpack {
+    Inflate,
+    AsIs,
+}
+
+/// Copy `input` into a fresh temp folder, no larger than the inflate limit,
+/// and check that what arrived is an SQLite file.
+fn copy_to_temp(
+    path: &Path,
+    opts: &InputOptions,
+    mut input: impl Read,
+    unpack: Unpack,
+) -> Result<OpenedProfile> {
     let dir = temp_dir(path, opts)?;
     let target = dir.path().join("profile.sqlite");
-    let input = File::open(path).map_err(|e| DigestError::io(path, e))?;
-    let mut decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, input));
     let mut out = std::io::BufWriter::with_capacity(
         1 << 20,
         File::create(&target).map_err(|e| DigestError::io(path, e))?,
@@ -194,15 +241,16 @@ fn inflate(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
     let mut buf = vec![0u8; 1 << 20];
     let mut total: u64 = 0;
     loop {
-        let n = match decoder.read(&mut buf) {
+        let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) => {
+            Err(e) if unpack == Unpack::Inflate => {
                 return Err(DigestError::BadGzip {
                     path: path.to_path_buf(),
                     reason: e.to_string(),
                 })
             }
+            Err(e) => return Err(DigestError::io(path, e)),
         };
         total += n as u64;
         if total > opts.max_decompressed_bytes {
@@ -224,9 +272,13 @@ fn inflate(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
         other => other,
     })?;
     if inner != Sniffed::Sqlite {
+        let content = match unpack {
+            Unpack::Inflate => "the inflated content",
+            Unpack::AsIs => "the content",
+        };
         return Err(DigestError::NotSqlite {
             path: path.to_path_buf(),
-            reason: "the inflated content does not start with the SQLite header".into(),
+            reason: format!("{content} does not start with the SQLite header"),
         });
     }
     Ok(OpenedProfile {

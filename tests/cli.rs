@@ -348,3 +348,53 @@ fn short_and_mangled_names_follow_their_columns() {
         assert_eq!(got, want, "{style}");
     }
 }
+
+/// The binary's JSON for `path`, and for the same bytes read from a pipe
+/// (`/dev/stdin`, as `<(zcat …)` gives), with the file names left out.
+fn json_from_file_and_pipe(
+    bin: &str,
+    path: &std::path::Path,
+    bytes: Vec<u8>,
+    args: &[&str],
+) -> (serde_json::Value, serde_json::Value) {
+    let json = |out: &[u8]| {
+        let mut v: serde_json::Value = serde_json::from_slice(out).unwrap();
+        v["source"]["file"] = serde_json::Value::Null;
+        v
+    };
+    let from_file = assert_cmd::Command::cargo_bin(bin)
+        .unwrap()
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(from_file.status.success());
+    let from_pipe = assert_cmd::Command::cargo_bin(bin)
+        .unwrap()
+        .arg("/dev/stdin")
+        .args(args)
+        .write_stdin(bytes)
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&from_pipe.stderr);
+    assert!(from_pipe.status.success(), "{err}");
+    (json(&from_file.stdout), json(&from_pipe.stdout))
+}
+
+/// A pipe cannot be sniffed and read again, and SQLite cannot read it at
+/// all: it is copied aside, inflated if it is gzip, and digests the same.
+#[test]
+fn a_profile_read_from_a_pipe_digests_like_the_file() {
+    let path = sample("h200_llama8_graphs_node_1step");
+    let args = ["--format", "json"];
+    let gz = std::fs::read(&path).unwrap();
+    let (want, got) = json_from_file_and_pipe("nsys-digest", &path, gz, &args);
+    assert_eq!(got, want, "gzip through a pipe");
+    let (want, got) = json_from_file_and_pipe("nsys-digest", &path, inflate(&path), &args);
+    assert_eq!(got, want, "SQLite through a pipe");
+    let ncu = repo().join("samples/ncu/h200_llama4L_memmetrics_525kernels.details.csv.gz");
+    let (want, got) = json_from_file_and_pipe("ncu-digest", &ncu, inflate(&ncu), &args);
+    assert_eq!(got, want, "ncu CSV through a pipe");
+    assert_eq!(want["source"]["launches_read"], 525);
+}

@@ -122,32 +122,31 @@ impl<R: Read> Read for LastByte<'_, R> {
 
 /// The file's text, and whether it is large enough to split apart.
 fn open(path: &Path, opts: &ReadOptions) -> Result<(Box<dyn BufRead + Send>, bool), DigestError> {
-    let mut file = std::fs::File::open(path).map_err(|e| DigestError::io(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| DigestError::io(path, e))?;
     let meta = file.metadata().map_err(|e| DigestError::io(path, e))?;
     if meta.is_dir() {
         return Err(bad(path, "is a folder"));
     }
     let split_apart = meta.len() >= opts.split_apart_from_bytes;
-    let mut magic = [0u8; 2];
-    let n = file
-        .read(&mut magic)
-        .map_err(|e| DigestError::io(path, e))?;
-    if n == 0 {
+    // Peeking through the buffer keeps the magic bytes for whichever reader follows,
+    // so the file is opened once and need not be seekable.
+    let mut buffered = BufReader::with_capacity(1 << 20, file);
+    let head = buffered.fill_buf().map_err(|e| DigestError::io(path, e))?;
+    if head.is_empty() {
         return Err(DigestError::Empty {
             path: path.to_path_buf(),
         });
     }
-    let file = std::fs::File::open(path).map_err(|e| DigestError::io(path, e))?;
-    let reader: Box<dyn BufRead + Send> = if n == 2 && magic == [0x1f, 0x8b] {
+    let reader: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(BufReader::with_capacity(
             1 << 20,
             Limited {
-                inner: flate2::read::MultiGzDecoder::new(BufReader::new(file)),
+                inner: flate2::read::MultiGzDecoder::new(buffered),
                 left: opts.max_decompressed_bytes,
             },
         ))
     } else {
-        Box::new(BufReader::with_capacity(1 << 20, file))
+        Box::new(buffered)
     };
     Ok((reader, split_apart))
 }
