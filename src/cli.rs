@@ -67,6 +67,19 @@ pub fn exit_code(tool: &str, result: anyhow::Result<u8>) -> std::process::ExitCo
     }
 }
 
+/// Write the rendered output to stdout. A reader that stops early
+/// (`| head`) closes the pipe; that is not an error, so the rest is dropped
+/// instead of panicking as `print!` would.
+pub fn print_output(text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("writing to standard output"),
+    }
+}
+
 /// Print each failed file's error on its own line, naming the tool; the
 /// values of the others, and whether every one succeeded.
 pub fn report_errors<T>(tool: &str, results: Vec<anyhow::Result<T>>) -> (Vec<T>, bool) {

@@ -11,9 +11,12 @@ fn run_on(path: &Path) -> (i32, String, String) {
     run("nsys-digest", &[path.to_str().unwrap()])
 }
 
-/// Exit 2, one stderr line that names the file and says `expect`.
+/// Exit 2, one stderr line that names the file and says `expect`, and
+/// nothing on stdout, not even an empty JSON list.
 fn assert_rejected(path: &Path, expect: &str) {
     let before = std::fs::read(path).ok();
+    let (code, out, _) = run("nsys-digest", &[path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{}", path.display());
     let (code, _out, err) = run_on(path);
     assert_eq!(code, 2, "{}: stderr {err}", path.display());
     assert_eq!(err.lines().count(), 1, "one line: {err}");

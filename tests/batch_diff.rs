@@ -53,6 +53,14 @@ fn folder_with_a_truncated_profile() {
     let (code, out, _) = run("nsys-digest", &[&arg(dir.path())]);
     assert_eq!(code, 2);
     assert!(out.contains("5 profiles"), "{out}");
+    // A folder where nothing could be read prints no empty table.
+    let only_bad = tempfile::tempdir().unwrap();
+    for name in ["a.sqlite.gz", "b.sqlite.gz"] {
+        std::fs::copy(&bad, only_bad.path().join(name)).unwrap();
+    }
+    let (code, out, err) = run("nsys-digest", &[&arg(only_bad.path())]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
 }
 
 /// Median of the decode step ranges and decode GPU time per token, from

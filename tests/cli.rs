@@ -398,3 +398,36 @@ fn a_profile_read_from_a_pipe_digests_like_the_file() {
     assert_eq!(got, want, "ncu CSV through a pipe");
     assert_eq!(want["source"]["launches_read"], 525);
 }
+
+/// `| head` closes stdout while the digest is still being written; the
+/// rest is dropped, with exit 0 and no panic message.
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let nsys = sample("h200_llama8_eager_1step");
+    let ncu = repo().join("samples/ncu/h200_llama4L_memmetrics_525kernels.details.csv.gz");
+    let runs: [(&str, &std::path::Path, &[&str]); 2] = [
+        ("nsys-digest", &nsys, &["--format", "json"]),
+        ("ncu-digest", &ncu, &["--per-launch", "--format", "json"]),
+    ];
+    for (bin, path, args) in runs {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin(bin))
+            .arg(path)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 64];
+        stdout.read_exact(&mut first).unwrap();
+        // Both digests are several times the size of a pipe's buffer, so
+        // the writer is still writing when the pipe closes.
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{bin}: {:?} {err}", out.status);
+        assert!(err.is_empty(), "{bin}: {err}");
+    }
+}

@@ -464,8 +464,12 @@ fn bad_csv_inputs_are_one_line_errors() {
     for (name, bytes, expect) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, &bytes).unwrap();
-        let (code, _, err) = run("ncu-digest", &[&p.display().to_string()]);
+        let (code, out, err) = run(
+            "ncu-digest",
+            &[&p.display().to_string(), "--format", "json"],
+        );
         assert_eq!(code, 2, "{name}: {err}");
+        assert_eq!(out, "", "{name}: nothing on stdout");
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
         assert!(err.contains(name) && err.contains(expect), "{name}: {err}");
         assert!(!err.contains("panicked"));

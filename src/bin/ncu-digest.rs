@@ -6,7 +6,9 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NcuRow};
 use nsight_digest::categories::Categories;
-use nsight_digest::cli::{exit_code, expand_inputs, pair_by_name, report_errors, start_process};
+use nsight_digest::cli::{
+    exit_code, expand_inputs, pair_by_name, print_output, report_errors, start_process,
+};
 use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::PeakOptions;
@@ -218,7 +220,10 @@ fn run(cli: &Cli) -> Result<u8> {
         });
         bar.finish_and_clear();
         let (digests, ok) = report_errors("ncu-digest", results);
-        print!("{}", render_all(&digests, args, cli.per_launch));
+        if !ok && digests.is_empty() {
+            return Ok(2);
+        }
+        print_output(&render_all(&digests, args, cli.per_launch))?;
         return Ok(if ok { 0 } else { 2 });
     }
     // Several files: each worker keeps only the summary row.
@@ -229,11 +234,16 @@ fn run(cli: &Cli) -> Result<u8> {
     });
     bar.finish_and_clear();
     let (rows, ok) = report_errors("ncu-digest", results);
+    if !ok && rows.is_empty() {
+        return Ok(2);
+    }
     let table = batch::ncu_table(&rows);
-    print!(
-        "{}",
-        render::folder_summary("ncu-digest", &rows, table, args.format)
-    );
+    print_output(&render::folder_summary(
+        "ncu-digest",
+        &rows,
+        table,
+        args.format,
+    ))?;
     Ok(if ok { 0 } else { 2 })
 }
 
@@ -279,13 +289,13 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
         })
         .collect();
     let (reports, ok) = report_errors("ncu-digest", results);
+    if !ok && reports.is_empty() {
+        return Ok(2);
+    }
     if let (Some(path), Some(r)) = (&args.svg, reports.first()) {
         svg::write(path, &svg::diff_chart(r))?;
     }
-    print!(
-        "{}",
-        diff::render(&reports, args.format, args.svg.as_deref())
-    );
+    print_output(&diff::render(&reports, args.format, args.svg.as_deref()))?;
     let regressed = reports.iter().any(|r| r.regressions > 0);
     Ok(if !ok {
         2

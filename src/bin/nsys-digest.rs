@@ -5,7 +5,9 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NsysRow};
 use nsight_digest::categories::Categories;
-use nsight_digest::cli::{exit_code, expand_inputs, pair_by_name, report_errors, start_process};
+use nsight_digest::cli::{
+    exit_code, expand_inputs, pair_by_name, print_output, report_errors, start_process,
+};
 use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::export::{write_parquet, ExportTables};
 use nsight_digest::input::{is_nsys_candidate, InputOptions};
@@ -194,6 +196,9 @@ fn run(cli: &Cli) -> Result<u8> {
         };
         bar.finish_and_clear();
         let (digests, ok) = report_errors("nsys-digest", results);
+        if !ok && digests.is_empty() {
+            return Ok(2);
+        }
         if let Some(dir) = &cli.export_parquet {
             let mut tables = ExportTables::default();
             for d in &digests {
@@ -204,7 +209,7 @@ fn run(cli: &Cli) -> Result<u8> {
         if let (Some(path), Some(d)) = (&c.svg, digests.first()) {
             svg::write(path, &svg::layer_phase_chart(&d.llm.layers, &d.source.file))?;
         }
-        print!("{}", render_digests(&digests, cli));
+        print_output(&render_digests(&digests, cli))?;
         return Ok(if ok { 0 } else { 2 });
     }
     // Several profiles: each worker keeps only the summary row.
@@ -221,6 +226,9 @@ fn run(cli: &Cli) -> Result<u8> {
     });
     bar.finish_and_clear();
     let (pairs, ok) = report_errors("nsys-digest", results);
+    if !ok && pairs.is_empty() {
+        return Ok(2);
+    }
     let mut tables = ExportTables::default();
     let mut rows = Vec::new();
     for (row, t) in pairs {
@@ -233,10 +241,12 @@ fn run(cli: &Cli) -> Result<u8> {
         write_parquet(dir, &tables)?;
     }
     let table = batch::nsys_table(&rows);
-    print!(
-        "{}",
-        render::folder_summary("nsys-digest", &rows, table, c.format)
-    );
+    print_output(&render::folder_summary(
+        "nsys-digest",
+        &rows,
+        table,
+        c.format,
+    ))?;
     Ok(if ok { 0 } else { 2 })
 }
 
@@ -287,10 +297,13 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) ->
         })
         .collect();
     let (reports, ok) = report_errors("nsys-digest", results);
+    if !ok && reports.is_empty() {
+        return Ok(2);
+    }
     if let (Some(path), Some(r)) = (&c.svg, reports.first()) {
         svg::write(path, &svg::diff_chart(r))?;
     }
-    print!("{}", diff::render(&reports, c.format, c.svg.as_deref()));
+    print_output(&diff::render(&reports, c.format, c.svg.as_deref()))?;
     let regressed = reports.iter().any(|r| r.regressions > 0);
     Ok(if !ok {
         2
