@@ -187,7 +187,16 @@ fn temp_dir(path: &Path, opts: &InputOptions) -> Result<TrackedTempDir> {
         Some(dir) => builder.tempdir_in(dir),
         None => builder.tempdir(),
     })
-    .map_err(|e| DigestError::io(path, e))
+    .map_err(|e| {
+        // The input was found; it is the temp folder that failed, so say so
+        // rather than let "no such file" read as if the input were missing.
+        let folder = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let reason = format!("making a temp folder in {} failed: {e}", folder.display());
+        DigestError::Io {
+            path: path.to_path_buf(),
+            error: std::io::Error::new(e.kind(), reason),
+        }
+    })
 }
 
 fn inflate(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {

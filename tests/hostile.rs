@@ -358,6 +358,26 @@ fn full_disk_is_a_clear_error() {
     assert_eq!(leftovers, 0, "the partial copy is removed");
 }
 
+/// A `--temp-dir` that does not exist: the error is about that folder, not
+/// "no such file" against an input that is there.
+#[test]
+fn a_missing_temp_folder_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("not-made");
+    let input = sample("h200_llama8_eager_1step").display().to_string();
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[&input, "--temp-dir", &missing.display().to_string()],
+    );
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&input), "{err}");
+    assert!(
+        err.contains(&format!("making a temp folder in {}", missing.display())),
+        "{err}"
+    );
+}
+
 /// Ctrl-C while a large export is being inflated leaves no temp files.
 #[test]
 fn interrupt_removes_temp_files() {
