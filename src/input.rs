@@ -6,7 +6,7 @@
 
 use crate::error::{DigestError, Result};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -132,7 +132,9 @@ fn sniff(path: &Path) -> Result<Sniffed> {
     })
 }
 
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Fill `buf` as far as the reader goes: a pipe may hand over its first
+/// bytes in more than one read.
+pub(crate) fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..])? {
@@ -206,22 +208,29 @@ fn inflate(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
 }
 
 /// A stream is copied to a temp file, inflated on the way if it is gzip,
-/// because SQLite needs a file it can seek in. The first bytes are peeked
-/// in the buffer, never read out of the stream.
+/// because SQLite needs a file it can seek in. Its first bytes, once read,
+/// are put back in front of the rest; a stream that is neither gzip nor
+/// SQLite is refused before anything is copied (`/dev/zero` never ends).
 fn copy_stream(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
-    let input = File::open(path).map_err(|e| DigestError::io(path, e))?;
-    let mut buffered = BufReader::with_capacity(1 << 20, input);
-    let head = buffered.fill_buf().map_err(|e| DigestError::io(path, e))?;
+    let mut input = File::open(path).map_err(|e| DigestError::io(path, e))?;
+    let mut head = [0u8; 16];
+    let n = read_up_to(&mut input, &mut head).map_err(|e| DigestError::io(path, e))?;
+    let head = &head[..n];
+    let whole = head.chain(BufReader::with_capacity(1 << 20, input));
     if head.is_empty() {
-        return Err(DigestError::Empty {
+        Err(DigestError::Empty {
             path: path.to_path_buf(),
-        });
-    }
-    if head.starts_with(&GZIP_MAGIC) {
-        let decoder = flate2::read::MultiGzDecoder::new(buffered);
+        })
+    } else if head.starts_with(&GZIP_MAGIC) {
+        let decoder = flate2::read::MultiGzDecoder::new(BufReader::new(whole));
         copy_to_temp(path, opts, decoder, Unpack::Inflate)
+    } else if head == SQLITE_MAGIC {
+        copy_to_temp(path, opts, whole, Unpack::AsIs)
     } else {
-        copy_to_temp(path, opts, buffered, Unpack::AsIs)
+        Err(DigestError::NotSqlite {
+            path: path.to_path_buf(),
+            reason: "the stream does not start with the SQLite header".into(),
+        })
     }
 }
 

@@ -171,6 +171,22 @@ fn missing_path() {
     );
 }
 
+/// A stream that is neither gzip nor SQLite is refused from its first bytes,
+/// before any of it is copied: `/dev/zero` would otherwise fill the temp
+/// folder up to the inflate limit.
+#[test]
+fn an_endless_stream_that_is_no_profile_is_refused_at_once() {
+    let temp = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(
+        "nsys-digest",
+        &["/dev/zero", "--temp-dir", temp.path().to_str().unwrap()],
+    );
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/dev/zero: not an SQLite database"), "{err}");
+    assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0);
+}
+
 #[test]
 fn works_in_a_read_only_folder_and_leaves_the_file_alone() {
     use std::os::unix::fs::PermissionsExt;
