@@ -446,6 +446,13 @@ fn cut_mid_row(name: &str) -> Vec<u8> {
 
 /// Broken inputs, hand-made or a real export cut short: no real file shows
 /// these cases.
+/// A real export followed by more than the longest line the reader takes.
+fn endless_row(name: &str) -> Vec<u8> {
+    let mut text = inflate(&ncu_sample(name));
+    text.extend(std::iter::repeat_n(b'x', 17 << 20));
+    text
+}
+
 #[test]
 fn bad_csv_inputs_are_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -460,6 +467,9 @@ fn bad_csv_inputs_are_one_line_errors() {
         // The same, inflated: the last row's cells would read wrong.
         ("cut.csv", cut_mid_row("h200_llama4L_memmetrics_525kernels.details"), "cut short"),
         ("cut_raw.csv", cut_mid_row("h200_llama4L_memmetrics_525kernels.raw"), "cut short"),
+        // Hand-made: a real export whose rows run on into 17 MiB of bytes
+        // without a line break, as if binary data were appended.
+        ("endless.csv", endless_row("h200_llama4L_memmetrics_525kernels.details"), "runs past 16 MiB"),
     ];
     for (name, bytes, expect) in cases {
         let p = dir.path().join(name);
@@ -478,6 +488,11 @@ fn bad_csv_inputs_are_one_line_errors() {
     let (code, _, err) = run("ncu-digest", &["/nonexistent/profile.csv"]);
     assert_eq!(code, 2);
     assert!(err.contains("no such file"), "{err}");
+    // Never ends and never breaks a line: refused at the line limit, not
+    // read into memory for ever.
+    let (code, out, err) = run("ncu-digest", &["/dev/zero"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("/dev/zero: a line runs past"), "{err}");
 }
 
 /// A real export re-encoded with a BOM and CRLF line ends (as Windows tools

@@ -8,6 +8,7 @@
 use super::metric_names::{self, GPU_NAME};
 use super::units::{parse_number, to_base, DecimalStyle};
 use crate::error::DigestError;
+use crate::input::read_up_to;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -120,35 +121,71 @@ impl<R: Read> Read for LastByte<'_, R> {
     }
 }
 
+/// The longest line read. The widest real export line, a raw page row with
+/// every metric of `--set full`, is about 136 KB; text with no line break
+/// for this long is not an ncu CSV, and reading it as one line would hold
+/// all of it in memory (`/dev/zero` would never end).
+const MAX_LINE_BYTES: u64 = 16 << 20;
+
+/// Passes the text through, failing once a line grows past
+/// [`MAX_LINE_BYTES`]. Only the tail of each read is searched: the last
+/// line break is near its end in any real export.
+struct LineLength<R> {
+    inner: R,
+    run: u64,
+}
+
+impl<R: Read> Read for LineLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.run = match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(p) => (n - p - 1) as u64,
+            None => self.run + n as u64,
+        };
+        if self.run > MAX_LINE_BYTES {
+            return Err(std::io::Error::other(format!(
+                "a line runs past {} MiB without a line break: not an Nsight Compute CSV",
+                MAX_LINE_BYTES >> 20
+            )));
+        }
+        Ok(n)
+    }
+}
+
 /// The file's text, and whether it is large enough to split apart.
 fn open(path: &Path, opts: &ReadOptions) -> Result<(Box<dyn BufRead + Send>, bool), DigestError> {
-    let file = std::fs::File::open(path).map_err(|e| DigestError::io(path, e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| DigestError::io(path, e))?;
     let meta = file.metadata().map_err(|e| DigestError::io(path, e))?;
     if meta.is_dir() {
         return Err(bad(path, "is a folder"));
     }
     let split_apart = meta.len() >= opts.split_apart_from_bytes;
-    // Peeking through the buffer keeps the magic bytes for whichever reader follows,
-    // so the file is opened once and need not be seekable.
-    let mut buffered = BufReader::with_capacity(1 << 20, file);
-    let head = buffered.fill_buf().map_err(|e| DigestError::io(path, e))?;
-    if head.is_empty() {
+    // The magic bytes, once read, go back in front of the rest, so the file
+    // is opened once and need not be seekable: a pipe works.
+    let mut magic = [0u8; 2];
+    let n = read_up_to(&mut file, &mut magic).map_err(|e| DigestError::io(path, e))?;
+    if n == 0 {
         return Err(DigestError::Empty {
             path: path.to_path_buf(),
         });
     }
-    let reader: Box<dyn BufRead + Send> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(BufReader::with_capacity(
-            1 << 20,
-            Limited {
-                inner: flate2::read::MultiGzDecoder::new(buffered),
-                left: opts.max_decompressed_bytes,
-            },
-        ))
+    let whole = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
+    let text: Box<dyn Read + Send> = if magic[..n] == [0x1f, 0x8b] {
+        Box::new(Limited {
+            inner: flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, whole)),
+            left: opts.max_decompressed_bytes,
+        })
     } else {
-        Box::new(buffered)
+        Box::new(whole)
     };
-    Ok((reader, split_apart))
+    let lines = LineLength {
+        inner: text,
+        run: 0,
+    };
+    Ok((
+        Box::new(BufReader::with_capacity(1 << 20, lines)),
+        split_apart,
+    ))
 }
 
 /// Lines scanned for the header before giving up.
