@@ -86,23 +86,6 @@ fn bad(path: &Path, reason: impl Into<String>) -> DigestError {
     }
 }
 
-/// A reader that fails once more than `left` bytes came through.
-struct Limited<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> Read for Limited<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            return Err(std::io::Error::other("decompressed size limit exceeded"));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
 /// Passes the text through, remembering its last byte. Every ncu export
 /// ends its last row with a line break; text that ends without one was cut
 /// short, most often inside a cell, whose value would then read wrong.
@@ -127,22 +110,28 @@ impl<R: Read> Read for LastByte<'_, R> {
 /// all of it in memory (`/dev/zero` would never end).
 const MAX_LINE_BYTES: u64 = 16 << 20;
 
-/// Passes the text through, failing once a line grows past
-/// [`MAX_LINE_BYTES`]. Only the tail of each read is searched: the last
-/// line break is near its end in any real export.
-struct LineLength<R> {
+/// Passes the text through, failing once more than `left` bytes came
+/// through (a gzip bomb) or once a line grows past [`MAX_LINE_BYTES`].
+/// Only the tail of each read is searched for a line break: the last one is
+/// near its end in any real export.
+struct Bounded<R> {
     inner: R,
-    run: u64,
+    left: u64,
+    line: u64,
 }
 
-impl<R: Read> Read for LineLength<R> {
+impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.run = match buf[..n].iter().rposition(|&b| b == b'\n') {
+        if n as u64 > self.left {
+            return Err(std::io::Error::other("decompressed size limit exceeded"));
+        }
+        self.left -= n as u64;
+        self.line = match buf[..n].iter().rposition(|&b| b == b'\n') {
             Some(p) => (n - p - 1) as u64,
-            None => self.run + n as u64,
+            None => self.line + n as u64,
         };
-        if self.run > MAX_LINE_BYTES {
+        if self.line > MAX_LINE_BYTES {
             return Err(std::io::Error::other(format!(
                 "a line runs past {} MiB without a line break: not an Nsight Compute CSV",
                 MAX_LINE_BYTES >> 20
@@ -170,20 +159,19 @@ fn open(path: &Path, opts: &ReadOptions) -> Result<(Box<dyn BufRead + Send>, boo
         });
     }
     let whole = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
-    let text: Box<dyn Read + Send> = if magic[..n] == [0x1f, 0x8b] {
-        Box::new(Limited {
-            inner: flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, whole)),
-            left: opts.max_decompressed_bytes,
-        })
+    let (text, left): (Box<dyn Read + Send>, u64) = if magic[..n] == [0x1f, 0x8b] {
+        let inflated = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, whole));
+        (Box::new(inflated), opts.max_decompressed_bytes)
     } else {
-        Box::new(whole)
+        (Box::new(whole), u64::MAX)
     };
-    let lines = LineLength {
+    let bounded = Bounded {
         inner: text,
-        run: 0,
+        left,
+        line: 0,
     };
     Ok((
-        Box::new(BufReader::with_capacity(1 << 20, lines)),
+        Box::new(BufReader::with_capacity(1 << 20, bounded)),
         split_apart,
     ))
 }
