@@ -330,7 +330,7 @@ impl ApiCalls {
     }
 
     /// Start appending the rows that follow these in the table, read on
-    /// their own in parts; see [`ApiCallJoin`].
+    /// their own in parts; see `ApiCallJoin`.
     pub fn joiner(self) -> rusqlite::Result<ApiCallJoin> {
         let mut threads = KeySlots::default();
         for &tid in &self.threads {
