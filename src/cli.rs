@@ -1,6 +1,7 @@
 //! Pieces both binaries share: expanding folders into profile files and
 //! printing one error line per failed file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Expand each argument: files stay as given, folders are walked
@@ -103,8 +104,11 @@ pub fn one_line(message: &str) -> String {
 }
 
 /// Pairs of files to compare: two files as given, or the files of two
-/// folders matched by their path inside the folder.
+/// folders matched by their path inside the folder. A profile found in only
+/// one folder gets a warning line naming it: a case missing from the new
+/// run must not pass unseen as "no regression".
 pub fn pair_by_name(
+    tool: &str,
     base: &Path,
     new: &Path,
     accept: fn(&Path) -> bool,
@@ -112,7 +116,7 @@ pub fn pair_by_name(
     match (base.is_dir(), new.is_dir()) {
         (false, false) => Ok(vec![(base.to_path_buf(), new.to_path_buf())]),
         (true, true) => {
-            let list = |dir: &Path| -> Vec<(PathBuf, PathBuf)> {
+            let list = |dir: &Path| -> BTreeMap<PathBuf, PathBuf> {
                 let mut found = Vec::new();
                 walk(dir, accept, &mut found);
                 found
@@ -120,12 +124,11 @@ pub fn pair_by_name(
                     .filter_map(|p| Some((p.strip_prefix(dir).ok()?.to_path_buf(), p)))
                     .collect()
             };
-            let news: std::collections::HashMap<PathBuf, PathBuf> = list(new).into_iter().collect();
-            let mut pairs: Vec<(PathBuf, PathBuf)> = list(base)
-                .into_iter()
-                .filter_map(|(rel, b)| news.get(&rel).map(|n| (b, n.clone())))
+            let (bases, news) = (list(base), list(new));
+            let pairs: Vec<(PathBuf, PathBuf)> = bases
+                .iter()
+                .filter_map(|(rel, b)| Some((b.clone(), news.get(rel)?.clone())))
                 .collect();
-            pairs.sort();
             if pairs.is_empty() {
                 anyhow::bail!(
                     "{} and {}: no profile name appears in both folders",
@@ -133,6 +136,21 @@ pub fn pair_by_name(
                     new.display()
                 );
             }
+            let only_in = |these: &BTreeMap<PathBuf, PathBuf>,
+                           those: &BTreeMap<PathBuf, PathBuf>,
+                           other: &Path| {
+                for (rel, file) in these {
+                    if !those.contains_key(rel) {
+                        eprintln!(
+                            "{tool}: warning: {}: nothing of that name in {}; not compared",
+                            file.display(),
+                            other.display()
+                        );
+                    }
+                }
+            };
+            only_in(&bases, &news, new);
+            only_in(&news, &bases, base);
             Ok(pairs)
         }
         _ => anyhow::bail!(

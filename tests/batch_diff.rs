@@ -173,6 +173,12 @@ fn diff_of_two_folders_matches_files_by_name() {
         ],
     );
     assert_eq!(code, 0, "{err}");
+    // The profile only the new folder holds is named, not silently dropped.
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("only_new.sqlite.gz: nothing of that name in") && err.contains("not compared"),
+        "{err}"
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["regressions"], 0);
     assert!(v["rows"]

@@ -277,7 +277,7 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
     let threshold = parse_threshold(threshold)
         .ok_or_else(|| anyhow!("--threshold {threshold:?}: expected a percentage like 5%"))?;
     let opts = options(args, false)?;
-    let pairs = pair_by_name(base, new, is_csv)?;
+    let pairs = pair_by_name("ncu-digest", base, new, is_csv)?;
     let results: Vec<Result<DiffReport>> = pairs
         .par_iter()
         .map(|(b, n)| {

@@ -288,7 +288,7 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) ->
     let threshold = parse_threshold(threshold)
         .ok_or_else(|| anyhow!("--threshold {threshold:?}: expected a percentage like 5%"))?;
     let opts = options(c)?;
-    let pairs = pair_by_name(base, new, is_nsys_candidate)?;
+    let pairs = pair_by_name("nsys-digest", base, new, is_nsys_candidate)?;
     let results: Vec<Result<DiffReport>> = pairs
         .par_iter()
         .map(|(b, n)| {
