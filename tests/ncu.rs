@@ -427,6 +427,44 @@ fn peak_override_and_nvtx_filter() {
     }
 }
 
+/// Every spelling `--help` offers gives the same peak; a zero, negative
+/// or unit-less-but-wrong one is refused in one line.
+#[test]
+fn peak_bandwidth_spellings() {
+    let f = ncu_sample("h200_llama2L_fullset_40kernels.raw")
+        .display()
+        .to_string();
+    let peak_of = |rate: &str| {
+        let (code, out, err) = run(
+            "ncu-digest",
+            &[
+                &f,
+                "--format",
+                "json",
+                "--per-launch",
+                &format!("--peak-bandwidth={rate}"),
+            ],
+        );
+        assert_eq!(code, 0, "{rate}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["launches"][0]["peak_bandwidth_bytes_per_s"]
+            .as_f64()
+            .unwrap()
+    };
+    for rate in ["4.8TB/s", "4800GB/s", "4.8e12", "4.8E+12", "4800000000000"] {
+        assert!((peak_of(rate) - 4.8e12).abs() < 1.0, "{rate}");
+    }
+    for rate in ["0", "0TB/s", "-5TB/s", "5TB", "fast"] {
+        let (code, out, err) = run("ncu-digest", &[&f, &format!("--peak-bandwidth={rate}")]);
+        assert_eq!((code, out.as_str()), (2, ""), "{rate}: {err}");
+        assert!(
+            err.starts_with("ncu-digest: error: --peak-bandwidth"),
+            "{rate}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{rate}: {err}");
+    }
+}
+
 fn cut_in_half(name: &str) -> Vec<u8> {
     let bytes = std::fs::read(ncu_sample(name)).unwrap();
     bytes[..bytes.len() / 2].to_vec()

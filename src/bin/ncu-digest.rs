@@ -130,19 +130,41 @@ fn main() -> ExitCode {
 /// `4.8TB/s` → 4.8e12; a bare number is byte/s.
 fn parse_rate(text: &str) -> Result<f64> {
     let t = text.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+    let (num, unit) = t.split_at(unit_start(t));
     let value = parse_number(num, DecimalStyle::Auto)
         .ok_or_else(|| anyhow!("--peak-bandwidth: {text:?} is not a number"))?;
-    if unit.is_empty() {
-        return Ok(value);
+    let rate = if unit.is_empty() {
+        value
+    } else {
+        let unit = unit.replace("B/", "byte/").replace("b/", "byte/");
+        let (factor, base) = to_base(&unit);
+        if base != "byte/s" {
+            bail!("--peak-bandwidth: unit {unit:?} is not a byte rate (use e.g. TB/s, GB/s)");
+        }
+        value * factor
+    };
+    // Zero would read as "no peak given" further on, and a negative or
+    // infinite peak gives meaningless percentages.
+    if !(rate.is_finite() && rate > 0.0) {
+        bail!("--peak-bandwidth: {text:?} is not a positive rate");
     }
-    let unit = unit.replace("B/", "byte/").replace("b/", "byte/");
-    let (factor, base) = to_base(&unit);
-    if base != "byte/s" {
-        bail!("--peak-bandwidth: unit {unit:?} is not a byte rate (use e.g. TB/s, GB/s)");
-    }
-    Ok(value * factor)
+    Ok(rate)
+}
+
+/// Where the unit begins: the first letter that is not the `e` of an
+/// exponent, so that `4.8e12` is a number and `5EB/s` a number and a unit.
+fn unit_start(text: &str) -> usize {
+    let b = text.as_bytes();
+    (0..b.len())
+        .find(|&i| {
+            let exponent = matches!(b[i], b'e' | b'E')
+                && i > 0
+                && b[i - 1].is_ascii_digit()
+                && b.get(i + 1)
+                    .is_some_and(|n| n.is_ascii_digit() || matches!(n, b'+' | b'-'));
+            b[i].is_ascii_alphabetic() && !exponent
+        })
+        .unwrap_or(b.len())
 }
 
 fn options(args: &Args, keep_launches: bool) -> Result<NcuOptions> {
