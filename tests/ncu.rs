@@ -395,26 +395,21 @@ fn csv_output_has_the_documented_columns() {
     assert!(v["rule"].as_str().unwrap().contains("latency"));
 }
 
+/// `ncu-digest FILE --format json --per-launch ARGS`, which must succeed.
+fn per_launch_json(file: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec![file, "--format", "json", "--per-launch"];
+    all.extend_from_slice(args);
+    let (code, out, err) = run("ncu-digest", &all);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
 #[test]
 fn peak_override_and_nvtx_filter() {
     let f = ncu_sample("h200_llama2L_fullset_40kernels.details")
         .display()
         .to_string();
-    let (code, out, err) = run(
-        "ncu-digest",
-        &[
-            &f,
-            "--format",
-            "json",
-            "--per-launch",
-            "--peak-bandwidth",
-            "4.8TB/s",
-            "--nvtx",
-            "self_attn",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = per_launch_json(&f, &["--peak-bandwidth", "4.8TB/s", "--nvtx", "self_attn"]);
     let launches = v["launches"].as_array().unwrap();
     assert!(!launches.is_empty());
     for l in launches {
@@ -435,18 +430,7 @@ fn peak_bandwidth_spellings() {
         .display()
         .to_string();
     let peak_of = |rate: &str| {
-        let (code, out, err) = run(
-            "ncu-digest",
-            &[
-                &f,
-                "--format",
-                "json",
-                "--per-launch",
-                &format!("--peak-bandwidth={rate}"),
-            ],
-        );
-        assert_eq!(code, 0, "{rate}: {err}");
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let v = per_launch_json(&f, &[&format!("--peak-bandwidth={rate}")]);
         v["launches"][0]["peak_bandwidth_bytes_per_s"]
             .as_f64()
             .unwrap()
