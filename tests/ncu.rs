@@ -422,6 +422,51 @@ fn peak_override_and_nvtx_filter() {
     }
 }
 
+/// Asked for by NVTX range, a file whose launches have none says so, rather
+/// than printing an empty table alone; a file with ranges that match
+/// nothing does not. The first file is another project's export (skipped
+/// without `../shared`).
+#[test]
+fn a_file_without_nvtx_ranges_says_so_when_asked_by_range() {
+    let hint = "no launch in this file is inside one";
+    let with_ranges = ncu_sample("h200_llama4L_memmetrics_525kernels.raw");
+    let (code, out, err) = run(
+        "ncu-digest",
+        &[
+            &with_ranges.display().to_string(),
+            "--nvtx",
+            "no_such_range",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("0 selected of 525 read") && !out.contains(hint),
+        "{out}"
+    );
+    let Some(shared) = shared() else { return };
+    let without =
+        shared.join("thirdparty/ncu/microsoft__superbenchmark__tests__data__cublaslt_ncu.log.csv");
+    let file = without.display().to_string();
+    let text = std::fs::read_to_string(&without).unwrap();
+    assert!(!text.to_lowercase().contains("nvtx"), "no NVTX column");
+    for args in [vec!["--nvtx", "x"], vec!["--group", "nvtx"]] {
+        let (code, out, err) = run("ncu-digest", &[&[file.as_str()], &args[..]].concat());
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains(&format!("NVTX ranges    {hint}")),
+            "{args:?}: {out}"
+        );
+        let v = per_launch_json(&file, &args);
+        assert!(v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains(hint)));
+    }
+    let (_, out, _) = run("ncu-digest", &[&file]);
+    assert!(!out.contains(hint), "not asked by range: {out}");
+}
+
 /// Every spelling `--help` offers gives the same peak; a zero, negative
 /// or unit-less-but-wrong one is refused in one line.
 #[test]

@@ -151,6 +151,9 @@ pub struct NcuDigest {
     pub notes: Vec<String>,
     /// The verdict rule, as printed in the legend.
     pub rule: String,
+    /// Set when the launches were asked for by NVTX range and none has one.
+    #[serde(skip)]
+    pub nvtx_absent: Option<&'static str>,
 }
 
 /// The legend line for the verdict.
@@ -162,6 +165,9 @@ pub fn rule_text() -> String {
     )
 }
 
+/// What to say of a file whose launches carry no NVTX range at all.
+const NO_NVTX: &str = "no launch in this file is inside one; ncu records them only with --nvtx";
+
 /// Read and digest one ncu CSV file, streaming: launches are folded into
 /// the aggregates as they are read, and kept only with `keep_launches`.
 pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
@@ -169,10 +175,12 @@ pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
     let mut presence = Presence::default();
     let mut kept = Vec::new();
     let (mut gpu, mut selected, mut best_peak) = (None, 0u64, None::<(f64, f64)>);
+    let mut any_nvtx = false;
     let file = reader::stream(path, &opts.read, &mut |l| {
         if gpu.is_none() {
             gpu = l.gpu_name.clone();
         }
+        any_nvtx |= !l.nvtx.is_empty() || !l.nvtx_start_end.is_empty();
         if !opts.selects(&l) {
             return;
         }
@@ -197,6 +205,14 @@ pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
         });
     }
     derive::share_derived_peak(&mut kept);
+    let mut notes = presence.notes();
+    // Asked for by range, in a file without any: say why every launch is
+    // "(no range)" or filtered out, instead of an empty table alone.
+    let by_range = opts.nvtx.is_some() || opts.group != Group::Kernel;
+    let nvtx_absent = (by_range && !any_nvtx).then_some(NO_NVTX);
+    if let Some(why) = nvtx_absent {
+        notes.push(format!("NVTX ranges: {why}"));
+    }
     Ok(NcuDigest {
         source: NcuSource {
             file: path.display().to_string(),
@@ -209,9 +225,10 @@ pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
         },
         group: opts.group,
         kernels: groups.finish(best_peak.map(|b| b.1), &opts.categories),
-        notes: presence.notes(),
+        notes,
         launches: kept,
         rule: rule_text(),
+        nvtx_absent,
     })
 }
 

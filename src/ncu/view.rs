@@ -136,6 +136,11 @@ pub fn document(d: &NcuDigest, per_launch: bool) -> Document {
     if let Some(gpu) = &d.source.gpu {
         facts.push(("GPU".into(), gpu.clone()));
     }
+    // A fact, not only the legend: the legend is not printed under an
+    // empty table, which is what `--nvtx` leaves here.
+    if let Some(why) = d.nvtx_absent {
+        facts.push(("NVTX ranges".into(), why.into()));
+    }
     Document {
         title: format!("ncu-digest: {}", d.source.file),
         facts,
