@@ -494,6 +494,24 @@ fn peak_bandwidth_spellings() {
     }
 }
 
+/// `--gpu` only picks a datasheet peak: a name the table lacks is refused
+/// instead of being ignored, and a known one still reads.
+#[test]
+fn an_unknown_gpu_name_is_refused() {
+    let f = ncu_sample("h200_llama2L_fullset_40kernels.raw")
+        .display()
+        .to_string();
+    let (code, out, err) = run("ncu-digest", &[&f, "--gpu", "Z9000"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--gpu \"Z9000\": not in the datasheet table"),
+        "{err}"
+    );
+    let (code, _, err) = run("ncu-digest", &[&f, "--gpu", "Tesla V100-SXM2-16GB"]);
+    assert_eq!(code, 0, "{err}");
+}
+
 fn cut_in_half(name: &str) -> Vec<u8> {
     let bytes = std::fs::read(ncu_sample(name)).unwrap();
     bytes[..bytes.len() / 2].to_vec()

@@ -11,7 +11,7 @@ use nsight_digest::cli::{
 };
 use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::ncu::compare::compare;
-use nsight_digest::ncu::derive::PeakOptions;
+use nsight_digest::ncu::derive::{table_peak, PeakOptions, GPU_PEAKS};
 use nsight_digest::ncu::reader::ReadOptions;
 use nsight_digest::ncu::units::{parse_number, to_base, DecimalStyle};
 use nsight_digest::ncu::{digest, view, Group, NameFilter, NcuDigest, NcuOptions};
@@ -167,6 +167,19 @@ fn unit_start(text: &str) -> usize {
         .unwrap_or(b.len())
 }
 
+/// `--gpu` only picks a row of the datasheet table, so a name it lacks
+/// would be ignored without a word.
+fn known_gpu(name: &str) -> Result<String> {
+    if table_peak(name).is_none() {
+        let known: Vec<&str> = GPU_PEAKS.iter().map(|(n, _)| *n).collect();
+        bail!(
+            "--gpu {name:?}: not in the datasheet table ({}); pass --peak-bandwidth instead",
+            known.join(", ")
+        );
+    }
+    Ok(name.to_string())
+}
+
 fn options(args: &Args, keep_launches: bool) -> Result<NcuOptions> {
     let categories = Categories::with_user_rules(&args.category)?;
     let kernel = match &args.kernel {
@@ -191,7 +204,7 @@ fn options(args: &Args, keep_launches: bool) -> Result<NcuOptions> {
         },
         peak: PeakOptions {
             bandwidth: args.peak_bandwidth.as_deref().map(parse_rate).transpose()?,
-            gpu: args.gpu.clone(),
+            gpu: args.gpu.as_deref().map(known_gpu).transpose()?,
         },
         kernel,
         nvtx,
