@@ -13,6 +13,11 @@ fn ncu_sample(name: &str) -> PathBuf {
     repo().join("samples/ncu").join(format!("{name}.csv.gz"))
 }
 
+/// A committed sample's path, as a command-line argument.
+fn ncu_arg(name: &str) -> String {
+    ncu_sample(name).display().to_string()
+}
+
 fn digest_file(path: &Path, opts: &NcuOptions) -> NcuDigest {
     digest(path, opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -370,9 +375,7 @@ fn old_2020_csv_equals_its_2022_reexport() {
 
 #[test]
 fn csv_output_has_the_documented_columns() {
-    let f = ncu_sample("h200_llama4L_memmetrics_525kernels.raw_baseunits")
-        .display()
-        .to_string();
+    let f = ncu_arg("h200_llama4L_memmetrics_525kernels.raw_baseunits");
     let (code, out, err) = run("ncu-digest", &[&f, "--format", "csv"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
@@ -406,9 +409,7 @@ fn per_launch_json(file: &str, args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn peak_override_and_nvtx_filter() {
-    let f = ncu_sample("h200_llama2L_fullset_40kernels.details")
-        .display()
-        .to_string();
+    let f = ncu_arg("h200_llama2L_fullset_40kernels.details");
     let v = per_launch_json(&f, &["--peak-bandwidth", "4.8TB/s", "--nvtx", "self_attn"]);
     let launches = v["launches"].as_array().unwrap();
     assert!(!launches.is_empty());
@@ -471,9 +472,7 @@ fn a_file_without_nvtx_ranges_says_so_when_asked_by_range() {
 /// or unit-less-but-wrong one is refused in one line.
 #[test]
 fn peak_bandwidth_spellings() {
-    let f = ncu_sample("h200_llama2L_fullset_40kernels.raw")
-        .display()
-        .to_string();
+    let f = ncu_arg("h200_llama2L_fullset_40kernels.raw");
     let peak_of = |rate: &str| {
         let v = per_launch_json(&f, &[&format!("--peak-bandwidth={rate}")]);
         v["launches"][0]["peak_bandwidth_bytes_per_s"]
@@ -498,9 +497,7 @@ fn peak_bandwidth_spellings() {
 /// instead of being ignored, and a known one still reads.
 #[test]
 fn an_unknown_gpu_name_is_refused() {
-    let f = ncu_sample("h200_llama2L_fullset_40kernels.raw")
-        .display()
-        .to_string();
+    let f = ncu_arg("h200_llama2L_fullset_40kernels.raw");
     let (code, out, err) = run("ncu-digest", &[&f, "--gpu", "Z9000"]);
     assert_eq!((code, out.as_str()), (2, ""), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
