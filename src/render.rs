@@ -331,6 +331,28 @@ pub fn csv(table: &Table) -> String {
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
+/// One CSV for the same table of several files: a leading `file` column
+/// and one header, so the rows can be told apart and the text still parses
+/// as one table. A single file's table is rendered as [`csv`] renders it.
+pub fn csv_per_file(tables: &[(String, Table)]) -> String {
+    if let [(_, table)] = tables {
+        return csv(table);
+    }
+    let Some((_, first)) = tables.first() else {
+        return String::new();
+    };
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let header = std::iter::once("file").chain(first.columns.iter().map(|c| c.key));
+    let _ = writer.write_record(header);
+    for (file, table) in tables {
+        for row in &table.rows {
+            let cells = std::iter::once(file.clone()).chain(row.iter().map(Cell::plain));
+            let _ = writer.write_record(cells);
+        }
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 /// Render any serialisable digest as pretty JSON.
 pub fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

@@ -297,6 +297,32 @@ fn per_file_prints_every_full_digest() {
     );
 }
 
+/// Several profiles as CSV make one table with a leading `file` column:
+/// one header, and per file the rows and nanosecond totals of its
+/// `cuda_gpu_kern_sum` ground truth.
+#[test]
+fn per_file_csv_is_one_table_with_a_file_column() {
+    let dir = repo().join("samples").display().to_string();
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[&dir, "--per-file", "--format", "csv", "--report", "kernels"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows = csv_rows(out.as_bytes());
+    assert_eq!(out.lines().filter(|l| l.starts_with("file,")).count(), 1);
+    for s in SAMPLES {
+        let mine: Vec<_> = rows
+            .iter()
+            .filter(|r| r["file"].ends_with(&format!("{s}.sqlite.gz")))
+            .collect();
+        let truth = groundtruth(s, "cuda_gpu_kern_sum");
+        assert_eq!(mine.len(), truth.len(), "{s}");
+        let total_ns: i64 = mine.iter().map(|r| int(r, "total_ns")).sum();
+        let truth_ns: i64 = truth.iter().map(|r| int(r, "Total Time (ns)")).sum();
+        assert_eq!(total_ns, truth_ns, "{s}");
+    }
+}
+
 /// `--names short` and `--names mangled` group by the other name columns;
 /// per-name totals are recomputed here with SQL on the export.
 #[test]

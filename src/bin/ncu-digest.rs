@@ -293,7 +293,13 @@ fn render_all(digests: &[NcuDigest], args: &Args, per_launch: bool) -> String {
     match args.format {
         Format::Json if digests.len() == 1 => render::json(&digests[0]) + "\n",
         Format::Json => render::json(&digests) + "\n",
-        Format::Csv => digests.iter().map(|d| render::csv(&table(d))).collect(),
+        Format::Csv => {
+            let tables: Vec<(String, _)> = digests
+                .iter()
+                .map(|d| (d.source.file.clone(), table(d)))
+                .collect();
+            render::csv_per_file(&tables)
+        }
         Format::Table => digests
             .iter()
             .map(|d| render::terminal(&view::document(d, per_launch)))

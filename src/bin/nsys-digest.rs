@@ -257,10 +257,14 @@ fn render_digests(digests: &[Digest], cli: &Cli) -> String {
         Format::Json => render::json(&digests) + "\n",
         Format::Csv => {
             let report = cli.report.expect("checked above");
-            digests
+            let tables: Vec<(String, _)> = digests
                 .iter()
-                .filter_map(|d| view::report_tables(d, report).first().map(render::csv))
-                .collect()
+                .filter_map(|d| {
+                    let table = view::report_tables(d, report).into_iter().next()?;
+                    Some((d.source.file.clone(), table))
+                })
+                .collect();
+            render::csv_per_file(&tables)
         }
         Format::Table | Format::Markdown => {
             let docs = digests.iter().map(|d| {
