@@ -88,10 +88,15 @@ impl Categories {
     pub fn with_user_rules(specs: &[String]) -> Result<Categories, CategoryError> {
         let mut rules = Vec::new();
         for spec in specs {
-            let (name, pattern) = spec.split_once('=').ok_or_else(|| CategoryError {
-                spec: spec.clone(),
-                reason: "expected NAME=REGEX".into(),
-            })?;
+            // An empty pattern matches every kernel, and an empty name
+            // labels them with nothing: both are typos, not rules.
+            let (name, pattern) = spec
+                .split_once('=')
+                .filter(|(n, p)| !n.trim().is_empty() && !p.is_empty())
+                .ok_or_else(|| CategoryError {
+                    spec: spec.clone(),
+                    reason: "expected NAME=REGEX, both non-empty".into(),
+                })?;
             let re = compile(pattern).map_err(|e| CategoryError {
                 spec: spec.clone(),
                 reason: e.to_string(),
@@ -165,5 +170,11 @@ mod tests {
         assert_eq!(c.classify("fused_moe_kernel_gemm"), "moe");
         assert!(Categories::with_user_rules(&["x=(".into()]).is_err());
         assert!(Categories::with_user_rules(&["nopattern".into()]).is_err());
+        for half_empty in ["=fused_moe", "moe=", " =x"] {
+            assert!(
+                Categories::with_user_rules(&[half_empty.into()]).is_err(),
+                "{half_empty}"
+            );
+        }
     }
 }
