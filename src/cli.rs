@@ -82,20 +82,20 @@ pub fn print_output(text: &str) -> anyhow::Result<()> {
 }
 
 /// Print each failed file's error on its own line, naming the tool; the
-/// values of the others, and whether every one succeeded.
-pub fn report_errors<T>(tool: &str, results: Vec<anyhow::Result<T>>) -> (Vec<T>, bool) {
-    let mut ok = true;
+/// values of the others, and whether every one succeeded. `None` when there
+/// were inputs and every one failed: then there is nothing to print, not
+/// even an empty list or table, and the caller exits with 2.
+pub fn report_errors<T>(tool: &str, results: Vec<anyhow::Result<T>>) -> Option<(Vec<T>, bool)> {
+    let tried = results.len();
     let mut out = Vec::new();
     for r in results {
         match r {
             Ok(v) => out.push(v),
-            Err(e) => {
-                ok = false;
-                eprintln!("{tool}: error: {}", one_line(&format!("{e:#}")));
-            }
+            Err(e) => eprintln!("{tool}: error: {}", one_line(&format!("{e:#}"))),
         }
     }
-    (out, ok)
+    let ok = out.len() == tried;
+    (ok || !out.is_empty()).then_some((out, ok))
 }
 
 /// Collapse an error chain onto one line.

@@ -120,8 +120,13 @@ fn sniff(path: &Path) -> Result<Sniffed> {
     let mut head = [0u8; 16];
     let mut file = File::open(path).map_err(|e| DigestError::io(path, e))?;
     let n = read_up_to(&mut file, &mut head).map_err(|e| DigestError::io(path, e))?;
-    let head = &head[..n];
-    Ok(if head == SQLITE_MAGIC {
+    Ok(kind_of(&head[..n], path))
+}
+
+/// What a file's first bytes (up to 16) say it is, the name deciding only
+/// for an `.nsys-rep`, whose format has no magic number checked here.
+fn kind_of(head: &[u8], path: &Path) -> Sniffed {
+    if head == SQLITE_MAGIC {
         Sniffed::Sqlite
     } else if head.starts_with(&GZIP_MAGIC) {
         Sniffed::Gzip
@@ -129,7 +134,7 @@ fn sniff(path: &Path) -> Result<Sniffed> {
         Sniffed::NsysRep
     } else {
         Sniffed::Other
-    })
+    }
 }
 
 /// Fill `buf` as far as the reader goes: a pipe may hand over its first
@@ -217,20 +222,19 @@ fn copy_stream(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
     let n = read_up_to(&mut input, &mut head).map_err(|e| DigestError::io(path, e))?;
     let head = &head[..n];
     let whole = head.chain(BufReader::with_capacity(1 << 20, input));
-    if head.is_empty() {
-        Err(DigestError::Empty {
+    match kind_of(head, path) {
+        _ if head.is_empty() => Err(DigestError::Empty {
             path: path.to_path_buf(),
-        })
-    } else if head.starts_with(&GZIP_MAGIC) {
-        let decoder = flate2::read::MultiGzDecoder::new(BufReader::new(whole));
-        copy_to_temp(path, opts, decoder, Unpack::Inflate)
-    } else if head == SQLITE_MAGIC {
-        copy_to_temp(path, opts, whole, Unpack::AsIs)
-    } else {
-        Err(DigestError::NotSqlite {
+        }),
+        Sniffed::Gzip => {
+            let decoder = flate2::read::MultiGzDecoder::new(whole);
+            copy_to_temp(path, opts, decoder, Unpack::Inflate)
+        }
+        Sniffed::Sqlite => copy_to_temp(path, opts, whole, Unpack::AsIs),
+        _ => Err(DigestError::NotSqlite {
             path: path.to_path_buf(),
             reason: "the stream does not start with the SQLite header".into(),
-        })
+        }),
     }
 }
 

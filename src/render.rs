@@ -323,12 +323,11 @@ pub fn markdown(doc: &Document) -> String {
 
 /// Render one table as CSV with snake_case, unit-bearing headers.
 pub fn csv(table: &Table) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let _ = writer.write_record(table.columns.iter().map(|c| c.key));
-    for row in &table.rows {
-        let _ = writer.write_record(row.iter().map(Cell::plain));
-    }
-    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+    let rows = table
+        .rows
+        .iter()
+        .map(|row| row.iter().map(Cell::plain).collect());
+    csv_text(table.columns.iter().map(|c| c.key), rows)
 }
 
 /// One CSV for the same table of several files: a leading `file` column
@@ -341,14 +340,25 @@ pub fn csv_per_file(tables: &[(String, Table)]) -> String {
     let Some((_, first)) = tables.first() else {
         return String::new();
     };
-    let mut writer = csv::Writer::from_writer(Vec::new());
     let header = std::iter::once("file").chain(first.columns.iter().map(|c| c.key));
+    let rows = tables.iter().flat_map(|(file, table)| {
+        table.rows.iter().map(move |row| {
+            std::iter::once(file.clone())
+                .chain(row.iter().map(Cell::plain))
+                .collect()
+        })
+    });
+    csv_text(header, rows)
+}
+
+fn csv_text<'a>(
+    header: impl IntoIterator<Item = &'a str>,
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
     let _ = writer.write_record(header);
-    for (file, table) in tables {
-        for row in &table.rows {
-            let cells = std::iter::once(file.clone()).chain(row.iter().map(Cell::plain));
-            let _ = writer.write_record(cells);
-        }
+    for row in rows {
+        let _ = writer.write_record(&row);
     }
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }

@@ -254,10 +254,9 @@ fn run(cli: &Cli) -> Result<u8> {
             r
         });
         bar.finish_and_clear();
-        let (digests, ok) = report_errors("ncu-digest", results);
-        if !ok && digests.is_empty() {
+        let Some((digests, ok)) = report_errors("ncu-digest", results) else {
             return Ok(2);
-        }
+        };
         print_output(&render_all(&digests, args, cli.per_launch))?;
         return Ok(if ok { 0 } else { 2 });
     }
@@ -268,10 +267,9 @@ fn run(cli: &Cli) -> Result<u8> {
         r
     });
     bar.finish_and_clear();
-    let (rows, ok) = report_errors("ncu-digest", results);
-    if !ok && rows.is_empty() {
+    let Some((rows, ok)) = report_errors("ncu-digest", results) else {
         return Ok(2);
-    }
+    };
     let table = batch::ncu_table(&rows);
     print_output(&render::folder_summary(
         "ncu-digest",
@@ -329,10 +327,9 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
             ))
         })
         .collect();
-    let (reports, ok) = report_errors("ncu-digest", results);
-    if !ok && reports.is_empty() {
+    let Some((reports, ok)) = report_errors("ncu-digest", results) else {
         return Ok(2);
-    }
+    };
     if let (Some(path), Some(r)) = (&args.svg, reports.first()) {
         svg::write(path, &svg::diff_chart(r))?;
     }

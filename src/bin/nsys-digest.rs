@@ -195,10 +195,9 @@ fn run(cli: &Cli) -> Result<u8> {
             })
         };
         bar.finish_and_clear();
-        let (digests, ok) = report_errors("nsys-digest", results);
-        if !ok && digests.is_empty() {
+        let Some((digests, ok)) = report_errors("nsys-digest", results) else {
             return Ok(2);
-        }
+        };
         if let Some(dir) = &cli.export_parquet {
             let mut tables = ExportTables::default();
             for d in &digests {
@@ -225,10 +224,9 @@ fn run(cli: &Cli) -> Result<u8> {
         r
     });
     bar.finish_and_clear();
-    let (pairs, ok) = report_errors("nsys-digest", results);
-    if !ok && pairs.is_empty() {
+    let Some((pairs, ok)) = report_errors("nsys-digest", results) else {
         return Ok(2);
-    }
+    };
     let mut tables = ExportTables::default();
     let mut rows = Vec::new();
     for (row, t) in pairs {
@@ -300,10 +298,9 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) ->
             Ok(compare(&db?, &dn?, threshold))
         })
         .collect();
-    let (reports, ok) = report_errors("nsys-digest", results);
-    if !ok && reports.is_empty() {
+    let Some((reports, ok)) = report_errors("nsys-digest", results) else {
         return Ok(2);
-    }
+    };
     if let (Some(path), Some(r)) = (&c.svg, reports.first()) {
         svg::write(path, &svg::diff_chart(r))?;
     }
