@@ -327,14 +327,9 @@ fn per_file_csv_is_one_table_with_a_file_column() {
 /// per-name totals are recomputed here with SQL on the export.
 #[test]
 fn short_and_mangled_names_follow_their_columns() {
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.sqlite");
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(sample("h200_llama8_eager_1step")).unwrap())
-        .read_to_end(&mut bytes)
-        .unwrap();
-    std::fs::write(&db, bytes).unwrap();
+    std::fs::write(&db, inflate(&sample("h200_llama8_eager_1step"))).unwrap();
     let conn = rusqlite::Connection::open(&db).unwrap();
     for (style, column) in [("short", "shortName"), ("mangled", "mangledName")] {
         let sql = format!(

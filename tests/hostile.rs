@@ -4,7 +4,7 @@
 //! never a panic, never a hang, never a change to the input.
 
 use crate::common::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,12 +37,8 @@ fn assert_handled(bin: &str, path: &Path, extra: &[&str]) -> i32 {
 
 /// A writable copy of a committed sample, inflated.
 fn copy_sample(dir: &Path, name: &str) -> PathBuf {
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(sample(name)).unwrap())
-        .read_to_end(&mut bytes)
-        .unwrap();
     let p = dir.join(format!("{name}.sqlite"));
-    std::fs::write(&p, bytes).unwrap();
+    std::fs::write(&p, inflate(&sample(name))).unwrap();
     p
 }
 
@@ -220,16 +216,8 @@ fn gzip_bomb_is_stopped_by_the_limit() {
 }
 
 fn real_details_csv() -> String {
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(
-        std::fs::File::open(
-            repo().join("samples/ncu/h200_llama4L_memmetrics_525kernels.details.csv.gz"),
-        )
-        .unwrap(),
-    )
-    .read_to_string(&mut text)
-    .unwrap();
-    text
+    let path = repo().join("samples/ncu/h200_llama4L_memmetrics_525kernels.details.csv.gz");
+    String::from_utf8(inflate(&path)).unwrap()
 }
 
 #[test]

@@ -582,10 +582,7 @@ fn bad_csv_inputs_are_one_line_errors() {
 #[test]
 fn bom_and_crlf_read_the_same() {
     let src = ncu_sample("h200_llama4L_memmetrics_525kernels.details");
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&src).unwrap())
-        .read_to_string(&mut text)
-        .unwrap();
+    let text = String::from_utf8(inflate(&src)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bom.csv");
     std::fs::write(&p, format!("\u{feff}{}", text.replace('\n', "\r\n"))).unwrap();

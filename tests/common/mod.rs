@@ -55,14 +55,9 @@ pub fn shared() -> Option<PathBuf> {
 
 /// Inflate a committed sample to a temp file for direct SQL.
 pub fn sample_sql(sample_name: &str) -> (tempfile::TempDir, rusqlite::Connection) {
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.sqlite");
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(sample(sample_name)).unwrap())
-        .read_to_end(&mut bytes)
-        .unwrap();
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(&path, inflate(&sample(sample_name))).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     (dir, conn)
 }
