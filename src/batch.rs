@@ -150,26 +150,14 @@ pub struct NcuRow {
 
 impl NcuRow {
     pub fn from_digest(d: &NcuDigest) -> NcuRow {
-        let sum = |f: &dyn Fn(&crate::ncu::KernelAggregate) -> Option<f64>| -> Option<f64> {
-            let v: Vec<f64> = d.kernels.iter().filter_map(f).collect();
-            (!v.is_empty()).then(|| v.iter().sum())
-        };
-        let duration = sum(&|k| k.duration_ns);
-        let bytes = sum(&|k| k.dram_bytes);
-        let weighted = sum(&|k| k.dram_peak_pct.zip(k.duration_ns).map(|(p, t)| p * t));
+        let total = &d.total;
         NcuRow {
             file: d.source.file.clone(),
             launches: d.source.launches_selected,
-            duration_ns: duration,
-            dram_bytes: bytes,
-            dram_bandwidth_bytes_per_s: bytes
-                .zip(duration)
-                .filter(|(_, t)| *t > 0.0)
-                .map(|(b, t)| b / (t / 1e9)),
-            dram_peak_pct: weighted
-                .zip(duration)
-                .filter(|(_, t)| *t > 0.0)
-                .map(|(w, t)| w / t),
+            duration_ns: total.duration_ns,
+            dram_bytes: total.dram_bytes,
+            dram_bandwidth_bytes_per_s: total.dram_bandwidth_bytes_per_s,
+            dram_peak_pct: total.dram_peak_pct,
             top_kernel: d
                 .kernels
                 .first()

@@ -754,3 +754,70 @@ fn a_cut_export_split_on_a_second_thread_is_an_error() {
         "{err}"
     );
 }
+
+/// A folder's row for one file sums its launches: bandwidth and % of peak
+/// count only the launches that have both the value and a duration, as the
+/// per-kernel rows do. No real export lacks DRAM metrics on some launches
+/// only, so besides the committed samples this takes one made by hand:
+/// the 525-launch details page without launch 0's DRAM rows.
+#[test]
+fn folder_row_sums_the_launches_that_have_each_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let stem = "h200_llama4L_memmetrics_525kernels.details";
+    let text = String::from_utf8(inflate(&ncu_sample(stem))).unwrap();
+    let partial = dir.path().join("without_launch0_dram.csv");
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !(l.starts_with("\"0\",") && l.contains("\"dram__")))
+        .collect();
+    assert!(kept.len() < text.lines().count());
+    std::fs::write(&partial, kept.join("\n") + "\n").unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("samples/ncu"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.push(partial.clone());
+    for path in &files {
+        let d = digest_file(path, &NcuOptions::default());
+        let row = nsight_digest::batch::NcuRow::from_digest(&d);
+        let both =
+            |l: &&nsight_digest::ncu::derive::LaunchMetrics, v: Option<f64>| v.zip(l.duration_ns);
+        let sum = |f: &dyn Fn(&nsight_digest::ncu::derive::LaunchMetrics) -> Option<f64>| {
+            let v: Vec<f64> = d.launches.iter().filter_map(f).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>())
+        };
+        let timed_bytes = sum(&|l| both(&l, l.dram_bytes).map(|(b, _)| b));
+        let timed_ns = sum(&|l| both(&l, l.dram_bytes).map(|(_, t)| t));
+        let pct_ns = sum(&|l| both(&l, l.dram_peak_pct).map(|(p, t)| p * t));
+        let pct_den = sum(&|l| both(&l, l.dram_peak_pct).map(|(_, t)| t));
+        let close = |what: &str, got: Option<f64>, want: Option<f64>| match (got, want) {
+            (Some(a), Some(b)) => assert!(
+                (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                "{}: {what} {a} vs {b}",
+                path.display()
+            ),
+            (a, b) => assert_eq!(a, b, "{}: {what}", path.display()),
+        };
+        assert_eq!(row.launches, d.launches.len() as u64);
+        close("duration", row.duration_ns, sum(&|l| l.duration_ns));
+        close("bytes", row.dram_bytes, sum(&|l| l.dram_bytes));
+        close(
+            "bandwidth",
+            row.dram_bandwidth_bytes_per_s,
+            timed_bytes.zip(timed_ns).map(|(b, t)| b / (t / 1e9)),
+        );
+        close(
+            "% of peak",
+            row.dram_peak_pct,
+            pct_ns.zip(pct_den).map(|(n, t)| n / t),
+        );
+    }
+    let d = digest_file(&partial, &NcuOptions::default());
+    assert!(
+        d.launches
+            .iter()
+            .any(|l| l.duration_ns.is_some() && l.dram_bytes.is_none()),
+        "the hand-made file has a timed launch without DRAM bytes"
+    );
+}

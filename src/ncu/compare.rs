@@ -24,7 +24,7 @@ fn key(k: &KernelAggregate) -> String {
 }
 
 fn total_per_launch(d: &NcuDigest) -> Option<f64> {
-    let total: f64 = d.kernels.iter().filter_map(|k| k.duration_ns).sum();
+    let total = d.total.duration_ns?;
     (d.source.launches_selected > 0).then(|| total / d.source.launches_selected as f64)
 }
 
@@ -42,7 +42,7 @@ pub fn compare(base: &NcuDigest, new: &NcuDigest, threshold_pct: f64) -> DiffRep
         d.kernels.iter().map(|k| (key(k), k.clone())).collect()
     };
     let (kb, kn) = (index(base), index(new));
-    let base_total: f64 = base.kernels.iter().filter_map(|k| k.duration_ns).sum();
+    let base_total = base.total.duration_ns.unwrap_or(0.0);
     let names: std::collections::BTreeSet<&String> = kb.keys().chain(kn.keys()).collect();
     for name in names {
         let (b, n) = (kb.get(name), kn.get(name));

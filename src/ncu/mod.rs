@@ -145,6 +145,10 @@ pub struct NcuDigest {
     pub group: Group,
     /// Aggregated rows, by total duration.
     pub kernels: Vec<KernelAggregate>,
+    /// Every selected launch as one row: the file's line in a folder table.
+    /// Summed per launch, so a bandwidth or peak share counts only the
+    /// launches that have both the value and a duration, as the rows do.
+    pub total: KernelAggregate,
     /// Per-launch rows, in profiling order.
     pub launches: Vec<LaunchMetrics>,
     /// What was absent and which ncu flags would collect it.
@@ -172,6 +176,7 @@ const NO_NVTX: &str = "no launch in this file is inside one; ncu records them on
 /// the aggregates as they are read, and kept only with `keep_launches`.
 pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
     let mut groups = Aggregator::new(opts.group);
+    let mut total = GroupAcc::default();
     let mut presence = Presence::default();
     let mut kept = Vec::new();
     let (mut gpu, mut selected, mut best_peak) = (None, 0u64, None::<(f64, f64)>);
@@ -194,6 +199,7 @@ pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
             }
         }
         groups.add(&m);
+        total.add(&m);
         if opts.keep_launches {
             kept.push(m);
         }
@@ -213,6 +219,7 @@ pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
     if let Some(why) = nvtx_absent {
         notes.push(format!("NVTX ranges: {why}"));
     }
+    let shared_peak = best_peak.map(|b| b.1);
     Ok(NcuDigest {
         source: NcuSource {
             file: path.display().to_string(),
@@ -224,7 +231,8 @@ pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
             skipped_rows: file.skipped_rows,
         },
         group: opts.group,
-        kernels: groups.finish(best_peak.map(|b| b.1), &opts.categories),
+        kernels: groups.finish(shared_peak, &opts.categories),
+        total: total.finish(None, None, shared_peak, &opts.categories),
         notes,
         launches: kept,
         rule: rule_text(),
