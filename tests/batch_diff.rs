@@ -287,6 +287,94 @@ fn diff_markdown_opens_with_a_summary_and_the_svg_parses() {
     assert!(doc.descendants().filter(|n| n.has_tag_name("rect")).count() > 2);
 }
 
+/// Each row of a folder's table says what that profile's own digest says:
+/// the top kernel and its share as `cuda_gpu_kern_sum` prints them, the GPU
+/// time as its total (plus the graph executions in graph trace mode), and
+/// the span, phases, graph launches and idle time of the full digest.
+#[test]
+fn folder_rows_agree_with_each_profile() {
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[&arg(&repo().join("samples")), "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), SAMPLES.len());
+    for s in SAMPLES {
+        let path = sample(s);
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["file"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("{s}.sqlite.gz"))
+            })
+            .unwrap();
+        let (code, full, err) = run("nsys-digest", &[&arg(&path), "--format", "json"]);
+        assert_eq!(code, 0, "{err}");
+        let full: serde_json::Value = serde_json::from_str(&full).unwrap();
+        let gt = groundtruth(s, "cuda_gpu_kern_sum");
+        assert_eq!(row["top_kernel"].as_str().unwrap(), gt[0]["Name"], "{s}");
+        assert_eq!(
+            our_tenths(row["top_kernel_share_pct"].as_f64().unwrap()),
+            tenths(&gt[0], "Time (%)"),
+            "{s}"
+        );
+        let kernel_ns: i64 = gt.iter().map(|r| int(r, "Total Time (ns)")).sum();
+        let graphs = &full["graphs"];
+        let executions = if graphs["trace_mode"] == "graph" {
+            graphs["gpu_ns"].as_i64().unwrap()
+        } else {
+            0
+        };
+        assert_eq!(
+            row["gpu_ns"].as_i64().unwrap(),
+            kernel_ns + executions,
+            "{s}"
+        );
+        assert_eq!(row["span_ns"], full["source"]["span_ns"], "{s}");
+        assert_eq!(row["graph_launches"], graphs["launches"], "{s}");
+        let phase = |name: &str, key: &str| {
+            full["phases"]["phases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["phase"] == name)
+                .map_or(serde_json::Value::Null, |p| p[key].clone())
+        };
+        assert_eq!(
+            row["prefill_gpu_ns_per_token"],
+            phase("prefill", "gpu_ns_per_token"),
+            "{s}"
+        );
+        assert_eq!(
+            row["decode_gpu_ns_per_token"],
+            phase("decode", "gpu_ns_per_token"),
+            "{s}"
+        );
+        assert_eq!(
+            row["decode_step_median_ns"],
+            phase("decode", "step_median_ns"),
+            "{s}"
+        );
+        let idle: Vec<f64> = full["launch"]["busy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["stream"].is_null())
+            .map(|b| b["idle_pct"].as_f64().unwrap())
+            .collect();
+        let mean = idle.iter().sum::<f64>() / idle.len() as f64;
+        assert!(
+            (row["idle_pct"].as_f64().unwrap() - mean).abs() < 1e-9,
+            "{s}"
+        );
+    }
+}
+
 #[test]
 fn ncu_folder_and_diff() {
     let dir = repo().join("samples/ncu");
