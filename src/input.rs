@@ -157,13 +157,29 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 }
 
 /// Is this a file name nsys-digest would pick up when scanning a folder?
+/// An `.nsys-rep` whose export sits beside it is not: the capture recipe
+/// (`nsys export` next to the report) leaves both, and they are one profile.
 pub fn is_nsys_candidate(path: &Path) -> bool {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    name.ends_with(".sqlite") || name.ends_with(".sqlite.gz") || name.ends_with(".nsys-rep")
+    if name.ends_with(".nsys-rep") {
+        return !has_export_beside(path);
+    }
+    name.ends_with(".sqlite") || name.ends_with(".sqlite.gz")
+}
+
+/// Does `run.sqlite` or `run.sqlite.gz` sit beside `run.nsys-rep`?
+fn has_export_beside(report: &Path) -> bool {
+    let Some(name) = report.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let stem = &name[..name.len() - ".nsys-rep".len()];
+    ["sqlite", "sqlite.gz"]
+        .iter()
+        .any(|ext| report.with_file_name(format!("{stem}.{ext}")).is_file())
 }
 
 /// Resolve `path` into an SQLite file, by content rather than by name.

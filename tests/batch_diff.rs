@@ -287,6 +287,43 @@ fn diff_markdown_opens_with_a_summary_and_the_svg_parses() {
     assert!(doc.descendants().filter(|n| n.has_tag_name("rect")).count() > 2);
 }
 
+/// The capture recipe leaves `run.nsys-rep` beside `run.sqlite`: a folder
+/// of such pairs holds one profile per pair, read from the export, even
+/// with no `nsys` to export the reports. A report alone is still picked up.
+/// No real `.nsys-rep` is committed, so the reports here are stand-ins
+/// made by hand; their bytes are never read unless one is alone.
+#[test]
+fn folder_reads_a_report_beside_its_export_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for s in SAMPLES {
+        std::fs::copy(sample(s), dir.path().join(format!("{s}.sqlite.gz"))).unwrap();
+        std::fs::write(dir.path().join(format!("{s}.nsys-rep")), b"stand-in").unwrap();
+    }
+    let digest_folder = || {
+        let out = assert_cmd::Command::cargo_bin("nsys-digest")
+            .unwrap()
+            .args([&arg(dir.path()), "--format", "json"])
+            .env("PATH", dir.path())
+            .output()
+            .unwrap();
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), rows, err)
+    };
+    let (code, rows, err) = digest_folder();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(rows.len(), SAMPLES.len());
+    assert!(rows
+        .iter()
+        .all(|r| r["file"].as_str().unwrap().ends_with(".sqlite.gz")));
+    std::fs::write(dir.path().join("alone.nsys-rep"), b"stand-in").unwrap();
+    let (code, rows, err) = digest_folder();
+    assert_eq!(code, Some(2));
+    assert_eq!(rows.len(), SAMPLES.len());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("alone.nsys-rep"), "{err}");
+}
+
 /// Each row of a folder's table says what that profile's own digest says:
 /// the top kernel and its share as `cuda_gpu_kern_sum` prints them, the GPU
 /// time as its total (plus the graph executions in graph trace mode), and
