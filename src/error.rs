@@ -53,6 +53,9 @@ pub enum DigestError {
     #[error("{path}: .nsys-rep needs `nsys` on PATH to export it; run `nsys export --type sqlite --output {sqlite} {path}` and pass the .sqlite file")]
     NsysMissing { path: PathBuf, sqlite: PathBuf },
 
+    #[error("{path}: an .ncu-rep needs `ncu` on PATH to read it; run `ncu --import {path} --csv --page raw > {csv}` and pass the CSV")]
+    NcuMissing { path: PathBuf, csv: PathBuf },
+
     #[error("{path}: `nsys export` failed: {reason}")]
     NsysExportFailed { path: PathBuf, reason: String },
 

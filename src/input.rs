@@ -343,7 +343,7 @@ fn write_error(path: &Path, target: &Path, e: std::io::Error) -> DigestError {
 
 fn export_nsys_rep(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
     let sqlite_name = path.with_extension("sqlite");
-    let nsys = which_nsys().ok_or_else(|| DigestError::NsysMissing {
+    let nsys = on_path("nsys").ok_or_else(|| DigestError::NsysMissing {
         path: path.to_path_buf(),
         sqlite: sqlite_name.clone(),
     })?;
@@ -380,10 +380,11 @@ fn export_nsys_rep(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
     })
 }
 
-fn which_nsys() -> Option<PathBuf> {
+/// The first file called `program` in a folder of `PATH`.
+pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
     std::env::split_paths(&paths)
-        .map(|dir| dir.join("nsys"))
+        .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
 }
 

@@ -8,6 +8,7 @@ mod groundtruth;
 mod hostile;
 mod llm;
 mod ncu;
+mod ncu_rep;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod queries;

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod derive;
 pub mod metric_names;
 pub mod reader;
+pub mod report_import;
 pub mod units;
 pub mod view;
 

@@ -1,11 +1,13 @@
-//! Reads an ncu CSV export (details or raw page, plain or gzipped) into
-//! launches, by header names and never by position. Skips whatever comes
+//! Reads an ncu CSV export (details or raw page, plain or gzipped, or the
+//! text ncu prints for an `.ncu-rep`) into launches, by header names and
+//! never by position. Skips whatever comes
 //! before the header (`==PROF==` lines, the application's output), accepts
 //! ragged rows and the raw page's units row, and refuses summary pages with
 //! a hint on what to export instead. Streams: only the metrics in
 //! [`metric_names::NUMERIC`] are kept per launch.
 
 use super::metric_names::{self, GPU_NAME};
+use super::report_import;
 use super::units::{parse_number, to_base, DecimalStyle};
 use crate::error::DigestError;
 use crate::input::read_up_to;
@@ -151,15 +153,32 @@ fn open(path: &Path, opts: &ReadOptions) -> Result<(Box<dyn BufRead + Send>, boo
     let split_apart = meta.len() >= opts.split_apart_from_bytes;
     // The magic bytes, once read, go back in front of the rest, so the file
     // is opened once and need not be seekable: a pipe works.
-    let mut magic = [0u8; 2];
+    let mut magic = [0u8; 4];
     let n = read_up_to(&mut file, &mut magic).map_err(|e| DigestError::io(path, e))?;
     if n == 0 {
         return Err(DigestError::Empty {
             path: path.to_path_buf(),
         });
     }
+    if magic[..n] == *report_import::MAGIC {
+        if !meta.is_file() {
+            return Err(bad(
+                path,
+                "an .ncu-rep report read from a pipe; save it to a file first",
+            ));
+        }
+        let bounded = Bounded {
+            inner: report_import::ImportedReport::start(path)?,
+            left: u64::MAX,
+            line: 0,
+        };
+        return Ok((
+            Box::new(BufReader::with_capacity(1 << 20, bounded)),
+            split_apart,
+        ));
+    }
     let whole = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
-    let (text, left): (Box<dyn Read + Send>, u64) = if magic[..n] == [0x1f, 0x8b] {
+    let (text, left): (Box<dyn Read + Send>, u64) = if magic[..n].starts_with(&[0x1f, 0x8b]) {
         let inflated = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, whole));
         (Box::new(inflated), opts.max_decompressed_bytes)
     } else {

@@ -1,0 +1,99 @@
+//! An `.ncu-rep` read through `ncu --import FILE --csv --page raw`, whose
+//! output is streamed into the CSV reader as it is printed: nothing is
+//! written to disk. The raw page is asked for because it carries the
+//! device attributes the peak bandwidth comes from; ncu 2025 prints it in
+//! base units under `--csv`, and older versions' scaled units are read as
+//! any such export is.
+
+use crate::error::DigestError;
+use crate::input::on_path;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::thread::JoinHandle;
+
+/// The first bytes of every `.ncu-rep` seen, from ncu 2020 to 2025.
+pub const MAGIC: &[u8] = b"NVR\0";
+
+/// ncu's CSV text for one report. At the end of the text the child's exit
+/// status is checked, so that a report ncu cannot load ends the read with
+/// ncu's own reason instead of reading as an empty export.
+pub struct ImportedReport {
+    child: Child,
+    stdout: ChildStdout,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl ImportedReport {
+    pub fn start(path: &Path) -> Result<ImportedReport, DigestError> {
+        let ncu = on_path("ncu").ok_or_else(|| DigestError::NcuMissing {
+            path: path.to_path_buf(),
+            csv: path.with_extension("csv"),
+        })?;
+        let mut child = Command::new(ncu)
+            .args(["--csv", "--page", "raw", "--import"])
+            .arg(path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| DigestError::io(path, e))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut err = child.stderr.take().expect("stderr is piped");
+        // Drained on its own thread: a child blocked on a full stderr pipe
+        // would never finish its stdout.
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        Ok(ImportedReport {
+            child,
+            stdout,
+            stderr: Some(stderr),
+        })
+    }
+
+    /// ncu's exit status, once its output has ended.
+    fn finish(&mut self) -> std::io::Result<()> {
+        let status = self.child.wait()?;
+        let said = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        let reason = said
+            .lines()
+            .map(|l| l.trim_start_matches("==ERROR==").trim())
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("no message")
+            .to_string();
+        Err(std::io::Error::other(format!(
+            "`ncu --import` failed ({status}): {reason}"
+        )))
+    }
+}
+
+impl Read for ImportedReport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.stdout.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.stderr.is_some() {
+            self.finish()?;
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for ImportedReport {
+    /// A read ended early (a bad row, a closed output) leaves ncu printing
+    /// into a pipe nobody reads; it is stopped rather than left behind.
+    fn drop(&mut self) {
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `.ncu-rep` reports, read through `ncu --import … --csv --page raw`.
+//!
+//! Where `ncu` is installed, the real reports under `../shared` must digest
+//! as the CSV that ncu prints for them. Everywhere else the process
+//! handling is checked with stand-ins for `ncu`, small shell scripts made
+//! by hand, since no real ncu is here: one prints a committed sample, one
+//! fails as ncu does on a file it cannot load, one never ends. The report
+//! they are handed is a stand-in too, four magic bytes: none is committed.
+
+use crate::common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The first bytes of every real `.ncu-rep`.
+const MAGIC: &[u8] = b"NVR\0";
+
+fn stand_in_report(dir: &Path) -> PathBuf {
+    let p = dir.join("run.ncu-rep");
+    std::fs::write(&p, [MAGIC, b"stand-in"].concat()).unwrap();
+    p
+}
+
+/// A folder holding an `ncu` script with this body.
+fn fake_ncu(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("ncu");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// ncu-digest with `PATH` set to `path` alone (plus /bin for `sh`, `cat`).
+fn ncu_digest(path: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = assert_cmd::Command::cargo_bin("ncu-digest")
+        .unwrap()
+        .args(args)
+        .env("PATH", format!("{}:/bin:/usr/bin", path.display()))
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The JSON digest without the input's name, which differs by design.
+fn without_file(json: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["source"]["file"] = serde_json::Value::Null;
+    v
+}
+
+#[test]
+fn a_report_without_ncu_names_the_export_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = stand_in_report(dir.path());
+    let (code, out, err) = ncu_digest(dir.path(), &[&report.display().to_string()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("needs `ncu` on PATH"), "{err}");
+    assert!(err.contains("ncu --import"), "{err}");
+}
+
+#[test]
+fn a_report_streams_through_ncu_like_the_csv() {
+    let csv = repo().join("samples/ncu/h200_llama4L_memmetrics_525kernels.raw_baseunits.csv.gz");
+    let text = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(text.path(), inflate(&csv)).unwrap();
+    let ncu = fake_ncu(&format!("cat '{}'", text.path().display()));
+    let dir = tempfile::tempdir().unwrap();
+    let report = stand_in_report(dir.path());
+    let (code, out, err) = ncu_digest(
+        ncu.path(),
+        &[&report.display().to_string(), "--format", "json"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, want, err) = ncu_digest(
+        ncu.path(),
+        &[&csv.display().to_string(), "--format", "json"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(without_file(&out), without_file(&want));
+}
+
+#[test]
+fn a_report_ncu_cannot_load_is_one_line_with_its_reason() {
+    let ncu = fake_ncu(
+        "echo '==ERROR== Failed to load report file.' >&2\n\
+         echo '==ERROR== The file is not an Nsight Compute profiler report.' >&2\n\
+         exit 1",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let report = stand_in_report(dir.path());
+    let (code, out, err) = ncu_digest(ncu.path(), &[&report.display().to_string()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("run.ncu-rep"), "{err}");
+    assert!(
+        err.contains("not an Nsight Compute profiler report"),
+        "{err}"
+    );
+}
+
+/// ncu prints text that is no CSV and then keeps running: the read ends
+/// at once and ncu is stopped, instead of the digest waiting for it.
+#[test]
+fn a_read_that_fails_early_does_not_wait_for_ncu() {
+    let ncu = fake_ncu("head -c 20000000 /dev/zero | tr '\\0' x; exec sleep 300");
+    let dir = tempfile::tempdir().unwrap();
+    let report = stand_in_report(dir.path());
+    let started = Instant::now();
+    let (code, _, err) = ncu_digest(ncu.path(), &[&report.display().to_string()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+}
+
+/// With a real `ncu`, each real report under `../shared` digests as the
+/// CSV ncu prints for it, written to a file first.
+#[test]
+fn real_reports_digest_as_their_csv_export() {
+    let (Some(shared), Some(_)) = (shared(), which("ncu")) else {
+        eprintln!("skipped: needs ../shared and ncu on PATH");
+        return;
+    };
+    let dir = shared.join("thirdparty/ncu");
+    let reports: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".ncu-rep"))
+        .collect();
+    assert!(!reports.is_empty());
+    let tmp = tempfile::tempdir().unwrap();
+    for report in &reports {
+        let csv = tmp.path().join("export.csv");
+        let printed = std::process::Command::new("ncu")
+            .args(["--csv", "--page", "raw", "--import"])
+            .arg(report)
+            .output()
+            .unwrap();
+        assert!(printed.status.success(), "{}", report.display());
+        std::fs::write(&csv, printed.stdout).unwrap();
+        let (code, a, err) = run(
+            "ncu-digest",
+            &[&report.display().to_string(), "--format", "json"],
+        );
+        assert_eq!(code, 0, "{}: {err}", report.display());
+        let (_, b, _) = run(
+            "ncu-digest",
+            &[&csv.display().to_string(), "--format", "json"],
+        );
+        assert_eq!(without_file(&a), without_file(&b), "{}", report.display());
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
