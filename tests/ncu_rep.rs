@@ -165,3 +165,17 @@ fn which(program: &str) -> Option<PathBuf> {
         .map(|d| d.join(program))
         .find(|p| p.is_file())
 }
+
+/// Folders are searched for CSV files only; one that holds reports alone
+/// says so, and how to read them, instead of calling itself empty.
+#[test]
+fn a_folder_of_reports_alone_says_how_to_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    stand_in_report(&dir.path().join("sub"));
+    let (code, out, err) = ncu_digest(dir.path(), &[&dir.path().display().to_string()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("1 .ncu-rep report"), "{err}");
+}

@@ -223,8 +223,27 @@ fn is_csv(path: &Path) -> bool {
     name.ends_with(".csv") || name.ends_with(".csv.gz")
 }
 
+fn is_ncu_report(path: &Path) -> bool {
+    path.to_string_lossy()
+        .to_ascii_lowercase()
+        .ends_with(".ncu-rep")
+}
+
 fn digest_one(f: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
     if f.is_dir() {
+        // Folders are searched for CSV only, so that a report beside its
+        // export is not read twice; where reports are all there is, say how
+        // to read them.
+        let reports = expand_inputs(&[f.to_path_buf()], is_ncu_report)
+            .iter()
+            .filter(|p| p.is_file())
+            .count();
+        if reports > 0 {
+            bail!(
+                "{}: no .csv or .csv.gz files in this folder, only {reports} .ncu-rep report(s); name them on the command line to read them through ncu",
+                f.display()
+            );
+        }
         bail!("{}: no .csv or .csv.gz files in this folder", f.display());
     }
     let d = digest(f, opts)?;
