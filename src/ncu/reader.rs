@@ -1,9 +1,9 @@
 //! Reads an ncu CSV export (details or raw page, plain or gzipped, or the
 //! text ncu prints for an `.ncu-rep`) into launches, by header names and
-//! never by position. Skips whatever comes
-//! before the header (`==PROF==` lines, the application's output), accepts
-//! ragged rows and the raw page's units row, and refuses summary pages with
-//! a hint on what to export instead. Streams: only the metrics in
+//! never by position. Skips whatever comes before the header (`==PROF==`
+//! lines, the application's output), accepts ragged rows and the raw
+//! page's units row, and refuses summary pages with a hint on what to
+//! export instead. Streams: only the metrics in
 //! [`metric_names::NUMERIC`] are kept per launch.
 
 use super::metric_names::{self, GPU_NAME};

@@ -21,6 +21,8 @@ pub const MAGIC: &[u8] = b"NVR\0";
 pub struct ImportedReport {
     child: Child,
     stdout: ChildStdout,
+    /// ncu's stderr, gathered on a thread; taken once ncu has been waited
+    /// for, so `Some` also means that ncu may still be running.
     stderr: Option<JoinHandle<String>>,
 }
 
