@@ -25,17 +25,19 @@ fn stand_in_report(dir: &Path) -> PathBuf {
 fn fake_ncu(body: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("ncu");
-    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    let tools = "PATH=/bin:/usr/bin; export PATH";
+    std::fs::write(&script, format!("#!/bin/sh\n{tools}\n{body}\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
 
-/// ncu-digest with `PATH` set to `path` alone (plus /bin for `sh`, `cat`).
+/// ncu-digest with `PATH` set to `path` alone, so that an `ncu` installed
+/// on this machine is never the one found.
 fn ncu_digest(path: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = assert_cmd::Command::cargo_bin("ncu-digest")
         .unwrap()
         .args(args)
-        .env("PATH", format!("{}:/bin:/usr/bin", path.display()))
+        .env("PATH", path)
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
