@@ -100,7 +100,8 @@ impl Cell {
         }
     }
 
-    fn pretty(&self) -> String {
+    /// As the terminal and Markdown print it: thousands grouped, scaled.
+    pub fn pretty(&self) -> String {
         match self {
             Cell::Scaled(f, scale, d) => Cell::Float(f / scale, *d).pretty(),
             Cell::Int(i) => group_thousands(&i.to_string()),

@@ -821,3 +821,35 @@ fn folder_row_sums_the_launches_that_have_each_value() {
         "the hand-made file has a timed launch without DRAM bytes"
     );
 }
+
+/// The `total` line above the table is the JSON's `total`, in the table's
+/// units: what a `--kernel` selection costs and how near the peak it runs.
+#[test]
+fn total_line_prints_the_selection_total() {
+    let arg = ncu_arg("h200_llama4L_memmetrics_525kernels.raw_baseunits");
+    let (code, json, err) = run(
+        "ncu-digest",
+        &[&arg, "--kernel", "attention", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let t = &v["total"];
+    let value = |k: &str| t[k].as_f64().unwrap_or_else(|| panic!("{k}"));
+    let want = format!(
+        "{:.2} us {:.2} MB DRAM {:.1} GB/s {:.1} % of DRAM peak",
+        value("duration_ns") / 1e3,
+        value("dram_bytes") / 1e6,
+        value("dram_bandwidth_bytes_per_s") / 1e9,
+        value("dram_peak_pct"),
+    );
+    for format in ["table", "markdown"] {
+        let (code, text, err) = run("ncu-digest", &[&arg, "--kernel", "attention", "-f", format]);
+        assert_eq!(code, 0, "{err}");
+        let line = text
+            .lines()
+            .find(|l| l.contains("total") && l.contains(" us"))
+            .unwrap_or_else(|| panic!("no total line in\n{text}"))
+            .replace(',', "");
+        assert!(line.contains(&want), "{line:?} lacks {want:?}");
+    }
+}

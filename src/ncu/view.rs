@@ -118,6 +118,24 @@ fn legend(d: &NcuDigest) -> String {
     parts.join(". ")
 }
 
+/// The selected launches taken together, in the table's units: what a
+/// `--kernel` selection costs and how near the DRAM peak it runs.
+fn total_fact(t: &KernelAggregate) -> Option<String> {
+    let shown = |v: Option<f64>, scale: f64, decimals: usize, unit: &str| {
+        v.map(|x| format!("{} {unit}", Cell::Scaled(x, scale, decimals).pretty()))
+    };
+    let parts: Vec<String> = [
+        shown(t.duration_ns, 1e3, 2, "us"),
+        shown(t.dram_bytes, 1e6, 2, "MB DRAM"),
+        shown(t.dram_bandwidth_bytes_per_s, 1e9, 1, "GB/s"),
+        shown(t.dram_peak_pct, 1.0, 1, "% of DRAM peak"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// The whole document.
 pub fn document(d: &NcuDigest, per_launch: bool) -> Document {
     let mut facts = vec![
@@ -135,6 +153,9 @@ pub fn document(d: &NcuDigest, per_launch: bool) -> Document {
     ];
     if let Some(gpu) = &d.source.gpu {
         facts.push(("GPU".into(), gpu.clone()));
+    }
+    if let Some(total) = total_fact(&d.total) {
+        facts.push(("total".into(), total));
     }
     // A fact, not only the legend: the legend is not printed under an
     // empty table, which is what `--nvtx` leaves here.
