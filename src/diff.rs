@@ -149,6 +149,17 @@ pub fn finish(
 }
 
 /// `+7.2 %` / `−3.0 %`.
+/// A change as a reviewer reads it, signed like the % beside it:
+/// `+3,261,144.0`, `−18,257,248.5`.
+pub fn signed_delta(d: f64) -> String {
+    let magnitude = Cell::Float(d.abs(), 1).pretty();
+    if d >= 0.0 {
+        format!("+{magnitude}")
+    } else {
+        format!("−{magnitude}")
+    }
+}
+
 pub fn signed_pct(p: f64) -> String {
     if p >= 0.0 {
         format!("+{p:.1} %")
@@ -190,7 +201,8 @@ pub fn document(d: &DiffReport, top: Option<usize>) -> Document {
                         Cell::Text(r.metric.clone()),
                         f(r.base),
                         f(r.new),
-                        f(r.delta),
+                        r.delta
+                            .map_or(Cell::Missing, |d| Cell::Text(signed_delta(d))),
                         r.delta_pct
                             .map_or(Cell::Missing, |p| Cell::Text(signed_pct(p))),
                         Cell::Text(if r.regression {

@@ -426,3 +426,42 @@ fn ncu_folder_and_diff() {
     assert!(by.len() > 20);
     assert!(by.values().all(|p| p.abs() < 1.0), "rounding only");
 }
+
+/// In a diff's Markdown every Δ carries its sign, as the Δ % beside it
+/// does, and equals New − Base to the printed rounding.
+#[test]
+fn diff_deltas_are_signed_like_their_percentages() {
+    let (code, md, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &arg(&sample("h200_llama8_eager_3steps")),
+            &arg(&sample("h200_llama8_graphs_node_3steps")),
+            "--format",
+            "markdown",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let number = |cell: &str| -> Option<f64> {
+        let t = cell.trim().replace(',', "").replace('−', "-");
+        t.trim_end_matches(" %").parse().ok()
+    };
+    let mut checked = 0;
+    for line in md.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | name | metric | base | new | Δ | Δ % | flag |
+        let (Some(base), Some(new), Some(delta)) =
+            (number(cells[3]), number(cells[4]), number(cells[5]))
+        else {
+            continue;
+        };
+        let sign = |c: &str| c.chars().next().unwrap();
+        assert!(matches!(sign(cells[5]), '+' | '−'), "{line}");
+        if cells[6] != "—" {
+            assert_eq!(sign(cells[5]), sign(cells[6]), "{line}");
+        }
+        assert!((new - base - delta).abs() <= 0.15, "{line}");
+        checked += 1;
+    }
+    assert!(checked > 10, "{md}");
+}
