@@ -148,24 +148,21 @@ pub fn finish(
     }
 }
 
-/// `+7.2 %` / `−3.0 %`.
 /// A change as a reviewer reads it, signed like the % beside it:
 /// `+3,261,144.0`, `−18,257,248.5`.
 pub fn signed_delta(d: f64) -> String {
-    let magnitude = Cell::Float(d.abs(), 1).pretty();
-    if d >= 0.0 {
-        format!("+{magnitude}")
-    } else {
-        format!("−{magnitude}")
-    }
+    with_sign(d, Cell::Float(d.abs(), 1).pretty())
 }
 
+/// `+7.2 %` / `−3.0 %`.
 pub fn signed_pct(p: f64) -> String {
-    if p >= 0.0 {
-        format!("+{p:.1} %")
-    } else {
-        format!("−{:.1} %", -p)
-    }
+    format!("{} %", with_sign(p, format!("{:.1}", p.abs())))
+}
+
+/// A magnitude behind the sign of `v`, with a true minus sign.
+fn with_sign(v: f64, magnitude: String) -> String {
+    let sign = if v >= 0.0 { '+' } else { '−' };
+    format!("{sign}{magnitude}")
 }
 
 /// Parse `5%` or `5` as 5.

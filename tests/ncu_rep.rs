@@ -48,6 +48,16 @@ fn ncu_digest(path: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// ncu-digest refusing its input: exit 2, nothing on stdout, and one
+/// error line, which is returned.
+fn refused(path: &Path, args: &[&str]) -> String {
+    let (code, out, err) = ncu_digest(path, args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
 /// The JSON digest without the input's name, which differs by design.
 fn without_file(json: &str) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
@@ -59,10 +69,7 @@ fn without_file(json: &str) -> serde_json::Value {
 fn a_report_without_ncu_names_the_export_command() {
     let dir = tempfile::tempdir().unwrap();
     let report = stand_in_report(dir.path());
-    let (code, out, err) = ncu_digest(dir.path(), &[&report.display().to_string()]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(out.is_empty());
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = refused(dir.path(), &[&report.display().to_string()]);
     assert!(err.contains("needs `ncu` on PATH"), "{err}");
     assert!(err.contains("ncu --import"), "{err}");
 }
@@ -97,10 +104,7 @@ fn a_report_ncu_cannot_load_is_one_line_with_its_reason() {
     );
     let dir = tempfile::tempdir().unwrap();
     let report = stand_in_report(dir.path());
-    let (code, out, err) = ncu_digest(ncu.path(), &[&report.display().to_string()]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(out.is_empty());
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = refused(ncu.path(), &[&report.display().to_string()]);
     assert!(err.contains("run.ncu-rep"), "{err}");
     assert!(
         err.contains("not an Nsight Compute profiler report"),
@@ -175,9 +179,6 @@ fn a_folder_of_reports_alone_says_how_to_read_them() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
     stand_in_report(&dir.path().join("sub"));
-    let (code, out, err) = ncu_digest(dir.path(), &[&dir.path().display().to_string()]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(out.is_empty());
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = refused(dir.path(), &[&dir.path().display().to_string()]);
     assert!(err.contains("1 .ncu-rep report"), "{err}");
 }

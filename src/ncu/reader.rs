@@ -160,29 +160,26 @@ fn open(path: &Path, opts: &ReadOptions) -> Result<(Box<dyn BufRead + Send>, boo
             path: path.to_path_buf(),
         });
     }
-    if magic[..n] == *report_import::MAGIC {
+    let (text, left): (Box<dyn Read + Send>, u64) = if magic[..n] == *report_import::MAGIC {
         if !meta.is_file() {
             return Err(bad(
                 path,
                 "an .ncu-rep report read from a pipe; save it to a file first",
             ));
         }
-        let bounded = Bounded {
-            inner: report_import::ImportedReport::start(path)?,
-            left: u64::MAX,
-            line: 0,
-        };
-        return Ok((
-            Box::new(BufReader::with_capacity(1 << 20, bounded)),
-            split_apart,
-        ));
-    }
-    let whole = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
-    let (text, left): (Box<dyn Read + Send>, u64) = if magic[..n].starts_with(&[0x1f, 0x8b]) {
-        let inflated = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, whole));
-        (Box::new(inflated), opts.max_decompressed_bytes)
+        (
+            Box::new(report_import::ImportedReport::start(path)?),
+            u64::MAX,
+        )
     } else {
-        (Box::new(whole), u64::MAX)
+        let whole = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
+        if magic[..n].starts_with(&[0x1f, 0x8b]) {
+            let inflated =
+                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, whole));
+            (Box::new(inflated), opts.max_decompressed_bytes)
+        } else {
+            (Box::new(whole), u64::MAX)
+        }
     };
     let bounded = Bounded {
         inner: text,
