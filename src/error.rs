@@ -50,11 +50,19 @@ pub enum DigestError {
         error: rusqlite::Error,
     },
 
-    #[error("{path}: .nsys-rep needs `nsys` on PATH to export it; run `nsys export --type sqlite --output {sqlite} {path}` and pass the .sqlite file")]
-    NsysMissing { path: PathBuf, sqlite: PathBuf },
+    #[error("{path}: .nsys-rep needs `nsys` to export it ({looked}); or run `nsys export --type sqlite --output {sqlite} {path}` and pass the .sqlite file")]
+    NsysMissing {
+        path: PathBuf,
+        sqlite: PathBuf,
+        looked: String,
+    },
 
-    #[error("{path}: an .ncu-rep needs `ncu` on PATH to read it; run `ncu --import {path} --csv --page raw > {csv}` and pass the CSV")]
-    NcuMissing { path: PathBuf, csv: PathBuf },
+    #[error("{path}: an .ncu-rep needs `ncu` to read it ({looked}); or run `ncu --import {path} --csv --page raw > {csv}` and pass the CSV")]
+    NcuMissing {
+        path: PathBuf,
+        csv: PathBuf,
+        looked: String,
+    },
 
     #[error("{path}: `nsys export` failed: {reason}")]
     NsysExportFailed { path: PathBuf, reason: String },

@@ -5,6 +5,7 @@
 //! Temp folders are removed when the [`OpenedProfile`] is dropped.
 
 use crate::error::{DigestError, Result};
+use crate::nvidia_tools::{locate, NvidiaTool};
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -343,9 +344,10 @@ fn write_error(path: &Path, target: &Path, e: std::io::Error) -> DigestError {
 
 fn export_nsys_rep(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
     let sqlite_name = path.with_extension("sqlite");
-    let nsys = on_path("nsys").ok_or_else(|| DigestError::NsysMissing {
+    let nsys = locate(NvidiaTool::Nsys).map_err(|looked| DigestError::NsysMissing {
         path: path.to_path_buf(),
         sqlite: sqlite_name.clone(),
+        looked,
     })?;
     let dir = temp_dir(path, opts)?;
     let target = dir.path().join("profile.sqlite");
@@ -378,14 +380,6 @@ fn export_nsys_rep(path: &Path, opts: &InputOptions) -> Result<OpenedProfile> {
         sqlite: target,
         _temp: Some(dir),
     })
-}
-
-/// The first file called `program` in a folder of `PATH`.
-pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
 }
 
 /// Open an SQLite file so that nothing is ever written beside or into it:

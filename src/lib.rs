@@ -22,6 +22,7 @@ pub mod input;
 pub mod memory;
 pub mod ncu;
 pub mod nsys;
+pub mod nvidia_tools;
 pub mod render;
 pub mod stats;
 pub mod svg;

@@ -209,16 +209,20 @@ fn works_in_a_read_only_folder_and_leaves_the_file_alone() {
 fn nsys_rep_without_nsys_names_the_export_command() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("run.nsys-rep");
-    // Hand-made: any bytes; the point is that no nsys is on PATH.
+    // Hand-made: any bytes; the point is that no nsys can be run. NSYS
+    // names a program that is not there, so that an nsys installed on the
+    // test machine is never found.
     std::fs::write(&p, b"not really a report").unwrap();
     let out = Command::cargo_bin("nsys-digest")
         .unwrap()
         .arg(&p)
         .env("PATH", dir.path())
+        .env("NSYS", dir.path().join("nsys"))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("nsys export --type sqlite"), "{err}");
+    assert!(err.contains("NSYS="), "{err}");
     assert_eq!(err.lines().count(), 1);
 }

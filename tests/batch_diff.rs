@@ -292,6 +292,7 @@ fn folder_reads_a_report_beside_its_export_once() {
             .unwrap()
             .args([&arg(dir.path()), "--format", "json"])
             .env("PATH", dir.path())
+            .env("NSYS", dir.path().join("nsys"))
             .output()
             .unwrap();
         let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();

@@ -8,6 +8,7 @@
 //! they are handed is a stand-in too, four magic bytes: none is committed.
 
 use crate::common::*;
+use nsight_digest::nvidia_tools::{locate, NvidiaTool};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,13 +32,15 @@ fn fake_ncu(body: &str) -> tempfile::TempDir {
     dir
 }
 
-/// ncu-digest with `PATH` set to `path` alone, so that an `ncu` installed
-/// on this machine is never the one found.
+/// ncu-digest with `PATH` set to `path` alone and `NCU` naming the `ncu`
+/// there, or nothing, so that an `ncu` installed on this machine is never
+/// the one found.
 fn ncu_digest(path: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = assert_cmd::Command::cargo_bin("ncu-digest")
         .unwrap()
         .args(args)
         .env("PATH", path)
+        .env("NCU", path.join("ncu"))
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
@@ -70,8 +73,38 @@ fn a_report_without_ncu_names_the_export_command() {
     let dir = tempfile::tempdir().unwrap();
     let report = stand_in_report(dir.path());
     let err = refused(dir.path(), &[&report.display().to_string()]);
-    assert!(err.contains("needs `ncu` on PATH"), "{err}");
+    assert!(err.contains("needs `ncu`"), "{err}");
+    assert!(err.contains("NCU="), "{err}");
     assert!(err.contains("ncu --import"), "{err}");
+}
+
+/// Without `NCU`, the `ncu` on PATH is the one run.
+#[test]
+fn ncu_on_path_is_found_without_the_variable() {
+    let csv = repo().join("samples/ncu/h200_llama2L_fullset_40kernels.raw.csv.gz");
+    let text = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(text.path(), inflate(&csv)).unwrap();
+    let ncu = fake_ncu(&format!("cat '{}'", text.path().display()));
+    let dir = tempfile::tempdir().unwrap();
+    let report = stand_in_report(dir.path());
+    let out = assert_cmd::Command::cargo_bin("ncu-digest")
+        .unwrap()
+        .args([&report.display().to_string(), "--format", "json"])
+        .env("PATH", ncu.path())
+        .env_remove("NCU")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let (_, want, _) = ncu_digest(
+        ncu.path(),
+        &[&csv.display().to_string(), "--format", "json"],
+    );
+    assert_eq!(
+        without_file(&String::from_utf8_lossy(&out.stdout)),
+        without_file(&want)
+    );
 }
 
 #[test]
@@ -130,8 +163,8 @@ fn a_read_that_fails_early_does_not_wait_for_ncu() {
 /// CSV ncu prints for it, written to a file first.
 #[test]
 fn real_reports_digest_as_their_csv_export() {
-    let (Some(shared), Some(_)) = (shared(), which("ncu")) else {
-        eprintln!("skipped: needs ../shared and ncu on PATH");
+    let (Some(shared), Ok(ncu)) = (shared(), locate(NvidiaTool::Ncu)) else {
+        eprintln!("skipped: needs ../shared and an installed ncu");
         return;
     };
     let dir = shared.join("thirdparty/ncu");
@@ -145,7 +178,7 @@ fn real_reports_digest_as_their_csv_export() {
     let tmp = tempfile::tempdir().unwrap();
     for report in &reports {
         let csv = tmp.path().join("export.csv");
-        let printed = std::process::Command::new("ncu")
+        let printed = std::process::Command::new(&ncu)
             .args(["--csv", "--page", "raw", "--import"])
             .arg(report)
             .output()
@@ -163,13 +196,6 @@ fn real_reports_digest_as_their_csv_export() {
         );
         assert_eq!(without_file(&a), without_file(&b), "{}", report.display());
     }
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
 }
 
 /// Folders are searched for CSV files only; one that holds reports alone

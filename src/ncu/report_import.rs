@@ -6,7 +6,7 @@
 //! any such export is.
 
 use crate::error::DigestError;
-use crate::input::on_path;
+use crate::nvidia_tools::{locate, NvidiaTool};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -28,9 +28,10 @@ pub struct ImportedReport {
 
 impl ImportedReport {
     pub fn start(path: &Path) -> Result<ImportedReport, DigestError> {
-        let ncu = on_path("ncu").ok_or_else(|| DigestError::NcuMissing {
+        let ncu = locate(NvidiaTool::Ncu).map_err(|looked| DigestError::NcuMissing {
             path: path.to_path_buf(),
             csv: path.with_extension("csv"),
+            looked,
         })?;
         let mut child = Command::new(ncu)
             .args(["--csv", "--page", "raw", "--import"])
