@@ -198,13 +198,122 @@ fn real_reports_digest_as_their_csv_export() {
     }
 }
 
-/// Folders are searched for CSV files only; one that holds reports alone
-/// says so, and how to read them, instead of calling itself empty.
-#[test]
-fn a_folder_of_reports_alone_says_how_to_read_them() {
+/// The raw-page text of two committed samples, as ncu prints it, in files
+/// a stand-in `ncu` can print.
+fn raw_texts() -> (tempfile::TempDir, [PathBuf; 2]) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("sub")).unwrap();
-    stand_in_report(&dir.path().join("sub"));
-    let err = refused(dir.path(), &[&dir.path().display().to_string()]);
-    assert!(err.contains("1 .ncu-rep report"), "{err}");
+    let names = [
+        "h200_llama2L_fullset_40kernels.raw.csv.gz",
+        "h200_llama4L_memmetrics_525kernels.raw.csv.gz",
+    ];
+    let texts = names.map(|n| {
+        let text = dir.path().join(n.trim_end_matches(".gz"));
+        std::fs::write(&text, inflate(&repo().join("samples/ncu").join(n))).unwrap();
+        text
+    });
+    (dir, texts)
+}
+
+/// A stand-in `ncu` that prints the first text for a report named `base…`
+/// or in a folder named so, and the second for any other.
+fn ncu_printing(texts: &[PathBuf; 2]) -> tempfile::TempDir {
+    fake_ncu(&format!(
+        "case \"$5\" in */base[.-]*) cat '{}';; *) cat '{}';; esac",
+        texts[0].display(),
+        texts[1].display()
+    ))
+}
+
+fn json_rows(out: &str) -> Vec<serde_json::Value> {
+    let mut rows: Vec<serde_json::Value> = serde_json::from_str(out).unwrap();
+    for r in &mut rows {
+        r["file"] = serde_json::Value::Null;
+    }
+    rows
+}
+
+/// A folder that holds reports and no CSV is read through ncu: its table
+/// is the one its CSV exports give. Without ncu, each report is one error
+/// line.
+#[test]
+fn a_folder_of_reports_is_read_through_ncu() {
+    let (_texts, texts) = raw_texts();
+    let ncu = ncu_printing(&texts);
+    let reports = tempfile::tempdir().unwrap();
+    let sub = reports.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("base.ncu-rep"), MAGIC).unwrap();
+    std::fs::write(sub.join("new.ncu-rep"), MAGIC).unwrap();
+    let folder = reports.path().display().to_string();
+    let (code, out, err) = ncu_digest(ncu.path(), &[&folder, "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let exports = tempfile::tempdir().unwrap();
+    std::fs::copy(&texts[0], exports.path().join("base.csv")).unwrap();
+    std::fs::copy(&texts[1], exports.path().join("new.csv")).unwrap();
+    let csv_folder = exports.path().display().to_string();
+    let (_, want, _) = ncu_digest(ncu.path(), &[&csv_folder, "--format", "json"]);
+    assert_eq!(json_rows(&out), json_rows(&want));
+
+    let nowhere = tempfile::tempdir().unwrap();
+    let (code, out, err) = ncu_digest(nowhere.path(), &[&folder]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.lines().all(|l| l.contains("ncu --import")), "{err}");
+}
+
+/// A report with a CSV in its folder is left to the CSV, whatever its
+/// name: the stand-in `ncu` here fails if it is run.
+#[test]
+fn a_report_beside_a_csv_is_left_to_it() {
+    let (_texts, texts) = raw_texts();
+    let ncu = fake_ncu("echo '==ERROR== must not be run' >&2; exit 1");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.ncu-rep"), MAGIC).unwrap();
+    let csv = dir.path().join("details.csv");
+    std::fs::copy(&texts[1], &csv).unwrap();
+    let folder = dir.path().display().to_string();
+    let (code, out, err) = ncu_digest(ncu.path(), &[&folder, "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, want, _) = ncu_digest(
+        ncu.path(),
+        &[&csv.display().to_string(), "--format", "json"],
+    );
+    assert_eq!(out, want);
+}
+
+/// Two folders of reports are compared by file name, as their exports are.
+#[test]
+fn folders_of_reports_diff_like_their_exports() {
+    let (_texts, texts) = raw_texts();
+    let ncu = ncu_printing(&texts);
+    let root = tempfile::tempdir().unwrap();
+    let diff_of = |ext: &str, write: &dyn Fn(&Path, usize)| {
+        for (i, side) in ["base", "new"].iter().enumerate() {
+            let folder = root.path().join(format!("{side}-{ext}"));
+            std::fs::create_dir(&folder).unwrap();
+            write(&folder.join(format!("run.{ext}")), i);
+        }
+        let arg = |side: &str| {
+            root.path()
+                .join(format!("{side}-{ext}"))
+                .display()
+                .to_string()
+        };
+        let (code, out, err) = ncu_digest(
+            ncu.path(),
+            &["diff", &arg("base"), &arg("new"), "--format", "json"],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["base"] = serde_json::Value::Null;
+        v["new"] = serde_json::Value::Null;
+        v
+    };
+    let from_reports = diff_of("ncu-rep", &|p, _| std::fs::write(p, MAGIC).unwrap());
+    let from_csv = diff_of("csv", &|p, i| {
+        std::fs::copy(&texts[i], p).unwrap();
+    });
+    assert!(from_csv["rows"].as_array().is_some_and(|r| !r.is_empty()));
+    assert_eq!(from_reports, from_csv);
 }

@@ -13,6 +13,7 @@ use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::{table_peak, PeakOptions, GPU_PEAKS};
 use nsight_digest::ncu::reader::ReadOptions;
+use nsight_digest::ncu::report_import::is_ncu_candidate;
 use nsight_digest::ncu::units::{parse_number, to_base, DecimalStyle};
 use nsight_digest::ncu::{digest, view, Group, NameFilter, NcuDigest, NcuOptions};
 use nsight_digest::render::{self, Format};
@@ -30,7 +31,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// ncu CSV files (.csv, .csv.gz) or folders holding them.
+    /// ncu CSV files (.csv, .csv.gz), reports (.ncu-rep, read through ncu) or
+    /// folders holding them; a folder's reports are read where it holds no CSV.
     inputs: Vec<PathBuf>,
 
     /// One row per launch instead of the aggregated view.
@@ -47,7 +49,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compare two ncu CSVs (or two folders, matching files by name).
+    /// Compare two ncu CSVs or reports (or two folders, matching files by name).
     Diff {
         base: PathBuf,
         new: PathBuf,
@@ -214,37 +216,12 @@ fn options(args: &Args, keep_launches: bool) -> Result<NcuOptions> {
     })
 }
 
-fn is_csv(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    name.ends_with(".csv") || name.ends_with(".csv.gz")
-}
-
-fn is_ncu_report(path: &Path) -> bool {
-    path.to_string_lossy()
-        .to_ascii_lowercase()
-        .ends_with(".ncu-rep")
-}
-
 fn digest_one(f: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
     if f.is_dir() {
-        // Folders are searched for CSV only, so that a report beside its
-        // export is not read twice; where reports are all there is, say how
-        // to read them.
-        let reports = expand_inputs(&[f.to_path_buf()], is_ncu_report)
-            .iter()
-            .filter(|p| p.is_file())
-            .count();
-        if reports > 0 {
-            bail!(
-                "{}: no .csv or .csv.gz files in this folder, only {reports} .ncu-rep report(s); name them on the command line to read them through ncu",
-                f.display()
-            );
-        }
-        bail!("{}: no .csv or .csv.gz files in this folder", f.display());
+        bail!(
+            "{}: no .csv, .csv.gz or .ncu-rep files in this folder",
+            f.display()
+        );
     }
     let d = digest(f, opts)?;
     if d.source.skipped_rows > 0 {
@@ -259,11 +236,11 @@ fn digest_one(f: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
 /// Digest every input: full digests, or a combined table for several files.
 fn run(cli: &Cli) -> Result<u8> {
     if cli.inputs.is_empty() {
-        bail!("no input: give .csv or .csv.gz files, or folders");
+        bail!("no input: give .csv, .csv.gz or .ncu-rep files, or folders");
     }
     let args = &cli.args;
     let opts = options(args, cli.per_launch)?;
-    let files = expand_inputs(&cli.inputs, is_csv);
+    let files = expand_inputs(&cli.inputs, is_ncu_candidate);
     let full = files.len() == 1 || cli.per_file || cli.per_launch;
     let bar = batch::progress(files.len(), args.quiet);
     if full {
@@ -335,7 +312,7 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
     let threshold = parse_threshold(threshold)
         .ok_or_else(|| anyhow!("--threshold {threshold:?}: expected a percentage like 5%"))?;
     let opts = options(args, false)?;
-    let pairs = pair_by_name("ncu-digest", base, new, is_csv)?;
+    let pairs = pair_by_name("ncu-digest", base, new, is_ncu_candidate)?;
     let results: Vec<Result<DiffReport>> = pairs
         .par_iter()
         .map(|(b, n)| {

@@ -3,7 +3,8 @@
 //! written to disk. The raw page is asked for because it carries the
 //! device attributes the peak bandwidth comes from; ncu 2025 prints it in
 //! base units under `--csv`, and older versions' scaled units are read as
-//! any such export is.
+//! any such export is. Folder scans pick up a report only where no CSV
+//! sits beside it.
 
 use crate::error::DigestError;
 use crate::nvidia_tools::{locate, NvidiaTool};
@@ -14,6 +15,35 @@ use std::thread::JoinHandle;
 
 /// The first bytes of every `.ncu-rep` seen, from ncu 2020 to 2025.
 pub const MAGIC: &[u8] = b"NVR\0";
+
+/// Is this a file ncu-digest picks up when scanning a folder? Every CSV,
+/// and a report only where no CSV sits in its folder: ncu prints its
+/// export to stdout, so the file beside a report may have any name, and
+/// a report read next to its export would count every launch twice.
+pub fn is_ncu_candidate(path: &Path) -> bool {
+    if is_csv(path) {
+        return true;
+    }
+    let lower = path.to_string_lossy().to_ascii_lowercase();
+    lower.ends_with(".ncu-rep") && !path.parent().is_some_and(holds_csv)
+}
+
+fn is_csv(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    name.ends_with(".csv") || name.ends_with(".csv.gz")
+}
+
+fn holds_csv(folder: &Path) -> bool {
+    std::fs::read_dir(folder).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| is_csv(&e.path()) && e.path().is_file())
+    })
+}
 
 /// ncu's CSV text for one report. At the end of the text the child's exit
 /// status is checked, so that a report ncu cannot load ends the read with
