@@ -166,7 +166,8 @@ pub fn is_nsys_candidate(path: &Path) -> bool {
         .and_then(|n| n.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if name.ends_with(".nsys-rep") {
+    // `.qdrep` is what nsys called its reports before 2021.4.
+    if name.ends_with(".nsys-rep") || name.ends_with(".qdrep") {
         return !has_export_beside(path);
     }
     name.ends_with(".sqlite") || name.ends_with(".sqlite.gz")
@@ -174,10 +175,9 @@ pub fn is_nsys_candidate(path: &Path) -> bool {
 
 /// Does `run.sqlite` or `run.sqlite.gz` sit beside `run.nsys-rep`?
 fn has_export_beside(report: &Path) -> bool {
-    let Some(name) = report.file_name().and_then(|n| n.to_str()) else {
+    let Some(stem) = report.file_stem().and_then(|n| n.to_str()) else {
         return false;
     };
-    let stem = &name[..name.len() - ".nsys-rep".len()];
     ["sqlite", "sqlite.gz"]
         .iter()
         .any(|ext| report.with_file_name(format!("{stem}.{ext}")).is_file())

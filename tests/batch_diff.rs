@@ -277,7 +277,8 @@ fn diff_markdown_opens_with_a_summary_and_the_svg_parses() {
 
 /// The capture recipe leaves `run.nsys-rep` beside `run.sqlite`: a folder
 /// of such pairs holds one profile per pair, read from the export, even
-/// with no `nsys` to export the reports. A report alone is still picked up.
+/// with no `nsys` to export the reports. A report alone is still picked up,
+/// also under the name nsys gave reports before 2021.4 (`.qdrep`).
 /// No real `.nsys-rep` is committed, so the reports here are stand-ins
 /// made by hand; their bytes are never read unless one is alone.
 #[test]
@@ -285,7 +286,9 @@ fn folder_reads_a_report_beside_its_export_once() {
     let dir = tempfile::tempdir().unwrap();
     for s in SAMPLES {
         std::fs::copy(sample(s), dir.path().join(format!("{s}.sqlite.gz"))).unwrap();
-        std::fs::write(dir.path().join(format!("{s}.nsys-rep")), b"stand-in").unwrap();
+        for report in ["nsys-rep", "qdrep"] {
+            std::fs::write(dir.path().join(format!("{s}.{report}")), b"stand-in").unwrap();
+        }
     }
     let digest_folder = || {
         let out = assert_cmd::Command::cargo_bin("nsys-digest")
@@ -306,11 +309,13 @@ fn folder_reads_a_report_beside_its_export_once() {
         .iter()
         .all(|r| r["file"].as_str().unwrap().ends_with(".sqlite.gz")));
     std::fs::write(dir.path().join("alone.nsys-rep"), b"stand-in").unwrap();
+    std::fs::write(dir.path().join("older.qdrep"), b"stand-in").unwrap();
     let (code, rows, err) = digest_folder();
     assert_eq!(code, Some(2));
     assert_eq!(rows.len(), SAMPLES.len());
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
     assert!(err.contains("alone.nsys-rep"), "{err}");
+    assert!(err.contains("older.qdrep"), "{err}");
 }
 
 /// Each row of a folder's table says what that profile's own digest says:

@@ -32,7 +32,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// Profiles (.sqlite, .sqlite.gz, .nsys-rep) or folders holding them.
+    /// Profiles (.sqlite, .sqlite.gz, .nsys-rep or the older .qdrep) or folders holding them.
     inputs: Vec<PathBuf>,
 
     /// Print one full report instead of the one-screen digest.
