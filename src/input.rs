@@ -173,7 +173,7 @@ pub fn is_nsys_candidate(path: &Path) -> bool {
     name.ends_with(".sqlite") || name.ends_with(".sqlite.gz")
 }
 
-/// Does `run.sqlite` or `run.sqlite.gz` sit beside `run.nsys-rep`?
+/// Does `run.sqlite` or `run.sqlite.gz` sit beside `run.nsys-rep` (or `run.qdrep`)?
 fn has_export_beside(report: &Path) -> bool {
     let Some(stem) = report.file_stem().and_then(|n| n.to_str()) else {
         return false;
