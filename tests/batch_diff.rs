@@ -433,6 +433,74 @@ fn ncu_folder_and_diff() {
     assert!(by.values().all(|p| p.abs() < 1.0), "rounding only");
 }
 
+/// Mean `gpu__time_duration.sum` per kernel name, and over every launch,
+/// in ns, from a raw page's cells and its units row (row 0).
+fn mean_durations(path: &std::path::Path) -> (HashMap<String, f64>, f64) {
+    let rows = csv_rows(flate2::read::GzDecoder::new(
+        std::fs::File::open(path).unwrap(),
+    ));
+    let column = "gpu__time_duration.sum";
+    let scale = match rows[0][column].as_str() {
+        "" | "ns" | "nsecond" => 1.0,
+        "us" | "usecond" => 1e3,
+        "ms" | "msecond" => 1e6,
+        unit => panic!("{}: unit {unit:?}", path.display()),
+    };
+    let mut by: HashMap<String, (f64, f64)> = HashMap::new();
+    let mut all = (0.0, 0.0);
+    for r in rows.iter().skip(1) {
+        let cell: f64 = r[column].replace(',', "").parse().unwrap();
+        let ns = cell * scale;
+        let e = by.entry(r["Kernel Name"].clone()).or_default();
+        *e = (e.0 + ns, e.1 + 1.0);
+        all = (all.0 + ns, all.1 + 1.0);
+    }
+    let means = by.into_iter().map(|(k, (t, n))| (k, t / n)).collect();
+    (means, all.0 / all.1)
+}
+
+/// A real before/after pair, the same 2-layer model at batch 8 and 16:
+/// every kernel found in both is compared, and each side of each mean
+/// duration, and of the all-kernels line, is the mean of the raw cells.
+#[test]
+fn ncu_diff_means_equal_the_raw_cells() {
+    let [base, new] = ["batch8", "batch16"].map(|b| {
+        repo().join(format!(
+            "samples/ncu/h200_llama2L_memmetrics_60kernels_{b}.raw_baseunits.csv.gz"
+        ))
+    });
+    let (code, out, err) = run(
+        "ncu-digest",
+        &["diff", &arg(&base), &arg(&new), "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (base_means, base_all) = mean_durations(&base);
+    let (new_means, new_all) = mean_durations(&new);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+    let rows: Vec<&serde_json::Value> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metric"] == "mean ns per launch")
+        .collect();
+    let mut compared = 0;
+    for r in &rows {
+        let name = r["name"].as_str().unwrap();
+        let (b, n) = if r["section"] == "total" {
+            (base_all, new_all)
+        } else {
+            compared += 1;
+            (base_means[name], new_means[name])
+        };
+        assert!(close(r["base"].as_f64().unwrap(), b), "{name}: {r}");
+        assert!(close(r["new"].as_f64().unwrap(), n), "{name}: {r}");
+    }
+    let in_both = base_means.keys().filter(|k| new_means.contains_key(*k));
+    assert_eq!(compared, in_both.count());
+    assert!(compared > 10);
+}
+
 /// In a diff's Markdown every Δ carries its sign, as the Δ % beside it
 /// does, and equals New − Base to the printed rounding.
 #[test]

@@ -120,6 +120,21 @@ fn memmetrics_layouts_agree_with_raw_cells() {
     );
 }
 
+/// The before/after pair: the same metrics in every layout, as above.
+#[test]
+fn batch_pair_layouts_agree_with_raw_cells() {
+    for batch in ["batch8", "batch16"] {
+        assert_layouts_agree(
+            &format!("h200_llama2L_memmetrics_60kernels_{batch}"),
+            &[
+                ("gpu__time_duration.sum", |l| l.duration_ns, true),
+                ("dram__bytes_read.sum", |l| l.dram_read_bytes, true),
+                ("dram__bytes_write.sum", |l| l.dram_write_bytes, true),
+            ],
+        );
+    }
+}
+
 #[test]
 fn fullset_layouts_agree_with_raw_cells() {
     // The details page of a --set full run has no DRAM byte rows.
