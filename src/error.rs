@@ -57,7 +57,7 @@ pub enum DigestError {
         looked: String,
     },
 
-    #[error("{path}: an .ncu-rep needs `ncu` to read it ({looked}); or run `ncu --import {path} --csv --page raw > {csv}` and pass the CSV")]
+    #[error("{path}: an .ncu-rep needs `ncu` to read it ({looked}); or run `ncu --import {path} --csv --page raw --print-units base > {csv}` and pass the CSV")]
     NcuMissing {
         path: PathBuf,
         csv: PathBuf,

@@ -1,11 +1,14 @@
-//! `.ncu-rep` reports, read through `ncu --import … --csv --page raw`.
+//! `.ncu-rep` reports, read through `ncu --import … --csv --page raw
+//! --print-units base`.
 //!
 //! Where `ncu` is installed, the real reports under `../shared` must digest
 //! as the CSV that ncu prints for them. Everywhere else the process
 //! handling is checked with stand-ins for `ncu`, small shell scripts made
-//! by hand, since no real ncu is here: one prints a committed sample, one
-//! fails as ncu does on a file it cannot load, one never ends. The report
-//! they are handed is a stand-in too, four magic bytes: none is committed.
+//! by hand, since no real ncu is here: some print a committed sample (for
+//! the batch 8/16 pair, the very text the real ncu printed for their
+//! reports), one fails as ncu does on a file it cannot load, one never
+//! ends. The report they are handed is a stand-in too, four magic bytes:
+//! no report is committed.
 
 use crate::common::*;
 use nsight_digest::nvidia_tools::{locate, NvidiaTool};
@@ -179,7 +182,14 @@ fn real_reports_digest_as_their_csv_export() {
     for report in &reports {
         let csv = tmp.path().join("export.csv");
         let printed = std::process::Command::new(&ncu)
-            .args(["--csv", "--page", "raw", "--import"])
+            .args([
+                "--csv",
+                "--page",
+                "raw",
+                "--print-units",
+                "base",
+                "--import",
+            ])
             .arg(report)
             .output()
             .unwrap();
@@ -198,13 +208,13 @@ fn real_reports_digest_as_their_csv_export() {
     }
 }
 
-/// The raw-page text of two committed samples, as ncu prints it, in files
-/// a stand-in `ncu` can print.
+/// What the real `ncu` printed for two real reports (the committed batch
+/// 8/16 pair, see `samples/README.md`), in files a stand-in `ncu` can print.
 fn raw_texts() -> (tempfile::TempDir, [PathBuf; 2]) {
     let dir = tempfile::tempdir().unwrap();
     let names = [
-        "h200_llama2L_fullset_40kernels.raw.csv.gz",
-        "h200_llama4L_memmetrics_525kernels.raw.csv.gz",
+        "h200_llama2L_memmetrics_60kernels_batch8.raw_baseunits.csv.gz",
+        "h200_llama2L_memmetrics_60kernels_batch16.raw_baseunits.csv.gz",
     ];
     let texts = names.map(|n| {
         let text = dir.path().join(n.trim_end_matches(".gz"));
@@ -215,10 +225,15 @@ fn raw_texts() -> (tempfile::TempDir, [PathBuf; 2]) {
 }
 
 /// A stand-in `ncu` that prints the first text for a report named `base…`
-/// or in a folder named so, and the second for any other.
+/// or in a folder named so, and the second for any other. It fails as ncu
+/// does on an unknown option unless asked for the raw page in base units,
+/// the text whose numbers ncu does not round.
 fn ncu_printing(texts: &[PathBuf; 2]) -> tempfile::TempDir {
     fake_ncu(&format!(
-        "case \"$5\" in */base[.-]*) cat '{}';; *) cat '{}';; esac",
+        "case \"$*\" in *'--page raw --print-units base --import '*) ;;\n\
+         *) echo \"==ERROR== unexpected arguments: $*\" >&2; exit 1;; esac\n\
+         for a; do report=$a; done\n\
+         case \"$report\" in */base[.-]*) cat '{}';; *) cat '{}';; esac",
         texts[0].display(),
         texts[1].display()
     ))

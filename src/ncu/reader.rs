@@ -221,7 +221,7 @@ fn find_header(path: &Path, reader: &mut dyn BufRead, limit: u64) -> Result<Vec<
     }
     Err(bad(
         path,
-        "no Nsight Compute CSV header (a line starting with \"ID\") found; export with `ncu --import REPORT --csv --page raw`",
+        "no Nsight Compute CSV header (a line starting with \"ID\") found; export with `ncu --import REPORT --csv --page raw --print-units base`",
     ))
 }
 
@@ -476,7 +476,7 @@ fn detect_page(path: &Path, c: &Columns) -> Result<Page, DigestError> {
     {
         return Err(bad(
             path,
-            "this is a --print-summary page (min/max/avg per kernel), which has no per-launch values; export with `ncu --import REPORT --csv --page raw` (or --page details) instead",
+            "this is a --print-summary page (min/max/avg per kernel), which has no per-launch values; export with `ncu --import REPORT --csv --page raw --print-units base` (or --page details) instead",
         ));
     }
     if c.get("ID").is_none() || c.get("Kernel Name").is_none() {

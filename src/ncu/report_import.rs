@@ -1,10 +1,10 @@
-//! An `.ncu-rep` read through `ncu --import FILE --csv --page raw`, whose
-//! output is streamed into the CSV reader as it is printed: nothing is
-//! written to disk. The raw page is asked for because it carries the
-//! device attributes the peak bandwidth comes from; ncu 2025 prints it in
-//! base units under `--csv`, and older versions' scaled units are read as
-//! any such export is. Folder scans pick up a report only where no CSV
-//! sits beside it.
+//! An `.ncu-rep` read through `ncu --import FILE --csv --page raw
+//! --print-units base`, whose output is streamed into the CSV reader as it
+//! is printed: nothing is written to disk. The raw page is asked for
+//! because it carries the device attributes the peak bandwidth comes from,
+//! and base units because on import ncu otherwise scales each column to a
+//! unit of its own and rounds (`0.067113 Gbyte` for 67,115,264 bytes).
+//! Folder scans pick up a report only where no CSV sits beside it.
 
 use crate::error::DigestError;
 use crate::nvidia_tools::{locate, NvidiaTool};
@@ -64,7 +64,14 @@ impl ImportedReport {
             looked,
         })?;
         let mut child = Command::new(ncu)
-            .args(["--csv", "--page", "raw", "--import"])
+            .args([
+                "--csv",
+                "--page",
+                "raw",
+                "--print-units",
+                "base",
+                "--import",
+            ])
             .arg(path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
