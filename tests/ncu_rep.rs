@@ -278,23 +278,37 @@ fn a_folder_of_reports_is_read_through_ncu() {
 }
 
 /// A report with a CSV in its folder is left to the CSV, whatever its
-/// name: the stand-in `ncu` here fails if it is run.
+/// name: the stand-in `ncu` here fails if it is run. A CSV named after the
+/// report is its export; beside any other, the report is named in a
+/// warning, since that CSV may be another profile's.
 #[test]
 fn a_report_beside_a_csv_is_left_to_it() {
     let (_texts, texts) = raw_texts();
     let ncu = fake_ncu("echo '==ERROR== must not be run' >&2; exit 1");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("k.ncu-rep"), MAGIC).unwrap();
-    let csv = dir.path().join("details.csv");
-    std::fs::copy(&texts[1], &csv).unwrap();
-    let folder = dir.path().display().to_string();
-    let (code, out, err) = ncu_digest(ncu.path(), &[&folder, "--format", "json"]);
-    assert_eq!(code, Some(0), "{err}");
-    let (_, want, _) = ncu_digest(
-        ncu.path(),
-        &[&csv.display().to_string(), "--format", "json"],
-    );
-    assert_eq!(out, want);
+    for (csv_name, warned) in [("k.details.csv", false), ("details.csv", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.ncu-rep"), MAGIC).unwrap();
+        let csv = dir.path().join(csv_name);
+        std::fs::copy(&texts[1], &csv).unwrap();
+        let folder = dir.path().display().to_string();
+        let (code, out, err) = ncu_digest(ncu.path(), &[&folder, "--format", "json"]);
+        assert_eq!(code, Some(0), "{err}");
+        let (_, want, _) = ncu_digest(
+            ncu.path(),
+            &[&csv.display().to_string(), "--format", "json"],
+        );
+        assert_eq!(out, want);
+        match warned {
+            false => assert!(err.is_empty(), "{csv_name}: {err}"),
+            true => {
+                assert_eq!(err.lines().count(), 1, "{err}");
+                assert!(
+                    err.contains("warning") && err.contains("k.ncu-rep"),
+                    "{err}"
+                );
+            }
+        }
+    }
 }
 
 /// Two folders of reports are compared by file name, as their exports are.

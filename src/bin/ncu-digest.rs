@@ -13,7 +13,7 @@ use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::{table_peak, PeakOptions, GPU_PEAKS};
 use nsight_digest::ncu::reader::ReadOptions;
-use nsight_digest::ncu::report_import::is_ncu_candidate;
+use nsight_digest::ncu::report_import::{is_ncu_candidate, is_unread_report};
 use nsight_digest::ncu::units::{parse_number, to_base, DecimalStyle};
 use nsight_digest::ncu::{digest, view, Group, NameFilter, NcuDigest, NcuOptions};
 use nsight_digest::render::{self, Format};
@@ -233,6 +233,20 @@ fn digest_one(f: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
     Ok(d)
 }
 
+/// One warning per report that a folder scan left to a CSV not named
+/// after it, which may be another profile's export.
+fn warn_unread_reports(inputs: &[PathBuf]) {
+    let folders: Vec<PathBuf> = inputs.iter().filter(|p| p.is_dir()).cloned().collect();
+    for report in expand_inputs(&folders, is_unread_report) {
+        if report.is_file() {
+            eprintln!(
+                "ncu-digest: warning: {}: not read; the CSV files beside it are taken to hold its export (name the report to read it)",
+                report.display()
+            );
+        }
+    }
+}
+
 /// Digest every input: full digests, or a combined table for several files.
 fn run(cli: &Cli) -> Result<u8> {
     if cli.inputs.is_empty() {
@@ -241,6 +255,7 @@ fn run(cli: &Cli) -> Result<u8> {
     let args = &cli.args;
     let opts = options(args, cli.per_launch)?;
     let files = expand_inputs(&cli.inputs, is_ncu_candidate);
+    warn_unread_reports(&cli.inputs);
     let full = files.len() == 1 || cli.per_file || cli.per_launch;
     let bar = batch::progress(files.len(), args.quiet);
     if full {
@@ -313,6 +328,7 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
         .ok_or_else(|| anyhow!("--threshold {threshold:?}: expected a percentage like 5%"))?;
     let opts = options(args, false)?;
     let pairs = pair_by_name("ncu-digest", base, new, is_ncu_candidate)?;
+    warn_unread_reports(&[base.to_path_buf(), new.to_path_buf()]);
     let results: Vec<Result<DiffReport>> = pairs
         .par_iter()
         .map(|(b, n)| {

@@ -21,28 +21,48 @@ pub const MAGIC: &[u8] = b"NVR\0";
 /// export to stdout, so the file beside a report may have any name, and
 /// a report read next to its export would count every launch twice.
 pub fn is_ncu_candidate(path: &Path) -> bool {
-    if is_csv(path) {
-        return true;
-    }
-    let lower = path.to_string_lossy().to_ascii_lowercase();
-    lower.ends_with(".ncu-rep") && !path.parent().is_some_and(holds_csv)
+    is_csv(path) || (is_report(path) && csv_beside(path).is_empty())
+}
+
+/// A report a folder scan leaves unread although no CSV beside it is named
+/// after it (`run.csv`, `run.details.csv`, `run_raw.csv.gz` for
+/// `run.ncu-rep`): the one case where the CSV may be another profile's
+/// export, so the scan says what it left.
+pub fn is_unread_report(path: &Path) -> bool {
+    let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+        return false;
+    };
+    let beside = csv_beside(path);
+    is_report(path) && !beside.is_empty() && !beside.iter().any(|n| n.starts_with(stem))
+}
+
+fn is_report(path: &Path) -> bool {
+    lower_name(path).ends_with(".ncu-rep")
 }
 
 fn is_csv(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let name = lower_name(path);
     name.ends_with(".csv") || name.ends_with(".csv.gz")
 }
 
-fn holds_csv(folder: &Path) -> bool {
-    std::fs::read_dir(folder).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| is_csv(&e.path()) && e.path().is_file())
-    })
+fn lower_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// The names of the CSV files in a file's folder.
+fn csv_beside(path: &Path) -> Vec<String> {
+    let Some(Ok(entries)) = path.parent().map(std::fs::read_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| is_csv(p) && p.is_file())
+        .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+        .collect()
 }
 
 /// ncu's CSV text for one report. At the end of the text the child's exit
