@@ -11,6 +11,7 @@
 //! no report is committed.
 
 use crate::common::*;
+use nsight_digest::ncu::report_import::IMPORT_ARGS;
 use nsight_digest::nvidia_tools::{locate, NvidiaTool};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,15 @@ fn fake_ncu(body: &str) -> tempfile::TempDir {
     std::fs::write(&script, format!("#!/bin/sh\n{tools}\n{body}\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
+}
+
+/// A stand-in `ncu` that prints a committed sample's text, and the
+/// inflated text it prints, which must live as long as it does.
+fn ncu_printing_sample(csv: &Path) -> (tempfile::NamedTempFile, tempfile::TempDir) {
+    let text = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(text.path(), inflate(csv)).unwrap();
+    let ncu = fake_ncu(&format!("cat '{}'", text.path().display()));
+    (text, ncu)
 }
 
 /// ncu-digest with `PATH` set to `path` alone and `NCU` naming the `ncu`
@@ -85,9 +95,7 @@ fn a_report_without_ncu_names_the_export_command() {
 #[test]
 fn ncu_on_path_is_found_without_the_variable() {
     let csv = repo().join("samples/ncu/h200_llama2L_fullset_40kernels.raw.csv.gz");
-    let text = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(text.path(), inflate(&csv)).unwrap();
-    let ncu = fake_ncu(&format!("cat '{}'", text.path().display()));
+    let (_text, ncu) = ncu_printing_sample(&csv);
     let dir = tempfile::tempdir().unwrap();
     let report = stand_in_report(dir.path());
     let out = assert_cmd::Command::cargo_bin("ncu-digest")
@@ -113,9 +121,7 @@ fn ncu_on_path_is_found_without_the_variable() {
 #[test]
 fn a_report_streams_through_ncu_like_the_csv() {
     let csv = repo().join("samples/ncu/h200_llama4L_memmetrics_525kernels.raw_baseunits.csv.gz");
-    let text = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(text.path(), inflate(&csv)).unwrap();
-    let ncu = fake_ncu(&format!("cat '{}'", text.path().display()));
+    let (_text, ncu) = ncu_printing_sample(&csv);
     let dir = tempfile::tempdir().unwrap();
     let report = stand_in_report(dir.path());
     let (code, out, err) = ncu_digest(
@@ -182,14 +188,7 @@ fn real_reports_digest_as_their_csv_export() {
     for report in &reports {
         let csv = tmp.path().join("export.csv");
         let printed = std::process::Command::new(&ncu)
-            .args([
-                "--csv",
-                "--page",
-                "raw",
-                "--print-units",
-                "base",
-                "--import",
-            ])
+            .args(IMPORT_ARGS)
             .arg(report)
             .output()
             .unwrap();

@@ -16,6 +16,16 @@ use std::thread::JoinHandle;
 /// The first bytes of every `.ncu-rep` seen, from ncu 2020 to 2025.
 pub const MAGIC: &[u8] = b"NVR\0";
 
+/// What ncu is asked for, before the report's path.
+pub const IMPORT_ARGS: &[&str] = &[
+    "--csv",
+    "--page",
+    "raw",
+    "--print-units",
+    "base",
+    "--import",
+];
+
 /// Is this a file ncu-digest picks up when scanning a folder? Every CSV,
 /// and a report only where no CSV sits in its folder: ncu prints its
 /// export to stdout, so the file beside a report may have any name, and
@@ -84,14 +94,7 @@ impl ImportedReport {
             looked,
         })?;
         let mut child = Command::new(ncu)
-            .args([
-                "--csv",
-                "--page",
-                "raw",
-                "--print-units",
-                "base",
-                "--import",
-            ])
+            .args(IMPORT_ARGS)
             .arg(path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
