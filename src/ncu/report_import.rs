@@ -3,7 +3,9 @@
 //! is printed: nothing is written to disk. The raw page is asked for
 //! because it carries the device attributes the peak bandwidth comes from,
 //! and base units because on import ncu otherwise scales each column to a
-//! unit of its own and rounds (`0.067113 Gbyte` for 67,115,264 bytes).
+//! unit of its own and rounds (`0.067113 Gbyte` for 67,115,264 bytes). In
+//! base units bytes and durations are whole numbers; percentages then come
+//! with two decimals, as ncu's own pages print them.
 //! Folder scans pick up a report only where no CSV sits beside it.
 
 use crate::error::DigestError;
