@@ -157,15 +157,20 @@ fn has_extension(path: &Path, ext: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
+/// A file's name in lower case, for matching extensions; empty for a path
+/// without a file name or one that is not UTF-8.
+pub(crate) fn lower_file_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
 /// Is this a file name nsys-digest would pick up when scanning a folder?
 /// An `.nsys-rep` whose export sits beside it is not: the capture recipe
 /// (`nsys export` next to the report) leaves both, and they are one profile.
 pub fn is_nsys_candidate(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let name = lower_file_name(path);
     // `.qdrep` is what nsys called its reports before 2021.4.
     if name.ends_with(".nsys-rep") || name.ends_with(".qdrep") {
         return !has_export_beside(path);

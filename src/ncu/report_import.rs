@@ -9,6 +9,7 @@
 //! Folder scans pick up a report only where no CSV sits beside it.
 
 use crate::error::DigestError;
+use crate::input::lower_file_name;
 use crate::nvidia_tools::{locate, NvidiaTool};
 use std::io::Read;
 use std::path::Path;
@@ -41,27 +42,25 @@ pub fn is_ncu_candidate(path: &Path) -> bool {
 /// `run.ncu-rep`): the one case where the CSV may be another profile's
 /// export, so the scan says what it left.
 pub fn is_unread_report(path: &Path) -> bool {
+    // Every file of a scanned folder comes here; only a report lists its
+    // folder.
     let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
         return false;
     };
+    if !is_report(path) {
+        return false;
+    }
     let beside = csv_beside(path);
-    is_report(path) && !beside.is_empty() && !beside.iter().any(|n| n.starts_with(stem))
+    !beside.is_empty() && !beside.iter().any(|n| n.starts_with(stem))
 }
 
 fn is_report(path: &Path) -> bool {
-    lower_name(path).ends_with(".ncu-rep")
+    lower_file_name(path).ends_with(".ncu-rep")
 }
 
 fn is_csv(path: &Path) -> bool {
-    let name = lower_name(path);
+    let name = lower_file_name(path);
     name.ends_with(".csv") || name.ends_with(".csv.gz")
-}
-
-fn lower_name(path: &Path) -> String {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase()
 }
 
 /// The names of the CSV files in a file's folder.
