@@ -702,7 +702,8 @@ fn streamed_aggregates_equal_the_launch_rows() {
     }
 }
 
-/// Split into records on a second thread (the path of files from 16 MB on),
+/// Split into records on a second thread from the start (the path of files
+/// from 16 MB on),
 /// every real export digests the same as in one thread, per kernel and per
 /// range, launch by launch.
 #[test]
@@ -739,6 +740,35 @@ fn splitting_on_a_second_thread_reads_the_same() {
         }
     }
     assert!(read >= 14, "only {read} digests compared");
+}
+
+/// A text that turns out long (a pipe, a report's import, a `.gz` much
+/// smaller than its text) is read in one thread at first and handed to a
+/// splitting thread part way through: here, half way through the text of
+/// each committed sample, which as stored is under that half. Each digests
+/// as it does in one thread, launch by launch.
+#[test]
+fn handing_over_to_a_splitting_thread_part_way_reads_the_same() {
+    let mut compared = 0;
+    for entry in std::fs::read_dir(repo().join("samples/ncu")).unwrap() {
+        let path = entry.unwrap().path();
+        let text_len = inflate(&path).len() as u64;
+        let stored_len = std::fs::metadata(&path).unwrap().len();
+        assert!(stored_len < text_len / 2, "{}", path.display());
+        for group in [Group::Kernel, Group::Nvtx] {
+            let mut one = NcuOptions {
+                group,
+                ..NcuOptions::default()
+            };
+            one.read.split_apart_from_bytes = u64::MAX;
+            let mut handed_over = one.clone();
+            handed_over.read.split_apart_from_bytes = text_len / 2;
+            let json = |o: &NcuOptions| serde_json::to_string(&digest_file(&path, o)).unwrap();
+            assert_eq!(json(&one), json(&handed_over), "{}", path.display());
+            compared += 1;
+        }
+    }
+    assert!(compared >= 26, "only {compared} digests compared");
 }
 
 /// The errors of a real export cut short, met after thousands of rows,

@@ -64,10 +64,13 @@ pub struct ReadOptions {
     pub decimal: DecimalStyle,
     /// Upper bound on the inflated size of a `.gz` input.
     pub max_decompressed_bytes: u64,
-    /// Files from this size on (as stored, gzipped or not) are split into
-    /// records on a second thread. Below it, the thread and its hand-offs
-    /// cost more than they save: a 3 MB details page took 25 ms of CPU split
-    /// apart against 17 ms in one thread.
+    /// Text is split into records on a second thread once this many bytes
+    /// of it have been read, and from the start in a file this size as
+    /// stored. Below it, the thread and its hand-offs cost more than they
+    /// save: a 3 MB details page took 25 ms of CPU split apart against
+    /// 17 ms in one thread. Counting the text read, not the file's size,
+    /// also splits a pipe, an `.ncu-rep` import or a small `.gz` that turn
+    /// out to be long.
     pub split_apart_from_bytes: u64,
 }
 
@@ -342,19 +345,26 @@ fn stream_from(
         .collect();
     let columns = Columns::new(names);
     let page = detect_page(path, &columns)?;
-    let mut read_page = |records: &mut Records<_>| match page {
-        Page::Details => read_details(path, records, &columns, opts, sink),
-        Page::Raw => read_raw(path, records, &columns, opts, sink),
-    };
-    let file = if split_apart {
-        // Splitting the CSV into records is about half of the work: it runs
-        // on a thread of its own while this one reads the cells.
-        std::thread::scope(|scope| {
-            read_page(&mut Records::Batches(RecordBatches::spawn(scope, csv)))
-        })
+    let split_from = if split_apart {
+        0
     } else {
-        read_page(&mut Records::Direct(csv, csv::ByteRecord::new()))
-    }?;
+        opts.split_apart_from_bytes
+    };
+    // Splitting the CSV into records is about half of the work: past
+    // `split_from` it runs on a thread of its own while this one reads the
+    // cells.
+    let file = std::thread::scope(|scope| {
+        let records = &mut Records::Direct {
+            csv: Some(csv),
+            record: csv::ByteRecord::new(),
+            split_from,
+            scope,
+        };
+        match page {
+            Page::Details => read_details(path, records, &columns, opts, sink),
+            Page::Raw => read_raw(path, records, &columns, opts, sink),
+        }
+    })?;
     match last.load(Ordering::Relaxed) {
         b'\n' | b'\r' => Ok(file),
         _ => Err(bad(
@@ -365,17 +375,44 @@ fn stream_from(
 }
 
 /// Where the page readers take their records from.
-enum Records<R> {
-    /// Split on this thread, one at a time.
-    Direct(csv::Reader<R>, csv::ByteRecord),
+enum Records<'scope, 'env, R> {
+    /// Split on this thread, one at a time, until `split_from` bytes have
+    /// been read; then the rest is handed to a splitting thread. `csv` is
+    /// `None` only while it is being handed over.
+    Direct {
+        csv: Option<csv::Reader<R>>,
+        record: csv::ByteRecord,
+        split_from: u64,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+    },
     Batches(RecordBatches),
 }
 
-impl<R: Read> Records<R> {
+impl<'scope, R: Read + Send + 'scope> Records<'scope, '_, R> {
     /// The next record; `None` at the end of the file.
     fn next(&mut self) -> Result<Option<&csv::ByteRecord>, csv::Error> {
+        if let Records::Direct {
+            csv,
+            split_from,
+            scope,
+            ..
+        } = self
+        {
+            if csv
+                .as_ref()
+                .is_some_and(|c| c.position().byte() >= *split_from)
+            {
+                let csv = csv.take().expect("checked above");
+                *self = Records::Batches(RecordBatches::spawn(scope, csv));
+            }
+        }
         match self {
-            Records::Direct(csv, record) => Ok(csv.read_byte_record(record)?.then_some(&*record)),
+            Records::Direct {
+                csv: Some(csv),
+                record,
+                ..
+            } => Ok(csv.read_byte_record(record)?.then_some(&*record)),
+            Records::Direct { csv: None, .. } => unreachable!("handed over above"),
             Records::Batches(batches) => batches.next(),
         }
     }
@@ -577,9 +614,9 @@ pub fn parse_nvtx_cell(text: &str, has_id: bool) -> Vec<String> {
         .collect()
 }
 
-fn read_details<R: Read>(
+fn read_details<'scope, R: Read + Send + 'scope>(
     path: &Path,
-    records: &mut Records<R>,
+    records: &mut Records<'scope, '_, R>,
     c: &Columns,
     opts: &ReadOptions,
     sink: &mut dyn FnMut(Launch),
@@ -679,9 +716,9 @@ fn csv_error(path: &Path, e: csv::Error, limit: u64) -> DigestError {
     }
 }
 
-fn read_raw<R: Read>(
+fn read_raw<'scope, R: Read + Send + 'scope>(
     path: &Path,
-    records: &mut Records<R>,
+    records: &mut Records<'scope, '_, R>,
     c: &Columns,
     opts: &ReadOptions,
     sink: &mut dyn FnMut(Launch),
