@@ -108,16 +108,17 @@ fn assert_layouts_agree(stem: &str, checks: &[(&str, Getter, bool)]) {
     }
 }
 
+/// Duration and DRAM bytes, which the memory-metrics captures hold in every
+/// layout.
+const MEMMETRICS: [(&str, Getter, bool); 3] = [
+    ("gpu__time_duration.sum", |l| l.duration_ns, true),
+    ("dram__bytes_read.sum", |l| l.dram_read_bytes, true),
+    ("dram__bytes_write.sum", |l| l.dram_write_bytes, true),
+];
+
 #[test]
 fn memmetrics_layouts_agree_with_raw_cells() {
-    assert_layouts_agree(
-        "h200_llama4L_memmetrics_525kernels",
-        &[
-            ("gpu__time_duration.sum", |l| l.duration_ns, true),
-            ("dram__bytes_read.sum", |l| l.dram_read_bytes, true),
-            ("dram__bytes_write.sum", |l| l.dram_write_bytes, true),
-        ],
-    );
+    assert_layouts_agree("h200_llama4L_memmetrics_525kernels", &MEMMETRICS);
 }
 
 /// The before/after pair: the same metrics in every layout, as above.
@@ -126,11 +127,7 @@ fn batch_pair_layouts_agree_with_raw_cells() {
     for batch in ["batch8", "batch16"] {
         assert_layouts_agree(
             &format!("h200_llama2L_memmetrics_60kernels_{batch}"),
-            &[
-                ("gpu__time_duration.sum", |l| l.duration_ns, true),
-                ("dram__bytes_read.sum", |l| l.dram_read_bytes, true),
-                ("dram__bytes_write.sum", |l| l.dram_write_bytes, true),
-            ],
+            &MEMMETRICS,
         );
     }
 }
