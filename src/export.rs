@@ -146,155 +146,106 @@ impl ExportTables {
     }
 }
 
+/// One Parquet column: `$field` of every row, by the column's own name.
+#[cfg(feature = "parquet")]
+macro_rules! column {
+    ($rows:expr, $field:ident) => {
+        polars::prelude::Column::new(
+            stringify!($field).into(),
+            $rows.iter().map(|r| r.$field).collect::<Vec<_>>(),
+        )
+    };
+    ($rows:expr, $field:ident as text) => {
+        polars::prelude::Column::new(
+            stringify!($field).into(),
+            $rows.iter().map(|r| r.$field.as_str()).collect::<Vec<_>>(),
+        )
+    };
+}
+
 /// Write `kernels.parquet`, `nvtx.parquet`, `phases.parquet` and
 /// `layers.parquet` into `dir`.
 #[cfg(feature = "parquet")]
 pub fn write_parquet(dir: &std::path::Path, t: &ExportTables) -> anyhow::Result<()> {
-    use polars::prelude::*;
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    fn text<'a, R>(rows: &'a [R], f: impl Fn(&'a R) -> &'a str) -> Vec<&'a str> {
-        rows.iter().map(f).collect()
-    }
-    let write = |name: &str, columns: Vec<Column>| -> anyhow::Result<()> {
-        let path = dir.join(format!("{name}.parquet"));
-        let mut df =
-            DataFrame::new_infer_height(columns).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        let file =
-            std::fs::File::create(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        ParquetWriter::new(file)
-            .finish(&mut df)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(())
-    };
-    let k = &t.kernels;
-    write(
+    let (k, n, p, l) = (&t.kernels, &t.nvtx, &t.phases, &t.layers);
+    write_parquet_table(
+        dir,
         "kernels",
         vec![
-            Column::new("profile".into(), text(k, |r| &r.profile)),
-            Column::new("name".into(), text(k, |r| &r.name)),
-            Column::new(
-                "instances".into(),
-                k.iter().map(|r| r.instances).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "total_ns".into(),
-                k.iter().map(|r| r.total_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "avg_ns".into(),
-                k.iter().map(|r| r.avg_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "median_ns".into(),
-                k.iter().map(|r| r.median_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "min_ns".into(),
-                k.iter().map(|r| r.min_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "max_ns".into(),
-                k.iter().map(|r| r.max_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "stddev_ns".into(),
-                k.iter().map(|r| r.stddev_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "share_pct".into(),
-                k.iter().map(|r| r.share_pct).collect::<Vec<_>>(),
-            ),
+            column!(k, profile as text),
+            column!(k, name as text),
+            column!(k, instances),
+            column!(k, total_ns),
+            column!(k, avg_ns),
+            column!(k, median_ns),
+            column!(k, min_ns),
+            column!(k, max_ns),
+            column!(k, stddev_ns),
+            column!(k, share_pct),
         ],
     )?;
-    let n = &t.nvtx;
-    write(
+    write_parquet_table(
+        dir,
         "nvtx",
         vec![
-            Column::new("profile".into(), text(n, |r| &r.profile)),
-            Column::new("range".into(), text(n, |r| &r.range)),
-            Column::new("style".into(), text(n, |r| &r.style)),
-            Column::new(
-                "instances".into(),
-                n.iter().map(|r| r.instances).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "total_ns".into(),
-                n.iter().map(|r| r.total_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "median_ns".into(),
-                n.iter().map(|r| r.median_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "proj_total_ns".into(),
-                n.iter().map(|r| r.proj_total_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "gpu_ops".into(),
-                n.iter().map(|r| r.gpu_ops).collect::<Vec<_>>(),
-            ),
+            column!(n, profile as text),
+            column!(n, range as text),
+            column!(n, style as text),
+            column!(n, instances),
+            column!(n, total_ns),
+            column!(n, median_ns),
+            column!(n, proj_total_ns),
+            column!(n, gpu_ops),
         ],
     )?;
-    let p = &t.phases;
-    write(
+    write_parquet_table(
+        dir,
         "phases",
         vec![
-            Column::new("profile".into(), text(p, |r| &r.profile)),
-            Column::new("phase".into(), text(p, |r| &r.phase)),
-            Column::new(
-                "steps".into(),
-                p.iter().map(|r| r.steps).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "gpu_ns".into(),
-                p.iter().map(|r| r.gpu_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "tokens".into(),
-                p.iter().map(|r| r.tokens).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "gpu_ns_per_token".into(),
-                p.iter().map(|r| r.gpu_ns_per_token).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "step_median_ns".into(),
-                p.iter().map(|r| r.step_median_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "step_p90_ns".into(),
-                p.iter().map(|r| r.step_p90_ns).collect::<Vec<_>>(),
-            ),
+            column!(p, profile as text),
+            column!(p, phase as text),
+            column!(p, steps),
+            column!(p, gpu_ns),
+            column!(p, tokens),
+            column!(p, gpu_ns_per_token),
+            column!(p, step_median_ns),
+            column!(p, step_p90_ns),
         ],
     )?;
-    let l = &t.layers;
-    write(
+    let layer_phase: Vec<Option<&str>> = l.iter().map(|r| r.phase.as_deref()).collect();
+    write_parquet_table(
+        dir,
         "layers",
         vec![
-            Column::new("profile".into(), text(l, |r| &r.profile)),
-            Column::new("layer_type".into(), text(l, |r| &r.layer_type)),
-            Column::new(
-                "phase".into(),
-                l.iter().map(|r| r.phase.as_deref()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "layers".into(),
-                l.iter().map(|r| r.layers).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "kernels".into(),
-                l.iter().map(|r| r.kernels).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "gpu_ns".into(),
-                l.iter().map(|r| r.gpu_ns).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "share_pct".into(),
-                l.iter().map(|r| r.share_pct).collect::<Vec<_>>(),
-            ),
+            column!(l, profile as text),
+            column!(l, layer_type as text),
+            polars::prelude::Column::new("phase".into(), layer_phase),
+            column!(l, layers),
+            column!(l, kernels),
+            column!(l, gpu_ns),
+            column!(l, share_pct),
         ],
     )
+}
+
+/// `DIR/NAME.parquet` from its columns.
+#[cfg(feature = "parquet")]
+fn write_parquet_table(
+    dir: &std::path::Path,
+    name: &str,
+    columns: Vec<polars::prelude::Column>,
+) -> anyhow::Result<()> {
+    use polars::prelude::*;
+    let path = dir.join(format!("{name}.parquet"));
+    let mut df =
+        DataFrame::new_infer_height(columns).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let file =
+        std::fs::File::create(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    ParquetWriter::new(file)
+        .finish(&mut df)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(())
 }
 
 /// Without the `parquet` feature: say how to get it.

@@ -42,10 +42,33 @@ fn folder_export_opens_with_polars() {
             .sum();
         assert_eq!(got, want, "{s}");
     }
-    for table in ["nvtx", "phases", "layers"] {
+    // The columns are what readers' queries name, so they are pinned here.
+    for (table, columns) in [
+        (
+            "kernels",
+            "profile,name,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,share_pct",
+        ),
+        (
+            "nvtx",
+            "profile,range,style,instances,total_ns,median_ns,proj_total_ns,gpu_ops",
+        ),
+        (
+            "phases",
+            "profile,phase,steps,gpu_ns,tokens,gpu_ns_per_token,step_median_ns,step_p90_ns",
+        ),
+        (
+            "layers",
+            "profile,layer_type,phase,layers,kernels,gpu_ns,share_pct",
+        ),
+    ] {
         let df = read(&out.path().join(format!("{table}.parquet")));
         assert!(df.height() > 0, "{table}");
-        assert!(df.column("profile").is_ok(), "{table}");
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names.join(","), columns, "{table}");
     }
     let phases = read(&out.path().join("phases.parquet"));
     assert_eq!(
