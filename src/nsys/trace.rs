@@ -662,105 +662,126 @@ fn load_small_tables(
 ) -> Result<SmallTables> {
     let path = profile.source.as_path();
     let strings = read_strings(conn, schema, path)?;
-    let mangled_names =
-        if names == NameStyle::Mangled && schema.supports(&queries::KERNEL_MANGLED_NAMES) {
-            Some(read_rows(
-                conn,
-                path,
-                &queries::KERNEL_MANGLED_NAMES,
-                |r| r.get(0),
-            )?)
-        } else {
-            None
-        };
+    let mangled_names = if names == NameStyle::Mangled {
+        read_if_supported(conn, schema, path, &queries::KERNEL_MANGLED_NAMES, |r| {
+            r.get(0)
+        })?
+    } else {
+        None
+    };
     let (nvtx, nvtx_names) = if schema.supports(&queries::NVTX) {
         read_nvtx(conn, profile, &strings, RowReader::Pages)?
     } else {
         (Vec::new(), Vec::new())
     };
-    let memops = read_memops(conn, schema, path)?;
-    let memcpy_kind_labels = if schema.supports(&queries::MEMCPY_KINDS) {
-        read_rows(conn, path, &queries::MEMCPY_KINDS, |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
-        })?
-        .into_iter()
-        .filter_map(|(id, label)| label.map(|l| (id, l)))
-        .collect()
-    } else {
-        HashMap::new()
-    };
-    let gpus = if schema.supports(&queries::GPUS) {
-        read_rows(conn, path, &queries::GPUS, |r| {
-            Ok(GpuInfo {
-                id: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
-                name: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                memory_bandwidth_bytes_per_s: r.get(2)?,
-                sm_count: r.get(3)?,
-                clock_hz: r.get(4)?,
-            })
-        })?
-    } else {
-        Vec::new()
-    };
-    let capture_window = if schema.supports(&queries::ANALYSIS_SPAN) {
-        read_rows(conn, path, &queries::ANALYSIS_SPAN, |r| {
-            Ok(
-                match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
-                    (Some(a), Some(b)) if b >= a => Some((a, b)),
-                    _ => None,
-                },
-            )
-        })?
-        .into_iter()
-        .next()
-        .flatten()
-    } else {
-        None
-    };
-    let graph_executions = if schema.supports(&queries::GRAPH_TRACE) {
-        read_rows(conn, path, &queries::GRAPH_TRACE, |r| {
-            Ok(GraphExecution {
-                gpu: GpuActivity::read(r)?,
-                graph_id: r.get(6)?,
-                graph_exec_id: r.get(7)?,
-            })
-        })?
-    } else {
-        Vec::new()
-    };
-    let graph_node_events = if schema.supports(&queries::GRAPH_NODE_EVENTS) {
-        read_rows(conn, path, &queries::GRAPH_NODE_EVENTS, |r| {
-            Ok(GraphNodeEvent {
-                start: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
-                global_tid: r.get(1)?,
-                node: r.get::<_, Option<i64>>(2)?.unwrap_or(-1),
-                original: r.get(3)?,
-            })
-        })?
-    } else {
-        Vec::new()
-    };
-    let kernel_graph_ids = if schema.supports(&queries::KERNEL_GRAPH_IDS) {
-        Some(read_rows(conn, path, &queries::KERNEL_GRAPH_IDS, |r| {
-            r.get(0)
-        })?)
-    } else {
-        None
-    };
     Ok(SmallTables {
         unreadable_tables: unreadable_tables(conn, schema),
-        strings,
         mangled_names,
         nvtx,
         nvtx_names,
-        memops,
-        memcpy_kind_labels,
-        gpus,
-        capture_window,
-        graph_executions,
-        graph_node_events,
-        kernel_graph_ids,
+        memops: read_memops(conn, schema, path)?,
+        memcpy_kind_labels: read_memcpy_kind_labels(conn, schema, path)?,
+        gpus: read_gpus(conn, schema, path)?,
+        capture_window: read_capture_window(conn, schema, path)?,
+        graph_executions: read_graph_executions(conn, schema, path)?,
+        graph_node_events: read_graph_node_events(conn, schema, path)?,
+        kernel_graph_ids: read_if_supported(conn, schema, path, &queries::KERNEL_GRAPH_IDS, |r| {
+            r.get(0)
+        })?,
+        strings,
     })
+}
+
+/// A query's rows where the export has its tables and columns; `None`
+/// where it lacks them, which older and smaller exports do.
+fn read_if_supported<T>(
+    conn: &Connection,
+    schema: &Schema,
+    path: &Path,
+    query: &Query,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<Vec<T>>> {
+    if schema.supports(query) {
+        read_rows(conn, path, query, map).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn read_memcpy_kind_labels(
+    conn: &Connection,
+    schema: &Schema,
+    path: &Path,
+) -> Result<HashMap<i64, String>> {
+    let rows = read_if_supported(conn, schema, path, &queries::MEMCPY_KINDS, |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+    })?;
+    Ok(rows
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(id, label)| label.map(|l| (id, l)))
+        .collect())
+}
+
+fn read_gpus(conn: &Connection, schema: &Schema, path: &Path) -> Result<Vec<GpuInfo>> {
+    let gpus = read_if_supported(conn, schema, path, &queries::GPUS, |r| {
+        Ok(GpuInfo {
+            id: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+            name: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            memory_bandwidth_bytes_per_s: r.get(2)?,
+            sm_count: r.get(3)?,
+            clock_hz: r.get(4)?,
+        })
+    })?;
+    Ok(gpus.unwrap_or_default())
+}
+
+/// The capture's start and stop, where the export gives a sane pair.
+fn read_capture_window(
+    conn: &Connection,
+    schema: &Schema,
+    path: &Path,
+) -> Result<Option<(i64, i64)>> {
+    let rows = read_if_supported(conn, schema, path, &queries::ANALYSIS_SPAN, |r| {
+        Ok(
+            match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                (Some(a), Some(b)) if b >= a => Some((a, b)),
+                _ => None,
+            },
+        )
+    })?;
+    Ok(rows.unwrap_or_default().into_iter().next().flatten())
+}
+
+fn read_graph_executions(
+    conn: &Connection,
+    schema: &Schema,
+    path: &Path,
+) -> Result<Vec<GraphExecution>> {
+    let rows = read_if_supported(conn, schema, path, &queries::GRAPH_TRACE, |r| {
+        Ok(GraphExecution {
+            gpu: GpuActivity::read(r)?,
+            graph_id: r.get(6)?,
+            graph_exec_id: r.get(7)?,
+        })
+    })?;
+    Ok(rows.unwrap_or_default())
+}
+
+fn read_graph_node_events(
+    conn: &Connection,
+    schema: &Schema,
+    path: &Path,
+) -> Result<Vec<GraphNodeEvent>> {
+    let rows = read_if_supported(conn, schema, path, &queries::GRAPH_NODE_EVENTS, |r| {
+        Ok(GraphNodeEvent {
+            start: r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+            global_tid: r.get(1)?,
+            node: r.get::<_, Option<i64>>(2)?.unwrap_or(-1),
+            original: r.get(3)?,
+        })
+    })?;
+    Ok(rows.unwrap_or_default())
 }
 
 const NVTX_DOMAIN_CREATE: i64 = 75;
@@ -938,18 +959,13 @@ impl Interner {
 }
 
 fn read_memops(conn: &Connection, schema: &Schema, path: &Path) -> Result<Vec<MemOp>> {
-    let mut ops = Vec::new();
-    if schema.supports(&queries::MEMCPY) {
-        ops.extend(read_rows(conn, path, &queries::MEMCPY, |r| {
-            mem_op(r, MemOpKind::Copy(r.get::<_, Option<i64>>(7)?.unwrap_or(0)))
-        })?);
-    }
-    if schema.supports(&queries::MEMSET) {
-        ops.extend(read_rows(conn, path, &queries::MEMSET, |r| {
-            mem_op(r, MemOpKind::Set)
-        })?);
-    }
-    Ok(ops)
+    let copies = read_if_supported(conn, schema, path, &queries::MEMCPY, |r| {
+        mem_op(r, MemOpKind::Copy(r.get::<_, Option<i64>>(7)?.unwrap_or(0)))
+    })?;
+    let sets = read_if_supported(conn, schema, path, &queries::MEMSET, |r| {
+        mem_op(r, MemOpKind::Set)
+    })?;
+    Ok(copies.into_iter().chain(sets).flatten().collect())
 }
 
 /// The columns `memcpy.sql` and `memset.sql` share, in the same order.
