@@ -806,9 +806,29 @@ fn infer_mode(
             vec![format!("{total_launches} graph launches, but no step ranges to tell which steps use graphs")],
         );
     }
-    let mut launches_in: Vec<u64> = vec![0; p.steps.len()];
-    let mut attention_in: Vec<u64> = vec![0; p.steps.len()];
-    // Graph launches per step: calls named *GraphLaunch* inside the step range.
+    let launches_in = graph_launches_per_step(trace, p, graph_calls.names);
+    let attention_in = eager_attention_per_step(trace, launches, p, categories, names);
+    let mut per_phase: HashMap<Phase, StepKinds> = HashMap::default();
+    for (i, s) in p.steps.iter().enumerate() {
+        let kind = match (launches_in[i] > 0, attention_in[i] > 0) {
+            (false, _) => EAGER,
+            (true, false) => FULL,
+            (true, true) => PIECEWISE,
+        };
+        per_phase.entry(s.phase).or_default()[kind] += 1;
+    }
+    (mode_name(&per_phase).to_string(), mode_evidence(&per_phase))
+}
+
+/// Steps per kind, indexed by [`EAGER`], [`FULL`] and [`PIECEWISE`].
+type StepKinds = [u64; 3];
+const EAGER: usize = 0;
+const FULL: usize = 1;
+const PIECEWISE: usize = 2;
+
+/// Graph launches per step: calls named *GraphLaunch* inside the step range,
+/// on its thread.
+fn graph_launches_per_step(trace: &Trace, p: &Placement, launch_names: &[i64]) -> Vec<u64> {
     let step_ranges: Vec<(i64, i64, i64)> = p
         .steps
         .iter()
@@ -817,11 +837,11 @@ fn infer_mode(
             (r.global_tid, r.start, r.end.unwrap_or(i64::MAX))
         })
         .collect();
-    let launch_names = graph_calls.names;
     let mut by_thread: HashMap<i64, Vec<usize>> = HashMap::default();
     for (i, s) in step_ranges.iter().enumerate() {
         by_thread.entry(s.0).or_default().push(i);
     }
+    let mut launches_in = vec![0; p.steps.len()];
     for c in trace
         .api_calls
         .iter()
@@ -835,6 +855,18 @@ fn infer_mode(
             }
         }
     }
+    launches_in
+}
+
+/// Eager (launched, not replayed) attention kernels per step.
+fn eager_attention_per_step(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    p: &Placement,
+    categories: &Categories,
+    names: super::trace::NameStyle,
+) -> Vec<u64> {
+    let mut attention_in = vec![0; p.steps.len()];
     let mut is_attention: HashMap<i64, bool> = HashMap::default();
     for i in 0..trace.kernels.len() {
         if trace.kernels.graph_node(i).is_some() || launches.kernel_call.get(i).is_none() {
@@ -850,18 +882,13 @@ fn infer_mode(
             attention_in[s as usize] += u64::from(attention);
         }
     }
-    let mut per_phase: HashMap<Phase, [u64; 3]> = HashMap::default();
-    for (i, s) in p.steps.iter().enumerate() {
-        let kind = match (launches_in[i] > 0, attention_in[i] > 0) {
-            (false, _) => 0,
-            (true, false) => 1,
-            (true, true) => 2,
-        };
-        per_phase.entry(s.phase).or_default()[kind] += 1;
-    }
+    attention_in
+}
+
+fn mode_evidence(per_phase: &HashMap<Phase, StepKinds>) -> Vec<String> {
     let mut phases: Vec<Phase> = per_phase.keys().copied().collect();
     phases.sort();
-    let evidence: Vec<String> = phases
+    phases
         .iter()
         .map(|ph| {
             let [eager, full, piecewise] = per_phase[ph];
@@ -873,34 +900,34 @@ fn infer_mode(
                 piecewise
             )
         })
-        .collect();
-    let only =
-        |ph: Phase, kind: usize| per_phase.get(&ph).map(|c| c[kind] == c.iter().sum::<u64>());
-    let all_kind = |kind: usize| per_phase.values().all(|c| c[kind] == c.iter().sum::<u64>());
-    let mode = if all_kind(0) {
+        .collect()
+}
+
+/// The mode the step kinds add up to: one kind everywhere, full graphs in
+/// decode only (eager or piecewise elsewhere), or a mix.
+fn mode_name(per_phase: &HashMap<Phase, StepKinds>) -> &'static str {
+    let all = |c: &StepKinds, kind: usize| c[kind] == c.iter().sum::<u64>();
+    let all_kind = |kind: usize| per_phase.values().all(|c| all(c, kind));
+    let decode_full = per_phase.get(&Phase::Decode).is_some_and(|c| all(c, FULL));
+    let others_all = |kind: usize| {
+        per_phase
+            .iter()
+            .filter(|(ph, _)| **ph != Phase::Decode)
+            .all(|(_, c)| all(c, kind))
+    };
+    if all_kind(EAGER) {
         "none (graph launches outside step ranges only)"
-    } else if all_kind(1) {
+    } else if all_kind(FULL) {
         "full"
-    } else if all_kind(2) {
+    } else if all_kind(PIECEWISE) {
         "piecewise"
-    } else if only(Phase::Decode, 1) == Some(true)
-        && per_phase
-            .iter()
-            .filter(|(ph, _)| **ph != Phase::Decode)
-            .all(|(_, c)| c[0] == c.iter().sum::<u64>())
-    {
+    } else if decode_full && others_all(EAGER) {
         "full-decode-only"
-    } else if only(Phase::Decode, 1) == Some(true)
-        && per_phase
-            .iter()
-            .filter(|(ph, _)| **ph != Phase::Decode)
-            .all(|(_, c)| c[2] == c.iter().sum::<u64>())
-    {
+    } else if decode_full && others_all(PIECEWISE) {
         "full-and-piecewise"
     } else {
         "mixed"
-    };
-    (mode.to_string(), evidence)
+    }
 }
 
 /// (layer type, layer index, phase).
@@ -914,26 +941,7 @@ fn layer_report(trace: &Trace, p: &Placement, kernels: LayerSums) -> LayerReport
         per_index,
         ..
     } = kernels;
-    let graph_note = if !trace.graph_executions.is_empty() {
-        let ns: i64 = trace
-            .graph_executions
-            .iter()
-            .map(|g| g.gpu.end - g.gpu.start)
-            .sum();
-        Some(format!(
-            "graph trace mode: {:.3} ms of graph work has no per-kernel rows, so it has no layer (profile with --cuda-graph-trace=node)",
-            ns as f64 / 1e6
-        ))
-    } else {
-        None
-    };
-    let graph_note = graph_note.or_else(|| (graph_kernels > 0 && p.graph_kernels_with_layer == 0).then(|| {
-        if trace.graph_node_events.is_empty() {
-            "graph kernels have no layer: the export has no CUDA_GRAPH_NODE_EVENTS (profile with --cuda-graph-trace=node)".to_string()
-        } else {
-            "graph kernels have no layer: their graphs were captured outside the profile, or no layer range was open at capture".to_string()
-        }
-    }));
+    let graph_note = layer_graph_note(trace, p, graph_kernels);
     if per_index.is_empty() {
         let reason = if p.layer_types.is_empty() {
             "no NVTX range names a module with a layer index (model.layers.N..., layers.N, layer_N, h.N, [N])"
@@ -951,13 +959,81 @@ fn layer_report(trace: &Trace, p: &Placement, kernels: LayerSums) -> LayerReport
             indices: Vec::new(),
         };
     }
+    LayerReport {
+        status: "detected".into(),
+        reason: None,
+        coverage_pct: percent(covered as f64, total as f64),
+        graph_kernels,
+        graph_kernels_with_layer: p.graph_kernels_with_layer,
+        graph_note,
+        types: layer_type_rows(p, &per_index, total),
+        indices: layer_index_rows(p, per_index),
+    }
+}
+
+/// Why graph work has no layer, where some has none.
+fn layer_graph_note(trace: &Trace, p: &Placement, graph_kernels: u64) -> Option<String> {
+    if !trace.graph_executions.is_empty() {
+        let ns: i64 = trace
+            .graph_executions
+            .iter()
+            .map(|g| g.gpu.end - g.gpu.start)
+            .sum();
+        return Some(format!(
+            "graph trace mode: {:.3} ms of graph work has no per-kernel rows, so it has no layer (profile with --cuda-graph-trace=node)",
+            ns as f64 / 1e6
+        ));
+    }
+    (graph_kernels > 0 && p.graph_kernels_with_layer == 0).then(|| {
+        if trace.graph_node_events.is_empty() {
+            "graph kernels have no layer: the export has no CUDA_GRAPH_NODE_EVENTS (profile with --cuda-graph-trace=node)".to_string()
+        } else {
+            "graph kernels have no layer: their graphs were captured outside the profile, or no layer range was open at capture".to_string()
+        }
+    })
+}
+
+/// Per layer type (and phase): layers, kernels and GPU time.
+fn layer_type_rows(
+    p: &Placement,
+    per_index: &[(LayerIndexKey, (u64, i64))],
+    total: i64,
+) -> Vec<LayerTypeSummary> {
     let mut types: HashMap<(u32, Option<Phase>), (u64, u64, i64)> = HashMap::default();
-    let mut siblings: HashMap<(u32, Option<Phase>), Vec<i64>> = HashMap::default();
-    for &((t, _, ph), (n, ns)) in &per_index {
+    for &((t, _, ph), (n, ns)) in per_index {
         let e = types.entry((t, ph)).or_default();
         e.0 += 1;
         e.1 += n;
         e.2 += ns;
+    }
+    let mut rows: Vec<LayerTypeSummary> = types
+        .into_iter()
+        .map(|((t, phase), (layers, kernels, gpu_ns))| LayerTypeSummary {
+            layer_type: p.layer_types[t as usize].clone(),
+            phase,
+            layers,
+            kernels,
+            gpu_ns,
+            share_pct: percent(gpu_ns as f64, total as f64),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        a.phase
+            .cmp(&b.phase)
+            .then(b.gpu_ns.cmp(&a.gpu_ns))
+            .then_with(|| a.layer_type.cmp(&b.layer_type))
+    });
+    rows
+}
+
+/// Per layer: its GPU time against the median of its siblings (same type
+/// and phase), which flags the outliers.
+fn layer_index_rows(
+    p: &Placement,
+    per_index: Vec<(LayerIndexKey, (u64, i64))>,
+) -> Vec<LayerIndexSummary> {
+    let mut siblings: HashMap<(u32, Option<Phase>), Vec<i64>> = HashMap::default();
+    for &((t, _, ph), (_, ns)) in &per_index {
         siblings.entry((t, ph)).or_default().push(ns);
     }
     let medians: HashMap<(u32, Option<Phase>), f64> = siblings
@@ -969,24 +1045,7 @@ fn layer_report(trace: &Trace, p: &Placement, kernels: LayerSums) -> LayerReport
             )
         })
         .collect();
-    let mut type_rows: Vec<LayerTypeSummary> = types
-        .into_iter()
-        .map(|((t, phase), (layers, kernels, gpu_ns))| LayerTypeSummary {
-            layer_type: p.layer_types[t as usize].clone(),
-            phase,
-            layers,
-            kernels,
-            gpu_ns,
-            share_pct: percent(gpu_ns as f64, total as f64),
-        })
-        .collect();
-    type_rows.sort_by(|a, b| {
-        a.phase
-            .cmp(&b.phase)
-            .then(b.gpu_ns.cmp(&a.gpu_ns))
-            .then_with(|| a.layer_type.cmp(&b.layer_type))
-    });
-    let mut index_rows: Vec<LayerIndexSummary> = per_index
+    let mut rows: Vec<LayerIndexSummary> = per_index
         .into_iter()
         .map(|((t, index, phase), (kernels, gpu_ns))| {
             let median = medians[&(t, phase)];
@@ -1006,22 +1065,13 @@ fn layer_report(trace: &Trace, p: &Placement, kernels: LayerSums) -> LayerReport
             }
         })
         .collect();
-    index_rows.sort_by(|a, b| {
+    rows.sort_by(|a, b| {
         a.phase
             .cmp(&b.phase)
             .then_with(|| a.layer_type.cmp(&b.layer_type))
             .then(a.index.cmp(&b.index))
     });
-    LayerReport {
-        status: "detected".into(),
-        reason: None,
-        coverage_pct: percent(covered as f64, total as f64),
-        graph_kernels,
-        graph_kernels_with_layer: p.graph_kernels_with_layer,
-        graph_note,
-        types: type_rows,
-        indices: index_rows,
-    }
+    rows
 }
 
 /// Where kernel `i` falls, as a small key for grouping: no phases, outside
