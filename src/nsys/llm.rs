@@ -708,44 +708,8 @@ fn graph_report(
         node_kernels,
         eager_gpu_ns,
     } = kernels;
-    let (trace_mode, source) = match trace.schema.graph_trace_mode() {
-        Some(m) => (m.to_ascii_lowercase(), "capture metadata"),
-        None if !trace.graph_executions.is_empty() => ("graph".to_string(), "inferred from data"),
-        None if !node_kernels.is_empty() => ("node".to_string(), "inferred from data"),
-        None => ("none".to_string(), "inferred from data"),
-    };
-    let graph_of_kernel = |i: usize| -> i64 {
-        trace
-            .kernel_graph_ids
-            .as_ref()
-            .and_then(|g| g[i])
-            .unwrap_or_else(|| trace.kernels.graph_node(i).unwrap_or(0) >> 32)
-    };
-    let mut per_graph: HashMap<i64, GraphTally> = HashMap::default();
-    for &i in &node_kernels {
-        let k = &trace.kernels[i];
-        let g = per_graph.entry(graph_of_kernel(i)).or_default();
-        g.0.insert((trace.kernels.global_pid(k), k.correlation()));
-        g.1 += 1;
-        g.2 += trace.kernels.duration(k);
-    }
-    for ge in &trace.graph_executions {
-        let g = per_graph
-            .entry(ge.graph_exec_id.or(ge.graph_id).unwrap_or(0))
-            .or_default();
-        g.0.insert((ge.gpu.global_pid, ge.gpu.correlation));
-        g.2 += ge.gpu.end - ge.gpu.start;
-    }
-    let mut rows: Vec<GraphRow> = per_graph
-        .into_iter()
-        .map(|(graph, (l, kernels, gpu_ns))| GraphRow {
-            graph,
-            launches: l.len() as u64,
-            kernels,
-            gpu_ns,
-        })
-        .collect();
-    rows.sort_by_key(|r| r.graph);
+    let (trace_mode, source) = graph_trace_mode(trace, &node_kernels);
+    let rows = per_graph_rows(trace, &node_kernels);
     let gpu_ns: i64 = rows.iter().map(|r| r.gpu_ns).sum();
     let graph_launch_ids: usize = rows.iter().map(|r| r.launches as usize).sum();
     let launch_names: Vec<i64> = calls_per_name
@@ -774,6 +738,56 @@ fn graph_report(
         mode,
         evidence,
     }
+}
+
+/// The CUDA-graph trace mode, and whether the capture said so or the
+/// data did.
+fn graph_trace_mode(trace: &Trace, node_kernels: &[usize]) -> (String, &'static str) {
+    match trace.schema.graph_trace_mode() {
+        Some(m) => (m.to_ascii_lowercase(), "capture metadata"),
+        None if !trace.graph_executions.is_empty() => ("graph".to_string(), "inferred from data"),
+        None if !node_kernels.is_empty() => ("node".to_string(), "inferred from data"),
+        None => ("none".to_string(), "inferred from data"),
+    }
+}
+
+/// Per graph: distinct launches, kernels and GPU time, from the kernels
+/// replayed in graphs (node trace) and whole graph executions (graph
+/// trace), by graph id.
+fn per_graph_rows(trace: &Trace, node_kernels: &[usize]) -> Vec<GraphRow> {
+    let graph_of_kernel = |i: usize| -> i64 {
+        trace
+            .kernel_graph_ids
+            .as_ref()
+            .and_then(|g| g[i])
+            .unwrap_or_else(|| trace.kernels.graph_node(i).unwrap_or(0) >> 32)
+    };
+    let mut per_graph: HashMap<i64, GraphTally> = HashMap::default();
+    for &i in node_kernels {
+        let k = &trace.kernels[i];
+        let g = per_graph.entry(graph_of_kernel(i)).or_default();
+        g.0.insert((trace.kernels.global_pid(k), k.correlation()));
+        g.1 += 1;
+        g.2 += trace.kernels.duration(k);
+    }
+    for ge in &trace.graph_executions {
+        let g = per_graph
+            .entry(ge.graph_exec_id.or(ge.graph_id).unwrap_or(0))
+            .or_default();
+        g.0.insert((ge.gpu.global_pid, ge.gpu.correlation));
+        g.2 += ge.gpu.end - ge.gpu.start;
+    }
+    let mut rows: Vec<GraphRow> = per_graph
+        .into_iter()
+        .map(|(graph, (l, kernels, gpu_ns))| GraphRow {
+            graph,
+            launches: l.len() as u64,
+            kernels,
+            gpu_ns,
+        })
+        .collect();
+    rows.sort_by_key(|r| r.graph);
+    rows
 }
 
 /// The API name ids of graph launches, and how many calls they made.

@@ -424,41 +424,18 @@ pub fn select_columns(mut table: Table, keys: &[&str]) -> Table {
 pub fn default_document(d: &Digest) -> Document {
     let mut tables = vec![select_columns(
         kernels_table(&d.kernels, Some(DEFAULT_TOP)),
-        &[
-            "share_pct",
-            "total_ns",
-            "instances",
-            "avg_ns",
-            "median_ns",
-            "pid",
-            "device",
-            "name",
-        ],
+        DEFAULT_KERNEL_COLUMNS,
     )];
     if !d.nvtx.is_empty() {
         tables.push(select_columns(
             nvtx_table(&d.nvtx, Some(DEFAULT_TOP)),
-            &[
-                "instances",
-                "total_ns",
-                "median_ns",
-                "proj_total_ns",
-                "gpu_ops",
-                "range",
-            ],
+            DEFAULT_NVTX_COLUMNS,
         ));
     }
     if !d.memory.is_empty() {
         tables.push(select_columns(
             memory_table(&d.memory),
-            &[
-                "share_pct",
-                "total_ns",
-                "instances",
-                "bytes",
-                "bandwidth_bytes_per_s",
-                "operation",
-            ],
+            DEFAULT_MEMORY_COLUMNS,
         ));
     }
     for report in [ReportName::Graphs, ReportName::Phases] {
@@ -472,29 +449,13 @@ pub fn default_document(d: &Digest) -> Document {
     if has_data(d, ReportName::Hotspots) {
         tables.push(select_columns(
             hotspots_table(&d.llm.hotspots, Some(DEFAULT_TOP)),
-            &[
-                "phase",
-                "layer_type",
-                "category",
-                "gpu_ns",
-                "share_of_phase_pct",
-                "instances",
-                "kernel",
-            ],
+            DEFAULT_HOTSPOT_COLUMNS,
         ));
     }
     if !d.launch.busy.is_empty() {
         tables.push(select_columns(
             busy_table(&d.launch.busy, true),
-            &[
-                "device",
-                "ops",
-                "busy_ns",
-                "idle_ns",
-                "idle_pct",
-                "gaps",
-                "longest_gap_ns",
-            ],
+            DEFAULT_BUSY_COLUMNS,
         ));
     }
     Document {
@@ -504,6 +465,53 @@ pub fn default_document(d: &Digest) -> Document {
         ..Default::default()
     }
 }
+
+/// The columns each table of the default digest keeps, in this order: the
+/// full reports (`--report`) have them all.
+const DEFAULT_KERNEL_COLUMNS: &[&str] = &[
+    "share_pct",
+    "total_ns",
+    "instances",
+    "avg_ns",
+    "median_ns",
+    "pid",
+    "device",
+    "name",
+];
+const DEFAULT_NVTX_COLUMNS: &[&str] = &[
+    "instances",
+    "total_ns",
+    "median_ns",
+    "proj_total_ns",
+    "gpu_ops",
+    "range",
+];
+const DEFAULT_MEMORY_COLUMNS: &[&str] = &[
+    "share_pct",
+    "total_ns",
+    "instances",
+    "bytes",
+    "bandwidth_bytes_per_s",
+    "operation",
+];
+const DEFAULT_HOTSPOT_COLUMNS: &[&str] = &[
+    "phase",
+    "layer_type",
+    "category",
+    "gpu_ns",
+    "share_of_phase_pct",
+    "instances",
+    "kernel",
+];
+const DEFAULT_BUSY_COLUMNS: &[&str] = &[
+    "device",
+    "ops",
+    "busy_ns",
+    "idle_ns",
+    "idle_pct",
+    "gaps",
+    "longest_gap_ns",
+];
 
 /// A document holding one full report.
 pub fn report_document(d: &Digest, report: ReportName) -> Document {
