@@ -69,65 +69,12 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
     let phased = b.phased() && n.phased();
     let per_step = b.steps > 0.0 && n.steps > 0.0;
     let mut rows = Vec::new();
-    let mut headline = Vec::new();
-
     if phased {
-        for phase in [Phase::Prefill, Phase::Decode, Phase::Mixed] {
-            let key = phase.as_str();
-            let find = |s: &Side| {
-                s.d.llm
-                    .phases
-                    .phases
-                    .iter()
-                    .find(|p| p.phase == phase)
-                    .cloned()
-            };
-            let (pb, pn) = (find(&b), find(&n));
-            if pb.is_none() && pn.is_none() {
-                continue;
-            }
-            headline.push(rows.len());
-            rows.push(DiffRow::new(
-                "phases",
-                key,
-                "GPU ns per token",
-                pb.as_ref().and_then(|p| p.gpu_ns_per_token),
-                pn.as_ref().and_then(|p| p.gpu_ns_per_token),
-                Worse::Higher,
-                true,
-            ));
-            headline.push(rows.len());
-            rows.push(DiffRow::new(
-                "phases",
-                key,
-                "step median ns",
-                pb.as_ref().map(|p| p.step_median_ns),
-                pn.as_ref().map(|p| p.step_median_ns),
-                Worse::Higher,
-                true,
-            ));
-        }
+        phase_rows(&b, &n, &mut rows);
     }
-    let norm_total = |s: &Side| {
-        if per_step {
-            s.step_gpu_ns() / s.steps
-        } else {
-            s.gpu_ns()
-        }
-    };
-    rows.push(DiffRow::new(
-        "total",
-        if per_step {
-            "GPU time in steps"
-        } else {
-            "GPU time"
-        },
-        if per_step { "ns per step" } else { "ns" },
-        Some(norm_total(&b)),
-        Some(norm_total(&n)),
-        Worse::Higher,
-        true,
-    ));
+    // The headline: the phase rows, or else the total.
+    let mut headline: Vec<usize> = (0..rows.len()).collect();
+    rows.push(total_row(&b, &n, per_step));
     if headline.is_empty() {
         headline.push(rows.len() - 1);
     }
@@ -148,6 +95,67 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
         threshold_pct,
         rows,
         &headline,
+    )
+}
+
+/// Per phase either run has: GPU time per token and the step median.
+fn phase_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
+    for phase in [Phase::Prefill, Phase::Decode, Phase::Mixed] {
+        let key = phase.as_str();
+        let find = |s: &Side| {
+            s.d.llm
+                .phases
+                .phases
+                .iter()
+                .find(|p| p.phase == phase)
+                .cloned()
+        };
+        let (pb, pn) = (find(b), find(n));
+        if pb.is_none() && pn.is_none() {
+            continue;
+        }
+        rows.push(DiffRow::new(
+            "phases",
+            key,
+            "GPU ns per token",
+            pb.as_ref().and_then(|p| p.gpu_ns_per_token),
+            pn.as_ref().and_then(|p| p.gpu_ns_per_token),
+            Worse::Higher,
+            true,
+        ));
+        rows.push(DiffRow::new(
+            "phases",
+            key,
+            "step median ns",
+            pb.as_ref().map(|p| p.step_median_ns),
+            pn.as_ref().map(|p| p.step_median_ns),
+            Worse::Higher,
+            true,
+        ));
+    }
+}
+
+/// GPU time per step where both runs have steps, else in all.
+fn total_row(b: &Side, n: &Side, per_step: bool) -> DiffRow {
+    let norm_total = |s: &Side| {
+        if per_step {
+            s.step_gpu_ns() / s.steps
+        } else {
+            s.gpu_ns()
+        }
+    };
+    DiffRow::new(
+        "total",
+        if per_step {
+            "GPU time in steps"
+        } else {
+            "GPU time"
+        },
+        if per_step { "ns per step" } else { "ns" },
+        Some(norm_total(b)),
+        Some(norm_total(n)),
+        Worse::Higher,
+        true,
     )
 }
 
