@@ -182,39 +182,53 @@ fn run(cli: &Cli) -> Result<u8> {
     if c.format == Format::Csv && full && cli.report.is_none() {
         bail!("--format csv needs a single --report (kernels, nvtx, nvtx-kernels, launch, busy, memory, api, graphs, phases, layers, hotspots)");
     }
-    let bar = batch::progress(files.len(), c.quiet);
     if full {
-        // One profile runs on this thread, keeping its own parallel reads.
-        let results: Vec<Result<Digest>> = if files.len() == 1 {
-            vec![digest_one(&files[0], &opts)]
-        } else {
-            batch::largest_first(&files, |f| {
-                let r = digest_one(f, &opts);
-                bar.inc(1);
-                r
-            })
-        };
-        bar.finish_and_clear();
-        let Some((digests, ok)) = report_errors("nsys-digest", results) else {
-            return Ok(2);
-        };
-        if let Some(dir) = &cli.export_parquet {
-            let mut tables = ExportTables::default();
-            for d in &digests {
-                tables.extend(ExportTables::from_digest(d));
-            }
-            write_parquet(dir, &tables)?;
-        }
-        if let (Some(path), Some(d)) = (&c.svg, digests.first()) {
-            svg::write(path, &svg::layer_phase_chart(&d.llm.layers, &d.source.file))?;
-        }
-        print_output(&render_digests(&digests, cli))?;
-        return Ok(if ok { 0 } else { 2 });
+        run_full(cli, &files, &opts)
+    } else {
+        run_summary(cli, &files, &opts)
     }
-    // Several profiles: each worker keeps only the summary row.
+}
+
+/// Every profile's full digest (or one report of it).
+fn run_full(cli: &Cli, files: &[PathBuf], opts: &DigestOptions) -> Result<u8> {
+    let c = &cli.common;
+    let bar = batch::progress(files.len(), c.quiet);
+    // One profile runs on this thread, keeping its own parallel reads.
+    let results: Vec<Result<Digest>> = if files.len() == 1 {
+        vec![digest_one(&files[0], opts)]
+    } else {
+        batch::largest_first(files, |f| {
+            let r = digest_one(f, opts);
+            bar.inc(1);
+            r
+        })
+    };
+    bar.finish_and_clear();
+    let Some((digests, ok)) = report_errors("nsys-digest", results) else {
+        return Ok(2);
+    };
+    if let Some(dir) = &cli.export_parquet {
+        let mut tables = ExportTables::default();
+        for d in &digests {
+            tables.extend(ExportTables::from_digest(d));
+        }
+        write_parquet(dir, &tables)?;
+    }
+    if let (Some(path), Some(d)) = (&c.svg, digests.first()) {
+        svg::write(path, &svg::layer_phase_chart(&d.llm.layers, &d.source.file))?;
+    }
+    print_output(&render_digests(&digests, cli))?;
+    Ok(if ok { 0 } else { 2 })
+}
+
+/// Several profiles, one summary row each: each worker keeps only its row
+/// (and its Parquet rows), so memory does not grow with the folder.
+fn run_summary(cli: &Cli, files: &[PathBuf], opts: &DigestOptions) -> Result<u8> {
+    let c = &cli.common;
+    let bar = batch::progress(files.len(), c.quiet);
     let export = cli.export_parquet.is_some();
-    let results: Vec<Result<(NsysRow, Option<ExportTables>)>> = batch::largest_first(&files, |f| {
-        let r = digest_one(f, &opts).map(|d| {
+    let results: Vec<Result<(NsysRow, Option<ExportTables>)>> = batch::largest_first(files, |f| {
+        let r = digest_one(f, opts).map(|d| {
             (
                 NsysRow::from_digest(&d),
                 export.then(|| ExportTables::from_digest(&d)),
