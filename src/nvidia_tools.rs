@@ -67,14 +67,14 @@ fn locate_in(
     if let Some(named) = var {
         // A variable that names nothing is a mistake to report, not a hint
         // to fall back on some other version.
-        return match named.is_file() {
-            true => Ok(named.to_path_buf()),
-            false => Err(format!(
-                "{}={} is not a file",
-                tool.env_var(),
-                named.display()
-            )),
-        };
+        if named.is_file() {
+            return Ok(named.to_path_buf());
+        }
+        return Err(format!(
+            "{}={} is not a file",
+            tool.env_var(),
+            named.display()
+        ));
     }
     let on_path = path_dirs.iter().map(|d| d.join(tool.program()));
     let (versions, inside) = tool.versions_folder();

@@ -11,19 +11,18 @@
 //! no report is committed.
 
 use crate::common::*;
-use nsight_digest::ncu::report_import::IMPORT_ARGS;
+use nsight_digest::ncu::report_import::{IMPORT_ARGS, MAGIC};
 use nsight_digest::nvidia_tools::{locate, NvidiaTool};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The first bytes of every real `.ncu-rep`.
-const MAGIC: &[u8] = b"NVR\0";
-
-fn stand_in_report(dir: &Path) -> PathBuf {
-    let p = dir.join("run.ncu-rep");
+/// A stand-in report, alone in a temp folder of its own.
+fn stand_in_report() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("run.ncu-rep");
     std::fs::write(&p, [MAGIC, b"stand-in"].concat()).unwrap();
-    p
+    (dir, p)
 }
 
 /// A folder holding an `ncu` script with this body.
@@ -83,8 +82,7 @@ fn without_file(json: &str) -> serde_json::Value {
 
 #[test]
 fn a_report_without_ncu_names_the_export_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = stand_in_report(dir.path());
+    let (dir, report) = stand_in_report();
     let err = refused(dir.path(), &[&report.display().to_string()]);
     assert!(err.contains("needs `ncu`"), "{err}");
     assert!(err.contains("NCU="), "{err}");
@@ -96,8 +94,7 @@ fn a_report_without_ncu_names_the_export_command() {
 fn ncu_on_path_is_found_without_the_variable() {
     let csv = repo().join("samples/ncu/h200_llama2L_fullset_40kernels.raw.csv.gz");
     let (_text, ncu) = ncu_printing_sample(&csv);
-    let dir = tempfile::tempdir().unwrap();
-    let report = stand_in_report(dir.path());
+    let (_dir, report) = stand_in_report();
     let out = assert_cmd::Command::cargo_bin("ncu-digest")
         .unwrap()
         .args([&report.display().to_string(), "--format", "json"])
@@ -122,8 +119,7 @@ fn ncu_on_path_is_found_without_the_variable() {
 fn a_report_streams_through_ncu_like_the_csv() {
     let csv = repo().join("samples/ncu/h200_llama4L_memmetrics_525kernels.raw_baseunits.csv.gz");
     let (_text, ncu) = ncu_printing_sample(&csv);
-    let dir = tempfile::tempdir().unwrap();
-    let report = stand_in_report(dir.path());
+    let (_dir, report) = stand_in_report();
     let (code, out, err) = ncu_digest(
         ncu.path(),
         &[&report.display().to_string(), "--format", "json"],
@@ -144,8 +140,7 @@ fn a_report_ncu_cannot_load_is_one_line_with_its_reason() {
          echo '==ERROR== The file is not an Nsight Compute profiler report.' >&2\n\
          exit 1",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let report = stand_in_report(dir.path());
+    let (_dir, report) = stand_in_report();
     let err = refused(ncu.path(), &[&report.display().to_string()]);
     assert!(err.contains("run.ncu-rep"), "{err}");
     assert!(
@@ -159,8 +154,7 @@ fn a_report_ncu_cannot_load_is_one_line_with_its_reason() {
 #[test]
 fn a_read_that_fails_early_does_not_wait_for_ncu() {
     let ncu = fake_ncu("head -c 20000000 /dev/zero | tr '\\0' x; exec sleep 300");
-    let dir = tempfile::tempdir().unwrap();
-    let report = stand_in_report(dir.path());
+    let (_dir, report) = stand_in_report();
     let started = Instant::now();
     let (code, _, err) = ncu_digest(ncu.path(), &[&report.display().to_string()]);
     assert_eq!(code, Some(2), "{err}");

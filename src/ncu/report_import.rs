@@ -44,12 +44,12 @@ pub fn is_ncu_candidate(path: &Path) -> bool {
 pub fn is_unread_report(path: &Path) -> bool {
     // Every file of a scanned folder comes here; only a report lists its
     // folder.
-    let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-        return false;
-    };
     if !is_report(path) {
         return false;
     }
+    let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+        return false;
+    };
     let beside = csv_beside(path);
     !beside.is_empty() && !beside.iter().any(|n| n.starts_with(stem))
 }
