@@ -174,70 +174,18 @@ impl Trace {
         let conn = open_readonly(profile)?;
         let schema = Schema::read(&conn, path)?;
         check_has_cuda(&schema, path)?;
-        let kernel_query = kernel_decoder(&schema, path)?;
-
-        let read_kernel_table = || -> Result<Kernels> {
-            match kernel_query {
-                Some(q) => super::timed("kernel table", || {
-                    read_kernels(profile, q, RowReader::Pages)
-                }),
-                None => Ok(Kernels::default()),
-            }
+        let plan = LoadPlan {
+            kernel_query: kernel_decoder(&schema, path)?,
+            profile,
+            schema: &schema,
+            names,
+            runtime_share: RuntimeShare::default(),
         };
-        let runtime_share = RuntimeShare::default();
-        let read_runtime_table = || -> Result<ApiCalls> {
-            if schema.supports(&queries::RUNTIME) {
-                super::timed("runtime table", || {
-                    read_api_calls(profile, RowReader::Pages, &runtime_share)
-                })
-            } else {
-                Ok(ApiCalls::default())
-            }
-        };
-        // Inside a folder run every core already digests its own profile:
-        // the two big tables are left on this worker's queue, where a core
-        // that has run out of profiles takes one; otherwise this worker
-        // reads them itself, after the small tables.
+        // Inside a folder run every core already digests its own profile.
         let (kernels, api_calls, rest) = if rayon::current_thread_index().is_some() {
-            let (mut kernels, mut api_calls) = (None, None);
-            let rest = rayon::in_place_scope(|scope| {
-                scope.spawn(|_| kernels = Some(read_kernel_table()));
-                scope.spawn(|_| api_calls = Some(read_runtime_table()));
-                load_small_tables(&conn, &schema, profile, names)
-            });
-            let (Some(kernels), Some(api_calls)) = (kernels, api_calls) else {
-                unreachable!("rayon's scope returns only after both readers ran");
-            };
-            (kernels, api_calls, rest)
+            plan.on_pool_worker(&conn)
         } else {
-            // Two threads, one per big table; whichever finishes first then
-            // reads the small tables. As a third thread they took a share of
-            // both cores at the start, so the longer reader ended last, alone:
-            // one core idle for up to 177 ms of the SYNTHETIC 1 GB load.
-            // The kernel reader then helps with the runtime table's last
-            // leaves, which it ended 40–60 ms before.
-            let small = Mutex::new(Some(conn));
-            let read_small_tables = || {
-                // Held only for the take, so never poisoned in practice.
-                let conn = small
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take()?;
-                Some(super::timed("small tables", || {
-                    load_small_tables(&conn, &schema, profile, names)
-                }))
-            };
-            std::thread::scope(|scope| {
-                let api_calls = scope.spawn(|| (read_runtime_table(), read_small_tables()));
-                let kernels = read_kernel_table();
-                let mine = read_small_tables();
-                super::timed("runtime help", || help_read_api_calls(&runtime_share));
-                let (api_calls, theirs) = api_calls.join().expect("runtime reader panicked");
-                let Some(rest) = mine.or(theirs) else {
-                    unreachable!("one of the two threads read the small tables");
-                };
-                (kernels, api_calls, rest)
-            })
+            plan.on_two_threads(conn)
         };
         let rest = rest?;
         Ok(Trace {
@@ -347,6 +295,90 @@ fn default_memcpy_label(kind: i64) -> &'static str {
         12 => "Unified Device-to-Host",
         13 => "Unified Device-to-Device",
         _ => "Unknown",
+    }
+}
+
+/// The three results of a load: the two big tables and the rest.
+type LoadedParts = (Result<Kernels>, Result<ApiCalls>, Result<SmallTables>);
+
+/// What the load's threads share: which tables to read, and how.
+struct LoadPlan<'a> {
+    profile: &'a OpenedProfile,
+    schema: &'a Schema,
+    kernel_query: Option<&'static Query>,
+    names: NameStyle,
+    runtime_share: RuntimeShare,
+}
+
+impl LoadPlan<'_> {
+    fn read_kernel_table(&self) -> Result<Kernels> {
+        match self.kernel_query {
+            Some(q) => super::timed("kernel table", || {
+                read_kernels(self.profile, q, RowReader::Pages)
+            }),
+            None => Ok(Kernels::default()),
+        }
+    }
+
+    fn read_runtime_table(&self) -> Result<ApiCalls> {
+        if self.schema.supports(&queries::RUNTIME) {
+            super::timed("runtime table", || {
+                read_api_calls(self.profile, RowReader::Pages, &self.runtime_share)
+            })
+        } else {
+            Ok(ApiCalls::default())
+        }
+    }
+
+    fn read_small_tables(&self, conn: &Connection) -> Result<SmallTables> {
+        super::timed("small tables", || {
+            load_small_tables(conn, self.schema, self.profile, self.names)
+        })
+    }
+
+    /// In a folder run: the two big tables are left on this worker's queue,
+    /// where a core that has run out of profiles takes one; otherwise this
+    /// worker reads them itself, after the small tables.
+    fn on_pool_worker(&self, conn: &Connection) -> LoadedParts {
+        let (mut kernels, mut api_calls) = (None, None);
+        let rest = rayon::in_place_scope(|scope| {
+            scope.spawn(|_| kernels = Some(self.read_kernel_table()));
+            scope.spawn(|_| api_calls = Some(self.read_runtime_table()));
+            self.read_small_tables(conn)
+        });
+        let (Some(kernels), Some(api_calls)) = (kernels, api_calls) else {
+            unreachable!("rayon's scope returns only after both readers ran");
+        };
+        (kernels, api_calls, rest)
+    }
+
+    /// Two threads, one per big table; whichever finishes first then reads
+    /// the small tables. As a third thread they took a share of both cores
+    /// at the start, so the longer reader ended last, alone: one core idle
+    /// for up to 177 ms of the SYNTHETIC 1 GB load. The kernel reader then
+    /// helps with the runtime table's last leaves, which it ended 40–60 ms
+    /// before.
+    fn on_two_threads(&self, conn: Connection) -> LoadedParts {
+        let small = Mutex::new(Some(conn));
+        let small_tables_if_first = || {
+            // Held only for the take, so never poisoned in practice.
+            let conn = small
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()?;
+            Some(self.read_small_tables(&conn))
+        };
+        std::thread::scope(|scope| {
+            let api_calls = scope.spawn(|| (self.read_runtime_table(), small_tables_if_first()));
+            let kernels = self.read_kernel_table();
+            let mine = small_tables_if_first();
+            super::timed("runtime help", || help_read_api_calls(&self.runtime_share));
+            let (api_calls, theirs) = api_calls.join().expect("runtime reader panicked");
+            let Some(rest) = mine.or(theirs) else {
+                unreachable!("one of the two threads read the small tables");
+            };
+            (kernels, api_calls, rest)
+        })
     }
 }
 
