@@ -406,107 +406,149 @@ pub fn analyse(
 /// index).
 type StepAndLayer = (Option<u32>, Option<(u32, u32)>);
 
+/// Each kernel's step and layer, and each graph launch's step.
 fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOptions) -> Placement {
-    // Parse each distinct range text once.
-    let mut text_step: HashMap<u32, Option<StepName>> = HashMap::default();
-    let mut text_layer: HashMap<u32, Option<LayerPath>> = HashMap::default();
-    let mut steps = Vec::new();
-    let mut range_step: Vec<Option<u32>> = vec![None; trace.nvtx.len()];
-    let mut range_layer: Vec<Option<(u32, u32)>> = vec![None; trace.nvtx.len()];
-    let mut layer_types: Vec<String> = Vec::new();
-    let mut type_ids: HashMap<String, u32> = HashMap::default();
-    for (i, r) in trace.nvtx.iter().enumerate() {
-        let text = &trace.nvtx_names[r.text as usize];
-        let step = text_step
-            .entry(r.text)
-            .or_insert_with(|| parse_step(text, opts.step_regex.as_ref()))
-            .clone();
-        if let Some(name) = step {
-            range_step[i] = Some(steps.len() as u32);
-            steps.push(Step {
-                range: i as u32,
-                phase: Phase::classify(name.ctx_requests, name.gen_requests),
-                name,
-            });
-            continue;
-        }
-        let layer = text_layer
-            .entry(r.text)
-            .or_insert_with(|| parse_layer(text));
-        if let Some(l) = layer {
-            let id = *type_ids.entry(l.layer_type.clone()).or_insert_with(|| {
-                layer_types.push(l.layer_type.clone());
-                layer_types.len() as u32 - 1
-            });
-            range_layer[i] = Some((id, l.index));
-        }
+    let roles = RangeRoles::classify(trace, opts);
+    let calls_ranges = |c: Option<u32>| c.map_or(&[][..], |c| index.enclosing(c));
+    let exec_step: OptionalIds = launches
+        .graph_exec_call
+        .iter()
+        .map(|c| roles.around(trace, calls_ranges(c)).0)
+        .collect();
+    let kernels = place_kernels(trace, launches, index, &roles);
+    Placement {
+        kernel_step: kernels.step,
+        kernel_layer: kernels.layer,
+        layers: kernels.layers,
+        exec_step,
+        steps: roles.steps,
+        layer_types: roles.layer_types,
+        graph_kernels_with_layer: kernels.graph_kernels_with_layer,
     }
-    // The innermost (last-started) step range and layer range around a
-    // call, found in one walk over its enclosing ranges.
-    let around = |enclosing: &[u32]| -> StepAndLayer {
+}
+
+/// What each NVTX range is to the LLM view: a step, a layer, or neither.
+struct RangeRoles {
+    steps: Vec<Step>,
+    /// Index in `steps`, per range.
+    range_step: Vec<Option<u32>>,
+    /// (interned layer type, layer index), per range.
+    range_layer: Vec<Option<(u32, u32)>>,
+    layer_types: Vec<String>,
+}
+
+impl RangeRoles {
+    fn classify(trace: &Trace, opts: &LlmOptions) -> RangeRoles {
+        // Parse each distinct range text once.
+        let mut text_step: HashMap<u32, Option<StepName>> = HashMap::default();
+        let mut text_layer: HashMap<u32, Option<LayerPath>> = HashMap::default();
+        let mut type_ids: HashMap<String, u32> = HashMap::default();
+        let mut roles = RangeRoles {
+            steps: Vec::new(),
+            range_step: vec![None; trace.nvtx.len()],
+            range_layer: vec![None; trace.nvtx.len()],
+            layer_types: Vec::new(),
+        };
+        for (i, r) in trace.nvtx.iter().enumerate() {
+            let text = &trace.nvtx_names[r.text as usize];
+            let step = text_step
+                .entry(r.text)
+                .or_insert_with(|| parse_step(text, opts.step_regex.as_ref()))
+                .clone();
+            if let Some(name) = step {
+                roles.range_step[i] = Some(roles.steps.len() as u32);
+                roles.steps.push(Step {
+                    range: i as u32,
+                    phase: Phase::classify(name.ctx_requests, name.gen_requests),
+                    name,
+                });
+                continue;
+            }
+            let layer = text_layer
+                .entry(r.text)
+                .or_insert_with(|| parse_layer(text));
+            if let Some(l) = layer {
+                let id = *type_ids.entry(l.layer_type.clone()).or_insert_with(|| {
+                    roles.layer_types.push(l.layer_type.clone());
+                    roles.layer_types.len() as u32 - 1
+                });
+                roles.range_layer[i] = Some((id, l.index));
+            }
+        }
+        roles
+    }
+
+    /// The innermost (last-started) step range and layer range around a
+    /// call, found in one walk over its enclosing ranges.
+    fn around(&self, trace: &Trace, enclosing: &[u32]) -> StepAndLayer {
         // (start, range) of the innermost candidate so far.
         let mut step: Option<(i64, u32)> = None;
         let mut layer: Option<(i64, u32)> = None;
         for &r in enclosing {
             let key = (trace.nvtx[r as usize].start, r);
-            if range_step[r as usize].is_some() && step.is_none_or(|s| key > s) {
+            if self.range_step[r as usize].is_some() && step.is_none_or(|s| key > s) {
                 step = Some(key);
             }
-            if range_layer[r as usize].is_some() && layer.is_none_or(|l| key > l) {
+            if self.range_layer[r as usize].is_some() && layer.is_none_or(|l| key > l) {
                 layer = Some(key);
             }
         }
         (
-            step.and_then(|(_, r)| range_step[r as usize]),
-            layer.and_then(|(_, r)| range_layer[r as usize]),
+            step.and_then(|(_, r)| self.range_step[r as usize]),
+            layer.and_then(|(_, r)| self.range_layer[r as usize]),
         )
-    };
-    let calls_ranges = |c: Option<u32>| c.map_or(&[][..], |c| index.enclosing(c));
-    let exec_step: OptionalIds = launches
-        .graph_exec_call
-        .iter()
-        .map(|c| around(calls_ranges(c)).0)
-        .collect();
+    }
+}
 
-    let capture_layers = graph_node_layers(trace, index, &range_layer);
-    let mut graph_kernels_with_layer = 0;
-    // One pass over the kernels for both placements.
-    let mut kernel_step = OptionalIds::with_capacity(trace.kernels.len());
-    let mut kernel_layer = OptionalIds::with_capacity(trace.kernels.len());
+/// Step and layer of every kernel.
+struct KernelPlaces {
+    step: OptionalIds,
+    /// A slot in `layers`.
+    layer: OptionalIds,
+    layers: Vec<(u32, u32)>,
+    graph_kernels_with_layer: u64,
+}
+
+/// One pass over the kernels for both placements. A kernel replayed in a
+/// graph takes the layer its node was captured in.
+fn place_kernels(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    index: &NvtxIndex,
+    roles: &RangeRoles,
+) -> KernelPlaces {
+    let capture_layers = graph_node_layers(trace, index, &roles.range_layer);
+    let mut places = KernelPlaces {
+        step: OptionalIds::with_capacity(trace.kernels.len()),
+        layer: OptionalIds::with_capacity(trace.kernels.len()),
+        layers: Vec::new(),
+        graph_kernels_with_layer: 0,
+    };
     let mut layer_slots = RunSlots::default();
-    let mut layers = Vec::new();
     // Kernels come in runs launched inside the same ranges, which the
     // index stores once: walking each kernel's ranges again was about a
     // fifth of this pass at 1 GB.
     let mut last: (&[u32], StepAndLayer) = (&[], (None, None));
     for (i, c) in launches.kernel_call.iter().enumerate() {
-        let enclosing = calls_ranges(c);
+        let enclosing = c.map_or(&[][..], |c| index.enclosing(c));
         if !std::ptr::eq(enclosing, last.0) {
-            last = (enclosing, around(enclosing));
+            last = (enclosing, roles.around(trace, enclosing));
         }
         let (step, mut layer) = last.1;
         if let Some(node) = trace.kernels.graph_node(i) {
             layer = capture_layers.get(&node).copied().flatten();
-            graph_kernels_with_layer += layer.is_some() as u64;
+            places.graph_kernels_with_layer += layer.is_some() as u64;
         }
-        kernel_step.push(step);
-        kernel_layer.push(layer.map(|l| {
+        places.step.push(step);
+        places.layer.push(layer.map(|l| {
             let (slot, new) = layer_slots.slot(l);
             if new {
-                layers.push(l);
+                places.layers.push(l);
             }
             slot as u32
         }));
     }
-    Placement {
-        kernel_step,
-        kernel_layer,
-        layers,
-        exec_step,
-        steps,
-        layer_types,
-        graph_kernels_with_layer,
-    }
+    places
 }
 
 /// Layer of each instantiated graph node, from the ranges open on the
