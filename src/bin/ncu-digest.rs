@@ -13,7 +13,9 @@ use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::{table_peak, PeakOptions, GPU_PEAKS};
 use nsight_digest::ncu::reader::ReadOptions;
-use nsight_digest::ncu::report_import::{is_ncu_candidate, is_unread_report};
+use nsight_digest::ncu::report_import::{
+    is_ncu_candidate, is_ncu_file, is_unread_report, scan_choice, ScanChoice,
+};
 use nsight_digest::ncu::units::{parse_number, to_base, DecimalStyle};
 use nsight_digest::ncu::{digest, view, Group, NameFilter, NcuDigest, NcuOptions};
 use nsight_digest::render::{self, Format};
@@ -233,18 +235,49 @@ fn digest_one(f: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
     Ok(d)
 }
 
-/// One warning per report that a folder scan left to a CSV not named
-/// after it, which may be another profile's export.
-fn warn_unread_reports(inputs: &[PathBuf]) {
-    let folders: Vec<PathBuf> = inputs.iter().filter(|p| p.is_dir()).cloned().collect();
-    for report in expand_inputs(&folders, is_unread_report) {
-        if report.is_file() {
-            eprintln!(
-                "ncu-digest: warning: {}: not read; the CSV files beside it are taken to hold its export (name the report to read it)",
-                report.display()
-            );
+/// The files to digest: a named file as given, and what a folder scan
+/// chooses, with one warning per report it leaves to a CSV not named after
+/// it, which may be another profile's export.
+fn files_to_digest(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let found = expand_inputs(std::slice::from_ref(input), is_ncu_file);
+        if found.as_slice() == std::slice::from_ref(input) {
+            // A file, or a folder with nothing in it: reported when read.
+            files.extend(found);
+            continue;
+        }
+        for file in found {
+            match scan_choice(&file) {
+                ScanChoice::Read => files.push(file),
+                ScanChoice::Skip => {}
+                ScanChoice::SkipAndWarn => warn_unread_report(&file),
+            }
         }
     }
+    files
+}
+
+/// The pairing of two folders lists them already; listing them again for
+/// the warnings costs nothing next to digesting a pair.
+fn warn_unread_reports_in(inputs: &[&Path]) {
+    let folders: Vec<PathBuf> = inputs
+        .iter()
+        .filter(|p| p.is_dir())
+        .map(|p| p.to_path_buf())
+        .collect();
+    for report in expand_inputs(&folders, is_unread_report) {
+        if report.is_file() {
+            warn_unread_report(&report);
+        }
+    }
+}
+
+fn warn_unread_report(report: &Path) {
+    eprintln!(
+        "ncu-digest: warning: {}: not read; the CSV files beside it are taken to hold its export (name the report to read it)",
+        report.display()
+    );
 }
 
 /// Digest every input: full digests, or a combined table for several files.
@@ -254,8 +287,7 @@ fn run(cli: &Cli) -> Result<u8> {
     }
     let args = &cli.args;
     let opts = options(args, cli.per_launch)?;
-    let files = expand_inputs(&cli.inputs, is_ncu_candidate);
-    warn_unread_reports(&cli.inputs);
+    let files = files_to_digest(&cli.inputs);
     let full = files.len() == 1 || cli.per_file || cli.per_launch;
     let bar = batch::progress(files.len(), args.quiet);
     if full {
@@ -328,7 +360,7 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
         .ok_or_else(|| anyhow!("--threshold {threshold:?}: expected a percentage like 5%"))?;
     let opts = options(args, false)?;
     let pairs = pair_by_name("ncu-digest", base, new, is_ncu_candidate)?;
-    warn_unread_reports(&[base.to_path_buf(), new.to_path_buf()]);
+    warn_unread_reports_in(&[base, new]);
     let results: Vec<Result<DiffReport>> = pairs
         .par_iter()
         .map(|(b, n)| {

@@ -29,29 +29,60 @@ pub const IMPORT_ARGS: &[&str] = &[
     "--import",
 ];
 
-/// Is this a file ncu-digest picks up when scanning a folder? Every CSV,
-/// and a report only where no CSV sits in its folder: ncu prints its
-/// export to stdout, so the file beside a report may have any name, and
-/// a report read next to its export would count every launch twice.
-pub fn is_ncu_candidate(path: &Path) -> bool {
-    is_csv(path) || (is_report(path) && csv_beside(path).is_empty())
+/// What a folder scan does with a file it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanChoice {
+    /// Every CSV, and a report with no CSV in its folder.
+    Read,
+    /// Not a profile, or a report whose export sits beside it, named after
+    /// it (`run.csv`, `run.details.csv`, `run_raw.csv.gz` for
+    /// `run.ncu-rep`).
+    Skip,
+    /// A report beside CSVs none of which is named after it: the one case
+    /// where the CSV may be another profile's export, so the scan says what
+    /// it left.
+    SkipAndWarn,
 }
 
-/// A report a folder scan leaves unread although no CSV beside it is named
-/// after it (`run.csv`, `run.details.csv`, `run_raw.csv.gz` for
-/// `run.ncu-rep`): the one case where the CSV may be another profile's
-/// export, so the scan says what it left.
-pub fn is_unread_report(path: &Path) -> bool {
+/// A folder scan reads a report only where no CSV sits in its folder: ncu
+/// prints its export to stdout, so the file beside a report may have any
+/// name, and a report read next to its export would count every launch
+/// twice.
+pub fn scan_choice(path: &Path) -> ScanChoice {
+    if is_csv(path) {
+        return ScanChoice::Read;
+    }
     // Every file of a scanned folder comes here; only a report lists its
     // folder.
-    if !is_report(path) {
-        return false;
-    }
     let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-        return false;
+        return ScanChoice::Skip;
     };
+    if !is_report(path) {
+        return ScanChoice::Skip;
+    }
     let beside = csv_beside(path);
-    !beside.is_empty() && !beside.iter().any(|n| n.starts_with(stem))
+    if beside.is_empty() {
+        ScanChoice::Read
+    } else if beside.iter().any(|n| n.starts_with(stem)) {
+        ScanChoice::Skip
+    } else {
+        ScanChoice::SkipAndWarn
+    }
+}
+
+/// Is this a file ncu-digest reads when scanning a folder?
+pub fn is_ncu_candidate(path: &Path) -> bool {
+    scan_choice(path) == ScanChoice::Read
+}
+
+/// Would a folder scan warn that it left this report unread?
+pub fn is_unread_report(path: &Path) -> bool {
+    scan_choice(path) == ScanChoice::SkipAndWarn
+}
+
+/// A CSV or a report, before the choice of which to read.
+pub fn is_ncu_file(path: &Path) -> bool {
+    is_csv(path) || is_report(path)
 }
 
 fn is_report(path: &Path) -> bool {
