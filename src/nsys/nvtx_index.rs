@@ -35,55 +35,11 @@ pub struct NvtxIndex {
 impl NvtxIndex {
     pub fn build(trace: &Trace, launches: &LaunchIndex) -> NvtxIndex {
         let ranges = &trace.nvtx;
-        let last_ts = ranges
-            .iter()
-            .map(|r| r.end.map_or(r.start, |e| e.max(r.start)))
-            .max()
-            .unwrap_or(0);
-        let clamped_end: Vec<i64> = ranges.iter().map(|r| r.end.unwrap_or(last_ts)).collect();
+        let clamped_end = clamped_ends(trace);
         let projectable: Vec<bool> = ranges.iter().map(|r| r.end_global_tid.is_none()).collect();
-
-        let mut ranges_by_thread: HashMap<i64, Vec<u32>> = HashMap::default();
-        for (i, r) in ranges.iter().enumerate() {
-            if projectable[i] {
-                ranges_by_thread
-                    .entry(r.global_tid)
-                    .or_default()
-                    .push(i as u32);
-            }
-        }
-        // Launching calls per thread, in call order, which is nearly start order.
-        let mut launching = BitSet::new(trace.api_calls.len());
-        for c in launches
-            .kernel_call
-            .iter()
-            .chain(launches.memop_call.iter())
-            .chain(launches.graph_exec_call.iter())
-            .flatten()
-        {
-            launching.insert(c as usize);
-        }
-        // One read of each launching call's row, in call order: its thread
-        // slot and whether its thread's calls are still in start order, so
-        // that a sorted thread is not sorted.
+        let ranges_by_thread = projectable_ranges_by_thread(trace, &projectable);
         let threads = trace.api_calls.threads();
-        let mut calls_of_slot: Vec<Option<ThreadCalls>> = threads
-            .iter()
-            .map(|tid| {
-                ranges_by_thread
-                    .contains_key(tid)
-                    .then(ThreadCalls::default)
-            })
-            .collect();
-        let mut swept = BitSet::new(trace.api_calls.len());
-        for c in launching.ones() {
-            let call = &trace.api_calls[c];
-            if let Some(thread) = &mut calls_of_slot[call.thread_slot() as usize] {
-                thread.push(c as u32, call.start);
-                swept.insert(c);
-            }
-        }
-        drop(launching);
+        let (mut calls_of_slot, swept) = swept_calls(trace, launches, &ranges_by_thread);
         let (swept_ranks, swept_count) = swept.word_ranks();
 
         let mut spans = vec![(0u32, 0u32); swept_count as usize];
@@ -204,6 +160,72 @@ impl NvtxIndex {
         }
         Some(level)
     }
+}
+
+/// Each range's end, an open one clamped to the last NVTX timestamp as
+/// `nsys stats` does.
+fn clamped_ends(trace: &Trace) -> Vec<i64> {
+    let ranges = &trace.nvtx;
+    let last_ts = ranges
+        .iter()
+        .map(|r| r.end.map_or(r.start, |e| e.max(r.start)))
+        .max()
+        .unwrap_or(0);
+    ranges.iter().map(|r| r.end.unwrap_or(last_ts)).collect()
+}
+
+fn projectable_ranges_by_thread(trace: &Trace, projectable: &[bool]) -> HashMap<i64, Vec<u32>> {
+    let mut ranges_by_thread: HashMap<i64, Vec<u32>> = HashMap::default();
+    for (i, r) in trace.nvtx.iter().enumerate() {
+        if projectable[i] {
+            ranges_by_thread
+                .entry(r.global_tid)
+                .or_default()
+                .push(i as u32);
+        }
+    }
+    ranges_by_thread
+}
+
+/// The calls the sweep places: launching calls on threads with ranges,
+/// gathered per thread slot in call order, which is nearly start order.
+/// One read of each launching call's row: its thread slot, and whether its
+/// thread's calls are still in start order, so that a sorted thread is not
+/// sorted.
+fn swept_calls(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    ranges_by_thread: &HashMap<i64, Vec<u32>>,
+) -> (Vec<Option<ThreadCalls>>, BitSet) {
+    let mut launching = BitSet::new(trace.api_calls.len());
+    for c in launches
+        .kernel_call
+        .iter()
+        .chain(launches.memop_call.iter())
+        .chain(launches.graph_exec_call.iter())
+        .flatten()
+    {
+        launching.insert(c as usize);
+    }
+    let mut calls_of_slot: Vec<Option<ThreadCalls>> = trace
+        .api_calls
+        .threads()
+        .iter()
+        .map(|tid| {
+            ranges_by_thread
+                .contains_key(tid)
+                .then(ThreadCalls::default)
+        })
+        .collect();
+    let mut swept = BitSet::new(trace.api_calls.len());
+    for c in launching.ones() {
+        let call = &trace.api_calls[c];
+        if let Some(thread) = &mut calls_of_slot[call.thread_slot() as usize] {
+            thread.push(c as u32, call.start);
+            swept.insert(c);
+        }
+    }
+    (calls_of_slot, swept)
 }
 
 /// One thread's launching calls, in call order, and whether that is also
