@@ -44,78 +44,109 @@ fn open(out: &mut String, height: f64, title: &str) {
 
 /// Stacked bars: one per layer type, one segment per phase.
 pub fn layer_phase_chart(layers: &LayerReport, title: &str) -> String {
-    let mut types: Vec<String> = Vec::new();
-    let mut phases: Vec<String> = Vec::new();
-    for t in &layers.types {
-        if !types.contains(&t.layer_type) {
-            types.push(t.layer_type.clone());
-        }
-        let p = t
-            .phase
-            .map_or("all".to_string(), |p| p.as_str().to_string());
-        if !phases.contains(&p) {
-            phases.push(p);
-        }
-    }
-    let total = |ty: &str| -> i64 {
-        layers
-            .types
-            .iter()
-            .filter(|t| t.layer_type == ty)
-            .map(|t| t.gpu_ns)
-            .sum()
-    };
-    let max = types.iter().map(|t| total(t)).max().unwrap_or(1).max(1) as f64;
-    let height = 48.0 + ROW * (types.len() as f64 + 1.0);
+    let grid = LayerPhaseGrid::from_report(layers);
+    let max = grid
+        .ns
+        .iter()
+        .map(|row| row.iter().sum())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let height = 48.0 + ROW * (grid.types.len() as f64 + 1.0);
     let mut out = String::new();
     open(
         &mut out,
         height,
         &format!("GPU time by layer type × phase — {title}"),
     );
-    for (i, ty) in types.iter().enumerate() {
-        let y = 32.0 + ROW * i as f64;
-        let _ = writeln!(
-            out,
-            r#"<text x="8" y="{}">{}</text>"#,
-            y + 14.0,
-            escape(&short(ty, 48))
-        );
-        let mut x = LABEL;
-        for (pi, ph) in phases.iter().enumerate() {
-            let ns: i64 = layers
-                .types
-                .iter()
-                .filter(|t| {
-                    t.layer_type == *ty
-                        && t.phase
-                            .map_or("all".to_string(), |p| p.as_str().to_string())
-                            == *ph
-                })
-                .map(|t| t.gpu_ns)
-                .sum();
-            let w = (WIDTH - LABEL - 90.0) * ns as f64 / max;
-            let _ = writeln!(
-                out,
-                r#"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{} {}: {:.3} ms</title></rect>"#,
-                y + 3.0,
-                ROW - 6.0,
-                COLORS[pi % COLORS.len()],
-                escape(ty),
-                escape(ph),
-                ns as f64 / 1e6
-            );
-            x += w;
-        }
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{}">{:.2} ms</text>"#,
-            x + 4.0,
-            y + 14.0,
-            total(ty) as f64 / 1e6
-        );
+    for (i, (ty, row)) in grid.types.iter().zip(&grid.ns).enumerate() {
+        stacked_bar(&mut out, 32.0 + ROW * i as f64, ty, &grid.phases, row, max);
     }
-    let y = 32.0 + ROW * types.len() as f64 + 14.0;
+    legend(
+        &mut out,
+        32.0 + ROW * grid.types.len() as f64 + 14.0,
+        &grid.phases,
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+/// GPU time per layer type and phase, both in the order first seen.
+struct LayerPhaseGrid {
+    types: Vec<String>,
+    phases: Vec<String>,
+    /// Per type, per phase.
+    ns: Vec<Vec<i64>>,
+}
+
+impl LayerPhaseGrid {
+    fn from_report(layers: &LayerReport) -> LayerPhaseGrid {
+        let mut grid = LayerPhaseGrid {
+            types: Vec::new(),
+            phases: Vec::new(),
+            ns: Vec::new(),
+        };
+        let cells: Vec<(usize, usize, i64)> = layers
+            .types
+            .iter()
+            .map(|t| {
+                let phase = t.phase.map_or("all", |p| p.as_str());
+                (
+                    position_or_push(&mut grid.types, &t.layer_type),
+                    position_or_push(&mut grid.phases, phase),
+                    t.gpu_ns,
+                )
+            })
+            .collect();
+        grid.ns = vec![vec![0; grid.phases.len()]; grid.types.len()];
+        for (ty, phase, ns) in cells {
+            grid.ns[ty][phase] += ns;
+        }
+        grid
+    }
+}
+
+fn position_or_push(names: &mut Vec<String>, name: &str) -> usize {
+    names.iter().position(|n| n == name).unwrap_or_else(|| {
+        names.push(name.to_string());
+        names.len() - 1
+    })
+}
+
+/// One type's bar at height `y`: its label, a segment per phase, its total.
+fn stacked_bar(out: &mut String, y: f64, ty: &str, phases: &[String], ns: &[i64], max: f64) {
+    let _ = writeln!(
+        out,
+        r#"<text x="8" y="{}">{}</text>"#,
+        y + 14.0,
+        escape(&short(ty, 48))
+    );
+    let mut x = LABEL;
+    for (pi, (ph, &ns)) in phases.iter().zip(ns).enumerate() {
+        let w = (WIDTH - LABEL - 90.0) * ns as f64 / max;
+        let _ = writeln!(
+            out,
+            r#"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{} {}: {:.3} ms</title></rect>"#,
+            y + 3.0,
+            ROW - 6.0,
+            COLORS[pi % COLORS.len()],
+            escape(ty),
+            escape(ph),
+            ns as f64 / 1e6
+        );
+        x += w;
+    }
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{}">{:.2} ms</text>"#,
+        x + 4.0,
+        y + 14.0,
+        ns.iter().sum::<i64>() as f64 / 1e6
+    );
+}
+
+/// A colour key for the phases, in a row at height `y`.
+fn legend(out: &mut String, y: f64, phases: &[String]) {
     for (pi, ph) in phases.iter().enumerate() {
         let x = LABEL + 100.0 * pi as f64;
         let _ = writeln!(
@@ -131,8 +162,6 @@ pub fn layer_phase_chart(layers: &LayerReport, title: &str) -> String {
             escape(ph)
         );
     }
-    out.push_str("</svg>\n");
-    out
 }
 
 /// Diverging bars for the largest % changes: red worse, green better.

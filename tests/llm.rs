@@ -247,3 +247,56 @@ fn user_step_regex_is_used() {
     // 1 vLLM prefill step plus layer ranges 1-3 of each of the 17 forward passes.
     assert_eq!(prefill.steps, 1 + 3 * 17);
 }
+
+/// The layer chart draws the layer report: one segment per (type, phase)
+/// row with its GPU time, and per type a total of its segments.
+#[test]
+fn the_layer_chart_draws_the_layer_report() {
+    for (sample, opts) in [
+        ("h200_llama8_eager_3steps", by_phase()),
+        ("h200_llama8_graphs_node_3steps", by_phase()),
+        ("h200_llama8_graphs_node_1step", DigestOptions::default()),
+    ] {
+        let d = digest_sample(sample, &opts);
+        let svg = nsight_digest::svg::layer_phase_chart(&d.llm.layers, sample);
+        let doc = roxmltree::Document::parse(&svg).expect("SVG is XML");
+        let segments: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("title"))
+            .filter_map(|n| n.text())
+            .collect();
+        let mut want: Vec<String> = Vec::new();
+        let mut type_totals: Vec<(String, i64)> = Vec::new();
+        for t in &d.llm.layers.types {
+            let phase = t.phase.map_or("all", |p| p.as_str());
+            let ms = t.gpu_ns as f64 / 1e6;
+            want.push(format!("{} {phase}: {ms:.3} ms", t.layer_type));
+            match type_totals.iter_mut().find(|(ty, _)| *ty == t.layer_type) {
+                Some((_, ns)) => *ns += t.gpu_ns,
+                None => type_totals.push((t.layer_type.clone(), t.gpu_ns)),
+            }
+        }
+        assert!(!want.is_empty(), "{sample}: no layers");
+        let mut got: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{sample}");
+        let labels: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .collect();
+        for (ty, ns) in type_totals {
+            let at = labels.iter().position(|l| *l == ty).expect("type label");
+            let total = labels[at + 1..]
+                .iter()
+                .find(|l| l.ends_with(" ms"))
+                .expect("total label");
+            assert_eq!(
+                *total,
+                format!("{:.2} ms", ns as f64 / 1e6),
+                "{sample} {ty}"
+            );
+        }
+    }
+}
