@@ -45,51 +45,7 @@ pub fn compare(base: &NcuDigest, new: &NcuDigest, threshold_pct: f64) -> DiffRep
     let base_total = base.total.duration_ns.unwrap_or(0.0);
     let names: std::collections::BTreeSet<&String> = kb.keys().chain(kn.keys()).collect();
     for name in names {
-        let (b, n) = (kb.get(name), kn.get(name));
-        let both = b.is_some() && n.is_some();
-        let material = match (b.and_then(per_launch), n.and_then(per_launch), b) {
-            (Some(x), Some(y), Some(bk)) if base_total > 0.0 => {
-                100.0 * (y - x).abs() * bk.launches as f64 / base_total >= MIN_IMPACT_PCT
-            }
-            _ => false,
-        };
-        let get =
-            |k: Option<&KernelAggregate>, f: fn(&KernelAggregate) -> Option<f64>| k.and_then(f);
-        rows.push(DiffRow::new(
-            "kernels",
-            name,
-            "mean ns per launch",
-            get(b, per_launch),
-            get(n, per_launch),
-            Worse::Higher,
-            material,
-        ));
-        rows.push(DiffRow::new(
-            "kernels",
-            name,
-            "DRAM GB/s",
-            get(b, |k| k.dram_bandwidth_bytes_per_s.map(|v| v / 1e9)),
-            get(n, |k| k.dram_bandwidth_bytes_per_s.map(|v| v / 1e9)),
-            Worse::Lower,
-            false,
-        ));
-        for (metric, f) in [
-            (
-                "ld efficiency %",
-                (|k: &KernelAggregate| k.ld_efficiency_pct) as fn(&KernelAggregate) -> Option<f64>,
-            ),
-            ("st efficiency %", |k| k.st_efficiency_pct),
-        ] {
-            rows.push(DiffRow::new(
-                "efficiency",
-                name,
-                metric,
-                get(b, f),
-                get(n, f),
-                Worse::Lower,
-                both && material,
-            ));
-        }
+        rows.extend(kernel_rows(name, kb.get(name), kn.get(name), base_total));
     }
     rows.retain(|r| r.base.is_some() || r.new.is_some());
     finish(
@@ -100,4 +56,62 @@ pub fn compare(base: &NcuDigest, new: &NcuDigest, threshold_pct: f64) -> DiffRep
         rows,
         &[0],
     )
+}
+
+/// One kernel's rows: time per launch, DRAM bandwidth and the two
+/// efficiencies. Only a material change in time counts as a regression,
+/// and an efficiency only where the kernel ran on both sides.
+fn kernel_rows(
+    name: &str,
+    b: Option<&KernelAggregate>,
+    n: Option<&KernelAggregate>,
+    base_total: f64,
+) -> [DiffRow; 4] {
+    let material = is_material(b, n, base_total);
+    let both = b.is_some() && n.is_some();
+    let get = |k: Option<&KernelAggregate>, f: fn(&KernelAggregate) -> Option<f64>| k.and_then(f);
+    let efficiency = |metric: &str, f: fn(&KernelAggregate) -> Option<f64>| {
+        DiffRow::new(
+            "efficiency",
+            name,
+            metric,
+            get(b, f),
+            get(n, f),
+            Worse::Lower,
+            both && material,
+        )
+    };
+    [
+        DiffRow::new(
+            "kernels",
+            name,
+            "mean ns per launch",
+            get(b, per_launch),
+            get(n, per_launch),
+            Worse::Higher,
+            material,
+        ),
+        DiffRow::new(
+            "kernels",
+            name,
+            "DRAM GB/s",
+            get(b, |k| k.dram_bandwidth_bytes_per_s.map(|v| v / 1e9)),
+            get(n, |k| k.dram_bandwidth_bytes_per_s.map(|v| v / 1e9)),
+            Worse::Lower,
+            false,
+        ),
+        efficiency("ld efficiency %", |k| k.ld_efficiency_pct),
+        efficiency("st efficiency %", |k| k.st_efficiency_pct),
+    ]
+}
+
+/// Does the change in time per launch move the base's total by at least
+/// `MIN_IMPACT_PCT`?
+fn is_material(b: Option<&KernelAggregate>, n: Option<&KernelAggregate>, base_total: f64) -> bool {
+    match (b.and_then(per_launch), n.and_then(per_launch), b) {
+        (Some(x), Some(y), Some(bk)) if base_total > 0.0 => {
+            100.0 * (y - x).abs() * bk.launches as f64 / base_total >= MIN_IMPACT_PCT
+        }
+        _ => false,
+    }
 }
