@@ -83,7 +83,23 @@ pub fn finish(
     mut rows: Vec<DiffRow>,
     headline: &[usize],
 ) -> DiffReport {
-    for r in &mut rows {
+    mark_regressions(&mut rows, threshold_pct);
+    let summary = summary_line(&rows, headline, threshold_pct);
+    let regressions = rows.iter().filter(|r| r.regression).count();
+    sort_within_sections(&mut rows);
+    DiffReport {
+        base: base.into(),
+        new: new.into(),
+        normalisation,
+        threshold_pct,
+        summary,
+        regressions,
+        rows,
+    }
+}
+
+fn mark_regressions(rows: &mut [DiffRow], threshold_pct: f64) {
+    for r in rows {
         r.regression = r.gated
             && match (r.delta_pct, r.worse) {
                 (Some(p), Worse::Higher) => p > threshold_pct,
@@ -91,6 +107,11 @@ pub fn finish(
                 (None, _) => false,
             };
     }
+}
+
+/// The headline rows' changes, then the count of regressions and the
+/// largest of them.
+fn summary_line(rows: &[DiffRow], headline: &[usize], threshold_pct: f64) -> String {
     let headline_text: Vec<String> = headline
         .iter()
         .filter_map(|&i| rows.get(i))
@@ -120,9 +141,14 @@ pub fn finish(
         ),
         None => format!("no regression past {threshold_pct} %"),
     });
-    let count = regressions.len();
+    summary
+}
+
+/// Sections in the order they first appear; within one, the largest
+/// absolute change first.
+fn sort_within_sections(rows: &mut [DiffRow]) {
     let mut order: Vec<String> = Vec::new();
-    for r in &rows {
+    for r in rows.iter() {
         if !order.contains(&r.section) {
             order.push(r.section.clone());
         }
@@ -137,15 +163,6 @@ pub fn finish(
                 .total_cmp(&a.delta.unwrap_or(0.0).abs()),
         )
     });
-    DiffReport {
-        base: base.into(),
-        new: new.into(),
-        normalisation,
-        threshold_pct,
-        summary,
-        regressions: count,
-        rows,
-    }
 }
 
 /// A change as a reviewer reads it, signed like the % beside it:
