@@ -2,7 +2,7 @@
 //! type (× phase), and the largest changes of a diff. Plain SVG with a
 //! generic font family, so any renderer draws them without extra fonts.
 
-use crate::diff::DiffReport;
+use crate::diff::{DiffReport, DiffRow};
 use crate::nsys::llm::LayerReport;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -166,21 +166,10 @@ fn legend(out: &mut String, y: f64, phases: &[String]) {
 
 /// Diverging bars for the largest % changes: red worse, green better.
 pub fn diff_chart(report: &DiffReport) -> String {
-    let mut rows: Vec<_> = report
-        .rows
-        .iter()
-        .filter(|r| r.delta_pct.is_some() && r.gated)
-        .collect();
-    rows.sort_by(|a, b| {
-        b.delta_pct
-            .unwrap()
-            .abs()
-            .total_cmp(&a.delta_pct.unwrap().abs())
-    });
-    rows.truncate(12);
+    let rows = largest_changes(report, 12);
     let max = rows
         .iter()
-        .map(|r| r.delta_pct.unwrap().abs())
+        .map(|r| r.delta_pct.unwrap_or(0.0).abs())
         .fold(1.0, f64::max);
     let height = 40.0 + ROW * rows.len().max(1) as f64;
     let mut out = String::new();
@@ -190,48 +179,67 @@ pub fn diff_chart(report: &DiffReport) -> String {
         &format!("Largest changes (threshold {} %)", report.threshold_pct),
     );
     let mid = LABEL + (WIDTH - LABEL) / 2.0;
-    let half = (WIDTH - LABEL) / 2.0 - 60.0;
     let _ = writeln!(
         out,
         r##"<line x1="{mid}" y1="26" x2="{mid}" y2="{height}" stroke="#999"/>"##
     );
     for (i, r) in rows.iter().enumerate() {
-        let y = 28.0 + ROW * i as f64;
-        let p = r.delta_pct.unwrap();
-        let worse = match r.worse {
-            crate::diff::Worse::Higher => p > 0.0,
-            crate::diff::Worse::Lower => p < 0.0,
-        };
-        let w = half * p.abs() / max;
-        let x = if p >= 0.0 { mid } else { mid - w };
-        let label = format!("{} ({})", r.name, r.metric);
-        let _ = writeln!(
-            out,
-            r#"<text x="8" y="{}">{}</text>"#,
-            y + 14.0,
-            escape(&short(&label, 52))
-        );
-        let _ = writeln!(
-            out,
-            r#"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"/>"#,
-            y + 3.0,
-            ROW - 6.0,
-            if worse { "#e15759" } else { "#59a14f" }
-        );
-        let tx = if p >= 0.0 {
-            mid + w + 4.0
-        } else {
-            mid - w - 56.0
-        };
-        let _ = writeln!(
-            out,
-            r#"<text x="{tx:.1}" y="{}">{}</text>"#,
-            y + 14.0,
-            escape(&crate::diff::signed_pct(p))
-        );
+        change_bar(&mut out, 28.0 + ROW * i as f64, r, max);
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// The `n` gated rows with the largest % change, largest first.
+fn largest_changes(report: &DiffReport, n: usize) -> Vec<&DiffRow> {
+    let mut rows: Vec<&DiffRow> = report
+        .rows
+        .iter()
+        .filter(|r| r.delta_pct.is_some() && r.gated)
+        .collect();
+    let size = |r: &DiffRow| r.delta_pct.unwrap_or(0.0).abs();
+    rows.sort_by(|a, b| size(b).total_cmp(&size(a)));
+    rows.truncate(n);
+    rows
+}
+
+/// One change at height `y`: its label, a bar from the middle line, scaled
+/// to the largest change `max`, and its % beside the bar.
+fn change_bar(out: &mut String, y: f64, r: &DiffRow, max: f64) {
+    let mid = LABEL + (WIDTH - LABEL) / 2.0;
+    let half = (WIDTH - LABEL) / 2.0 - 60.0;
+    let p = r.delta_pct.unwrap_or(0.0);
+    let worse = match r.worse {
+        crate::diff::Worse::Higher => p > 0.0,
+        crate::diff::Worse::Lower => p < 0.0,
+    };
+    let w = half * p.abs() / max;
+    let x = if p >= 0.0 { mid } else { mid - w };
+    let label = format!("{} ({})", r.name, r.metric);
+    let _ = writeln!(
+        out,
+        r#"<text x="8" y="{}">{}</text>"#,
+        y + 14.0,
+        escape(&short(&label, 52))
+    );
+    let _ = writeln!(
+        out,
+        r#"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"/>"#,
+        y + 3.0,
+        ROW - 6.0,
+        if worse { "#e15759" } else { "#59a14f" }
+    );
+    let tx = if p >= 0.0 {
+        mid + w + 4.0
+    } else {
+        mid - w - 56.0
+    };
+    let _ = writeln!(
+        out,
+        r#"<text x="{tx:.1}" y="{}">{}</text>"#,
+        y + 14.0,
+        escape(&crate::diff::signed_pct(p))
+    );
 }
 
 /// Write a chart, naming the file in any error.

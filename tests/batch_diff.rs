@@ -275,6 +275,105 @@ fn diff_markdown_opens_with_a_summary_and_the_svg_parses() {
     assert!(doc.descendants().filter(|n| n.has_tag_name("rect")).count() > 2);
 }
 
+/// The diff chart draws the report's twelve largest gated changes, largest
+/// first: red where the change is for the worse, green otherwise, each
+/// labelled with its % as the tables print it. The pairs give changes both
+/// ways, and, with the shared samples, an ncu efficiency, which is worse
+/// when lower.
+#[test]
+fn the_diff_chart_draws_the_largest_changes_of_the_report() {
+    let ncu = |name: &str| arg(&repo().join(format!("samples/ncu/{name}.details.csv.gz")));
+    let graphs = arg(&sample("h200_llama8_graphs_node_1step"));
+    let eager = arg(&sample("h200_llama8_eager_3steps"));
+    let mut cases = vec![
+        ("nsys-digest", graphs.clone(), eager.clone()),
+        ("nsys-digest", eager, graphs),
+        (
+            "ncu-digest",
+            ncu("h200_llama2L_memmetrics_60kernels_batch16"),
+            ncu("h200_llama2L_memmetrics_60kernels_batch8"),
+        ),
+    ];
+    // Only the larger shared capture moves an efficiency far enough to be
+    // drawn.
+    let shared_capture = shared()
+        .map(|s| s.join("samples/ncu/llama/h200_llama4L_memmetrics_525kernels.details.csv.gz"));
+    if let Some(capture) = &shared_capture {
+        cases.push((
+            "ncu-digest",
+            arg(capture),
+            ncu("h200_llama2L_memmetrics_60kernels_batch16"),
+        ));
+    }
+    let mut worse_when = std::collections::BTreeSet::new();
+    for (bin, base, new) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("diff.svg");
+        let (code, json, err) = run(
+            bin,
+            &["diff", &base, &new, "--format", "json", "--svg", &arg(&svg)],
+        );
+        assert_eq!(code, 0, "{err}");
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let drawn = largest_gated_changes(&report, 12);
+        assert!(drawn.len() > 2, "{base}: too few changes to draw");
+        let (fills, labels) = bars_of(&std::fs::read_to_string(&svg).unwrap());
+        assert_eq!(fills.len(), drawn.len(), "{base}");
+        assert_eq!(labels.len(), drawn.len(), "{base}");
+        for ((row, fill), label) in drawn.iter().zip(&fills).zip(&labels) {
+            let pct = row["delta_pct"].as_f64().unwrap();
+            let worse = match row["worse"].as_str().unwrap() {
+                "higher" => pct > 0.0,
+                _ => pct < 0.0,
+            };
+            if pct.abs() >= 0.05 {
+                worse_when.insert((row["worse"].as_str().unwrap().to_string(), pct > 0.0));
+            }
+            assert_eq!(*fill, if worse { "#e15759" } else { "#59a14f" }, "{row}");
+            let sign = if pct >= 0.0 { '+' } else { '−' };
+            assert_eq!(*label, format!("{sign}{:.1} %", pct.abs()), "{row}");
+        }
+    }
+    let kinds = if shared_capture.is_some() { 3 } else { 2 };
+    assert!(
+        worse_when.len() >= kinds,
+        "too few kinds of change: {worse_when:?}"
+    );
+}
+
+/// A diff report's gated rows with the largest % change, largest first.
+fn largest_gated_changes(report: &serde_json::Value, n: usize) -> Vec<serde_json::Value> {
+    let mut gated: Vec<serde_json::Value> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["gated"] == true && r["delta_pct"].is_f64())
+        .cloned()
+        .collect();
+    let size = |r: &serde_json::Value| r["delta_pct"].as_f64().unwrap().abs();
+    gated.sort_by(|a, b| size(b).total_cmp(&size(a)));
+    gated.truncate(n);
+    gated
+}
+
+/// Each bar's colour and its % label, in the order drawn.
+fn bars_of(svg: &str) -> (Vec<String>, Vec<String>) {
+    let doc = roxmltree::Document::parse(svg).expect("SVG is XML");
+    let fills = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("width") != Some("100%"))
+        .filter_map(|n| n.attribute("fill").map(str::to_string))
+        .collect();
+    let labels = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .filter(|t| t.ends_with(" %"))
+        .map(str::to_string)
+        .collect();
+    (fills, labels)
+}
+
 /// The capture recipe leaves `run.nsys-rep` beside `run.sqlite`: a folder
 /// of such pairs holds one profile per pair, read from the export, even
 /// with no `nsys` to export the reports. A report alone is still picked up,
