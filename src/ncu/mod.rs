@@ -14,7 +14,7 @@ pub mod view;
 use crate::categories::Categories;
 use crate::error::{DigestError, Result};
 use derive::{derive, verdict, Bound, LaunchMetrics, PeakOptions, Presence};
-use reader::{Page, ReadOptions};
+use reader::{Launch, NcuFile, Page, ReadOptions};
 use regex::{Regex, RegexBuilder};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -176,74 +176,103 @@ const NO_NVTX: &str = "no launch in this file is inside one; ncu records them on
 /// Read and digest one ncu CSV file, streaming: launches are folded into
 /// the aggregates as they are read, and kept only with `keep_launches`.
 pub fn digest(path: &Path, opts: &NcuOptions) -> Result<NcuDigest> {
-    let mut groups = Aggregator::new(opts.group);
-    let mut total = GroupAcc::default();
-    let mut presence = Presence::default();
-    let mut kept = Vec::new();
-    let (mut gpu, mut selected, mut best_peak) = (None, 0u64, None::<(f64, f64)>);
-    let mut any_nvtx = false;
-    let file = reader::stream(path, &opts.read, &mut |l| {
-        if gpu.is_none() {
-            gpu = l.gpu_name.clone();
-        }
-        any_nvtx |= !l.nvtx.is_empty() || !l.nvtx_start_end.is_empty();
-        if !opts.selects(&l) {
-            return;
-        }
-        let m = derive(&l, &opts.peak);
-        selected += 1;
-        presence.note(&m);
-        if m.peak_source == Some(derive::PeakSource::ThroughputOverPercent) {
-            let pct = m.dram_peak_pct.unwrap_or(0.0);
-            if best_peak.is_none_or(|(best, _)| pct > best) {
-                best_peak = m.peak_bandwidth_bytes_per_s.map(|p| (pct, p));
-            }
-        }
-        groups.add(&m);
-        total.add(&m);
-        if opts.keep_launches {
-            kept.push(m);
-        }
-    })?;
+    let mut fold = LaunchFold::new(opts);
+    let file = reader::stream(path, &opts.read, &mut |l| fold.add(&l, opts))?;
     if file.launch_count == 0 {
         return Err(DigestError::BadCsv {
             path: path.to_path_buf(),
             reason: "the header is there but no launch rows follow".into(),
         });
     }
-    derive::share_derived_peak(&mut kept);
-    let mut notes = presence.notes();
-    // Asked for by range, in a file without any: say why every launch is
-    // "(no range)" or filtered out, instead of an empty table alone.
-    let by_range = opts.nvtx.is_some() || opts.group != Group::Kernel;
-    let nvtx_absent = (by_range && !any_nvtx).then_some(NO_NVTX);
-    if let Some(why) = nvtx_absent {
-        notes.push(format!("NVTX ranges: {why}"));
+    Ok(fold.finish(path, file, opts))
+}
+
+/// What a digest gathers while the launches stream past.
+struct LaunchFold {
+    groups: Aggregator,
+    total: GroupAcc,
+    presence: Presence,
+    kept: Vec<LaunchMetrics>,
+    gpu: Option<String>,
+    selected: u64,
+    /// (% of peak, peak) of the launch with the highest % that gave both.
+    best_peak: Option<(f64, f64)>,
+    any_nvtx: bool,
+}
+
+impl LaunchFold {
+    fn new(opts: &NcuOptions) -> LaunchFold {
+        LaunchFold {
+            groups: Aggregator::new(opts.group),
+            total: GroupAcc::default(),
+            presence: Presence::default(),
+            kept: Vec::new(),
+            gpu: None,
+            selected: 0,
+            best_peak: None,
+            any_nvtx: false,
+        }
     }
-    let shared_peak = best_peak.map(|b| b.1);
-    Ok(NcuDigest {
-        source: NcuSource {
-            file: path.display().to_string(),
-            page: file.page,
-            launches_read: file.launch_count,
-            launches_selected: selected,
-            auto_scaled_units: file.auto_scaled,
-            gpu,
-            skipped_rows: file.skipped_rows,
-        },
-        group: opts.group,
-        kernels: groups.finish(shared_peak, &opts.categories),
-        total: total.finish(None, None, shared_peak, &opts.categories),
-        notes,
-        launches: kept,
-        rule: rule_text(),
-        nvtx_absent,
-    })
+
+    fn add(&mut self, l: &Launch, opts: &NcuOptions) {
+        if self.gpu.is_none() {
+            self.gpu = l.gpu_name.clone();
+        }
+        self.any_nvtx |= !l.nvtx.is_empty() || !l.nvtx_start_end.is_empty();
+        if !opts.selects(l) {
+            return;
+        }
+        let m = derive(l, &opts.peak);
+        self.selected += 1;
+        self.presence.note(&m);
+        if m.peak_source == Some(derive::PeakSource::ThroughputOverPercent) {
+            let pct = m.dram_peak_pct.unwrap_or(0.0);
+            if self.best_peak.is_none_or(|(best, _)| pct > best) {
+                self.best_peak = m.peak_bandwidth_bytes_per_s.map(|p| (pct, p));
+            }
+        }
+        self.groups.add(&m);
+        self.total.add(&m);
+        if opts.keep_launches {
+            self.kept.push(m);
+        }
+    }
+
+    fn finish(mut self, path: &Path, file: NcuFile, opts: &NcuOptions) -> NcuDigest {
+        derive::share_derived_peak(&mut self.kept);
+        let mut notes = self.presence.notes();
+        // Asked for by range, in a file without any: say why every launch is
+        // "(no range)" or filtered out, instead of an empty table alone.
+        let by_range = opts.nvtx.is_some() || opts.group != Group::Kernel;
+        let nvtx_absent = (by_range && !self.any_nvtx).then_some(NO_NVTX);
+        if let Some(why) = nvtx_absent {
+            notes.push(format!("NVTX ranges: {why}"));
+        }
+        let shared_peak = self.best_peak.map(|b| b.1);
+        NcuDigest {
+            source: NcuSource {
+                file: path.display().to_string(),
+                page: file.page,
+                launches_read: file.launch_count,
+                launches_selected: self.selected,
+                auto_scaled_units: file.auto_scaled,
+                gpu: self.gpu,
+                skipped_rows: file.skipped_rows,
+            },
+            group: opts.group,
+            kernels: self.groups.finish(shared_peak, &opts.categories),
+            total: self.total.finish(None, None, shared_peak, &opts.categories),
+            notes,
+            launches: self.kept,
+            rule: rule_text(),
+            nvtx_absent,
+        }
+    }
 }
 
 impl NcuOptions {
     /// Does this launch pass `--kernel` and `--nvtx`?
-    fn selects(&self, l: &reader::Launch) -> bool {
+    fn selects(&self, l: &Launch) -> bool {
         self.kernel
             .as_ref()
             .is_none_or(|f| f.matches(&l.kernel, &self.categories))
