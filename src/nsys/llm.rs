@@ -631,43 +631,18 @@ fn phase_report(trace: &Trace, p: &Placement, kernels: StepSums) -> PhaseReport 
             outside_steps_gpu_ns: outside,
         };
     }
-    let mut groups: HashMap<Phase, (Vec<i64>, i64, Option<u64>)> = HashMap::default();
-    for (i, step) in p.steps.iter().enumerate() {
+    let mut groups: HashMap<Phase, PhaseSteps> = HashMap::default();
+    for (step, &gpu_ns) in p.steps.iter().zip(&per_step) {
         let r = &trace.nvtx[step.range as usize];
-        let g = groups.entry(step.phase).or_insert((Vec::new(), 0, Some(0)));
-        g.0.push(r.end.map_or(0, |e| e - r.start));
-        g.1 += per_step[i];
-        let tokens = match step.phase {
-            Phase::Prefill => step.name.ctx_tokens,
-            // One token per decoding request and step when the name has no count.
-            Phase::Decode => step.name.gen_tokens.or(Some(step.name.gen_requests)),
-            Phase::Mixed => step
-                .name
-                .ctx_tokens
-                .zip(step.name.gen_tokens)
-                .map(|(a, b)| a + b),
-            Phase::Idle => Some(0),
-        };
-        g.2 = g.2.zip(tokens).map(|(a, b)| a + b);
+        let g = groups.entry(step.phase).or_default();
+        g.durations.push(r.end.map_or(0, |e| e - r.start));
+        g.gpu_ns += gpu_ns;
+        g.tokens = g.tokens.zip(step_tokens(step)).map(|(a, b)| a + b);
     }
     let grand: i64 = per_step.iter().sum();
     let mut phases: Vec<PhaseSummary> = groups
         .into_iter()
-        .map(|(phase, (mut durations, gpu_ns, tokens))| {
-            durations.sort_unstable();
-            let median = crate::stats::DurationStats::from_values(&mut durations.clone())
-                .map_or(0.0, |s| s.median_ns);
-            PhaseSummary {
-                phase,
-                steps: durations.len() as u64,
-                gpu_ns,
-                tokens,
-                gpu_ns_per_token: tokens.filter(|&t| t > 0).map(|t| gpu_ns as f64 / t as f64),
-                step_median_ns: median,
-                step_p90_ns: p90(&durations),
-                share_pct: percent(gpu_ns as f64, grand as f64),
-            }
-        })
+        .map(|(phase, steps)| steps.summary(phase, grand))
         .collect();
     phases.sort_by_key(|s| s.phase);
     let mut formats: Vec<&str> = p.steps.iter().map(|s| s.name.format).collect();
@@ -679,6 +654,55 @@ fn phase_report(trace: &Trace, p: &Placement, kernels: StepSums) -> PhaseReport 
         reason: None,
         phases,
         outside_steps_gpu_ns: outside,
+    }
+}
+
+/// The tokens a step processed, where its name counts them.
+fn step_tokens(step: &Step) -> Option<u64> {
+    let name = &step.name;
+    match step.phase {
+        Phase::Prefill => name.ctx_tokens,
+        // One token per decoding request and step when the name has no count.
+        Phase::Decode => name.gen_tokens.or(Some(name.gen_requests)),
+        Phase::Mixed => name.ctx_tokens.zip(name.gen_tokens).map(|(a, b)| a + b),
+        Phase::Idle => Some(0),
+    }
+}
+
+/// One phase's steps: their durations, GPU time and tokens (`None` once a
+/// step does not count its tokens).
+struct PhaseSteps {
+    durations: Vec<i64>,
+    gpu_ns: i64,
+    tokens: Option<u64>,
+}
+
+impl Default for PhaseSteps {
+    fn default() -> Self {
+        PhaseSteps {
+            durations: Vec::new(),
+            gpu_ns: 0,
+            tokens: Some(0),
+        }
+    }
+}
+
+impl PhaseSteps {
+    fn summary(mut self, phase: Phase, grand_gpu_ns: i64) -> PhaseSummary {
+        self.durations.sort_unstable();
+        let median = crate::stats::DurationStats::from_values(&mut self.durations.clone())
+            .map_or(0.0, |s| s.median_ns);
+        let (gpu_ns, tokens) = (self.gpu_ns, self.tokens);
+        PhaseSummary {
+            phase,
+            steps: self.durations.len() as u64,
+            gpu_ns,
+            tokens,
+            gpu_ns_per_token: tokens.filter(|&t| t > 0).map(|t| gpu_ns as f64 / t as f64),
+            step_median_ns: median,
+            step_p90_ns: p90(&self.durations),
+            share_pct: percent(gpu_ns as f64, grand_gpu_ns as f64),
+        }
     }
 }
 
