@@ -147,12 +147,7 @@ fn summary_line(rows: &[DiffRow], headline: &[usize], threshold_pct: f64) -> Str
 /// Sections in the order they first appear; within one, the largest
 /// absolute change first.
 fn sort_within_sections(rows: &mut [DiffRow]) {
-    let mut order: Vec<String> = Vec::new();
-    for r in rows.iter() {
-        if !order.contains(&r.section) {
-            order.push(r.section.clone());
-        }
-    }
+    let order = section_names(rows);
     rows.sort_by(|a, b| {
         let sa = order.iter().position(|s| *s == a.section);
         let sb = order.iter().position(|s| *s == b.section);
@@ -194,55 +189,9 @@ pub fn parse_threshold(text: &str) -> Option<f64> {
 
 /// The report as tables, one per section, regressions marked.
 pub fn document(d: &DiffReport, top: Option<usize>) -> Document {
-    let mut sections: Vec<String> = Vec::new();
-    for r in &d.rows {
-        if !sections.contains(&r.section) {
-            sections.push(r.section.clone());
-        }
-    }
-    let tables = sections
-        .iter()
-        .map(|s| {
-            let rows: Vec<Vec<Cell>> = d
-                .rows
-                .iter()
-                .filter(|r| r.section == *s)
-                .take(top.unwrap_or(usize::MAX))
-                .map(|r| {
-                    let f = |v: Option<f64>| Cell::opt_float(v, 1);
-                    vec![
-                        Cell::Name(r.name.clone()),
-                        Cell::Text(r.metric.clone()),
-                        f(r.base),
-                        f(r.new),
-                        r.delta
-                            .map_or(Cell::Missing, |d| Cell::Text(signed_delta(d))),
-                        r.delta_pct
-                            .map_or(Cell::Missing, |p| Cell::Text(signed_pct(p))),
-                        Cell::Text(if r.regression {
-                            "REGRESSION".into()
-                        } else {
-                            String::new()
-                        }),
-                    ]
-                })
-                .collect();
-            Table {
-                name: "diff",
-                title: s.clone(),
-                columns: vec![
-                    Column::name("name", "Name"),
-                    Column::text("metric", "Metric"),
-                    Column::num("base", "Base"),
-                    Column::num("new", "New"),
-                    Column::num("delta", "Δ"),
-                    Column::num("delta_pct", "Δ %"),
-                    Column::text("flag", "Flag"),
-                ],
-                rows,
-                note: None,
-            }
-        })
+    let tables = section_names(&d.rows)
+        .into_iter()
+        .map(|s| section_table(d, s, top))
         .collect();
     Document {
         title: format!("diff: {} → {}", d.base, d.new),
@@ -254,6 +203,62 @@ pub fn document(d: &DiffReport, top: Option<usize>) -> Document {
         tables,
         chart: None,
     }
+}
+
+/// The sections, in the order their first rows come.
+fn section_names(rows: &[DiffRow]) -> Vec<String> {
+    let mut sections: Vec<String> = Vec::new();
+    for r in rows {
+        if !sections.contains(&r.section) {
+            sections.push(r.section.clone());
+        }
+    }
+    sections
+}
+
+/// One section's first `top` rows.
+fn section_table(d: &DiffReport, section: String, top: Option<usize>) -> Table {
+    let rows: Vec<Vec<Cell>> = d
+        .rows
+        .iter()
+        .filter(|r| r.section == section)
+        .take(top.unwrap_or(usize::MAX))
+        .map(row_cells)
+        .collect();
+    Table {
+        name: "diff",
+        title: section,
+        columns: vec![
+            Column::name("name", "Name"),
+            Column::text("metric", "Metric"),
+            Column::num("base", "Base"),
+            Column::num("new", "New"),
+            Column::num("delta", "Δ"),
+            Column::num("delta_pct", "Δ %"),
+            Column::text("flag", "Flag"),
+        ],
+        rows,
+        note: None,
+    }
+}
+
+fn row_cells(r: &DiffRow) -> Vec<Cell> {
+    let f = |v: Option<f64>| Cell::opt_float(v, 1);
+    vec![
+        Cell::Name(r.name.clone()),
+        Cell::Text(r.metric.clone()),
+        f(r.base),
+        f(r.new),
+        r.delta
+            .map_or(Cell::Missing, |d| Cell::Text(signed_delta(d))),
+        r.delta_pct
+            .map_or(Cell::Missing, |p| Cell::Text(signed_pct(p))),
+        Cell::Text(if r.regression {
+            "REGRESSION".into()
+        } else {
+            String::new()
+        }),
+    ]
 }
 
 /// Render diff reports in the chosen format; the Markdown references `chart`.
