@@ -227,46 +227,13 @@ fn nvtx_projection(
     launches: &LaunchIndex,
     index: &NvtxIndex,
 ) -> HashMap<(u32, RangeStyle), NvtxProjection> {
-    // The scan is the report's cost, and the report tends to be the last
-    // job of the digest: in stretches, an idle core takes a share of it.
-    let ops = trace.kernels.len() + trace.memops.len();
-    let stretches: Vec<ScannedStretch> =
-        rayon::iter::split(0..ops, |ops: std::ops::Range<usize>| {
-            if ops.len() < 2 * MIN_STRETCH_OPS {
-                return (ops, None);
-            }
-            let middle = ops.start + ops.len() / 2;
-            (ops.start..middle, Some(middle..ops.end))
-        })
-        .map(|ops| scan_stretch(trace, launches, index, ops))
-        .collect();
-    let per_range = merge_stretches(trace, index, stretches);
-    let mut children = vec![0u32; trace.nvtx.len()];
-    for (r, p) in per_range.iter().enumerate() {
-        if p.is_some() {
-            if let Some(parent) = index.parent[r] {
-                children[parent as usize] += 1;
-            }
-        }
-    }
-    struct Acc {
-        durations: Vec<i64>,
-        range_total: i64,
-        ops: u64,
-        levels: (u64, u64),
-        children: u64,
-    }
-    let mut groups: HashMap<(u32, RangeStyle), Acc> = HashMap::default();
+    let per_range = merge_stretches(trace, index, scan_in_stretches(trace, launches, index));
+    let children = projected_children(index, &per_range);
+    let mut groups: HashMap<(u32, RangeStyle), ProjectionAcc> = HashMap::default();
     for (r, p) in per_range.iter().enumerate() {
         let Some(p) = p else { continue };
         let range = &trace.nvtx[r];
-        let acc = groups.entry((range.name, range.style)).or_insert(Acc {
-            durations: Vec::new(),
-            range_total: 0,
-            ops: 0,
-            levels: (0, 0),
-            children: 0,
-        });
+        let acc = groups.entry((range.name, range.style)).or_default();
         acc.durations.push(p.end - p.start);
         acc.range_total += index.clamped_end[r] - range.start;
         acc.ops += p.ops;
@@ -278,27 +245,71 @@ fn nvtx_projection(
     }
     groups
         .into_iter()
-        .filter_map(|(key, mut acc)| {
-            let n = acc.durations.len() as f64;
-            let time = DurationStats::from_values(&mut acc.durations)?;
-            Some((
-                key,
-                NvtxProjection {
-                    range_instances: time.count,
-                    range_total_ns: acc.range_total,
-                    gpu_ops: acc.ops,
-                    avg_gpu_ops: acc.ops as f64 / n,
-                    avg_level: if acc.levels.1 == 0 {
-                        0.0
-                    } else {
-                        acc.levels.0 as f64 / acc.levels.1 as f64
-                    },
-                    avg_children: acc.children as f64 / n,
-                    time,
-                },
-            ))
-        })
+        .filter_map(|(key, acc)| Some((key, acc.finish()?)))
         .collect()
+}
+
+/// The scan is the report's cost, and the report tends to be the last job
+/// of the digest: in stretches, an idle core takes a share of it.
+fn scan_in_stretches<'i>(
+    trace: &Trace,
+    launches: &LaunchIndex,
+    index: &'i NvtxIndex,
+) -> Vec<ScannedStretch<'i>> {
+    let ops = trace.kernels.len() + trace.memops.len();
+    rayon::iter::split(0..ops, |ops: std::ops::Range<usize>| {
+        if ops.len() < 2 * MIN_STRETCH_OPS {
+            return (ops, None);
+        }
+        let middle = ops.start + ops.len() / 2;
+        (ops.start..middle, Some(middle..ops.end))
+    })
+    .map(|ops| scan_stretch(trace, launches, index, ops))
+    .collect()
+}
+
+/// Per range, how many of the ranges it is the parent of projected.
+fn projected_children(index: &NvtxIndex, per_range: &[Option<Projected>]) -> Vec<u32> {
+    let mut children = vec![0u32; per_range.len()];
+    for (r, p) in per_range.iter().enumerate() {
+        if p.is_some() {
+            if let Some(parent) = index.parent[r] {
+                children[parent as usize] += 1;
+            }
+        }
+    }
+    children
+}
+
+/// One range name's projected instances.
+#[derive(Default)]
+struct ProjectionAcc {
+    durations: Vec<i64>,
+    range_total: i64,
+    ops: u64,
+    /// (sum of nesting levels, ranges with a level)
+    levels: (u64, u64),
+    children: u64,
+}
+
+impl ProjectionAcc {
+    fn finish(mut self) -> Option<NvtxProjection> {
+        let n = self.durations.len() as f64;
+        let time = DurationStats::from_values(&mut self.durations)?;
+        Some(NvtxProjection {
+            range_instances: time.count,
+            range_total_ns: self.range_total,
+            gpu_ops: self.ops,
+            avg_gpu_ops: self.ops as f64 / n,
+            avg_level: if self.levels.1 == 0 {
+                0.0
+            } else {
+                self.levels.0 as f64 / self.levels.1 as f64
+            },
+            avg_children: self.children as f64 / n,
+            time,
+        })
+    }
 }
 
 /// Per range, the extent and distinct launching calls of the ops it
