@@ -4,6 +4,8 @@
 //! The rows are plain structs so a folder run keeps only these, never the
 //! digests.
 
+use crate::nsys::llm::{LayerTypeSummary, PhaseSummary};
+use crate::nsys::reports::{KernelSummary, NvtxSummary};
 use crate::nsys::Digest;
 use serde::Serialize;
 
@@ -60,6 +62,67 @@ pub struct LayerRecord {
     pub share_pct: f64,
 }
 
+impl KernelRecord {
+    fn new(profile: &str, k: &KernelSummary) -> KernelRecord {
+        KernelRecord {
+            profile: profile.to_string(),
+            name: k.name.clone(),
+            instances: k.time.count as i64,
+            total_ns: k.time.total_ns,
+            avg_ns: k.time.avg_ns,
+            median_ns: k.time.median_ns,
+            min_ns: k.time.min_ns,
+            max_ns: k.time.max_ns,
+            stddev_ns: k.time.stddev_ns,
+            share_pct: k.share_pct,
+        }
+    }
+}
+
+impl NvtxRecord {
+    fn new(profile: &str, r: &NvtxSummary) -> NvtxRecord {
+        NvtxRecord {
+            profile: profile.to_string(),
+            range: r.range.clone(),
+            style: r.style.as_str().to_string(),
+            instances: r.time.count as i64,
+            total_ns: r.time.total_ns,
+            median_ns: r.time.median_ns,
+            proj_total_ns: r.gpu.as_ref().map(|g| g.time.total_ns),
+            gpu_ops: r.gpu.as_ref().map(|g| g.gpu_ops as i64),
+        }
+    }
+}
+
+impl PhaseRecord {
+    fn new(profile: &str, p: &PhaseSummary) -> PhaseRecord {
+        PhaseRecord {
+            profile: profile.to_string(),
+            phase: p.phase.as_str().to_string(),
+            steps: p.steps as i64,
+            gpu_ns: p.gpu_ns,
+            tokens: p.tokens.map(|t| t as i64),
+            gpu_ns_per_token: p.gpu_ns_per_token,
+            step_median_ns: p.step_median_ns,
+            step_p90_ns: p.step_p90_ns,
+        }
+    }
+}
+
+impl LayerRecord {
+    fn new(profile: &str, l: &LayerTypeSummary) -> LayerRecord {
+        LayerRecord {
+            profile: profile.to_string(),
+            layer_type: l.layer_type.clone(),
+            phase: l.phase.map(|p| p.as_str().to_string()),
+            layers: l.layers as i64,
+            kernels: l.kernels as i64,
+            gpu_ns: l.gpu_ns,
+            share_pct: l.share_pct,
+        }
+    }
+}
+
 /// The four tables of one or many profiles.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ExportTables {
@@ -72,68 +135,27 @@ pub struct ExportTables {
 impl ExportTables {
     /// The rows of one digest, tagged with `profile`.
     pub fn from_digest(d: &Digest) -> ExportTables {
-        let profile = d.source.file.clone();
+        let profile = d.source.file.as_str();
         ExportTables {
             kernels: d
                 .kernels
                 .iter()
-                .map(|k| KernelRecord {
-                    profile: profile.clone(),
-                    name: k.name.clone(),
-                    instances: k.time.count as i64,
-                    total_ns: k.time.total_ns,
-                    avg_ns: k.time.avg_ns,
-                    median_ns: k.time.median_ns,
-                    min_ns: k.time.min_ns,
-                    max_ns: k.time.max_ns,
-                    stddev_ns: k.time.stddev_ns,
-                    share_pct: k.share_pct,
-                })
+                .map(|k| KernelRecord::new(profile, k))
                 .collect(),
-            nvtx: d
-                .nvtx
-                .iter()
-                .map(|r| NvtxRecord {
-                    profile: profile.clone(),
-                    range: r.range.clone(),
-                    style: r.style.as_str().to_string(),
-                    instances: r.time.count as i64,
-                    total_ns: r.time.total_ns,
-                    median_ns: r.time.median_ns,
-                    proj_total_ns: r.gpu.as_ref().map(|g| g.time.total_ns),
-                    gpu_ops: r.gpu.as_ref().map(|g| g.gpu_ops as i64),
-                })
-                .collect(),
+            nvtx: d.nvtx.iter().map(|r| NvtxRecord::new(profile, r)).collect(),
             phases: d
                 .llm
                 .phases
                 .phases
                 .iter()
-                .map(|p| PhaseRecord {
-                    profile: profile.clone(),
-                    phase: p.phase.as_str().to_string(),
-                    steps: p.steps as i64,
-                    gpu_ns: p.gpu_ns,
-                    tokens: p.tokens.map(|t| t as i64),
-                    gpu_ns_per_token: p.gpu_ns_per_token,
-                    step_median_ns: p.step_median_ns,
-                    step_p90_ns: p.step_p90_ns,
-                })
+                .map(|p| PhaseRecord::new(profile, p))
                 .collect(),
             layers: d
                 .llm
                 .layers
                 .types
                 .iter()
-                .map(|l| LayerRecord {
-                    profile: profile.clone(),
-                    layer_type: l.layer_type.clone(),
-                    phase: l.phase.map(|p| p.as_str().to_string()),
-                    layers: l.layers as i64,
-                    kernels: l.kernels as i64,
-                    gpu_ns: l.gpu_ns,
-                    share_pct: l.share_pct,
-                })
+                .map(|l| LayerRecord::new(profile, l))
                 .collect(),
         }
     }
