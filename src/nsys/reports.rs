@@ -420,14 +420,7 @@ pub fn launch_summary(
     launches: &LaunchIndex,
     names: NameStyle,
 ) -> Vec<LaunchSummary> {
-    #[derive(Default)]
-    struct Acc {
-        total: DurationList,
-        api: DurationList,
-        queue: DurationList,
-        kernel: DurationList,
-    }
-    let mut groups: RunIdGroups<(i64, i64, i64), Acc> = RunIdGroups::default();
+    let mut groups: RunIdGroups<(i64, i64, i64), LaunchAcc> = RunIdGroups::default();
     for (i, k) in trace.kernels.iter().enumerate() {
         let Some(c) = launches.kernel_call.get(i) else {
             continue;
@@ -438,36 +431,17 @@ pub fn launch_summary(
             i64::from(trace.kernels.device(k)),
             call.name(),
         );
-        let call_end = trace.api_calls.end(call);
-        let acc = groups.get(place, trace.kernel_name_id(i, names));
-        acc.total
-            .push(call_end.max(trace.kernels.end(k)) - call.start);
-        acc.api.push(call_end - call.start);
-        if k.start - call_end >= 0 {
-            acc.queue.push(k.start - call_end);
-        }
-        acc.kernel.push(trace.kernels.duration(k));
+        groups.get(place, trace.kernel_name_id(i, names)).add(
+            (call.start, trace.api_calls.end(call)),
+            (k.start, trace.kernels.end(k)),
+            trace.kernels.duration(k),
+        );
     }
     let mut scratch = Vec::new();
     let mut rows: Vec<LaunchSummary> = groups
         .into_groups()
         .into_iter()
-        .filter_map(|((tid, device, api), name, mut acc)| {
-            let total = acc.total.stats(&mut scratch)?;
-            Some(LaunchSummary {
-                pid: global_id::pid(tid),
-                tid: global_id::tid(tid),
-                device,
-                api: super::trace::strip_version_suffix(trace.strings.get(api)).to_string(),
-                kernel: trace.strings.get(name).to_string(),
-                count: total.count,
-                queued: acc.queue.len() as u64,
-                total,
-                api_time: acc.api.stats(&mut scratch)?,
-                queue: acc.queue.stats(&mut scratch),
-                kernel_time: acc.kernel.stats(&mut scratch)?,
-            })
-        })
+        .filter_map(|(place, name, acc)| acc.summary(trace, place, name, &mut scratch))
         .collect();
     rows.sort_by(|a, b| {
         b.total
@@ -476,6 +450,52 @@ pub fn launch_summary(
             .then_with(|| a.kernel.cmp(&b.kernel))
     });
     rows
+}
+
+/// The launches of one kernel by one API on one thread and device.
+#[derive(Default)]
+struct LaunchAcc {
+    total: DurationList,
+    api: DurationList,
+    queue: DurationList,
+    kernel: DurationList,
+}
+
+impl LaunchAcc {
+    /// One launch: the call's and the kernel's (start, end), and the
+    /// kernel's duration.
+    fn add(&mut self, call: (i64, i64), kernel: (i64, i64), kernel_ns: i64) {
+        let (call_start, call_end) = call;
+        self.total.push(call_end.max(kernel.1) - call_start);
+        self.api.push(call_end - call_start);
+        if kernel.0 - call_end >= 0 {
+            self.queue.push(kernel.0 - call_end);
+        }
+        self.kernel.push(kernel_ns);
+    }
+
+    fn summary(
+        mut self,
+        trace: &Trace,
+        (tid, device, api): (i64, i64, i64),
+        name: i64,
+        scratch: &mut Vec<i64>,
+    ) -> Option<LaunchSummary> {
+        let total = self.total.stats(scratch)?;
+        Some(LaunchSummary {
+            pid: global_id::pid(tid),
+            tid: global_id::tid(tid),
+            device,
+            api: super::trace::strip_version_suffix(trace.strings.get(api)).to_string(),
+            kernel: trace.strings.get(name).to_string(),
+            count: total.count,
+            queued: self.queue.len() as u64,
+            total,
+            api_time: self.api.stats(scratch)?,
+            queue: self.queue.stats(scratch),
+            kernel_time: self.kernel.stats(scratch)?,
+        })
+    }
 }
 
 /// GPU busy and idle time on one device, or one stream of it.
@@ -512,6 +532,19 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
 /// (CUPTI writes a device's kernels in start order); `None` when one does
 /// not. At 1 GB the stream unions' interval lists took 94 MB.
 fn running_busy(trace: &Trace, span: i64) -> Option<Vec<GpuBusy>> {
+    let mut unions = BusyUnions::default();
+    for (position, key, start, end) in ops_by_start(trace) {
+        // An op that ends before it starts covers no time.
+        if !unions.add(position, key, start, end.max(start)) {
+            return None;
+        }
+    }
+    Some(unions.rows(span))
+}
+
+/// Kernels and memory ops merged by start: (position among kernels then
+/// memory ops, (device, stream), start, end).
+fn ops_by_start(trace: &Trace) -> impl Iterator<Item = (usize, (i64, i64), i64, i64)> + '_ {
     let kernels = trace.kernels.iter().enumerate().map(|(i, k)| {
         let key = (
             i64::from(trace.kernels.device(k)),
@@ -533,52 +566,63 @@ fn running_busy(trace: &Trace, span: i64) -> Option<Vec<GpuBusy>> {
         )
     });
     let (mut kernels, mut memops) = (kernels.peekable(), memops.peekable());
-    let mut stream_slots = RunSlots::default();
-    // Per stream: its key, where it first appears among kernels then
-    // memory ops (the list-based path's numbering, which orders tied
-    // rows), and its union.
-    let mut streams: Vec<((i64, i64), usize, RunningUnion)> = Vec::new();
-    let mut device_slots = RunSlots::default();
-    let mut devices: Vec<(i64, RunningUnion)> = Vec::new();
-    loop {
+    std::iter::from_fn(move || {
         let kernel_first = match (kernels.peek(), memops.peek()) {
             (Some(k), Some(m)) => k.2 <= m.2,
             (k, _) => k.is_some(),
         };
-        let next = if kernel_first {
+        if kernel_first {
             kernels.next()
         } else {
             memops.next()
-        };
-        let Some((position, key, start, end)) = next else {
-            break;
-        };
-        // An op that ends before it starts covers no time.
-        let end = end.max(start);
-        let (slot, new) = stream_slots.slot(key);
-        if new {
-            streams.push((key, position, RunningUnion::default()));
         }
-        let stream = &mut streams[slot];
+    })
+}
+
+/// A running union per stream and per device.
+#[derive(Default)]
+struct BusyUnions {
+    stream_slots: RunSlots<(i64, i64)>,
+    /// Per stream: its key, where it first appears among kernels then
+    /// memory ops (the list-based path's numbering, which orders tied
+    /// rows), and its union.
+    streams: Vec<((i64, i64), usize, RunningUnion)>,
+    device_slots: RunSlots<i64>,
+    devices: Vec<(i64, RunningUnion)>,
+}
+
+impl BusyUnions {
+    /// Take in one op; `false` when it starts before an op of its stream
+    /// or device that came earlier.
+    fn add(&mut self, position: usize, key: (i64, i64), start: i64, end: i64) -> bool {
+        let (slot, new) = self.stream_slots.slot(key);
+        if new {
+            self.streams.push((key, position, RunningUnion::default()));
+        }
+        let stream = &mut self.streams[slot];
         stream.1 = stream.1.min(position);
-        let (slot, new) = device_slots.slot(key.0);
+        let (slot, new) = self.device_slots.slot(key.0);
         if new {
-            devices.push((key.0, RunningUnion::default()));
+            self.devices.push((key.0, RunningUnion::default()));
         }
-        if !stream.2.add(start, end) || !devices[slot].1.add(start, end) {
-            return None;
-        }
+        stream.2.add(start, end) && self.devices[slot].1.add(start, end)
     }
-    streams.sort_by_key(|s| s.1);
-    let stream_rows = streams.into_iter().map(|((device, stream), _, union)| {
-        let (ops, stats) = union.finish();
-        busy_row(device, Some(stream), ops, &stats, span)
-    });
-    let device_rows = devices.into_iter().map(|(device, union)| {
-        let (ops, stats) = union.finish();
-        busy_row(device, None, ops, &stats, span)
-    });
-    Some(stream_rows.chain(device_rows).collect())
+
+    fn rows(mut self, span: i64) -> Vec<GpuBusy> {
+        self.streams.sort_by_key(|s| s.1);
+        let stream_rows = self
+            .streams
+            .into_iter()
+            .map(|((device, stream), _, union)| {
+                let (ops, stats) = union.finish();
+                busy_row(device, Some(stream), ops, &stats, span)
+            });
+        let device_rows = self.devices.into_iter().map(|(device, union)| {
+            let (ops, stats) = union.finish();
+            busy_row(device, None, ops, &stats, span)
+        });
+        stream_rows.chain(device_rows).collect()
+    }
 }
 
 /// The busy rows from each stream's intervals, merged per device: for ops
