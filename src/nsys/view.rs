@@ -2,7 +2,7 @@
 //! and the one-screen default digest.
 
 use super::reports::*;
-use super::Digest;
+use super::{Digest, SourceInfo};
 use crate::render::{Cell, Column, Document, Table};
 
 /// Reports selectable with `--report`.
@@ -345,29 +345,17 @@ pub fn has_data(d: &Digest, report: ReportName) -> bool {
 /// Profile facts printed above every digest.
 pub fn facts(d: &Digest) -> Vec<(String, String)> {
     let s = &d.source;
-    let mut facts = Vec::new();
-    let gpus: Vec<String> = s.gpus.iter().map(|g| g.name.clone()).collect();
-    let used: Vec<String> = s.devices.iter().map(|d| d.to_string()).collect();
-    facts.push((
-        "GPUs".into(),
-        if gpus.is_empty() {
-            format!("unknown (kernels on device {})", used.join(", "))
-        } else {
+    let mut facts = vec![
+        ("GPUs".into(), gpus_fact(s)),
+        (
+            "nsys".into(),
             format!(
-                "{} (kernels on device {})",
-                gpus.join(", "),
-                used.join(", ")
-            )
-        },
-    ));
-    facts.push((
-        "nsys".into(),
-        format!(
-            "{} (schema {})",
-            s.nsys_version.as_deref().unwrap_or("unknown"),
-            s.schema_version.as_deref().unwrap_or("unknown")
+                "{} (schema {})",
+                s.nsys_version.as_deref().unwrap_or("unknown"),
+                s.schema_version.as_deref().unwrap_or("unknown")
+            ),
         ),
-    ));
+    ];
     if let Some(span) = s.span_ns {
         facts.push(("span".into(), format!("{:.3} ms", span as f64 / 1e6)));
     }
@@ -382,17 +370,8 @@ pub fn facts(d: &Digest) -> Vec<(String, String)> {
             s.nvtx_ranges
         ),
     ));
-    let g = &d.llm.graphs;
-    if g.trace_mode == "graph" && g.gpu_ns > 0 {
-        // Graph trace mode keeps graph work out of the kernel table; say so.
-        facts.push((
-            "graph work".into(),
-            format!(
-                "+{:.3} ms GPU time in {} graph executions, not in the kernel table (graph trace mode)",
-                g.gpu_ns as f64 / 1e6,
-                g.per_graph.iter().map(|r| r.launches).sum::<u64>()
-            ),
-        ));
+    if let Some(work) = graph_work_fact(&d.llm.graphs) {
+        facts.push(("graph work".into(), work));
     }
     if let Some(mode) = &s.graph_trace_mode {
         facts.push(("graph trace".into(), mode.to_lowercase()));
@@ -402,6 +381,32 @@ pub fn facts(d: &Digest) -> Vec<(String, String)> {
         facts.push(("processes".into(), p.join(", ")));
     }
     facts
+}
+
+/// The GPUs named in the export, and the devices kernels ran on.
+fn gpus_fact(s: &SourceInfo) -> String {
+    let gpus: Vec<String> = s.gpus.iter().map(|g| g.name.clone()).collect();
+    let used: Vec<String> = s.devices.iter().map(|d| d.to_string()).collect();
+    if gpus.is_empty() {
+        format!("unknown (kernels on device {})", used.join(", "))
+    } else {
+        format!(
+            "{} (kernels on device {})",
+            gpus.join(", "),
+            used.join(", ")
+        )
+    }
+}
+
+/// Graph trace mode keeps graph work out of the kernel table; say so.
+fn graph_work_fact(g: &GraphReport) -> Option<String> {
+    (g.trace_mode == "graph" && g.gpu_ns > 0).then(|| {
+        format!(
+            "+{:.3} ms GPU time in {} graph executions, not in the kernel table (graph trace mode)",
+            g.gpu_ns as f64 / 1e6,
+            g.per_graph.iter().map(|r| r.launches).sum::<u64>()
+        )
+    })
 }
 
 /// Keep only the named columns of a table, in that order, so the default
