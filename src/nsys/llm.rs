@@ -747,6 +747,44 @@ impl GraphLaunches {
     }
 }
 
+/// The graph API calls: launches, captures and instantiations, and the
+/// names graphs were launched under.
+struct GraphApiCalls {
+    launches: u64,
+    captured: u64,
+    instantiated: u64,
+    launch_names: Vec<i64>,
+}
+
+impl GraphApiCalls {
+    /// Each count sums the launch index's calls per name id.
+    fn count(trace: &Trace, launches: &LaunchIndex) -> GraphApiCalls {
+        let calls_per_name = &launches.calls_per_name;
+        let base_name = |id: i64| api_base_name(trace.strings.get(id));
+        let count_api = |pred: &dyn Fn(&str) -> bool| -> u64 {
+            calls_per_name
+                .iter()
+                .filter(|(id, _)| pred(base_name(*id)))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        GraphApiCalls {
+            launches: count_api(&is_graph_launch),
+            captured: count_api(&|n| n == "cudaStreamEndCapture" || n == "cuStreamEndCapture"),
+            instantiated: count_api(&|n| {
+                n.starts_with("cudaGraphInstantiate") || n.starts_with("cuGraphInstantiate")
+            }),
+            launch_names: calls_per_name
+                .iter()
+                .map(|&(id, _)| id)
+                .filter(|&id| is_graph_launch(base_name(id)))
+                .collect(),
+        }
+    }
+}
+
+/// How CUDA graphs ran: trace mode, API counts, GPU time per graph, and the
+/// vLLM-style mode inferred from them.
 fn graph_report(
     trace: &Trace,
     launches: &LaunchIndex,
@@ -755,21 +793,7 @@ fn graph_report(
     names: super::trace::NameStyle,
     kernels: GraphSums,
 ) -> GraphReport {
-    // Each question sums the launch index's calls per name id.
-    let calls_per_name = &launches.calls_per_name;
-    let count_api = |pred: &dyn Fn(&str) -> bool| -> u64 {
-        calls_per_name
-            .iter()
-            .filter(|(id, _)| pred(api_base_name(trace.strings.get(*id))))
-            .map(|(_, n)| n)
-            .sum()
-    };
-    let launches_n = count_api(&is_graph_launch);
-    let captured = count_api(&|n| n == "cudaStreamEndCapture" || n == "cuStreamEndCapture");
-    let instantiated = count_api(&|n| {
-        n.starts_with("cudaGraphInstantiate") || n.starts_with("cuGraphInstantiate")
-    });
-
+    let api = GraphApiCalls::count(trace, launches);
     let GraphSums {
         node_kernels,
         eager_gpu_ns,
@@ -778,22 +802,17 @@ fn graph_report(
     let rows = per_graph_rows(trace, &node_kernels);
     let gpu_ns: i64 = rows.iter().map(|r| r.gpu_ns).sum();
     let graph_launch_ids: usize = rows.iter().map(|r| r.launches as usize).sum();
-    let launch_names: Vec<i64> = calls_per_name
-        .iter()
-        .map(|&(id, _)| id)
-        .filter(|&id| is_graph_launch(api_base_name(trace.strings.get(id))))
-        .collect();
     let graph_calls = GraphCalls {
-        names: &launch_names,
-        total: launches_n,
+        names: &api.launch_names,
+        total: api.launches,
     };
     let (mode, evidence) = infer_mode(trace, launches, p, categories, names, graph_calls);
     GraphReport {
         trace_mode,
         trace_mode_source: source.into(),
-        graphs_captured: captured,
-        graphs_instantiated: instantiated,
-        launches: launches_n,
+        graphs_captured: api.captured,
+        graphs_instantiated: api.instantiated,
+        launches: api.launches,
         kernels: node_kernels.len() as u64,
         kernels_per_launch: (graph_launch_ids > 0 && !node_kernels.is_empty())
             .then(|| node_kernels.len() as f64 / graph_launch_ids as f64),
