@@ -273,14 +273,32 @@ enum Unpack {
 fn copy_to_temp(
     path: &Path,
     opts: &InputOptions,
-    mut input: impl Read,
+    input: impl Read,
     unpack: Unpack,
 ) -> Result<OpenedProfile> {
     let dir = temp_dir(path, opts)?;
     let target = dir.path().join("profile.sqlite");
+    copy_capped(path, opts, input, unpack, &target)?;
+    check_copy_is_sqlite(path, &target, unpack)?;
+    Ok(OpenedProfile {
+        source: path.to_path_buf(),
+        sqlite: target,
+        _temp: Some(dir),
+    })
+}
+
+/// Write `input` to `target`, failing once it passes the inflate limit; a
+/// read error while inflating is the gzip stream's fault.
+fn copy_capped(
+    path: &Path,
+    opts: &InputOptions,
+    mut input: impl Read,
+    unpack: Unpack,
+    target: &Path,
+) -> Result<()> {
     let mut out = std::io::BufWriter::with_capacity(
         1 << 20,
-        File::create(&target).map_err(|e| DigestError::io(path, e))?,
+        File::create(target).map_err(|e| DigestError::io(path, e))?,
     );
     let mut buf = vec![0u8; 1 << 20];
     let mut total: u64 = 0;
@@ -304,31 +322,29 @@ fn copy_to_temp(
             });
         }
         out.write_all(&buf[..n])
-            .map_err(|e| write_error(path, &target, e))?;
+            .map_err(|e| write_error(path, target, e))?;
     }
-    out.flush().map_err(|e| write_error(path, &target, e))?;
-    drop(out);
-    let inner = sniff(&target).map_err(|e| match e {
+    out.flush().map_err(|e| write_error(path, target, e))
+}
+
+fn check_copy_is_sqlite(path: &Path, target: &Path, unpack: Unpack) -> Result<()> {
+    let inner = sniff(target).map_err(|e| match e {
         DigestError::Empty { .. } => DigestError::BadGzip {
             path: path.to_path_buf(),
             reason: "it inflates to nothing".into(),
         },
         other => other,
     })?;
-    if inner != Sniffed::Sqlite {
-        let content = match unpack {
-            Unpack::Inflate => "the inflated content",
-            Unpack::AsIs => "the content",
-        };
-        return Err(DigestError::NotSqlite {
-            path: path.to_path_buf(),
-            reason: format!("{content} does not start with the SQLite header"),
-        });
+    if inner == Sniffed::Sqlite {
+        return Ok(());
     }
-    Ok(OpenedProfile {
-        source: path.to_path_buf(),
-        sqlite: target,
-        _temp: Some(dir),
+    let content = match unpack {
+        Unpack::Inflate => "the inflated content",
+        Unpack::AsIs => "the content",
+    };
+    Err(DigestError::NotSqlite {
+        path: path.to_path_buf(),
+        reason: format!("{content} does not start with the SQLite header"),
     })
 }
 
