@@ -628,12 +628,8 @@ fn read_details<'scope, R: Read + Send + 'scope>(
         c.get("Metric Unit"),
         c.get("Metric Value"),
     );
-    // The rows of one launch are contiguous in every ncu export; a launch is
-    // complete when the next ID starts. An ID that comes back later cannot be
-    // merged any more: its rows are counted as skipped.
-    let mut current: Option<Launch> = None;
-    let mut done: FxHashSet<u64> = FxHashSet::default();
-    let mut units: FxHashMap<String, (f64, bool)> = FxHashMap::default();
+    let mut launches = LaunchRun::default();
+    let mut units = UnitFactors::default();
     let (mut auto_scaled, mut skipped) = (false, 0u64);
     // Real ragged rows drop only the trailing rule columns; a row that ends
     // before "Metric Value" is broken (e.g. by an unbalanced quote).
@@ -642,23 +638,11 @@ fn read_details<'scope, R: Read + Send + 'scope>(
         .next()
         .map_err(|e| csv_error(path, e, opts.max_decompressed_bytes))?
     {
-        let id = parse_id(&cell(record, ident.id));
-        let Some(id) = id.filter(|_| record.len() >= min_len) else {
+        let id = parse_id(&cell(record, ident.id)).filter(|_| record.len() >= min_len);
+        let Some(launch) = id.and_then(|id| launches.launch_for(id, record, &ident, sink)) else {
             skipped += 1;
             continue;
         };
-        if current.as_ref().is_none_or(|l| l.id != id) {
-            if done.contains(&id) {
-                skipped += 1;
-                continue;
-            }
-            if let Some(finished) = current.take() {
-                done.insert(finished.id);
-                sink(finished);
-            }
-            current = Some(ident.launch(record, id));
-        }
-        let launch = current.as_mut().expect("set above");
         let metric_name = cell(record, name);
         if metric_name.is_empty() {
             continue; // a rule row
@@ -666,31 +650,74 @@ fn read_details<'scope, R: Read + Send + 'scope>(
         let Some(metric) = metric_names::resolve(&cell(record, section), &metric_name) else {
             continue;
         };
-        let unit_text = cell(record, unit);
-        let (factor, scaled) = match units.get(&*unit_text) {
-            Some(&known) => known,
-            None => {
-                let new = unit_factor(&unit_text);
-                units.insert(unit_text.into_owned(), new);
-                new
-            }
-        };
+        let (factor, scaled) = units.factor(cell(record, unit));
         if let Some(v) = parse_number(&cell(record, value), opts.decimal) {
             auto_scaled |= scaled;
             launch.values.insert(metric, v * factor);
         }
     }
-    if let Some(finished) = current.take() {
-        done.insert(finished.id);
-        sink(finished);
-    }
+    launches.hand_on(sink);
     Ok(NcuFile {
         page: Page::Details,
         launches: Vec::new(),
-        launch_count: done.len() as u64,
+        launch_count: launches.done.len() as u64,
         auto_scaled,
         skipped_rows: skipped,
     })
+}
+
+/// The details page's launch being read, and the IDs of those handed on.
+/// The rows of one launch are contiguous in every ncu export; a launch is
+/// complete when the next ID starts. An ID that comes back later cannot be
+/// merged any more: its rows are counted as skipped.
+#[derive(Default)]
+struct LaunchRun {
+    current: Option<Launch>,
+    done: FxHashSet<u64>,
+}
+
+impl LaunchRun {
+    /// The launch a row of `id` belongs to, started (and the one before
+    /// handed on) when the ID changes; `None` for an ID that already ended.
+    fn launch_for(
+        &mut self,
+        id: u64,
+        record: &csv::ByteRecord,
+        ident: &Identity,
+        sink: &mut dyn FnMut(Launch),
+    ) -> Option<&mut Launch> {
+        if self.current.as_ref().is_none_or(|l| l.id != id) {
+            if self.done.contains(&id) {
+                return None;
+            }
+            self.hand_on(sink);
+            self.current = Some(ident.launch(record, id));
+        }
+        self.current.as_mut()
+    }
+
+    fn hand_on(&mut self, sink: &mut dyn FnMut(Launch)) {
+        if let Some(finished) = self.current.take() {
+            self.done.insert(finished.id);
+            sink(finished);
+        }
+    }
+}
+
+/// Each unit text's factor to base units, and whether ncu scaled it
+/// itself, worked out once per text.
+#[derive(Default)]
+struct UnitFactors(FxHashMap<String, (f64, bool)>);
+
+impl UnitFactors {
+    fn factor(&mut self, text: Cow<'_, str>) -> (f64, bool) {
+        if let Some(&known) = self.0.get(&*text) {
+            return known;
+        }
+        let new = unit_factor(&text);
+        self.0.insert(text.into_owned(), new);
+        new
+    }
 }
 
 /// Factor to base units, and whether the unit is an auto-scaled one.
