@@ -409,11 +409,10 @@ type StepAndLayer = (Option<u32>, Option<(u32, u32)>);
 /// Each kernel's step and layer, and each graph launch's step.
 fn place(trace: &Trace, launches: &LaunchIndex, index: &NvtxIndex, opts: &LlmOptions) -> Placement {
     let roles = RangeRoles::classify(trace, opts);
-    let calls_ranges = |c: Option<u32>| c.map_or(&[][..], |c| index.enclosing(c));
     let exec_step: OptionalIds = launches
         .graph_exec_call
         .iter()
-        .map(|c| roles.around(trace, calls_ranges(c)).0)
+        .map(|c| roles.around(trace, index.around_call(c)).0)
         .collect();
     let kernels = place_kernels(trace, launches, index, &roles);
     Placement {
@@ -530,7 +529,7 @@ fn place_kernels(
     // fifth of this pass at 1 GB.
     let mut last: (&[u32], StepAndLayer) = (&[], (None, None));
     for (i, c) in launches.kernel_call.iter().enumerate() {
-        let enclosing = c.map_or(&[][..], |c| index.enclosing(c));
+        let enclosing = index.around_call(c);
         if !std::ptr::eq(enclosing, last.0) {
             last = (enclosing, roles.around(trace, enclosing));
         }

@@ -96,6 +96,11 @@ impl NvtxIndex {
         &self.enclosing[first as usize..first as usize + count as usize]
     }
 
+    /// The ranges around a launch's call; none for a launch without one.
+    pub fn around_call(&self, call: Option<u32>) -> &[u32] {
+        call.map_or(&[], |c| self.enclosing(c))
+    }
+
     /// The innermost enclosing range: the one that started last, as in
     /// `cuda_gpu_kern_sum:nvtx-name` (`ORDER BY start DESC LIMIT 1`).
     pub fn innermost(&self, trace: &Trace, call: u32) -> Option<u32> {

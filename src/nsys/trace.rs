@@ -178,6 +178,7 @@ impl Trace {
             kernel_query: kernel_decoder(&schema, path)?,
             profile,
             schema: &schema,
+            reader: RowReader::Pages,
             names,
             runtime_share: RuntimeShare::default(),
         };
@@ -306,6 +307,7 @@ struct LoadPlan<'a> {
     profile: &'a OpenedProfile,
     schema: &'a Schema,
     kernel_query: Option<&'static Query>,
+    reader: RowReader,
     names: NameStyle,
     runtime_share: RuntimeShare,
 }
@@ -314,7 +316,7 @@ impl LoadPlan<'_> {
     fn read_kernel_table(&self) -> Result<Kernels> {
         match self.kernel_query {
             Some(q) => super::timed("kernel table", || {
-                read_kernels(self.profile, q, RowReader::Pages)
+                read_kernels(self.profile, q, self.reader)
             }),
             None => Ok(Kernels::default()),
         }
@@ -323,7 +325,7 @@ impl LoadPlan<'_> {
     fn read_runtime_table(&self) -> Result<ApiCalls> {
         if self.schema.supports(&queries::RUNTIME) {
             super::timed("runtime table", || {
-                read_api_calls(self.profile, RowReader::Pages, &self.runtime_share)
+                read_api_calls(self.profile, self.reader, &self.runtime_share)
             })
         } else {
             Ok(ApiCalls::default())
@@ -439,16 +441,15 @@ impl Trace {
     ) -> Result<(Kernels, ApiCalls)> {
         let path = profile.source.as_path();
         let schema = Schema::read(&open_readonly(profile)?, path)?;
-        let kernels = match kernel_decoder(&schema, path)? {
-            Some(q) => read_kernels(profile, q, reader)?,
-            None => Kernels::default(),
+        let plan = LoadPlan {
+            kernel_query: kernel_decoder(&schema, path)?,
+            profile,
+            schema: &schema,
+            reader,
+            names: NameStyle::default(),
+            runtime_share: RuntimeShare::default(),
         };
-        let calls = if schema.supports(&queries::RUNTIME) {
-            read_api_calls(profile, reader, &RuntimeShare::default())?
-        } else {
-            ApiCalls::default()
-        };
-        Ok((kernels, calls))
+        Ok((plan.read_kernel_table()?, plan.read_runtime_table()?))
     }
 }
 
