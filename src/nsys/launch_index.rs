@@ -321,6 +321,56 @@ impl CallsById {
     }
 }
 
+/// What pass 1 learns of one process's calls.
+struct ProcessIds {
+    min: i64,
+    max: i64,
+    count: usize,
+    /// While every id so far was above the one before (or equal to it).
+    marks: Option<GrowingMarks>,
+}
+
+impl ProcessIds {
+    /// The process's first call; `marks_room` is the room for its marks,
+    /// or `None` when pass 1 keeps none.
+    fn first(corr: i64, call: u32, marks_room: Option<usize>) -> ProcessIds {
+        ProcessIds {
+            min: corr,
+            max: corr,
+            count: 1,
+            marks: marks_room.map(|room| GrowingMarks::new(corr, call, room)),
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, corr: i64, call: u32) {
+        if let Some(m) = &mut self.marks {
+            if !m.mark(corr, call, self.count) {
+                self.marks = None;
+            }
+        }
+        self.min = self.min.min(corr);
+        self.max = self.max.max(corr);
+        self.count += 1;
+    }
+
+    /// The complete ranked table and its duplicate count, where the
+    /// marks lasted and ranked ids suit the span; otherwise `self` back.
+    fn into_ranked(self, array_ids: i64) -> Result<(CallsById, u64), ProcessIds> {
+        let span = span(self.min, self.max);
+        match self.marks {
+            Some(marks) if TableKind::for_ids(span, self.count, array_ids) == TableKind::Ranked => {
+                let duplicates = marks.duplicates;
+                Ok((
+                    CallsById::Ranked(marks.into_ranked(span as usize)),
+                    duplicates,
+                ))
+            }
+            marks => Err(ProcessIds { marks, ..self }),
+        }
+    }
+}
+
 /// The per-process tables, with the process of the previous call
 /// remembered: calls come in long runs from one process.
 struct ProcessTables {
@@ -338,66 +388,53 @@ impl ProcessTables {
     /// process's table is complete when `ProcessTables::done` says so.
     fn sized_for(trace: &Trace, choice: TableChoice) -> (ProcessTables, Vec<(i64, u64)>) {
         let mut slots = RunSlots::default();
-        let mut ranges: Vec<(i64, i64, usize)> = Vec::new();
-        let mut marks: Vec<Option<GrowingMarks>> = Vec::new();
+        let mut processes: Vec<ProcessIds> = Vec::new();
         let mut per_name: RunIdGroups<(), u64> = RunIdGroups::default();
         for (i, call) in trace.api_calls.iter().enumerate() {
             *per_name.get((), call.name()) += 1;
             let (slot, new) = slots.slot(global_id::process(trace.api_calls.global_tid(call)));
-            let corr = call.correlation();
             if new {
-                ranges.push((i64::MAX, i64::MIN, 0));
                 let room = if slot == 0 { trace.api_calls.len() } else { 0 };
-                marks.push(
-                    choice
-                        .marks_in_pass_one
-                        .then(|| GrowingMarks::new(corr, i as u32, room)),
-                );
-            } else if let Some(m) = &mut marks[slot] {
-                if !m.mark(corr, i as u32, ranges[slot].2) {
-                    marks[slot] = None;
-                }
+                let marks = choice.marks_in_pass_one.then_some(room);
+                processes.push(ProcessIds::first(call.correlation(), i as u32, marks));
+            } else {
+                processes[slot].add(call.correlation(), i as u32);
             }
-            let r = &mut ranges[slot];
-            r.0 = r.0.min(corr);
-            r.1 = r.1.max(corr);
-            r.2 += 1;
         }
-        let mut done = Vec::with_capacity(ranges.len());
-        let mut duplicate_calls = 0;
-        let tables = ranges
-            .into_iter()
-            .zip(marks)
-            .map(|((min, max, count), marks)| {
-                let span = span(min, max);
-                match marks {
-                    Some(marks)
-                        if TableKind::for_ids(span, count, choice.array_ids)
-                            == TableKind::Ranked =>
-                    {
-                        done.push(true);
-                        duplicate_calls += marks.duplicates;
-                        CallsById::Ranked(marks.into_ranked(span as usize))
-                    }
-                    _ => {
-                        done.push(false);
-                        CallsById::with_range(min, max, count, choice.array_ids)
-                    }
-                }
-            })
-            .collect();
         let calls_per_name = per_name
             .into_groups()
             .into_iter()
             .map(|((), id, n)| (id, n))
             .collect();
-        let tables = ProcessTables {
+        let tables = ProcessTables::from_ids(slots, processes, choice.array_ids);
+        (tables, calls_per_name)
+    }
+
+    /// Each process's table: complete where its marks made ranked ids,
+    /// otherwise sized from its id range for pass 2.
+    fn from_ids(slots: RunSlots<i64>, processes: Vec<ProcessIds>, array_ids: i64) -> Self {
+        let mut done = Vec::with_capacity(processes.len());
+        let mut duplicate_calls = 0;
+        let tables = processes
+            .into_iter()
+            .map(|ids| match ids.into_ranked(array_ids) {
+                Ok((table, duplicates)) => {
+                    done.push(true);
+                    duplicate_calls += duplicates;
+                    table
+                }
+                Err(ids) => {
+                    done.push(false);
+                    CallsById::with_range(ids.min, ids.max, ids.count, array_ids)
+                }
+            })
+            .collect();
+        ProcessTables {
             slots,
             tables,
             done,
             duplicate_calls,
-        };
-        (tables, calls_per_name)
+        }
     }
 
     /// The table of the call's process, unless pass 1 completed it. Every
