@@ -190,10 +190,19 @@ macro_rules! column {
 #[cfg(feature = "parquet")]
 pub fn write_parquet(dir: &std::path::Path, t: &ExportTables) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    let (k, n, p, l) = (&t.kernels, &t.nvtx, &t.phases, &t.layers);
-    write_parquet_table(
-        dir,
-        "kernels",
+    write_parquet_table(dir, "kernels", parquet::kernel_columns(&t.kernels))?;
+    write_parquet_table(dir, "nvtx", parquet::nvtx_columns(&t.nvtx))?;
+    write_parquet_table(dir, "phases", parquet::phase_columns(&t.phases))?;
+    write_parquet_table(dir, "layers", parquet::layer_columns(&t.layers))
+}
+
+/// Each Parquet table's columns, in the order of its CSV.
+#[cfg(feature = "parquet")]
+mod parquet {
+    use super::*;
+    use polars::prelude::Column;
+
+    pub(super) fn kernel_columns(k: &[KernelRecord]) -> Vec<Column> {
         vec![
             column!(k, profile as text),
             column!(k, name as text),
@@ -205,11 +214,10 @@ pub fn write_parquet(dir: &std::path::Path, t: &ExportTables) -> anyhow::Result<
             column!(k, max_ns),
             column!(k, stddev_ns),
             column!(k, share_pct),
-        ],
-    )?;
-    write_parquet_table(
-        dir,
-        "nvtx",
+        ]
+    }
+
+    pub(super) fn nvtx_columns(n: &[NvtxRecord]) -> Vec<Column> {
         vec![
             column!(n, profile as text),
             column!(n, range as text),
@@ -219,11 +227,10 @@ pub fn write_parquet(dir: &std::path::Path, t: &ExportTables) -> anyhow::Result<
             column!(n, median_ns),
             column!(n, proj_total_ns),
             column!(n, gpu_ops),
-        ],
-    )?;
-    write_parquet_table(
-        dir,
-        "phases",
+        ]
+    }
+
+    pub(super) fn phase_columns(p: &[PhaseRecord]) -> Vec<Column> {
         vec![
             column!(p, profile as text),
             column!(p, phase as text),
@@ -233,22 +240,22 @@ pub fn write_parquet(dir: &std::path::Path, t: &ExportTables) -> anyhow::Result<
             column!(p, gpu_ns_per_token),
             column!(p, step_median_ns),
             column!(p, step_p90_ns),
-        ],
-    )?;
-    let layer_phase: Vec<Option<&str>> = l.iter().map(|r| r.phase.as_deref()).collect();
-    write_parquet_table(
-        dir,
-        "layers",
+        ]
+    }
+
+    /// A layer row's phase is empty outside any phase: a null, not "".
+    pub(super) fn layer_columns(l: &[LayerRecord]) -> Vec<Column> {
+        let phase: Vec<Option<&str>> = l.iter().map(|r| r.phase.as_deref()).collect();
         vec![
             column!(l, profile as text),
             column!(l, layer_type as text),
-            polars::prelude::Column::new("phase".into(), layer_phase),
+            Column::new("phase".into(), phase),
             column!(l, layers),
             column!(l, kernels),
             column!(l, gpu_ns),
             column!(l, share_pct),
-        ],
-    )
+        ]
+    }
 }
 
 /// `DIR/NAME.parquet` from its columns.
