@@ -645,6 +645,18 @@ pub fn layer_types_table(l: &LayerReport, top: Option<usize>) -> Table {
             ]
         })
         .collect();
+    Table {
+        name: "layers",
+        title: "GPU time by layer type".into(),
+        columns,
+        rows,
+        note: Some(layer_types_note(l)),
+    }
+}
+
+/// How much of the kernel time the layers cover, and the layers that
+/// cost far more than their siblings.
+fn layer_types_note(l: &LayerReport) -> String {
     let mut note = match &l.reason {
         Some(r) => format!("layers unknown: {r}"),
         None => format!(
@@ -668,13 +680,7 @@ pub fn layer_types_table(l: &LayerReport, top: Option<usize>) -> Table {
             outliers.join(", ")
         ));
     }
-    Table {
-        name: "layers",
-        title: "GPU time by layer type".into(),
-        columns,
-        rows,
-        note: Some(note),
-    }
+    note
 }
 
 /// Per layer index, flagged when far above its siblings.
