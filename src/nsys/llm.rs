@@ -1379,43 +1379,57 @@ fn phase_layers(p: &Placement, groups: &KernelGroups) -> Vec<PhaseLayer> {
     rows
 }
 
+/// The costliest kernels of each (phase, layer type), costliest first.
 fn hotspots(
     trace: &Trace,
     p: &Placement,
     categories: &Categories,
     groups: KernelGroups,
 ) -> Vec<Hotspot> {
-    let mut phase_total: HashMap<PhaseSlot, i64> = HashMap::default();
-    for (&(phase, _, _), g) in &groups {
-        *phase_total.entry(phase).or_default() += g.total;
-    }
-    let mut scratch = Vec::new();
-    let mut rows: Vec<Hotspot> = groups
-        .into_iter()
-        .filter_map(|((phase, layer, name), mut g)| {
-            let s = g.values.stats(&mut scratch)?;
-            let kernel = trace.strings.get(name).to_string();
-            Some(Hotspot {
-                share_of_phase_pct: percent(s.total_ns as f64, phase_total[&phase] as f64),
-                phase: slot_label(phase),
-                layer_type: layer.map_or("(no layer)".to_string(), |t| {
-                    p.layer_types[t as usize].clone()
-                }),
-                // Classified below, for the kept rows only.
-                category: String::new(),
-                kernel,
-                gpu_ns: s.total_ns,
-                instances: s.count,
-                median_ns: s.median_ns,
-            })
-        })
-        .collect();
+    let mut rows = hotspot_rows(trace, p, groups);
     rows.sort_by(|a, b| {
         a.phase
             .cmp(&b.phase)
             .then_with(|| a.layer_type.cmp(&b.layer_type))
             .then(b.gpu_ns.cmp(&a.gpu_ns))
     });
+    let mut kept = top_per_layer_type(rows, categories);
+    kept.sort_by_key(|k| std::cmp::Reverse(k.gpu_ns));
+    kept
+}
+
+/// A row per (phase, layer type, kernel) group, its share taken of the
+/// phase's kernel time; not yet classified.
+fn hotspot_rows(trace: &Trace, p: &Placement, groups: KernelGroups) -> Vec<Hotspot> {
+    let mut phase_total: HashMap<PhaseSlot, i64> = HashMap::default();
+    for (&(phase, _, _), g) in &groups {
+        *phase_total.entry(phase).or_default() += g.total;
+    }
+    let mut scratch = Vec::new();
+    groups
+        .into_iter()
+        .filter_map(|((phase, layer, name), mut g)| {
+            let s = g.values.stats(&mut scratch)?;
+            Some(Hotspot {
+                share_of_phase_pct: percent(s.total_ns as f64, phase_total[&phase] as f64),
+                phase: slot_label(phase),
+                layer_type: layer.map_or("(no layer)".to_string(), |t| {
+                    p.layer_types[t as usize].clone()
+                }),
+                category: String::new(),
+                kernel: trace.strings.get(name).to_string(),
+                gpu_ns: s.total_ns,
+                instances: s.count,
+                median_ns: s.median_ns,
+            })
+        })
+        .collect()
+}
+
+/// The first `HOTSPOTS_PER_GROUP` rows of each (phase, layer type), from
+/// rows sorted costliest first within it. Only these are classified, so
+/// the category patterns never see the many rows that are dropped.
+fn top_per_layer_type(rows: Vec<Hotspot>, categories: &Categories) -> Vec<Hotspot> {
     let mut kept = Vec::new();
     let mut count: HashMap<(String, String), usize> = HashMap::default();
     for r in rows {
@@ -1430,7 +1444,6 @@ fn hotspots(
             });
         }
     }
-    kept.sort_by_key(|k| std::cmp::Reverse(k.gpu_ns));
     kept
 }
 
