@@ -853,36 +853,8 @@ fn read_raw_nvtx(
     reader: RowReader,
 ) -> Result<(Vec<RawNvtx>, Interner)> {
     if reader == RowReader::Pages {
-        let mut texts = Interner::default();
-        let mut row = |r: &IntCells<'_>, text: Option<&str>| -> rusqlite::Result<Option<RawNvtx>> {
-            let event_type = r.int(2)?;
-            if !NVTX_READ_TYPES.contains(&event_type) {
-                return Ok(None);
-            }
-            // coalesce(StringIds.value, text), as in nvtx.sql.
-            let name = r.opt_int(5)?.and_then(|id| strings.lookup(id)).or(text);
-            Ok(Some(RawNvtx {
-                start: r.opt_int(0)?.unwrap_or(0),
-                end: r.opt_int(1)?,
-                event_type,
-                global_tid: r.opt_int(3)?.unwrap_or(0),
-                end_global_tid: r.opt_int(4)?,
-                text: texts.intern(name.unwrap_or_default()),
-                domain: r.opt_int(6)?,
-            }))
-        };
-        let read = table_pages::read_table_with_text(
-            conn,
-            &profile.sqlite,
-            queries::NVTX_PAGES.sql,
-            "text",
-            0,
-            &mut row,
-        );
-        // A row the mapping refuses is left to SQLite too, whose error
-        // the digest then gives, as it did before this reader.
-        if let Ok(Ok(rows)) = read {
-            return Ok((rows.into_iter().flatten().collect(), texts));
+        if let Some(read) = read_raw_nvtx_pages(conn, profile, strings) {
+            return Ok(read);
         }
     }
     let mut texts = Interner::default();
@@ -900,6 +872,44 @@ fn read_raw_nvtx(
     Ok((raw, texts))
 }
 
+/// `read_raw_nvtx` from the file's pages; `None` leaves the table to
+/// SQLite, also where the mapping refuses a row, so that the digest gives
+/// SQLite's error, as it did before this reader.
+fn read_raw_nvtx_pages(
+    conn: &Connection,
+    profile: &OpenedProfile,
+    strings: &StringTable,
+) -> Option<(Vec<RawNvtx>, Interner)> {
+    let mut texts = Interner::default();
+    let mut row = |r: &IntCells<'_>, text: Option<&str>| -> rusqlite::Result<Option<RawNvtx>> {
+        let event_type = r.int(2)?;
+        if !NVTX_READ_TYPES.contains(&event_type) {
+            return Ok(None);
+        }
+        // coalesce(StringIds.value, text), as in nvtx.sql.
+        let name = r.opt_int(5)?.and_then(|id| strings.lookup(id)).or(text);
+        Ok(Some(RawNvtx {
+            start: r.opt_int(0)?.unwrap_or(0),
+            end: r.opt_int(1)?,
+            event_type,
+            global_tid: r.opt_int(3)?.unwrap_or(0),
+            end_global_tid: r.opt_int(4)?,
+            text: texts.intern(name.unwrap_or_default()),
+            domain: r.opt_int(6)?,
+        }))
+    };
+    let read = table_pages::read_table_with_text(
+        conn,
+        &profile.sqlite,
+        queries::NVTX_PAGES.sql,
+        "text",
+        0,
+        &mut row,
+    );
+    let rows = read.ok()?.ok()?;
+    Some((rows.into_iter().flatten().collect(), texts))
+}
+
 /// The event types `nvtx.sql` selects: push/pop and start/end ranges, their
 /// NVTXT variants, and domain creations.
 const NVTX_READ_TYPES: [i64; 5] = [59, 60, 70, 71, NVTX_DOMAIN_CREATE];
@@ -914,23 +924,8 @@ fn read_nvtx(
     reader: RowReader,
 ) -> Result<(Vec<NvtxRange>, Vec<String>)> {
     let (raw, texts) = read_raw_nvtx(conn, profile, strings, reader)?;
-    // Domain names: the earliest creation per (domain, thread), matched to
-    // ranges by domain id and process, as NVIDIA's report SQL does.
-    let mut domains: FxHashMap<(i64, i64), (i64, u32)> = FxHashMap::default();
-    for ev in raw.iter().filter(|e| e.event_type == NVTX_DOMAIN_CREATE) {
-        let Some(domain) = ev.domain else { continue };
-        let key = (domain, process_bits(ev.global_tid));
-        match domains.get(&key) {
-            Some((start, _)) if *start <= ev.start => {}
-            _ => {
-                domains.insert(key, (ev.start, ev.text));
-            }
-        }
-    }
-    // Names and texts are interned in range order, name first, as before
-    // the cache: their ids order the ranges where reports tie.
-    let mut interner = Interner::default();
-    let mut named: FxHashMap<(Option<u32>, u32), (u32, u32)> = FxHashMap::default();
+    let domains = domain_names(&raw);
+    let mut names = RangeNames::default();
     let ranges = raw
         .into_iter()
         .filter(|e| e.event_type != NVTX_DOMAIN_CREATE)
@@ -939,14 +934,7 @@ fn read_nvtx(
                 .domain
                 .and_then(|d| domains.get(&(d, process_bits(ev.global_tid))))
                 .map(|&(_, name)| name);
-            let (name, text) = *named.entry((domain, ev.text)).or_insert_with(|| {
-                let domain = domain.map_or("", |d| texts.get(d));
-                let text = texts.get(ev.text);
-                (
-                    interner.intern(&format!("{domain}:{text}")),
-                    interner.intern(text),
-                )
-            });
+            let (name, text) = names.of(domain, ev.text, &texts);
             NvtxRange {
                 start: ev.start,
                 end: ev.end,
@@ -961,7 +949,51 @@ fn read_nvtx(
             }
         })
         .collect();
-    Ok((ranges, interner.names))
+    Ok((ranges, names.interner.names))
+}
+
+/// Domain names: the earliest creation per (domain, process), matched to
+/// ranges by domain id and process, as NVIDIA's report SQL does. Values
+/// are (creation time, name's text id).
+fn domain_names(raw: &[RawNvtx]) -> FxHashMap<(i64, i64), (i64, u32)> {
+    let mut domains: FxHashMap<(i64, i64), (i64, u32)> = FxHashMap::default();
+    for ev in raw.iter().filter(|e| e.event_type == NVTX_DOMAIN_CREATE) {
+        let Some(domain) = ev.domain else { continue };
+        let key = (domain, process_bits(ev.global_tid));
+        match domains.get(&key) {
+            Some((start, _)) if *start <= ev.start => {}
+            _ => {
+                domains.insert(key, (ev.start, ev.text));
+            }
+        }
+    }
+    domains
+}
+
+/// The ranges' `domain:text` names and texts, interned in range order,
+/// name first, as before this cache: their ids order the ranges where
+/// reports tie.
+#[derive(Default)]
+struct RangeNames {
+    interner: Interner,
+    /// (domain's text id, text id) → (name id, text id).
+    named: FxHashMap<(Option<u32>, u32), (u32, u32)>,
+}
+
+impl RangeNames {
+    /// The name and text ids of a range; `domain` and `text` are ids in
+    /// the reader's `texts`.
+    fn of(&mut self, domain: Option<u32>, text: u32, texts: &Interner) -> (u32, u32) {
+        let interner = &mut self.interner;
+        *self.named.entry((domain, text)).or_insert_with(|| {
+            let domain = domain.map_or("", |d| texts.get(d));
+            let text = texts.get(text);
+            (
+                interner.intern(&format!("{domain}:{text}")),
+                interner.intern(text),
+            )
+        })
+    }
 }
 
 /// PID bits without the thread, as NVIDIA's domain join masks them.
