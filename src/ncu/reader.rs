@@ -337,13 +337,7 @@ fn stream_from(
         .flexible(true)
         .has_headers(true)
         .from_reader(std::io::Cursor::new(header).chain(rows));
-    let names: Vec<String> = csv
-        .byte_headers()
-        .map_err(|e| bad(path, format!("unreadable header: {e}")))?
-        .iter()
-        .map(|b| String::from_utf8_lossy(b).trim().to_string())
-        .collect();
-    let columns = Columns::new(names);
+    let columns = header_columns(path, &mut csv)?;
     let page = detect_page(path, &columns)?;
     let split_from = if split_apart {
         0
@@ -365,8 +359,27 @@ fn stream_from(
             Page::Raw => read_raw(path, records, &columns, opts, sink),
         }
     })?;
-    match last.load(Ordering::Relaxed) {
-        b'\n' | b'\r' => Ok(file),
+    ends_with_line_break(path, last.load(Ordering::Relaxed))?;
+    Ok(file)
+}
+
+/// The header's column names, trimmed.
+fn header_columns<R: Read>(path: &Path, csv: &mut csv::Reader<R>) -> Result<Columns, DigestError> {
+    let names: Vec<String> = csv
+        .byte_headers()
+        .map_err(|e| bad(path, format!("unreadable header: {e}")))?
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        .collect();
+    Ok(Columns::new(names))
+}
+
+/// ncu ends every row with a line break, so a file whose `last_byte` is
+/// not one was cut short: its last row may still have every cell, the
+/// last one cut.
+fn ends_with_line_break(path: &Path, last_byte: u8) -> Result<(), DigestError> {
+    match last_byte {
+        b'\n' | b'\r' => Ok(()),
         _ => Err(bad(
             path,
             "the last row ends without a line break: the file was cut short",
@@ -751,42 +764,26 @@ fn read_raw<'scope, R: Read + Send + 'scope>(
     sink: &mut dyn FnMut(Launch),
 ) -> Result<NcuFile, DigestError> {
     let ident = Identity::new(c);
-    let metric_columns: Vec<(usize, &'static str)> = c
-        .names
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| metric_names::resolve_column(n).map(|m| (i, m)))
-        .collect();
-    let name_column = c.get(GPU_NAME);
-    let mut factors: Vec<(f64, bool)> = vec![(1.0, false); metric_columns.len()];
+    let mut metrics = RawMetrics::new(c);
     let mut count = 0u64;
-    let (mut auto_scaled, mut skipped, mut first) = (false, 0u64, true);
+    let (mut skipped, mut first) = (0u64, true);
     while let Some(record) = records
         .next()
         .map_err(|e| csv_error(path, e, opts.max_decompressed_bytes))?
     {
         let id_text = cell(record, ident.id);
-        if first && id_text.is_empty() {
-            // The units row: one unit per metric column.
-            for (k, &(i, _)) in metric_columns.iter().enumerate() {
-                factors[k] = unit_factor(&cell(record, Some(i)));
-            }
-            first = false;
+        let units_row = first && id_text.is_empty();
+        first = false;
+        if units_row {
+            metrics.read_units(record);
             continue;
         }
-        first = false;
         let Some(id) = parse_id(&id_text).filter(|_| record.len() == c.names.len()) else {
             skipped += 1;
             continue;
         };
         let mut launch = ident.launch(record, id);
-        launch.gpu_name = Some(cell(record, name_column).into_owned()).filter(|s| !s.is_empty());
-        for (k, &(i, metric)) in metric_columns.iter().enumerate() {
-            if let Some(v) = parse_number(&cell(record, Some(i)), opts.decimal) {
-                auto_scaled |= factors[k].1;
-                launch.values.insert(metric, v * factors[k].0);
-            }
-        }
+        metrics.fill(record, opts.decimal, &mut launch);
         count += 1;
         sink(launch);
     }
@@ -794,9 +791,57 @@ fn read_raw<'scope, R: Read + Send + 'scope>(
         page: Page::Raw,
         launches: Vec::new(),
         launch_count: count,
-        auto_scaled,
+        auto_scaled: metrics.auto_scaled,
         skipped_rows: skipped,
     })
+}
+
+/// The raw page's metric columns: one metric per column, its unit in the
+/// units row under the header when the export has one.
+struct RawMetrics {
+    /// (column, metric) for every column the digest knows.
+    columns: Vec<(usize, &'static str)>,
+    /// Per known column: its unit's factor to base units, and whether the
+    /// unit is an auto-scaled one.
+    factors: Vec<(f64, bool)>,
+    gpu_name: Option<usize>,
+    /// Some value read came in an auto-scaled unit.
+    auto_scaled: bool,
+}
+
+impl RawMetrics {
+    fn new(c: &Columns) -> RawMetrics {
+        let columns: Vec<(usize, &'static str)> = c
+            .names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| metric_names::resolve_column(n).map(|m| (i, m)))
+            .collect();
+        RawMetrics {
+            factors: vec![(1.0, false); columns.len()],
+            columns,
+            gpu_name: c.get(GPU_NAME),
+            auto_scaled: false,
+        }
+    }
+
+    /// The units row: one unit per metric column.
+    fn read_units(&mut self, record: &csv::ByteRecord) {
+        for (k, &(i, _)) in self.columns.iter().enumerate() {
+            self.factors[k] = unit_factor(&cell(record, Some(i)));
+        }
+    }
+
+    /// The GPU name and every known metric of a launch's row.
+    fn fill(&mut self, record: &csv::ByteRecord, decimal: DecimalStyle, launch: &mut Launch) {
+        launch.gpu_name = Some(cell(record, self.gpu_name).into_owned()).filter(|s| !s.is_empty());
+        for (k, &(i, metric)) in self.columns.iter().enumerate() {
+            if let Some(v) = parse_number(&cell(record, Some(i)), decimal) {
+                self.auto_scaled |= self.factors[k].1;
+                launch.values.insert(metric, v * self.factors[k].0);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
