@@ -116,15 +116,10 @@ pub fn pair_by_name(
     match (base.is_dir(), new.is_dir()) {
         (false, false) => Ok(vec![(base.to_path_buf(), new.to_path_buf())]),
         (true, true) => {
-            let list = |dir: &Path| -> BTreeMap<PathBuf, PathBuf> {
-                let mut found = Vec::new();
-                walk(dir, accept, &mut found);
-                found
-                    .into_iter()
-                    .filter_map(|p| Some((p.strip_prefix(dir).ok()?.to_path_buf(), p)))
-                    .collect()
-            };
-            let (bases, news) = (list(base), list(new));
+            let (bases, news) = (
+                profiles_by_name(base, accept),
+                profiles_by_name(new, accept),
+            );
             let pairs: Vec<(PathBuf, PathBuf)> = bases
                 .iter()
                 .filter_map(|(rel, b)| Some((b.clone(), news.get(rel)?.clone())))
@@ -136,21 +131,8 @@ pub fn pair_by_name(
                     new.display()
                 );
             }
-            let only_in = |these: &BTreeMap<PathBuf, PathBuf>,
-                           those: &BTreeMap<PathBuf, PathBuf>,
-                           other: &Path| {
-                for (rel, file) in these {
-                    if !those.contains_key(rel) {
-                        eprintln!(
-                            "{tool}: warning: {}: nothing of that name in {}; not compared",
-                            file.display(),
-                            other.display()
-                        );
-                    }
-                }
-            };
-            only_in(&bases, &news, new);
-            only_in(&news, &bases, base);
+            warn_unpaired(tool, &bases, &news, new);
+            warn_unpaired(tool, &news, &bases, base);
             Ok(pairs)
         }
         _ => anyhow::bail!(
@@ -158,5 +140,34 @@ pub fn pair_by_name(
             base.display(),
             new.display()
         ),
+    }
+}
+
+/// The profiles under `dir`, by their path inside it.
+fn profiles_by_name(dir: &Path, accept: fn(&Path) -> bool) -> BTreeMap<PathBuf, PathBuf> {
+    let mut found = Vec::new();
+    walk(dir, accept, &mut found);
+    found
+        .into_iter()
+        .filter_map(|p| Some((p.strip_prefix(dir).ok()?.to_path_buf(), p)))
+        .collect()
+}
+
+/// A warning for each profile of `these` that `those`, found in
+/// `other_dir`, has no profile of the same name for.
+fn warn_unpaired(
+    tool: &str,
+    these: &BTreeMap<PathBuf, PathBuf>,
+    those: &BTreeMap<PathBuf, PathBuf>,
+    other_dir: &Path,
+) {
+    for (rel, file) in these {
+        if !those.contains_key(rel) {
+            eprintln!(
+                "{tool}: warning: {}: nothing of that name in {}; not compared",
+                file.display(),
+                other_dir.display()
+            );
+        }
     }
 }
