@@ -281,33 +281,7 @@ pub fn markdown(doc: &Document) -> String {
         let _ = writeln!(out, "- **{}**: {}", html_escape(k), html_escape(v));
     }
     for table in &doc.tables {
-        let _ = writeln!(out, "\n#### {}\n", html_escape(&table.title));
-        if table.rows.is_empty() {
-            let _ = writeln!(out, "_no data_");
-            continue;
-        }
-        let header: Vec<&str> = table.columns.iter().map(|c| c.title).collect();
-        let _ = writeln!(out, "| {} |", header.join(" | "));
-        let rule: Vec<&str> = table
-            .columns
-            .iter()
-            .map(|c| match c.align {
-                Align::Left => ":---",
-                Align::Right => "---:",
-            })
-            .collect();
-        let _ = writeln!(out, "|{}|", rule.join("|"));
-        for row in &table.rows {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&table.columns)
-                .map(|(c, col)| markdown_cell(c, col, &mut full_names))
-                .collect();
-            let _ = writeln!(out, "| {} |", cells.join(" | "));
-        }
-        if let Some(note) = &table.note {
-            let _ = writeln!(out, "\n_{}_", html_escape(note));
-        }
+        markdown_table(&mut out, table, &mut full_names);
     }
     if let Some(chart) = &doc.chart {
         let _ = writeln!(out, "\n![chart]({})", chart.replace(' ', "%20"));
@@ -320,6 +294,38 @@ pub fn markdown(doc: &Document) -> String {
         let _ = writeln!(out, "\n</details>");
     }
     out
+}
+
+/// One table with its title and note; names too long for a cell go to
+/// `full_names`, numbered across the document.
+fn markdown_table(out: &mut String, table: &Table, full_names: &mut Vec<String>) {
+    let _ = writeln!(out, "\n#### {}\n", html_escape(&table.title));
+    if table.rows.is_empty() {
+        let _ = writeln!(out, "_no data_");
+        return;
+    }
+    let header: Vec<&str> = table.columns.iter().map(|c| c.title).collect();
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let rule: Vec<&str> = table
+        .columns
+        .iter()
+        .map(|c| match c.align {
+            Align::Left => ":---",
+            Align::Right => "---:",
+        })
+        .collect();
+    let _ = writeln!(out, "|{}|", rule.join("|"));
+    for row in &table.rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&table.columns)
+            .map(|(c, col)| markdown_cell(c, col, full_names))
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    if let Some(note) = &table.note {
+        let _ = writeln!(out, "\n_{}_", html_escape(note));
+    }
 }
 
 /// Render one table as CSV with snake_case, unit-bearing headers.
