@@ -180,25 +180,7 @@ pub fn launch_table(rows: &[LaunchSummary], top: Option<usize>) -> Table {
     let rows = rows
         .iter()
         .take(top.unwrap_or(usize::MAX))
-        .map(|r| {
-            vec![
-                Cell::Int(r.pid.into()),
-                Cell::Int(r.tid.into()),
-                Cell::Int(r.device),
-                Cell::Text(r.api.clone()),
-                Cell::Name(r.kernel.clone()),
-                Cell::Int(r.count as i64),
-                Cell::Int(r.queued as i64),
-                Cell::Float(r.total.avg_ns, 1),
-                Cell::Float(r.api_time.avg_ns, 1),
-                Cell::Float(r.api_time.median_ns, 1),
-                r.queue.map_or(Cell::Missing, |q| Cell::Float(q.avg_ns, 1)),
-                r.queue
-                    .map_or(Cell::Missing, |q| Cell::Float(q.median_ns, 1)),
-                r.queue.map_or(Cell::Missing, |q| Cell::Int(q.max_ns)),
-                Cell::Float(r.kernel_time.avg_ns, 1),
-            ]
-        })
+        .map(launch_row)
         .collect();
     Table {
         name: "launch",
@@ -209,6 +191,27 @@ pub fn launch_table(rows: &[LaunchSummary], top: Option<usize>) -> Table {
             "Queue = API call end to kernel start, over launches that queued (QCount).".into(),
         ),
     }
+}
+
+/// A launch row; the queue columns are empty where no launch queued.
+fn launch_row(r: &LaunchSummary) -> Vec<Cell> {
+    vec![
+        Cell::Int(r.pid.into()),
+        Cell::Int(r.tid.into()),
+        Cell::Int(r.device),
+        Cell::Text(r.api.clone()),
+        Cell::Name(r.kernel.clone()),
+        Cell::Int(r.count as i64),
+        Cell::Int(r.queued as i64),
+        Cell::Float(r.total.avg_ns, 1),
+        Cell::Float(r.api_time.avg_ns, 1),
+        Cell::Float(r.api_time.median_ns, 1),
+        r.queue.map_or(Cell::Missing, |q| Cell::Float(q.avg_ns, 1)),
+        r.queue
+            .map_or(Cell::Missing, |q| Cell::Float(q.median_ns, 1)),
+        r.queue.map_or(Cell::Missing, |q| Cell::Int(q.max_ns)),
+        Cell::Float(r.kernel_time.avg_ns, 1),
+    ]
 }
 
 /// `busy`: GPU busy and idle time per device, then per stream.
@@ -610,13 +613,18 @@ pub fn phases_table(p: &PhaseReport) -> Table {
         },
         columns,
         rows,
-        note: Some(match &p.reason {
-            Some(r) => format!("phases unknown: {r}"),
-            None => format!(
-                "GPU time counts kernels launched inside each step (graph kernels: the step that launched the graph); {:.3} ms ran outside every step",
-                p.outside_steps_gpu_ns as f64 / 1e6
-            ),
-        }),
+        note: Some(phases_note(p)),
+    }
+}
+
+/// What a phase's GPU time counts, or why there are no phases.
+fn phases_note(p: &PhaseReport) -> String {
+    match &p.reason {
+        Some(r) => format!("phases unknown: {r}"),
+        None => format!(
+            "GPU time counts kernels launched inside each step (graph kernels: the step that launched the graph); {:.3} ms ran outside every step",
+            p.outside_steps_gpu_ns as f64 / 1e6
+        ),
     }
 }
 
