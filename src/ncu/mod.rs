@@ -391,6 +391,26 @@ impl GroupAcc {
         self.occupancy.add(m.occupancy_pct, d);
     }
 
+    /// The launches that had a bandwidth but no peak, as % of `peak`.
+    fn add_pending(&mut self, peak: f64) {
+        let pct = |bw: f64| 100.0 * bw / peak;
+        self.dram.num += self.pending_bw.num * 100.0 / peak;
+        self.dram.den += self.pending_bw.den;
+        if let Some((lo, hi)) = self.pending_range.0 {
+            self.dram_range.add(Some(pct(lo)));
+            self.dram_range.add(Some(pct(hi)));
+        }
+    }
+
+    /// Total bytes over total time where the launches give both, else
+    /// ncu's own bandwidths weighted by duration.
+    fn bandwidth(&self) -> Option<f64> {
+        match (self.timed_bytes.0, self.timed_duration.0) {
+            (Some(b), Some(t)) if t > 0.0 => Some(b / (t / 1e9)),
+            _ => self.bandwidth.get(),
+        }
+    }
+
     fn finish(
         mut self,
         kernel: Option<String>,
@@ -399,18 +419,9 @@ impl GroupAcc {
         categories: &Categories,
     ) -> KernelAggregate {
         if let Some(peak) = shared_peak {
-            let pct = |bw: f64| 100.0 * bw / peak;
-            self.dram.num += self.pending_bw.num * 100.0 / peak;
-            self.dram.den += self.pending_bw.den;
-            if let Some((lo, hi)) = self.pending_range.0 {
-                self.dram_range.add(Some(pct(lo)));
-                self.dram_range.add(Some(pct(hi)));
-            }
+            self.add_pending(peak);
         }
-        let bandwidth = match (self.timed_bytes.0, self.timed_duration.0) {
-            (Some(b), Some(t)) if t > 0.0 => Some(b / (t / 1e9)),
-            _ => self.bandwidth.get(),
-        };
+        let bandwidth = self.bandwidth();
         let (dram, memory, sm) = (self.dram.get(), self.memory.get(), self.sm.get());
         let mem_for_verdict = match (dram, memory) {
             (Some(a), Some(b)) => Some(a.max(b)),
