@@ -163,27 +163,7 @@ fn open(path: &Path, opts: &ReadOptions) -> Result<(Box<dyn BufRead + Send>, boo
             path: path.to_path_buf(),
         });
     }
-    let (text, left): (Box<dyn Read + Send>, u64) = if magic[..n] == *report_import::MAGIC {
-        if !meta.is_file() {
-            return Err(bad(
-                path,
-                "an .ncu-rep report read from a pipe; save it to a file first",
-            ));
-        }
-        (
-            Box::new(report_import::ImportedReport::start(path)?),
-            u64::MAX,
-        )
-    } else {
-        let whole = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
-        if magic[..n].starts_with(&[0x1f, 0x8b]) {
-            let inflated =
-                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, whole));
-            (Box::new(inflated), opts.max_decompressed_bytes)
-        } else {
-            (Box::new(whole), u64::MAX)
-        }
-    };
+    let (text, left) = text_of(path, &meta, &magic[..n], file, opts)?;
     let bounded = Bounded {
         inner: text,
         left,
@@ -193,6 +173,35 @@ fn open(path: &Path, opts: &ReadOptions) -> Result<(Box<dyn BufRead + Send>, boo
         Box::new(BufReader::with_capacity(1 << 20, bounded)),
         split_apart,
     ))
+}
+
+/// The text behind a file's first bytes (`magic`, read already): a
+/// report's CSV from `ncu --import`, a gzip inflated, or the file as it
+/// is; with the most bytes of text it may give.
+fn text_of(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    magic: &[u8],
+    file: std::fs::File,
+    opts: &ReadOptions,
+) -> Result<(Box<dyn Read + Send>, u64), DigestError> {
+    if magic == report_import::MAGIC {
+        if !meta.is_file() {
+            return Err(bad(
+                path,
+                "an .ncu-rep report read from a pipe; save it to a file first",
+            ));
+        }
+        let report = report_import::ImportedReport::start(path)?;
+        return Ok((Box::new(report), u64::MAX));
+    }
+    let whole = std::io::Cursor::new(magic.to_vec()).chain(file);
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        let inflated = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, whole));
+        Ok((Box::new(inflated), opts.max_decompressed_bytes))
+    } else {
+        Ok((Box::new(whole), u64::MAX))
+    }
 }
 
 /// Lines scanned for the header before giving up.
