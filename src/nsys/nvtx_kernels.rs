@@ -327,10 +327,23 @@ pub fn nvtx_kernel_summary(
     if sigs.groups.iter().any(|g| g.unordered) {
         recount_unordered(&kernels, &mut sigs);
     }
+    let mut rows = summary_rows(trace, &sigs);
+    rows.sort_by(|a, b| {
+        a.range
+            .cmp(&b.range)
+            .then(a.pid.cmp(&b.pid))
+            .then(a.tid.cmp(&b.tid))
+            .then(b.time.total_ns.cmp(&a.time.total_ns))
+            .then_with(|| a.kernel.cmp(&b.kernel))
+    });
+    rows
+}
+
+/// A row per group, its durations gathered from its signatures' lists.
+fn summary_rows(trace: &Trace, sigs: &Signatures) -> Vec<NvtxKernelSummary> {
     let mut gathered = DurationList::default();
     let mut scratch = Vec::new();
-    let mut rows: Vec<NvtxKernelSummary> = sigs
-        .groups
+    sigs.groups
         .iter()
         .filter_map(|group| {
             gathered.clear();
@@ -350,16 +363,7 @@ pub fn nvtx_kernel_summary(
                 time,
             })
         })
-        .collect();
-    rows.sort_by(|a, b| {
-        a.range
-            .cmp(&b.range)
-            .then(a.pid.cmp(&b.pid))
-            .then(a.tid.cmp(&b.tid))
-            .then(b.time.total_ns.cmp(&a.time.total_ns))
-            .then_with(|| a.kernel.cmp(&b.kernel))
-    });
-    rows
+        .collect()
 }
 
 /// Each kernel with its name and enclosing ranges, as the report counts
