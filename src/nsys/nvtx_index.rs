@@ -51,19 +51,13 @@ impl NvtxIndex {
             .map(|(slot, &tid)| (tid, slot))
             .collect();
         for (tid, mut thread_ranges) in ranges_by_thread {
+            // Outermost first where ranges start together.
             thread_ranges
                 .sort_unstable_by_key(|&i| (ranges[i as usize].start, -clamped_end[i as usize], i));
             let thread = slot_of_thread
                 .get(&tid)
                 .and_then(|&slot| calls_of_slot[slot].take());
-            if let Some(ThreadCalls {
-                mut calls, sorted, ..
-            }) = thread
-            {
-                if !sorted {
-                    // Nearly sorted: the run-aware stable sort is close to linear.
-                    calls.sort_by_key(|&c| trace.api_calls[c as usize].start);
-                }
+            if let Some(calls) = thread.map(|t| t.in_start_order(trace)) {
                 let mut sweep = Sweep {
                     spans: &mut spans,
                     swept: &swept,
@@ -256,6 +250,15 @@ impl ThreadCalls {
         self.sorted &= start >= self.last_start;
         self.last_start = start;
         self.calls.push(call);
+    }
+
+    fn in_start_order(mut self, trace: &Trace) -> Vec<u32> {
+        if !self.sorted {
+            // Nearly sorted: the run-aware stable sort is close to linear.
+            self.calls
+                .sort_by_key(|&c| trace.api_calls[c as usize].start);
+        }
+        self.calls
     }
 }
 
