@@ -352,23 +352,10 @@ fn scan_stretch<'i>(
     // table is the largest in the export.
     let mut counted = BitSet::new(trace.api_calls.len());
     let mut runs = Vec::new();
-    let n = trace.kernels.len();
-    let kernels = ops.start.min(n)..ops.end.min(n);
-    let memops = ops.start.max(n) - n..ops.end.max(n) - n;
-    let ops = trace.kernels[kernels.clone()]
-        .iter()
-        .zip(launches.kernel_call.iter_rows(kernels))
-        .map(|(k, c)| (k.start, trace.kernels.end(k), c))
-        .chain(
-            trace.memops[memops.clone()]
-                .iter()
-                .zip(launches.memop_call.iter_rows(memops))
-                .map(|(m, c)| (m.gpu.start, m.gpu.end, c)),
-        );
     // Ops come in runs launched inside the same ranges, which the index
     // stores once: a run is gathered first and widens its ranges once.
     let mut run: (&[u32], Projected) = (&[], Projected::default());
-    for (start, end, call) in ops {
+    for (start, end, call) in stretch_ops(trace, launches, ops) {
         let Some(call) = call else { continue };
         let enclosing = index.enclosing(call);
         if enclosing.is_empty() {
@@ -392,6 +379,28 @@ fn scan_stretch<'i>(
         runs.push(run);
     }
     ScannedStretch { runs, counted }
+}
+
+/// (start, end, launching call) of ops `ops`, numbered kernels first,
+/// then memory operations.
+fn stretch_ops<'t>(
+    trace: &'t Trace,
+    launches: &'t LaunchIndex,
+    ops: std::ops::Range<usize>,
+) -> impl Iterator<Item = (i64, i64, Option<u32>)> + 't {
+    let n = trace.kernels.len();
+    let kernels = ops.start.min(n)..ops.end.min(n);
+    let memops = ops.start.max(n) - n..ops.end.max(n) - n;
+    trace.kernels[kernels.clone()]
+        .iter()
+        .zip(launches.kernel_call.iter_rows(kernels))
+        .map(|(k, c)| (k.start, trace.kernels.end(k), c))
+        .chain(
+            trace.memops[memops.clone()]
+                .iter()
+                .zip(launches.memop_call.iter_rows(memops))
+                .map(|(m, c)| (m.gpu.start, m.gpu.end, c)),
+        )
 }
 
 /// One row of the `launch` report (`cuda_kern_exec_sum`).
