@@ -1284,50 +1284,78 @@ impl KernelSums {
         names: super::trace::NameStyle,
         by_phase: bool,
     ) -> KernelSums {
-        // `phase_report` calls the phases detected exactly when there are steps.
-        let phased = !p.steps.is_empty();
-        let mut steps = StepSums {
-            per_step: vec![0; p.steps.len()],
-            outside: 0,
-        };
-        let mut graphs = GraphSums::default();
-        let mut layers = LayerSums::default();
-        // Per (phase, layer type), the group of each kernel name.
-        let mut groups: RunIdGroups<(PhaseSlot, Option<u32>), GroupDurations> =
-            RunIdGroups::default();
+        let mut sums = SumsInProgress::new(p);
         for (i, k) in trace.kernels.iter().enumerate() {
             let d = trace.kernels.duration(k);
-            let step = p.kernel_step.get(i);
-            let phase = step.map(|s| p.steps[s as usize].phase);
-            match step {
-                Some(s) => steps.per_step[s as usize] += d,
-                None => steps.outside += d,
-            }
-            if trace.kernels.graph_node(i).is_some() {
-                graphs.node_kernels.push(i);
-                layers.graph_kernels += 1;
-            } else {
-                graphs.eager_gpu_ns += d;
-            }
-            let layer = p.kernel_layer.get(i);
-            layers.add(p, layer, phase.filter(|_| by_phase), d);
-            let place = (
-                PhaseSlot::of(phase, phased),
-                layer.map(|l| p.layers[l as usize].0),
-            );
-            let g = groups.get(place, trace.kernel_name_id(i, names));
-            g.values.push(d);
-            g.total += d;
+            let is_node = trace.kernels.graph_node(i).is_some();
+            sums.add(p, i, d, is_node, trace.kernel_name_id(i, names), by_phase);
         }
-        let mut map = KernelGroups::default();
-        for ((phase, layer), name, g) in groups.into_groups() {
-            map.insert((phase, layer, name), g);
+        sums.finish()
+    }
+}
+
+/// `KernelSums` while the kernels are read, with the hotspot groups still
+/// per (phase, layer type).
+struct SumsInProgress {
+    steps: StepSums,
+    graphs: GraphSums,
+    layers: LayerSums,
+    groups: RunIdGroups<(PhaseSlot, Option<u32>), GroupDurations>,
+    /// `phase_report` calls the phases detected exactly when there are
+    /// steps.
+    phased: bool,
+}
+
+impl SumsInProgress {
+    fn new(p: &Placement) -> SumsInProgress {
+        SumsInProgress {
+            steps: StepSums {
+                per_step: vec![0; p.steps.len()],
+                outside: 0,
+            },
+            graphs: GraphSums::default(),
+            layers: LayerSums::default(),
+            groups: RunIdGroups::default(),
+            phased: !p.steps.is_empty(),
+        }
+    }
+
+    /// Kernel `i`, of duration `d` and name id `name`.
+    #[inline]
+    fn add(&mut self, p: &Placement, i: usize, d: i64, is_node: bool, name: i64, by_phase: bool) {
+        let step = p.kernel_step.get(i);
+        let phase = step.map(|s| p.steps[s as usize].phase);
+        match step {
+            Some(s) => self.steps.per_step[s as usize] += d,
+            None => self.steps.outside += d,
+        }
+        if is_node {
+            self.graphs.node_kernels.push(i);
+            self.layers.graph_kernels += 1;
+        } else {
+            self.graphs.eager_gpu_ns += d;
+        }
+        let layer = p.kernel_layer.get(i);
+        self.layers.add(p, layer, phase.filter(|_| by_phase), d);
+        let place = (
+            PhaseSlot::of(phase, self.phased),
+            layer.map(|l| p.layers[l as usize].0),
+        );
+        let g = self.groups.get(place, name);
+        g.values.push(d);
+        g.total += d;
+    }
+
+    fn finish(self) -> KernelSums {
+        let mut groups = KernelGroups::default();
+        for ((phase, layer), name, g) in self.groups.into_groups() {
+            groups.insert((phase, layer, name), g);
         }
         KernelSums {
-            steps,
-            graphs,
-            layers,
-            groups: map,
+            steps: self.steps,
+            graphs: self.graphs,
+            layers: self.layers,
+            groups,
         }
     }
 }
