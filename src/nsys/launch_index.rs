@@ -378,7 +378,8 @@ struct ProcessTables {
     tables: Vec<CallsById>,
     /// Per process: the table was completed in pass 1.
     done: Vec<bool>,
-    /// Duplicate ids found in pass 1, in the processes it completed.
+    /// Calls whose id an earlier call of the process had: found in pass 1
+    /// for the processes it completed, in pass 2 for the others.
     duplicate_calls: u64,
 }
 
@@ -437,6 +438,35 @@ impl ProcessTables {
         }
     }
 
+    /// Passes 2 and 3, for the processes pass 1 did not complete: pass 2
+    /// records (or, in ranked ids, marks) every call; pass 3, where ranked
+    /// ids came out of order, places the calls.
+    fn complete(&mut self, trace: &Trace) {
+        if self.done.iter().all(|&d| d) {
+            return;
+        }
+        for (i, call) in trace.api_calls.iter().enumerate() {
+            if let Some(table) = self.pending_mut(trace.api_calls.global_tid(call)) {
+                let fresh = table.mark(call.correlation(), i as u32);
+                self.duplicate_calls += u64::from(!fresh);
+            }
+        }
+        let ranked = self
+            .tables
+            .iter_mut()
+            .zip(&self.done)
+            .filter(|(_, &done)| !done)
+            .map(|(t, _)| t.seal())
+            .fold(false, |a, b| a | b);
+        if ranked {
+            for (i, call) in trace.api_calls.iter().enumerate() {
+                if let Some(table) = self.pending_mut(trace.api_calls.global_tid(call)) {
+                    table.insert(call.correlation(), i as u32);
+                }
+            }
+        }
+    }
+
     /// The table of the call's process, unless pass 1 completed it. Every
     /// process was numbered in pass 1, so this only finds its slot.
     fn pending_mut(&mut self, global_tid: i64) -> Option<&mut CallsById> {
@@ -485,32 +515,7 @@ impl LaunchIndex {
 
     fn build_with(trace: &Trace, choice: TableChoice) -> LaunchIndex {
         let (mut index, calls_per_name) = ProcessTables::sized_for(trace, choice);
-        // Pass 2, for the processes pass 1 did not complete: record (or, in
-        // ranked ids, mark) every call; pass 3, where ranked ids came out
-        // of order: place the calls.
-        let mut duplicate_calls = index.duplicate_calls;
-        if index.done.iter().any(|&d| !d) {
-            for (i, call) in trace.api_calls.iter().enumerate() {
-                if let Some(table) = index.pending_mut(trace.api_calls.global_tid(call)) {
-                    let fresh = table.mark(call.correlation(), i as u32);
-                    duplicate_calls += u64::from(!fresh);
-                }
-            }
-        }
-        let ranked = index
-            .tables
-            .iter_mut()
-            .zip(&index.done)
-            .filter(|(_, &done)| !done)
-            .map(|(t, _)| t.seal())
-            .fold(false, |a, b| a | b);
-        if ranked {
-            for (i, call) in trace.api_calls.iter().enumerate() {
-                if let Some(table) = index.pending_mut(trace.api_calls.global_tid(call)) {
-                    table.insert(call.correlation(), i as u32);
-                }
-            }
-        }
+        index.complete(trace);
         let mut lookup = index.lookup();
         LaunchIndex {
             kernel_call: trace
@@ -528,7 +533,7 @@ impl LaunchIndex {
                 .iter()
                 .map(|g| lookup(g.gpu.global_pid, g.gpu.correlation))
                 .collect(),
-            duplicate_calls,
+            duplicate_calls: index.duplicate_calls,
             calls_per_name,
         }
     }
