@@ -161,35 +161,8 @@ fn total_row(b: &Side, n: &Side, per_step: bool) -> DiffRow {
 
 /// Per (phase, kernel) GPU time per token when phased, else per kernel.
 fn kernel_rows(b: &Side, n: &Side, phased: bool, rows: &mut Vec<DiffRow>) {
-    type Key = (String, String);
-    // (value, the value of the whole it belongs to), in the same unit.
-    let collect = |s: &Side| -> BTreeMap<Key, (f64, f64)> {
-        let mut out = BTreeMap::new();
-        if phased {
-            for k in &s.d.llm.phase_kernels {
-                let (Some(tokens), Some(phase_ns)) =
-                    (s.tokens.get(&k.phase), s.phase_ns.get(&k.phase))
-                else {
-                    continue; // outside steps: warm-up and capture, not comparable
-                };
-                out.insert(
-                    (k.phase.clone(), k.kernel.clone()),
-                    (k.gpu_ns as f64 / tokens, phase_ns / tokens),
-                );
-            }
-        } else {
-            let total = s.gpu_ns();
-            for k in &s.d.kernels {
-                out.insert(
-                    (String::new(), k.name.clone()),
-                    (k.time.total_ns as f64, total),
-                );
-            }
-        }
-        out
-    };
-    let (kb, kn) = (collect(b), collect(n));
-    let keys: std::collections::BTreeSet<&Key> = kb.keys().chain(kn.keys()).collect();
+    let (kb, kn) = (kernel_values(b, phased), kernel_values(n, phased));
+    let keys: std::collections::BTreeSet<&KernelKey> = kb.keys().chain(kn.keys()).collect();
     for key in keys {
         let (vb, vn) = (kb.get(key), kn.get(key));
         let name = if phased {
@@ -207,6 +180,36 @@ fn kernel_rows(b: &Side, n: &Side, phased: bool, rows: &mut Vec<DiffRow>) {
             material(vb, vn),
         ));
     }
+}
+
+/// (phase, kernel); the phase is empty when not compared by phase.
+type KernelKey = (String, String);
+
+/// Per kernel (and phase): its GPU time, and the time of the whole it
+/// belongs to, in the same unit: per token by phase, else in ns.
+fn kernel_values(s: &Side, phased: bool) -> BTreeMap<KernelKey, (f64, f64)> {
+    let mut out = BTreeMap::new();
+    if phased {
+        for k in &s.d.llm.phase_kernels {
+            let (Some(tokens), Some(phase_ns)) = (s.tokens.get(&k.phase), s.phase_ns.get(&k.phase))
+            else {
+                continue; // outside steps: warm-up and capture, not comparable
+            };
+            out.insert(
+                (k.phase.clone(), k.kernel.clone()),
+                (k.gpu_ns as f64 / tokens, phase_ns / tokens),
+            );
+        }
+    } else {
+        let total = s.gpu_ns();
+        for k in &s.d.kernels {
+            out.insert(
+                (String::new(), k.name.clone()),
+                (k.time.total_ns as f64, total),
+            );
+        }
+    }
+    out
 }
 
 /// Both sides present, and the change moves the whole by [`MIN_IMPACT_PCT`].
