@@ -54,22 +54,7 @@ impl DurationStats {
             return None;
         }
         let n = values.len();
-        // One pass for sum, sum of squares and range: past the cache every
-        // pass is a read of the whole list. The squares are summed exactly,
-        // so the deviation does not depend on the list's order.
-        let (total, squares, min, max) = values.iter().fold(
-            (0i128, 0u128, i64::MAX, i64::MIN),
-            |(sum, sq, lo, hi), &v| {
-                let v: i64 = v.into();
-                let square = u128::from(v.unsigned_abs()) * u128::from(v.unsigned_abs());
-                (
-                    sum + i128::from(v),
-                    sq.wrapping_add(square),
-                    lo.min(v),
-                    hi.max(v),
-                )
-            },
-        );
+        let (total, squares, min, max) = moments(values);
         let avg = total as f64 / n as f64;
         let largest = min.unsigned_abs().max(max.unsigned_abs());
         let stddev = if n == 1 {
@@ -77,15 +62,7 @@ impl DurationStats {
         } else {
             exact_stddev(n, total, squares, largest).unwrap_or_else(|| two_pass_stddev(values, avg))
         };
-        // Selection, not a sort: linear time on the large groups.
-        let (below, &mut upper, _) = values.select_nth_unstable(n / 2);
-        let upper: i64 = upper.into();
-        let median = if n % 2 == 1 {
-            upper as f64
-        } else {
-            let lower = below.iter().copied().max().map_or(upper, Into::into);
-            (lower as f64 + upper as f64) / 2.0
-        };
+        let median = median(values);
         Some(DurationStats {
             count: n as u64,
             total_ns: total as i64,
@@ -95,6 +72,39 @@ impl DurationStats {
             max_ns: max,
             stddev_ns: stddev,
         })
+    }
+}
+
+/// Sum, sum of squares, minimum and maximum, in one pass: past the cache
+/// every pass is a read of the whole list. The squares are summed exactly,
+/// so the deviation does not depend on the list's order.
+fn moments<T: Copy + Into<i64>>(values: &[T]) -> (i128, u128, i64, i64) {
+    values.iter().fold(
+        (0i128, 0u128, i64::MAX, i64::MIN),
+        |(sum, sq, lo, hi), &v| {
+            let v: i64 = v.into();
+            let square = u128::from(v.unsigned_abs()) * u128::from(v.unsigned_abs());
+            (
+                sum + i128::from(v),
+                sq.wrapping_add(square),
+                lo.min(v),
+                hi.max(v),
+            )
+        },
+    )
+}
+
+/// The median of a non-empty list, which it reorders. Selection, not a
+/// sort: linear time on the large groups.
+fn median<T: Copy + Ord + Into<i64>>(values: &mut [T]) -> f64 {
+    let n = values.len();
+    let (below, &mut upper, _) = values.select_nth_unstable(n / 2);
+    let upper: i64 = upper.into();
+    if n % 2 == 1 {
+        upper as f64
+    } else {
+        let lower = below.iter().copied().max().map_or(upper, Into::into);
+        (lower as f64 + upper as f64) / 2.0
     }
 }
 
