@@ -106,6 +106,20 @@ pub fn verdict(memory_pct: Option<f64>, sm_pct: Option<f64>) -> Option<Bound> {
     })
 }
 
+/// The verdict from DRAM %, memory % and SM %: the memory side is the
+/// larger of the first two that the launch (or group) has.
+pub fn bound_of(
+    dram_pct: Option<f64>,
+    memory_pct: Option<f64>,
+    sm_pct: Option<f64>,
+) -> Option<Bound> {
+    let memory = match (dram_pct, memory_pct) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    verdict(memory, sm_pct)
+}
+
 /// Everything ncu-digest reports for one launch, in base units.
 #[derive(Debug, Clone, Serialize)]
 pub struct LaunchMetrics {
@@ -175,10 +189,6 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
     let dram_pct = v(m::DRAM_PCT).or_else(|| bandwidth.zip(peak).map(|(b, (p, _))| 100.0 * b / p));
     let memory_pct = v(m::MEMORY_PCT);
     let sm_pct = v(m::SM_PCT);
-    let mem_for_verdict = match (dram_pct, memory_pct) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
     LaunchMetrics {
         id: l.id,
         kernel: l.kernel.clone(),
@@ -201,7 +211,7 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
         l1_hit_pct: v(m::L1_HIT),
         l2_hit_pct: v(m::L2_HIT),
         occupancy_pct: v(m::OCCUPANCY),
-        bound: verdict(mem_for_verdict, sm_pct),
+        bound: bound_of(dram_pct, memory_pct, sm_pct),
     }
 }
 

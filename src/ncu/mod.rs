@@ -13,7 +13,7 @@ pub mod view;
 
 use crate::categories::Categories;
 use crate::error::{DigestError, Result};
-use derive::{derive, verdict, Bound, LaunchMetrics, PeakOptions, Presence};
+use derive::{bound_of, derive, Bound, LaunchMetrics, PeakOptions, Presence};
 use reader::{Launch, NcuFile, Page, ReadOptions};
 use regex::{Regex, RegexBuilder};
 use serde::Serialize;
@@ -423,10 +423,6 @@ impl GroupAcc {
         }
         let bandwidth = self.bandwidth();
         let (dram, memory, sm) = (self.dram.get(), self.memory.get(), self.sm.get());
-        let mem_for_verdict = match (dram, memory) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
         KernelAggregate {
             category: kernel
                 .as_deref()
@@ -449,7 +445,7 @@ impl GroupAcc {
             l1_hit_pct: self.l1.get(),
             l2_hit_pct: self.l2.get(),
             occupancy_pct: self.occupancy.get(),
-            bound: verdict(mem_for_verdict, sm),
+            bound: bound_of(dram, memory, sm),
         }
     }
 }
