@@ -644,48 +644,75 @@ fn read_details<'scope, R: Read + Send + 'scope>(
     sink: &mut dyn FnMut(Launch),
 ) -> Result<NcuFile, DigestError> {
     let ident = Identity::new(c);
-    let (section, name, unit, value) = (
-        c.get("Section Name"),
-        c.get("Metric Name"),
-        c.get("Metric Unit"),
-        c.get("Metric Value"),
-    );
+    let mut metrics = DetailsMetrics::new(c);
     let mut launches = LaunchRun::default();
-    let mut units = UnitFactors::default();
-    let (mut auto_scaled, mut skipped) = (false, 0u64);
-    // Real ragged rows drop only the trailing rule columns; a row that ends
-    // before "Metric Value" is broken (e.g. by an unbalanced quote).
-    let min_len = value.map_or(0, |v| v + 1);
+    let mut skipped = 0u64;
     while let Some(record) = records
         .next()
         .map_err(|e| csv_error(path, e, opts.max_decompressed_bytes))?
     {
-        let id = parse_id(&cell(record, ident.id)).filter(|_| record.len() >= min_len);
+        let id = parse_id(&cell(record, ident.id)).filter(|_| record.len() >= metrics.min_len);
         let Some(launch) = id.and_then(|id| launches.launch_for(id, record, &ident, sink)) else {
             skipped += 1;
             continue;
         };
-        let metric_name = cell(record, name);
-        if metric_name.is_empty() {
-            continue; // a rule row
-        }
-        let Some(metric) = metric_names::resolve(&cell(record, section), &metric_name) else {
-            continue;
-        };
-        let (factor, scaled) = units.factor(cell(record, unit));
-        if let Some(v) = parse_number(&cell(record, value), opts.decimal) {
-            auto_scaled |= scaled;
-            launch.values.insert(metric, v * factor);
-        }
+        metrics.fill(record, opts.decimal, launch);
     }
     launches.hand_on(sink);
     Ok(NcuFile {
         page: Page::Details,
         launches: Vec::new(),
         launch_count: launches.done.len() as u64,
-        auto_scaled,
+        auto_scaled: metrics.auto_scaled,
         skipped_rows: skipped,
     })
+}
+
+/// The details page's metric columns: a row per (launch, metric), the
+/// metric named by its section and name, its unit in a column of its own.
+struct DetailsMetrics {
+    section: Option<usize>,
+    name: Option<usize>,
+    unit: Option<usize>,
+    value: Option<usize>,
+    /// Real ragged rows drop only the trailing rule columns; a row that
+    /// ends before "Metric Value" is broken (e.g. by an unbalanced quote).
+    min_len: usize,
+    units: UnitFactors,
+    /// Some value read came in an auto-scaled unit.
+    auto_scaled: bool,
+}
+
+impl DetailsMetrics {
+    fn new(c: &Columns) -> DetailsMetrics {
+        let value = c.get("Metric Value");
+        DetailsMetrics {
+            section: c.get("Section Name"),
+            name: c.get("Metric Name"),
+            unit: c.get("Metric Unit"),
+            value,
+            min_len: value.map_or(0, |v| v + 1),
+            units: UnitFactors::default(),
+            auto_scaled: false,
+        }
+    }
+
+    /// The row's metric, where the digest knows it; rule rows have none.
+    #[inline]
+    fn fill(&mut self, record: &csv::ByteRecord, decimal: DecimalStyle, launch: &mut Launch) {
+        let metric_name = cell(record, self.name);
+        if metric_name.is_empty() {
+            return;
+        }
+        let Some(metric) = metric_names::resolve(&cell(record, self.section), &metric_name) else {
+            return;
+        };
+        let (factor, scaled) = self.units.factor(cell(record, self.unit));
+        if let Some(v) = parse_number(&cell(record, self.value), decimal) {
+            self.auto_scaled |= scaled;
+            launch.values.insert(metric, v * factor);
+        }
+    }
 }
 
 /// The details page's launch being read, and the IDs of those handed on.
