@@ -326,7 +326,7 @@ struct ProcessIds {
     min: i64,
     max: i64,
     count: usize,
-    /// While every id so far was above the one before (or equal to it).
+    /// `None` when pass 1 keeps no marks, or once they were dropped.
     marks: Option<GrowingMarks>,
 }
 
