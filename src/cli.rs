@@ -27,11 +27,16 @@ pub fn expand_inputs(args: &[PathBuf], accept: fn(&Path) -> bool) -> Vec<PathBuf
     out
 }
 
+/// Entries are visited in name order, not the file system's, so an
+/// `accept` that prints (ncu's unread-report warning) prints in the
+/// order of the sorted list.
 fn walk(dir: &Path, accept: fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    for entry in entries.flatten() {
+    let mut entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
         let path = entry.path();
         match entry.file_type() {
             Ok(t) if t.is_dir() => walk(&path, accept, found),

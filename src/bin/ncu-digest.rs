@@ -13,9 +13,7 @@ use nsight_digest::diff::{self, parse_threshold, DiffReport};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::{table_peak, PeakOptions, GPU_PEAKS};
 use nsight_digest::ncu::reader::ReadOptions;
-use nsight_digest::ncu::report_import::{
-    is_ncu_candidate, is_ncu_file, is_unread_report, scan_choice, ScanChoice,
-};
+use nsight_digest::ncu::report_import::{is_ncu_file, scan_choice, ScanChoice};
 use nsight_digest::ncu::units::{parse_number, to_base, DecimalStyle};
 use nsight_digest::ncu::{digest, view, Group, NameFilter, NcuDigest, NcuOptions};
 use nsight_digest::render::{self, Format};
@@ -258,17 +256,15 @@ fn files_to_digest(inputs: &[PathBuf]) -> Vec<PathBuf> {
     files
 }
 
-/// The pairing of two folders lists them already; listing them again for
-/// the warnings costs nothing next to digesting a pair.
-fn warn_unread_reports_in(inputs: &[&Path]) {
-    let folders: Vec<PathBuf> = inputs
-        .iter()
-        .filter(|p| p.is_dir())
-        .map(|p| p.to_path_buf())
-        .collect();
-    for report in expand_inputs(&folders, is_unread_report) {
-        if report.is_file() {
-            warn_unread_report(&report);
+/// What a folder diff pairs: what the folder scan reads. The warning for
+/// a report the scan leaves is given as the pairing lists the folder.
+fn read_in_diff(path: &Path) -> bool {
+    match scan_choice(path) {
+        ScanChoice::Read => true,
+        ScanChoice::Skip => false,
+        ScanChoice::SkipAndWarn => {
+            warn_unread_report(path);
+            false
         }
     }
 }
@@ -359,8 +355,7 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
     let threshold = parse_threshold(threshold)
         .ok_or_else(|| anyhow!("--threshold {threshold:?}: expected a percentage like 5%"))?;
     let opts = options(args, false)?;
-    let pairs = pair_by_name("ncu-digest", base, new, is_ncu_candidate)?;
-    warn_unread_reports_in(&[base, new]);
+    let pairs = pair_by_name("ncu-digest", base, new, read_in_diff)?;
     let results: Vec<Result<DiffReport>> = pairs
         .par_iter()
         .map(|(b, n)| {

@@ -70,16 +70,6 @@ pub fn scan_choice(path: &Path) -> ScanChoice {
     }
 }
 
-/// Is this a file ncu-digest reads when scanning a folder?
-pub fn is_ncu_candidate(path: &Path) -> bool {
-    scan_choice(path) == ScanChoice::Read
-}
-
-/// Would a folder scan warn that it left this report unread?
-pub fn is_unread_report(path: &Path) -> bool {
-    scan_choice(path) == ScanChoice::SkipAndWarn
-}
-
 /// A CSV or a report, before the choice of which to read.
 pub fn is_ncu_file(path: &Path) -> bool {
     is_csv(path) || is_report(path)
