@@ -1130,19 +1130,7 @@ fn layer_index_rows(
     p: &Placement,
     per_index: Vec<(LayerIndexKey, (u64, i64))>,
 ) -> Vec<LayerIndexSummary> {
-    let mut siblings: HashMap<(u32, Option<Phase>), Vec<i64>> = HashMap::default();
-    for &((t, _, ph), (_, ns)) in &per_index {
-        siblings.entry((t, ph)).or_default().push(ns);
-    }
-    let medians: HashMap<(u32, Option<Phase>), f64> = siblings
-        .into_iter()
-        .map(|(k, mut v)| {
-            (
-                k,
-                crate::stats::DurationStats::from_values(&mut v).map_or(0.0, |s| s.median_ns),
-            )
-        })
-        .collect();
+    let medians = sibling_medians(&per_index);
     let mut rows: Vec<LayerIndexSummary> = per_index
         .into_iter()
         .map(|((t, index, phase), (kernels, gpu_ns))| {
@@ -1170,6 +1158,24 @@ fn layer_index_rows(
             .then(a.index.cmp(&b.index))
     });
     rows
+}
+
+/// Per (layer type, phase): the median GPU time of its layer indexes.
+fn sibling_medians(
+    per_index: &[(LayerIndexKey, (u64, i64))],
+) -> HashMap<(u32, Option<Phase>), f64> {
+    let mut siblings: HashMap<(u32, Option<Phase>), Vec<i64>> = HashMap::default();
+    for &((t, _, ph), (_, ns)) in per_index {
+        siblings.entry((t, ph)).or_default().push(ns);
+    }
+    siblings
+        .into_iter()
+        .map(|(k, mut v)| {
+            let median =
+                crate::stats::DurationStats::from_values(&mut v).map_or(0.0, |s| s.median_ns);
+            (k, median)
+        })
+        .collect()
 }
 
 /// Where kernel `i` falls, as a small key for grouping: no phases, outside
