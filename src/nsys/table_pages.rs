@@ -494,13 +494,7 @@ impl RunReader {
             for c in 0..header.cells {
                 let at = cell_offset(page, &header, c, geometry.usable)?;
                 let (rowid, record) = leaf_cell(page, at, geometry)?;
-                self.rowids = match self.rowids {
-                    Some((_, last)) if rowid <= last => {
-                        return Err(Unsupported("rows not in rowid order"))
-                    }
-                    Some((first, _)) => Some((first, rowid)),
-                    None => Some((rowid, rowid)),
-                };
+                follow_rowid(&mut self.rowids, rowid)?;
                 let text = match plan.layout.text {
                     Some(position) => text_cell(record, position)?,
                     None => None,
@@ -517,6 +511,19 @@ impl RunReader {
         }
         Ok(Ok(()))
     }
+}
+
+/// Extends `rowids`, the first and last rowid read, by `rowid`. Rowids
+/// only rise along a table's leaves; one that does not means the walk went
+/// wrong, and SQLite reads the table instead.
+#[inline]
+fn follow_rowid(rowids: &mut Option<(i64, i64)>, rowid: i64) -> Result<(), Unsupported> {
+    *rowids = match *rowids {
+        Some((_, last)) if rowid <= last => return Err(Unsupported("rows not in rowid order")),
+        Some((first, _)) => Some((first, rowid)),
+        None => Some((rowid, rowid)),
+    };
+    Ok(())
 }
 
 /// The text at record position `position`: NULL, or text that must be
