@@ -45,11 +45,7 @@ impl NvtxIndex {
         let mut spans = vec![(0u32, 0u32); swept_count as usize];
         let mut enclosing: Vec<u32> = Vec::new();
         let mut parent = vec![None; ranges.len()];
-        let slot_of_thread: HashMap<i64, usize> = threads
-            .iter()
-            .enumerate()
-            .map(|(slot, &tid)| (tid, slot))
-            .collect();
+        let slot_of_thread = slots_by_thread(threads);
         for (tid, mut thread_ranges) in ranges_by_thread {
             // Outermost first where ranges start together.
             thread_ranges
@@ -225,6 +221,15 @@ fn swept_calls(
         }
     }
     (calls_of_slot, swept)
+}
+
+/// Each thread's slot in the call rows' list of threads.
+fn slots_by_thread(threads: &[i64]) -> HashMap<i64, usize> {
+    threads
+        .iter()
+        .enumerate()
+        .map(|(slot, &tid)| (tid, slot))
+        .collect()
 }
 
 /// One thread's launching calls, in call order, and whether that is also
