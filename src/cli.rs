@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Expand each argument: files stay as given, folders are walked
-/// recursively for names `accept` recognises, sorted for stable output.
+/// recursively for names `accept` recognises, in name order (`walk`'s)
+/// for stable output.
 /// Links to files are followed; links to folders are not, so a link
 /// cannot make the walk loop.
 pub fn expand_inputs(args: &[PathBuf], accept: fn(&Path) -> bool) -> Vec<PathBuf> {
@@ -14,7 +15,6 @@ pub fn expand_inputs(args: &[PathBuf], accept: fn(&Path) -> bool) -> Vec<PathBuf
         if arg.is_dir() {
             let mut found = Vec::new();
             walk(arg, accept, &mut found);
-            found.sort();
             if found.is_empty() {
                 // Keep the folder so the caller reports "nothing usable" for it.
                 out.push(arg.clone());
@@ -27,9 +27,9 @@ pub fn expand_inputs(args: &[PathBuf], accept: fn(&Path) -> bool) -> Vec<PathBuf
     out
 }
 
-/// Entries are visited in name order, not the file system's, so an
-/// `accept` that prints (ncu's unread-report warning) prints in the
-/// order of the sorted list.
+/// Entries are visited in name order, not the file system's: `found`
+/// comes out sorted path by path, and an `accept` that prints (ncu's
+/// unread-report warning) prints in that order.
 fn walk(dir: &Path, accept: fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;

@@ -1290,11 +1290,11 @@ impl KernelSums {
         names: super::trace::NameStyle,
         by_phase: bool,
     ) -> KernelSums {
-        let mut sums = SumsInProgress::new(p);
+        let mut sums = SumsInProgress::new(p, by_phase);
         for (i, k) in trace.kernels.iter().enumerate() {
             let d = trace.kernels.duration(k);
             let is_node = trace.kernels.graph_node(i).is_some();
-            sums.add(p, i, d, is_node, trace.kernel_name_id(i, names), by_phase);
+            sums.add(p, i, d, is_node, trace.kernel_name_id(i, names));
         }
         sums.finish()
     }
@@ -1310,10 +1310,12 @@ struct SumsInProgress {
     /// `phase_report` calls the phases detected exactly when there are
     /// steps.
     phased: bool,
+    /// The layer sums split by phase (`--by-phase`).
+    by_phase: bool,
 }
 
 impl SumsInProgress {
-    fn new(p: &Placement) -> SumsInProgress {
+    fn new(p: &Placement, by_phase: bool) -> SumsInProgress {
         SumsInProgress {
             steps: StepSums {
                 per_step: vec![0; p.steps.len()],
@@ -1323,12 +1325,13 @@ impl SumsInProgress {
             layers: LayerSums::default(),
             groups: RunIdGroups::default(),
             phased: !p.steps.is_empty(),
+            by_phase,
         }
     }
 
     /// Kernel `i`, of duration `d` and name id `name`.
     #[inline]
-    fn add(&mut self, p: &Placement, i: usize, d: i64, is_node: bool, name: i64, by_phase: bool) {
+    fn add(&mut self, p: &Placement, i: usize, d: i64, is_node: bool, name: i64) {
         let step = p.kernel_step.get(i);
         let phase = step.map(|s| p.steps[s as usize].phase);
         match step {
@@ -1342,7 +1345,8 @@ impl SumsInProgress {
             self.graphs.eager_gpu_ns += d;
         }
         let layer = p.kernel_layer.get(i);
-        self.layers.add(p, layer, phase.filter(|_| by_phase), d);
+        self.layers
+            .add(p, layer, phase.filter(|_| self.by_phase), d);
         let place = (
             PhaseSlot::of(phase, self.phased),
             layer.map(|l| p.layers[l as usize].0),
