@@ -7,7 +7,7 @@
 //! by hand, since no real ncu is here: some print a committed sample (for
 //! the batch 8/16 pair, the very text the real ncu printed for their
 //! reports), one fails as ncu does on a file it cannot load, one never
-//! ends. The report they are handed is a stand-in too, four magic bytes:
+//! ends, one refuses `--print-units` as ncu 2020.1 would. The report they are handed is a stand-in too, four magic bytes:
 //! no report is committed.
 
 use crate::common::*;
@@ -133,20 +133,26 @@ fn a_report_streams_through_ncu_like_the_csv() {
     assert_eq!(without_file(&out), without_file(&want));
 }
 
+/// ncu 2025.3.1 prints why it cannot load a report on stdout, as these
+/// lines (the first two as it printed them for a damaged report); the
+/// same lines on stderr give the same error.
 #[test]
 fn a_report_ncu_cannot_load_is_one_line_with_its_reason() {
-    let ncu = fake_ncu(
-        "echo '==ERROR== Failed to load report file.' >&2\n\
-         echo '==ERROR== The file is not an Nsight Compute profiler report.' >&2\n\
-         exit 1",
-    );
-    let (_dir, report) = stand_in_report();
-    let err = refused(ncu.path(), &[&report.display().to_string()]);
-    assert!(err.contains("run.ncu-rep"), "{err}");
-    assert!(
-        err.contains("not an Nsight Compute profiler report"),
-        "{err}"
-    );
+    for channel in ["", ">&2"] {
+        let ncu = fake_ncu(&format!(
+            "echo \"==ERROR== Failed to load report file 'run.ncu-rep'.\" {channel}\n\
+             echo '==ERROR== The report file version is not compatible with this version of Nsight Compute.' {channel}\n\
+             echo 'some other line' >&2\n\
+             exit 1",
+        ));
+        let (_dir, report) = stand_in_report();
+        let err = refused(ncu.path(), &[&report.display().to_string()]);
+        assert!(err.contains("run.ncu-rep"), "{err}");
+        assert!(
+            err.contains("report file version is not compatible"),
+            "{err}"
+        );
+    }
 }
 
 /// ncu prints text that is no CSV and then keeps running: the read ends
@@ -160,6 +166,72 @@ fn a_read_that_fails_early_does_not_wait_for_ncu() {
     assert_eq!(code, Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+}
+
+/// A stand-in for ncu 2020.1, which spells `--print-units` as `--units`:
+/// it refuses an option it does not know in the line ncu 2025.3.1 prints
+/// on stdout for one, and counts its runs in `runs`. Given `--units base`,
+/// it prints `text`, or refuses that too when `text` is `None`.
+fn ncu_of_2020(runs: &Path, text: Option<&Path>) -> tempfile::TempDir {
+    let print = match text {
+        Some(t) => format!("cat '{}'", t.display()),
+        None => "echo \"==ERROR== unrecognised option '--units'. Use --help for further details.\"; exit 1".into(),
+    };
+    fake_ncu(&format!(
+        "echo run >> '{}'\n\
+         case \"$*\" in *--print-units*)\n\
+         echo \"==ERROR== unrecognised option '--print-units'. Use --help for further details.\"\n\
+         exit 1;; esac\n\
+         case \"$*\" in *'--page raw --units base --import '*) {print};;\n\
+         *) echo \"==ERROR== unexpected arguments: $*\" >&2; exit 1;; esac",
+        runs.display()
+    ))
+}
+
+/// An ncu that refuses `--print-units` is asked once more with ncu
+/// 2020.1's `--units base`, and its text then digests as the CSV.
+#[test]
+fn an_ncu_that_refuses_print_units_is_asked_for_units() {
+    let (_texts, texts) = raw_texts();
+    let runs = tempfile::NamedTempFile::new().unwrap();
+    let ncu = ncu_of_2020(runs.path(), Some(&texts[0]));
+    let (_dir, report) = stand_in_report();
+    let (code, out, err) = ncu_digest(
+        ncu.path(),
+        &[&report.display().to_string(), "--format", "json"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(runs.path())
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    let (_, want, _) = ncu_digest(
+        ncu.path(),
+        &[&texts[0].display().to_string(), "--format", "json"],
+    );
+    assert_eq!(without_file(&out), without_file(&want));
+}
+
+/// When the old spelling is refused too, the read ends with that refusal,
+/// after two runs of ncu and no more.
+#[test]
+fn an_ncu_refusing_both_spellings_is_one_error_line() {
+    let runs = tempfile::NamedTempFile::new().unwrap();
+    let ncu = ncu_of_2020(runs.path(), None);
+    let (_dir, report) = stand_in_report();
+    let err = refused(ncu.path(), &[&report.display().to_string()]);
+    assert!(err.contains("run.ncu-rep"), "{err}");
+    assert!(err.contains("'--units'"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(runs.path())
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
 }
 
 /// With a real `ncu`, each real report under `../shared` digests as the
