@@ -110,6 +110,49 @@ fn node_trace_graphs_are_counted_and_timed() {
     assert_eq!(g.mode, "full-decode-only", "{:?}", g.evidence);
 }
 
+/// Graphs captured before the profile started, as vLLM captures its
+/// graphs at start-up: launches, graph kernels and decode steps are still
+/// counted, and the graph kernels' GPU time lands in the steps that
+/// launched them; but no layer range exists for those kernels, so the
+/// layer report says why instead of guessing.
+#[test]
+fn graphs_captured_before_the_profile_are_counted_but_not_placed_in_layers() {
+    let sample = "h200_llama8_graphs_node_capture_before_profile";
+    let (_dir, conn) = sample_sql(sample);
+    let d = digest_sample(sample, &DigestOptions::default());
+    let g = &d.llm.graphs;
+    let launches = scalar(
+        &conn,
+        "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_RUNTIME r JOIN StringIds s ON s.id = r.nameId WHERE s.value LIKE 'cudaGraphLaunch%'",
+    );
+    assert!(launches > 0);
+    assert_eq!(g.launches as i64, launches);
+    assert_eq!((g.graphs_captured, g.graphs_instantiated), (0, 0));
+    let kernels = scalar(
+        &conn,
+        "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL WHERE graphNodeId IS NOT NULL",
+    );
+    assert_eq!(g.kernels as i64, kernels);
+    assert_eq!(g.mode, "full", "{:?}", g.evidence);
+
+    let phases = &d.llm.phases;
+    assert_eq!(phases.status, "detected");
+    let [decode] = &phases.phases[..] else {
+        panic!("{:?}", phases.phases);
+    };
+    assert_eq!(decode.phase, Phase::Decode);
+    let steps = Regex::new(r"^:execute_context_0\(0\)_generation_[1-9]\d*\(\d+\)$").unwrap();
+    assert_eq!(decode.gpu_ns, kern_sum_total(sample, &steps));
+    assert_eq!(decode.steps as i64, launches);
+
+    let layers = &d.llm.layers;
+    assert_eq!(layers.status, "unknown");
+    assert_eq!(layers.graph_kernels as i64, kernels);
+    assert_eq!(layers.graph_kernels_with_layer, 0);
+    let note = layers.graph_note.as_deref().unwrap_or_default();
+    assert!(note.contains("captured outside the profile"), "{note}");
+}
+
 #[test]
 fn node_trace_graph_kernels_get_their_capture_time_layers() {
     let graphs = digest_sample("h200_llama8_graphs_node_3steps", &by_phase());
