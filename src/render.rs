@@ -197,7 +197,11 @@ pub fn terminal(doc: &Document) -> String {
     for table in &doc.tables {
         let _ = writeln!(out, "\n{}", table.title);
         if table.rows.is_empty() {
+            // The note of an empty table is often the reason it is empty.
             let _ = writeln!(out, "  (no data)");
+            if let Some(note) = &table.note {
+                let _ = writeln!(out, "  {note}");
+            }
             continue;
         }
         let mut builder = tabled::builder::Builder::default();
@@ -302,6 +306,9 @@ fn markdown_table(out: &mut String, table: &Table, full_names: &mut Vec<String>)
     let _ = writeln!(out, "\n#### {}\n", html_escape(&table.title));
     if table.rows.is_empty() {
         let _ = writeln!(out, "_no data_");
+        if let Some(note) = &table.note {
+            let _ = writeln!(out, "\n_{}_", html_escape(note));
+        }
         return;
     }
     let header: Vec<&str> = table.columns.iter().map(|c| c.title).collect();

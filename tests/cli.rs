@@ -452,3 +452,30 @@ fn a_reader_that_stops_early_is_not_an_error() {
         assert!(err.is_empty(), "{bin}: {err}");
     }
 }
+
+/// Where the layers cannot be found, the terminal and Markdown say why,
+/// in the default digest too: its graph kernels come from graphs captured
+/// before the profile started, and its hotspots alone would only say
+/// "(no layer)".
+#[test]
+fn an_empty_layer_report_prints_its_reason() {
+    let file = sample_arg("h200_llama8_graphs_node_capture_before_profile");
+    let (code, json, err) = run("nsys-digest", &[&file, "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let layers = &v["layers"];
+    assert_eq!(layers["status"], "unknown");
+    let reason = layers["reason"].as_str().unwrap();
+    let graph_note = layers["graph_note"].as_str().unwrap();
+    for args in [
+        vec![file.as_str()],
+        vec![file.as_str(), "--report", "layers"],
+        vec![file.as_str(), "--report", "layers", "--format", "markdown"],
+    ] {
+        let (code, out, err) = run("nsys-digest", &args);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("GPU time by layer type"), "{args:?}: {out}");
+        assert!(out.contains(reason), "{args:?}: {out}");
+        assert!(out.contains(graph_note), "{args:?}: {out}");
+    }
+}

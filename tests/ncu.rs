@@ -895,3 +895,22 @@ fn total_line_prints_the_selection_total() {
         assert!(line.contains(&want), "{line:?} lacks {want:?}");
     }
 }
+
+/// A filter that keeps nothing says so under the empty table, in place of
+/// the legend of columns it does not show.
+#[test]
+fn an_empty_selection_says_that_nothing_passed_the_filters() {
+    let name = "h200_llama2L_memmetrics_60kernels_batch8.raw_baseunits";
+    let file = ncu_arg(name);
+    // Row 0 is the units row.
+    let read = raw_cells(&ncu_sample(name)).len() - 1;
+    let expected = format!("none of the {read} launches read passed --kernel and --nvtx");
+    for extra in [&[][..], &["--per-launch"], &["--format", "markdown"]] {
+        let mut args = vec![file.as_str(), "--kernel", "no-kernel-is-named-so"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run("ncu-digest", &args);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&expected), "{args:?}: {out}");
+        assert!(!out.contains("bound: from"), "{args:?}: {out}");
+    }
+}

@@ -66,7 +66,8 @@ pub fn aggregate_table(d: &NcuDigest, top: Option<usize>) -> Table {
             cells.extend(metric_cells!(r));
             cells
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let note = Some(table_note(d, rows.is_empty()));
     Table {
         name: "kernels",
         title: format!(
@@ -75,7 +76,7 @@ pub fn aggregate_table(d: &NcuDigest, top: Option<usize>) -> Table {
         ),
         columns,
         rows,
-        note: Some(legend(d)),
+        note,
     }
 }
 
@@ -97,13 +98,23 @@ pub fn launch_table(d: &NcuDigest) -> Table {
             cells.push(r.block.clone().map_or(Cell::Missing, Cell::Text));
             cells
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let note = Some(table_note(d, rows.is_empty()));
     Table {
         name: "launches",
         title: "Launches".into(),
         columns,
         rows,
-        note: Some(legend(d)),
+        note,
+    }
+}
+
+/// Under a table, its legend; under an empty one, why it is empty.
+fn table_note(d: &NcuDigest, empty: bool) -> String {
+    match (empty, d.source.launches_read) {
+        (false, _) => legend(d),
+        (true, 0) => "the file holds no kernel launch".into(),
+        (true, read) => format!("none of the {read} launches read passed --kernel and --nvtx"),
     }
 }
 
@@ -157,8 +168,8 @@ pub fn document(d: &NcuDigest, per_launch: bool) -> Document {
     if let Some(total) = total_fact(&d.total) {
         facts.push(("total".into(), total));
     }
-    // A fact, not only the legend: the legend is not printed under an
-    // empty table, which is what `--nvtx` leaves here.
+    // A fact, not only the legend: an empty table, which is what `--nvtx`
+    // leaves here, has no legend.
     if let Some(why) = d.nvtx_absent {
         facts.push(("NVTX ranges".into(), why.into()));
     }

@@ -181,15 +181,17 @@ pub fn launch_table(rows: &[LaunchSummary], top: Option<usize>) -> Table {
         .iter()
         .take(top.unwrap_or(usize::MAX))
         .map(launch_row)
-        .collect();
+        .collect::<Vec<_>>();
+    // A legend of the columns, which an empty table does not show.
+    let note = (!rows.is_empty()).then(|| {
+        "Queue = API call end to kernel start, over launches that queued (QCount).".into()
+    });
     Table {
         name: "launch",
         title: "Kernel launch cost and queue latency (as cuda_kern_exec_sum)".into(),
         columns,
         rows,
-        note: Some(
-            "Queue = API call end to kernel start, over launches that queued (QCount).".into(),
-        ),
+        note,
     }
 }
 
@@ -345,6 +347,16 @@ pub fn has_data(d: &Digest, report: ReportName) -> bool {
     }
 }
 
+/// An LLM profile whose graph kernels have no layer: the layer table's note
+/// says why, where the hotspots only say "(no layer)". Graphs captured
+/// before the profile started, as vLLM captures them, end up here.
+fn graph_kernels_lack_layers(d: &Digest) -> bool {
+    let layers = &d.llm.layers;
+    has_data(d, ReportName::Phases)
+        && layers.graph_kernels > 0
+        && layers.graph_kernels_with_layer == 0
+}
+
 /// Profile facts printed above every digest.
 pub fn facts(d: &Digest) -> Vec<(String, String)> {
     let s = &d.source;
@@ -451,7 +463,7 @@ pub fn default_document(d: &Digest) -> Document {
             tables.extend(report_tables(d, report));
         }
     }
-    if has_data(d, ReportName::Layers) {
+    if has_data(d, ReportName::Layers) || graph_kernels_lack_layers(d) {
         tables.push(layer_types_table(&d.llm.layers, Some(DEFAULT_TOP)));
     }
     if has_data(d, ReportName::Hotspots) {
@@ -720,16 +732,19 @@ pub fn layer_index_table(l: &LayerReport) -> Table {
                 }),
             ]
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let note = (!rows.is_empty()).then(|| {
+        format!(
+            "outlier: at least {:.1}x the median of the same layer type",
+            super::llm::OUTLIER_RATIO
+        )
+    });
     Table {
         name: "layer-indices",
         title: "GPU time by layer index".into(),
         columns,
         rows,
-        note: Some(format!(
-            "outlier: at least {:.1}x the median of the same layer type",
-            super::llm::OUTLIER_RATIO
-        )),
+        note,
     }
 }
 
