@@ -14,6 +14,13 @@ fn scalar(conn: &rusqlite::Connection, q: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Graph launches, counted in the runtime table.
+const GRAPH_LAUNCHES: &str = "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_RUNTIME r JOIN StringIds s ON s.id = r.nameId WHERE s.value LIKE 'cudaGraphLaunch%'";
+
+/// Kernels that ran as a node of a graph (node trace mode).
+const GRAPH_KERNELS: &str =
+    "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL WHERE graphNodeId IS NOT NULL";
+
 fn by_phase() -> DigestOptions {
     DigestOptions {
         llm: LlmOptions {
@@ -85,16 +92,10 @@ fn node_trace_graphs_are_counted_and_timed() {
     assert_eq!(g.per_graph.len(), 3);
     assert_eq!(g.graphs_instantiated, 3);
     assert_eq!(g.graphs_captured, 3);
-    let launches = scalar(
-        &conn,
-        "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_RUNTIME r JOIN StringIds s ON s.id = r.nameId WHERE s.value LIKE 'cudaGraphLaunch%'",
-    );
+    let launches = scalar(&conn, GRAPH_LAUNCHES);
     assert_eq!(g.launches as i64, launches);
     assert_eq!(launches, 96);
-    let kernels = scalar(
-        &conn,
-        "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL WHERE graphNodeId IS NOT NULL",
-    );
+    let kernels = scalar(&conn, GRAPH_KERNELS);
     assert_eq!(g.kernels as i64, kernels);
     assert_eq!(kernels, 56_352);
     let graph_ns = scalar(
@@ -121,17 +122,11 @@ fn graphs_captured_before_the_profile_are_counted_but_not_placed_in_layers() {
     let (_dir, conn) = sample_sql(sample);
     let d = digest_sample(sample, &DigestOptions::default());
     let g = &d.llm.graphs;
-    let launches = scalar(
-        &conn,
-        "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_RUNTIME r JOIN StringIds s ON s.id = r.nameId WHERE s.value LIKE 'cudaGraphLaunch%'",
-    );
+    let launches = scalar(&conn, GRAPH_LAUNCHES);
     assert!(launches > 0);
     assert_eq!(g.launches as i64, launches);
     assert_eq!((g.graphs_captured, g.graphs_instantiated), (0, 0));
-    let kernels = scalar(
-        &conn,
-        "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL WHERE graphNodeId IS NOT NULL",
-    );
+    let kernels = scalar(&conn, GRAPH_KERNELS);
     assert_eq!(g.kernels as i64, kernels);
     assert_eq!(g.mode, "full", "{:?}", g.evidence);
 
