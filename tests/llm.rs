@@ -148,20 +148,54 @@ fn graphs_captured_before_the_profile_are_counted_but_not_placed_in_layers() {
     assert!(note.contains("captured outside the profile"), "{note}");
 }
 
+/// vLLM's piecewise mode: each decode step replays one graph per stretch
+/// between two attentions and runs the attentions eagerly; the prefill,
+/// larger than any captured size, runs eagerly. The mode is `piecewise`,
+/// the decode time is that of the step ranges, and the graph kernels get
+/// the layer ranges open when their piece was captured: the decode layer
+/// types are those of the eager run of the same model.
+#[test]
+fn piecewise_graphs_are_named_so_and_placed_in_layers() {
+    let sample = "h200_llama8_piecewise_node_1step";
+    let (_dir, conn) = sample_sql(sample);
+    let d = digest_sample(sample, &by_phase());
+    let g = &d.llm.graphs;
+    assert_eq!(g.launches as i64, scalar(&conn, GRAPH_LAUNCHES));
+    assert_eq!(g.kernels as i64, scalar(&conn, GRAPH_KERNELS));
+    assert!(g.per_graph.len() > 1);
+    assert_eq!(g.mode, "piecewise", "{:?}", g.evidence);
+
+    let decode = d
+        .llm
+        .phases
+        .phases
+        .iter()
+        .find(|p| p.phase == Phase::Decode);
+    let steps = Regex::new(r"^:execute_context_0\(0\)_generation_[1-9]\d*\(\d+\)$").unwrap();
+    assert_eq!(decode.unwrap().gpu_ns, kern_sum_total(sample, &steps));
+
+    let eager = digest_sample("h200_llama8_eager_1step", &by_phase());
+    assert_eq!(decode_layer_types(&d), decode_layer_types(&eager));
+    let layers = &d.llm.layers;
+    assert!(layers.graph_kernels_with_layer > layers.graph_kernels / 2);
+}
+
+/// Decode layers per layer type.
+fn decode_layer_types(d: &nsight_digest::nsys::Digest) -> HashMap<String, u64> {
+    d.llm
+        .layers
+        .types
+        .iter()
+        .filter(|t| t.phase == Some(Phase::Decode))
+        .map(|t| (t.layer_type.clone(), t.layers))
+        .collect()
+}
+
 #[test]
 fn node_trace_graph_kernels_get_their_capture_time_layers() {
     let graphs = digest_sample("h200_llama8_graphs_node_3steps", &by_phase());
     let eager = digest_sample("h200_llama8_eager_3steps", &by_phase());
-    let decode_types = |d: &nsight_digest::nsys::Digest| -> HashMap<String, u64> {
-        d.llm
-            .layers
-            .types
-            .iter()
-            .filter(|t| t.phase == Some(Phase::Decode))
-            .map(|t| (t.layer_type.clone(), t.layers))
-            .collect()
-    };
-    let g = decode_types(&graphs);
+    let g = decode_layer_types(&graphs);
     for ty in [
         "self_attn",
         "mlp",
@@ -174,7 +208,11 @@ fn node_trace_graph_kernels_get_their_capture_time_layers() {
             "decode {ty} in graphs"
         );
     }
-    assert_eq!(g, decode_types(&eager), "same decode layer types as eager");
+    assert_eq!(
+        g,
+        decode_layer_types(&eager),
+        "same decode layer types as eager"
+    );
     assert!(graphs.llm.layers.graph_kernels_with_layer > 50_000);
     let (gc, ec) = (
         graphs.llm.layers.coverage_pct,

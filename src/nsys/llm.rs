@@ -1001,28 +1001,36 @@ fn mode_evidence(per_phase: &HashMap<Phase, StepKinds>) -> Vec<String> {
         .collect()
 }
 
-/// The mode the step kinds add up to: one kind everywhere, full graphs in
-/// decode only (eager or piecewise elsewhere), or a mix.
+/// The mode the step kinds add up to, named after vLLM's `cudagraph_mode`.
+/// In every mode vLLM runs a batch it captured no graph for (a prefill
+/// past the largest capture size) eagerly, so eager steps outside decode
+/// leave the mode as decode shows it.
 fn mode_name(per_phase: &HashMap<Phase, StepKinds>) -> &'static str {
-    let all = |c: &StepKinds, kind: usize| c[kind] == c.iter().sum::<u64>();
-    let all_kind = |kind: usize| per_phase.values().all(|c| all(c, kind));
-    let decode_full = per_phase.get(&Phase::Decode).is_some_and(|c| all(c, FULL));
-    let others_all = |kind: usize| {
+    let all = |c: &StepKinds, kinds: &[usize]| {
+        kinds.iter().map(|&k| c[k]).sum::<u64>() == c.iter().sum::<u64>()
+    };
+    let all_kind = |kind: usize| per_phase.values().all(|c| all(c, &[kind]));
+    let decode_all = |kind: usize| {
+        per_phase
+            .get(&Phase::Decode)
+            .is_some_and(|c| all(c, &[kind]))
+    };
+    let others_within = |kinds: &[usize]| {
         per_phase
             .iter()
             .filter(|(ph, _)| **ph != Phase::Decode)
-            .all(|(_, c)| all(c, kind))
+            .all(|(_, c)| all(c, kinds))
     };
     if all_kind(EAGER) {
         "none (graph launches outside step ranges only)"
     } else if all_kind(FULL) {
         "full"
-    } else if all_kind(PIECEWISE) {
-        "piecewise"
-    } else if decode_full && others_all(EAGER) {
+    } else if decode_all(FULL) && others_within(&[EAGER]) {
         "full-decode-only"
-    } else if decode_full && others_all(PIECEWISE) {
+    } else if decode_all(FULL) && others_within(&[EAGER, PIECEWISE]) {
         "full-and-piecewise"
+    } else if decode_all(PIECEWISE) && others_within(&[EAGER, PIECEWISE]) || all_kind(PIECEWISE) {
+        "piecewise"
     } else {
         "mixed"
     }
@@ -1552,6 +1560,55 @@ mod tests {
             "cuda_graph_capture decode",
         ] {
             assert!(parse_layer(text).is_none(), "{text}");
+        }
+    }
+
+    /// Hand-made step counts: the real samples show `none`, `full`,
+    /// `full-decode-only` and `piecewise` with an eager prefill; the other
+    /// combinations are here. Counts are [eager, full, piecewise] steps.
+    #[test]
+    fn graph_modes_follow_vllm_cudagraph_mode() {
+        let cases: [(&[(Phase, StepKinds)], &str); 8] = [
+            (
+                &[(Phase::Prefill, [1, 0, 0]), (Phase::Decode, [4, 0, 0])],
+                "none (graph launches outside step ranges only)",
+            ),
+            (
+                &[(Phase::Prefill, [0, 1, 0]), (Phase::Decode, [0, 4, 0])],
+                "full",
+            ),
+            (
+                &[(Phase::Prefill, [1, 0, 0]), (Phase::Decode, [0, 4, 0])],
+                "full-decode-only",
+            ),
+            (
+                &[(Phase::Prefill, [0, 0, 1]), (Phase::Decode, [0, 4, 0])],
+                "full-and-piecewise",
+            ),
+            (
+                &[
+                    (Phase::Prefill, [1, 0, 1]),
+                    (Phase::Mixed, [0, 0, 2]),
+                    (Phase::Decode, [0, 4, 0]),
+                ],
+                "full-and-piecewise",
+            ),
+            (
+                &[(Phase::Prefill, [1, 0, 1]), (Phase::Decode, [0, 0, 4])],
+                "piecewise",
+            ),
+            (
+                &[(Phase::Prefill, [0, 1, 0]), (Phase::Decode, [0, 0, 4])],
+                "mixed",
+            ),
+            (
+                &[(Phase::Prefill, [1, 0, 0]), (Phase::Decode, [1, 3, 0])],
+                "mixed",
+            ),
+        ];
+        for (steps, want) in cases {
+            let per_phase = steps.iter().copied().collect();
+            assert_eq!(mode_name(&per_phase), want, "{steps:?}");
         }
     }
 }
