@@ -639,3 +639,60 @@ fn diff_deltas_are_signed_like_their_percentages() {
     }
     assert!(checked > 10, "{md}");
 }
+
+/// A pull request that changes how CUDA graphs run says so: the summary
+/// names both modes, and the graphs section holds the launches per step
+/// and the share of GPU time in graphs of each run, as their digests give
+/// them. Two runs without graphs get neither.
+#[test]
+fn diff_of_graph_modes_names_both_modes() {
+    let names = [
+        "h200_llama8_graphs_node_1step",
+        "h200_llama8_piecewise_node_1step",
+    ];
+    let graphs = names.map(|s| {
+        let d = digest_sample(s, &Default::default());
+        let steps: u64 = d.llm.phases.phases.iter().map(|p| p.steps).sum();
+        let g = d.llm.graphs;
+        (g.mode, g.launches as f64 / steps as f64, g.graph_share_pct)
+    });
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &arg(&sample(names[0])),
+            &arg(&sample(names[1])),
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let summary = report["summary"].as_str().unwrap();
+    let change = format!("CUDA graph mode {} → {}", graphs[0].0, graphs[1].0);
+    assert!(summary.ends_with(&change), "{summary}");
+    let row = |name: &str| {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["section"] == "graphs" && r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} row"))
+    };
+    let close = |v: &serde_json::Value, want: f64| (v.as_f64().unwrap() - want).abs() < 1e-9;
+    let launches = row("graph launches");
+    assert_eq!(launches["metric"], "per step");
+    assert!(close(&launches["base"], graphs[0].1), "{launches}");
+    assert!(close(&launches["new"], graphs[1].1), "{launches}");
+    let share = row("GPU time in graphs");
+    assert!(close(&share["base"], graphs[0].2), "{share}");
+    assert!(close(&share["new"], graphs[1].2), "{share}");
+
+    let eager = arg(&sample("h200_llama8_eager_1step"));
+    let (_, out, _) = run("nsys-digest", &["diff", &eager, &eager, "-f", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(!report["summary"].as_str().unwrap().contains("graph mode"));
+    let sections = report["rows"].as_array().unwrap().iter();
+    assert!(sections.clone().all(|r| r["section"] != "graphs"));
+}

@@ -1,5 +1,5 @@
-//! `nsys-digest diff BASE NEW`: phases, kernels, NVTX ranges and totals of
-//! two digests, normalised so runs of different length compare fairly:
+//! `nsys-digest diff BASE NEW`: phases, CUDA graphs, kernels, layers, NVTX
+//! ranges and totals of two digests, normalised so runs of different length compare fairly:
 //! per token within a phase when both runs have step ranges, per step for
 //! totals and ranges, raw totals otherwise.
 
@@ -78,6 +78,7 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
     if headline.is_empty() {
         headline.push(rows.len() - 1);
     }
+    graph_rows(&b, &n, per_step, &mut rows);
     kernel_rows(&b, &n, phased, &mut rows);
     layer_rows(&b, &n, phased, &mut rows);
     nvtx_rows(&b, &n, per_step, &mut rows);
@@ -88,14 +89,62 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
     } else {
         "raw totals (no step ranges in one of the runs)".to_string()
     };
-    finish(
+    let mut report = finish(
         &base.source.file,
         &new.source.file,
         normalisation,
         threshold_pct,
         rows,
         &headline,
-    )
+    );
+    if let Some(change) = graph_mode_change(base, new) {
+        report.summary.push_str(&format!("; {change}"));
+    }
+    report
+}
+
+/// CUDA graphs, where either run launched one: launches per step (or in
+/// all) and the share of GPU time inside graphs. Never gated: fewer
+/// launches may be a win or graphs that stopped working, and the mode
+/// change in the summary tells which.
+fn graph_rows(b: &Side, n: &Side, per_step: bool, rows: &mut Vec<DiffRow>) {
+    if b.d.llm.graphs.launches == 0 && n.d.llm.graphs.launches == 0 {
+        return;
+    }
+    let launches = |s: &Side| {
+        let all = s.d.llm.graphs.launches as f64;
+        if per_step {
+            all / s.steps
+        } else {
+            all
+        }
+    };
+    let share = |s: &Side| s.d.llm.graphs.graph_share_pct;
+    rows.push(DiffRow::new(
+        "graphs",
+        "graph launches",
+        if per_step { "per step" } else { "in all" },
+        Some(launches(b)),
+        Some(launches(n)),
+        Worse::Lower,
+        false,
+    ));
+    rows.push(DiffRow::new(
+        "graphs",
+        "GPU time in graphs",
+        "% of GPU time",
+        Some(share(b)),
+        Some(share(n)),
+        Worse::Lower,
+        false,
+    ));
+}
+
+/// The CUDA-graph mode, where the two runs differ: a reviewer's first
+/// question when the decode step time moves.
+fn graph_mode_change(base: &Digest, new: &Digest) -> Option<String> {
+    let (b, n) = (&base.llm.graphs.mode, &new.llm.graphs.mode);
+    (b != n).then(|| format!("CUDA graph mode {b} → {n}"))
 }
 
 /// Per phase either run has: GPU time per token and the step median.
