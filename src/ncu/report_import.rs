@@ -225,10 +225,13 @@ impl ImportedReport {
             .take()
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
+        if status.success() {
+            return Ok(None);
+        }
         let ahead = String::from_utf8_lossy(self.ahead.get_ref());
         let own = ahead.lines().filter(|l| l.starts_with("=="));
         let said = own.chain(stderr.lines()).collect::<Vec<_>>().join("\n");
-        Ok((!status.success()).then_some(NcuFailure { status, said }))
+        Ok(Some(NcuFailure { status, said }))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `nsys-digest diff BASE NEW`: phases, CUDA graphs, kernels, layers, NVTX
-//! ranges and totals of two digests, normalised so runs of different length compare fairly:
-//! per token within a phase when both runs have step ranges, per step for
-//! totals and ranges, raw totals otherwise.
+//! ranges and totals of two digests, normalised so runs of different
+//! length compare fairly: per token within a phase when both runs have step
+//! ranges, per step for totals and ranges, raw totals otherwise.
 
 use super::llm::Phase;
 use super::Digest;
