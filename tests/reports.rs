@@ -180,3 +180,52 @@ fn nvtx_kernels_rows_move_exactly_with_durations_over_32_bits() {
         moved(kernels_before[&(k.name.clone(), k.pid, k.device)], &k.time);
     }
 }
+
+/// `--by-process` on a profile of two processes: one row per (process,
+/// device, kernel name). Per name the rows add up to the merged row, which
+/// the ground-truth tests hold equal to `cuda_gpu_kern_sum`; per process
+/// they add up to that process's kernels in the export.
+#[test]
+fn kernels_by_process_split_the_merged_rows() {
+    let sample = "h200_llama8_2procs_graphs_node_1step";
+    let (_dir, conn) = sample_sql(sample);
+    let merged = digest_sample(sample, &DigestOptions::default());
+    let split = digest_sample(
+        sample,
+        &DigestOptions {
+            kernels_by_process: true,
+            ..Default::default()
+        },
+    );
+    assert!(merged.kernels.iter().all(|k| k.pid.is_none()));
+    let mut per_name: BTreeMap<&str, (u64, i64)> = BTreeMap::new();
+    let mut per_pid: BTreeMap<u32, (u64, i64)> = BTreeMap::new();
+    for k in &split.kernels {
+        assert_eq!(k.device, Some(0), "{}", k.name);
+        for e in [
+            per_name.entry(&k.name).or_default(),
+            per_pid.entry(k.pid.unwrap()).or_default(),
+        ] {
+            e.0 += k.time.count;
+            e.1 += k.time.total_ns;
+        }
+    }
+    let merged_per_name: BTreeMap<&str, (u64, i64)> = merged
+        .kernels
+        .iter()
+        .map(|k| (k.name.as_str(), (k.time.count, k.time.total_ns)))
+        .collect();
+    assert_eq!(per_name, merged_per_name);
+    let raw: BTreeMap<u32, (u64, i64)> = conn
+        .prepare(
+            "SELECT (globalPid >> 24) & 16777215, count(*), sum(end - start) \
+             FROM CUPTI_ACTIVITY_KIND_KERNEL GROUP BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(per_pid, raw);
+    assert_eq!(raw.len(), 2);
+}

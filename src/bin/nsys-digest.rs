@@ -83,6 +83,11 @@ struct Common {
     #[arg(long)]
     innermost: bool,
 
+    /// kernels: one row per process and GPU, in a profile with several
+    /// (nsys stats sums them per name).
+    #[arg(long)]
+    by_process: bool,
+
     /// Step ranges: a regex with named groups `ctx` and `gen` (request
     /// counts), optionally `ctx_tokens` and `gen_tokens`.
     #[arg(long, value_name = "REGEX")]
@@ -149,6 +154,7 @@ fn options(c: &Common) -> Result<DigestOptions> {
         },
         names: c.names,
         innermost: c.innermost,
+        kernels_by_process: c.by_process,
         input: InputOptions {
             temp_dir: c.temp_dir.clone(),
             max_decompressed_bytes: c.max_decompressed_mb.saturating_mul(1 << 20),

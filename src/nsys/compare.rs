@@ -251,11 +251,11 @@ fn kernel_values(s: &Side, phased: bool) -> BTreeMap<KernelKey, (f64, f64)> {
         }
     } else {
         let total = s.gpu_ns();
+        // Summed by name: `--by-process` gives a name one row per process.
         for k in &s.d.kernels {
-            out.insert(
-                (String::new(), k.name.clone()),
-                (k.time.total_ns as f64, total),
-            );
+            out.entry((String::new(), k.name.clone()))
+                .or_insert((0.0, total))
+                .0 += k.time.total_ns as f64;
         }
     }
     out

@@ -35,6 +35,8 @@ pub struct DigestOptions {
     pub names: NameStyle,
     /// Count each kernel once, in its innermost range, in `nvtx_kernels`.
     pub innermost: bool,
+    /// Split the kernels report by process and GPU.
+    pub kernels_by_process: bool,
     pub input: InputOptions,
     pub llm: llm::LlmOptions,
 }
@@ -129,7 +131,11 @@ pub fn digest_trace(trace: &Trace, path: &Path, opts: &DigestOptions) -> Digest 
     let (mut kernels, mut busy, mut memory, mut api) = (None, None, None, None);
     let mut indexed = None;
     rayon::scope(|s| {
-        s.spawn(|_| kernels = Some(timed("kernels", || kernel_summary(trace, opts.names))));
+        s.spawn(|_| {
+            kernels = Some(timed("kernels", || {
+                kernel_summary(trace, opts.names, opts.kernels_by_process)
+            }))
+        });
         s.spawn(|_| busy = Some(timed("gpu busy", || gpu_busy(trace))));
         s.spawn(|_| memory = Some(timed("memory", || memory_summary(trace))));
         s.spawn(|_| api = Some(timed("api", || api_summary(trace))));

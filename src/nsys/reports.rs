@@ -17,7 +17,8 @@ pub use super::nvtx_kernels::{nvtx_kernel_summary, NvtxKernelSummary};
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelSummary {
     pub name: String,
-    /// Set only when the profile has more than one process or GPU.
+    /// Set only with `by_process`, when the profile has more than one
+    /// process or GPU.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,9 +29,10 @@ pub struct KernelSummary {
     pub share_pct: f64,
 }
 
-/// `cuda_gpu_kern_sum`: per kernel name, split by process and device when
-/// the profile has several.
-pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
+/// `cuda_gpu_kern_sum`: per kernel name over every process and GPU, as
+/// nsys prints it; with `by_process`, split by process and device where the
+/// profile has several.
+pub fn kernel_summary(trace: &Trace, names: NameStyle, by_process: bool) -> Vec<KernelSummary> {
     // Grouped by process and device in the one pass over the kernels (at
     // 1 GB a pass reads 188 MB), then merged by name where there is one
     // (process, device) pair.
@@ -43,7 +45,7 @@ pub fn kernel_summary(trace: &Trace, names: NameStyle) -> Vec<KernelSummary> {
     }
     let by_place = by_place.into_groups();
     let places: HashSet<(Option<i64>, u32)> = by_place.iter().map(|&(p, _, _)| p).collect();
-    let split = places.len() > 1;
+    let split = by_process && places.len() > 1;
     let mut groups: HashMap<(i64, Option<u32>, Option<i64>), DurationList> = HashMap::default();
     for ((global_pid, device), name, list) in by_place {
         let key = if split {

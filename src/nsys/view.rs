@@ -83,7 +83,12 @@ pub fn kernels_table(rows: &[KernelSummary], top: Option<usize>) -> Table {
         .collect();
     Table {
         name: "kernels",
-        title: "GPU kernels (as cuda_gpu_kern_sum)".into(),
+        title: if split {
+            "GPU kernels per process and GPU (cuda_gpu_kern_sum, split)"
+        } else {
+            "GPU kernels (as cuda_gpu_kern_sum)"
+        }
+        .into(),
         columns,
         rows,
         note: None,
