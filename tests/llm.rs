@@ -180,6 +180,64 @@ fn piecewise_graphs_are_named_so_and_placed_in_layers() {
     assert!(layers.graph_kernels_with_layer > layers.graph_kernels / 2);
 }
 
+/// Two processes on one GPU, each capturing and replaying its own graph:
+/// one runs layers 0–3, the other layers 4–7, as two pipeline stages
+/// would. Each process numbers its graphs and graph nodes from the same
+/// start, so graph 2 and node 4294967296 exist twice. Per graph, the
+/// launches, kernels and GPU time are those of its own process; and each
+/// graph kernel takes the layer its node was captured in within its own
+/// process, so with both stages doing the same work every layer index of a
+/// type holds as many kernels as the others.
+#[test]
+fn graphs_and_their_layers_are_kept_apart_per_process() {
+    let sample = "h200_llama8_2procs_graphs_node_1step";
+    let (_dir, conn) = sample_sql(sample);
+    let d = digest_sample(sample, &DigestOptions::default());
+    let mut expected: Vec<(Option<u32>, i64, u64, u64, i64)> = conn
+        .prepare(
+            "SELECT (globalPid >> 24) & 16777215, graphNodeId >> 32, count(DISTINCT correlationId), \
+             count(*), sum(end - start) FROM CUPTI_ACTIVITY_KIND_KERNEL \
+             WHERE graphNodeId IS NOT NULL GROUP BY 1, 2",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((Some(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    expected.sort();
+    let ours: Vec<_> = d
+        .llm
+        .graphs
+        .per_graph
+        .iter()
+        .map(|g| (g.pid, g.graph, g.launches, g.kernels, g.gpu_ns))
+        .collect();
+    assert_eq!(ours, expected);
+    assert_eq!(ours.len(), 2);
+    assert_eq!(
+        ours[0].1, ours[1].1,
+        "both processes number their graph alike"
+    );
+
+    let layers = &d.llm.layers;
+    assert!(layers.graph_kernels_with_layer > layers.graph_kernels / 2);
+    let mut per_type: HashMap<&str, Vec<(u32, u64)>> = HashMap::new();
+    for row in &layers.indices {
+        per_type
+            .entry(&row.layer_type)
+            .or_default()
+            .push((row.index, row.kernels));
+        assert!(!row.outlier, "{row:?}");
+    }
+    for (ty, rows) in per_type {
+        let indices: Vec<u32> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(indices, (0..8).collect::<Vec<_>>(), "{ty}");
+        assert!(rows.iter().all(|r| r.1 == rows[0].1), "{ty}: {rows:?}");
+    }
+}
+
 /// Decode layers per layer type.
 fn decode_layer_types(d: &nsight_digest::nsys::Digest) -> HashMap<String, u64> {
     d.llm

@@ -13,11 +13,11 @@
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
 use super::slots::{OptionalIds, RunIdGroups, RunSlots};
-use super::trace::Trace;
+use super::trace::{global_id, GraphNodeEvent, Trace};
 use crate::categories::Categories;
 use crate::stats::percent;
 use regex::Regex;
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::Serialize;
 use std::sync::OnceLock;
 
@@ -222,6 +222,11 @@ pub struct GraphReport {
 /// One graph (graphId, or the exec graph id held in a node id's high bits).
 #[derive(Debug, Clone, Serialize)]
 pub struct GraphRow {
+    /// Set when graphs ran in several processes: each process numbers
+    /// its graphs from the same start, so graph 2 of two ranks are two
+    /// graphs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
     pub graph: i64,
     pub launches: u64,
     pub kernels: u64,
@@ -535,7 +540,8 @@ fn place_kernels(
         }
         let (step, mut layer) = last.1;
         if let Some(node) = trace.kernels.graph_node(i) {
-            layer = capture_layers.get(&node).copied().flatten();
+            let pid = trace.kernels.global_pid(&trace.kernels[i]);
+            layer = capture_layers.get(&(pid, node)).copied().flatten();
             places.graph_kernels_with_layer += layer.is_some() as u64;
         }
         places.step.push(step);
@@ -550,25 +556,30 @@ fn place_kernels(
     places
 }
 
+/// A graph node in its process: each process numbers its nodes from the
+/// same start, so two ranks of one model hold the same node ids.
+type ProcessNode = (Option<i64>, i64);
+
 /// Layer of each instantiated graph node, from the ranges open on the
 /// capturing thread when the original node was created.
 fn graph_node_layers(
     trace: &Trace,
     index: &NvtxIndex,
     range_layer: &[Option<(u32, u32)>],
-) -> HashMap<i64, Option<(u32, u32)>> {
-    let created: HashMap<i64, (i64, Option<i64>)> = trace
+) -> HashMap<ProcessNode, Option<(u32, u32)>> {
+    let process_node = |e: &GraphNodeEvent, node| (e.global_tid.map(global_id::process), node);
+    let created: HashMap<ProcessNode, (i64, Option<i64>)> = trace
         .graph_node_events
         .iter()
         .filter(|e| e.original.is_none())
-        .map(|e| (e.node, (e.start, e.global_tid)))
+        .map(|e| (process_node(e, e.node), (e.start, e.global_tid)))
         .collect();
     let mut exec_nodes = Vec::new();
     let mut points = Vec::new();
     for e in trace.graph_node_events.iter() {
         let Some(orig) = e.original else { continue };
-        if let Some(&(t, Some(tid))) = created.get(&orig) {
-            exec_nodes.push(e.node);
+        if let Some(&(t, Some(tid))) = created.get(&process_node(e, orig)) {
+            exec_nodes.push(process_node(e, e.node));
             points.push((tid, t));
         }
     }
@@ -846,31 +857,34 @@ fn per_graph_rows(trace: &Trace, node_kernels: &[usize]) -> Vec<GraphRow> {
             .and_then(|g| g[i])
             .unwrap_or_else(|| trace.kernels.graph_node(i).unwrap_or(0) >> 32)
     };
-    let mut per_graph: HashMap<i64, GraphTally> = HashMap::default();
+    let mut per_graph: HashMap<(Option<i64>, i64), GraphTally> = HashMap::default();
     for &i in node_kernels {
         let k = &trace.kernels[i];
-        let g = per_graph.entry(graph_of_kernel(i)).or_default();
-        g.0.insert((trace.kernels.global_pid(k), k.correlation()));
+        let pid = trace.kernels.global_pid(k);
+        let g = per_graph.entry((pid, graph_of_kernel(i))).or_default();
+        g.0.insert((pid, k.correlation()));
         g.1 += 1;
         g.2 += trace.kernels.duration(k);
     }
     for ge in &trace.graph_executions {
-        let g = per_graph
-            .entry(ge.graph_exec_id.or(ge.graph_id).unwrap_or(0))
-            .or_default();
+        let graph = ge.graph_exec_id.or(ge.graph_id).unwrap_or(0);
+        let g = per_graph.entry((ge.gpu.global_pid, graph)).or_default();
         g.0.insert((ge.gpu.global_pid, ge.gpu.correlation));
         g.2 += ge.gpu.end - ge.gpu.start;
     }
+    let processes: HashSet<Option<i64>> = per_graph.keys().map(|&(p, _)| p).collect();
+    let split = processes.len() > 1;
     let mut rows: Vec<GraphRow> = per_graph
         .into_iter()
-        .map(|(graph, (l, kernels, gpu_ns))| GraphRow {
+        .map(|((global_pid, graph), (l, kernels, gpu_ns))| GraphRow {
+            pid: global_pid.filter(|_| split).map(global_id::pid),
             graph,
             launches: l.len() as u64,
             kernels,
             gpu_ns,
         })
         .collect();
-    rows.sort_by_key(|r| r.graph);
+    rows.sort_by_key(|r| (r.pid, r.graph));
     rows
 }
 

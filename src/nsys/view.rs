@@ -552,22 +552,30 @@ use super::llm::{GraphReport, Hotspot, LayerReport, PhaseReport};
 
 /// `graphs`: one row per graph, with the verdict and evidence in the note.
 pub fn graphs_table(g: &GraphReport) -> Table {
-    let columns = vec![
+    let by_process = g.per_graph.iter().any(|r| r.pid.is_some());
+    let mut columns = vec![
         Column::num("graph", "Graph"),
         Column::num("launches", "Launches"),
         Column::num("kernels", "Kernels"),
         Column::num("gpu_ns", "GPU (ns)"),
     ];
+    if by_process {
+        columns.insert(0, Column::num("pid", "PID"));
+    }
     let rows = g
         .per_graph
         .iter()
         .map(|r| {
-            vec![
-                Cell::Int(r.graph),
-                Cell::Int(r.launches as i64),
-                Cell::Int(r.kernels as i64),
-                Cell::Int(r.gpu_ns),
-            ]
+            let pid = r.pid.map(|p| Cell::Int(i64::from(p)));
+            pid.filter(|_| by_process)
+                .into_iter()
+                .chain([
+                    Cell::Int(r.graph),
+                    Cell::Int(r.launches as i64),
+                    Cell::Int(r.kernels as i64),
+                    Cell::Int(r.gpu_ns),
+                ])
+                .collect()
         })
         .collect();
     let per_launch = g
