@@ -4,7 +4,7 @@
 use crate::common::*;
 use nsight_digest::nsys::{Digest, DigestOptions};
 use nsight_digest::stats::DurationStats;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// (ops, busy ns, gaps, longest gap) of a set of intervals, by a plain
 /// sort-and-sweep.
@@ -65,7 +65,9 @@ fn gpu_busy_holds_when_kernels_arrive_out_of_start_order() {
     assert_busy_is_raw_union(name, &conn, &d);
 }
 
-/// Each busy row equals the union of its device's or stream's raw ops.
+/// Each busy row equals the union of its device's or stream's raw ops. A
+/// stream is its process's: where ops came from several processes, each
+/// numbers its streams alike, and the rows name the process.
 fn assert_busy_is_raw_union(name: &str, conn: &rusqlite::Connection, d: &Digest) {
     // A table the capture had nothing for is absent from the export.
     let sql = ["KERNEL", "MEMCPY", "MEMSET"]
@@ -80,43 +82,49 @@ fn assert_busy_is_raw_union(name: &str, conn: &rusqlite::Connection, d: &Digest)
             .unwrap()
                 > 0
         })
-        .map(|table| format!("SELECT deviceId, streamId, start, end FROM {table}"))
+        .map(|table| {
+            format!(
+                "SELECT deviceId, (globalPid >> 24) & 16777215, streamId, start, end FROM {table}"
+            )
+        })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let mut stmt = conn.prepare(&sql).unwrap();
     let mut by_device: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
-    let mut by_stream: BTreeMap<(i64, i64), Vec<(i64, i64)>> = BTreeMap::new();
+    let mut by_stream: BTreeMap<(i64, u32, i64), Vec<(i64, i64)>> = BTreeMap::new();
     let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, (r.get(3)?, r.get(4)?)))
+        })
         .unwrap();
     for row in rows {
-        let (device, stream, s, e): (i64, i64, i64, i64) = row.unwrap();
-        by_device.entry(device).or_default().push((s, e));
-        by_stream.entry((device, stream)).or_default().push((s, e));
+        let (device, pid, stream, op): (i64, u32, i64, (i64, i64)) = row.unwrap();
+        by_device.entry(device).or_default().push(op);
+        by_stream.entry((device, pid, stream)).or_default().push(op);
     }
+    let several = by_stream.keys().map(|k| k.1).collect::<BTreeSet<_>>().len() > 1;
     let span = d.source.span_ns.unwrap();
     assert_eq!(
         d.launch.busy.len(),
         by_device.len() + by_stream.len(),
         "{name}"
     );
-    let expected = by_device
-        .into_iter()
-        .map(|(dev, ops)| ((dev, None), ops))
-        .chain(
-            by_stream
-                .into_iter()
-                .map(|((dev, st), ops)| ((dev, Some(st)), ops)),
-        );
-    for ((device, stream), ops) in expected {
+    let expected =
+        by_device
+            .into_iter()
+            .map(|(dev, ops)| ((dev, None, None), ops))
+            .chain(by_stream.into_iter().map(|((dev, pid, st), ops)| {
+                ((dev, Some(pid).filter(|_| several), Some(st)), ops)
+            }));
+    for ((device, pid, stream), ops) in expected {
         let row = d
             .launch
             .busy
             .iter()
-            .find(|r| r.device == device && r.stream == stream)
-            .unwrap_or_else(|| panic!("{name}: no row for {device}/{stream:?}"));
+            .find(|r| (r.device, r.pid, r.stream) == (device, pid, stream))
+            .unwrap_or_else(|| panic!("{name}: no row for {device}/{pid:?}/{stream:?}"));
         let (count, total, gaps, longest) = busy(ops);
-        let ctx = format!("{name} device {device} stream {stream:?}");
+        let ctx = format!("{name} device {device} pid {pid:?} stream {stream:?}");
         assert_eq!(row.ops, count, "{ctx}");
         assert_eq!(row.busy_ns, total, "{ctx}");
         assert_eq!(row.idle_ns, (span - total).max(0), "{ctx}");

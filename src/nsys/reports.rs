@@ -513,6 +513,10 @@ impl LaunchAcc {
 #[derive(Debug, Clone, Serialize)]
 pub struct GpuBusy {
     pub device: i64,
+    /// The stream's process, set when ops came from several: each process
+    /// numbers its streams alike.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
     /// `None` for the whole device.
     pub stream: Option<i64>,
     pub ops: u64,
@@ -533,9 +537,16 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
     };
     let span = (span_end - span_start).max(0);
     let mut rows = running_busy(trace, span).unwrap_or_else(|| merged_busy(trace, span));
+    let processes: HashSet<u32> = rows.iter().filter_map(|r| r.pid).collect();
+    if processes.len() < 2 {
+        rows.iter_mut().for_each(|r| r.pid = None);
+    }
     rows.sort_by_key(|r| (r.device, r.stream.is_some(), std::cmp::Reverse(r.busy_ns)));
     rows
 }
+
+/// A stream is (device, global pid or 0, stream id).
+type StreamKey = (i64, i64, i64);
 
 /// The busy rows in one pass that keeps no intervals, which works when
 /// every device's and stream's ops arrive in start order once kernels and
@@ -554,11 +565,12 @@ fn running_busy(trace: &Trace, span: i64) -> Option<Vec<GpuBusy>> {
 }
 
 /// Kernels and memory ops merged by start: (position among kernels then
-/// memory ops, (device, stream), start, end).
-fn ops_by_start(trace: &Trace) -> impl Iterator<Item = (usize, (i64, i64), i64, i64)> + '_ {
+/// memory ops, stream, start, end).
+fn ops_by_start(trace: &Trace) -> impl Iterator<Item = (usize, StreamKey, i64, i64)> + '_ {
     let kernels = trace.kernels.iter().enumerate().map(|(i, k)| {
         let key = (
             i64::from(trace.kernels.device(k)),
+            trace.kernels.global_pid(k).unwrap_or(0),
             i64::from(trace.kernels.stream(k)),
         );
         (i, key, k.start, trace.kernels.end(k))
@@ -571,7 +583,7 @@ fn ops_by_start(trace: &Trace) -> impl Iterator<Item = (usize, (i64, i64), i64, 
         let m = &trace.memops[i].gpu;
         (
             trace.kernels.len() + i,
-            (m.device, m.stream),
+            (m.device, m.global_pid.unwrap_or(0), m.stream),
             m.start,
             m.end,
         )
@@ -593,11 +605,11 @@ fn ops_by_start(trace: &Trace) -> impl Iterator<Item = (usize, (i64, i64), i64, 
 /// A running union per stream and per device.
 #[derive(Default)]
 struct BusyUnions {
-    stream_slots: RunSlots<(i64, i64)>,
+    stream_slots: RunSlots<StreamKey>,
     /// Per stream: its key, where it first appears among kernels then
     /// memory ops (the list-based path's numbering, which orders tied
     /// rows), and its union.
-    streams: Vec<((i64, i64), usize, RunningUnion)>,
+    streams: Vec<(StreamKey, usize, RunningUnion)>,
     device_slots: RunSlots<i64>,
     devices: Vec<(i64, RunningUnion)>,
 }
@@ -605,7 +617,7 @@ struct BusyUnions {
 impl BusyUnions {
     /// Take in one op; `false` when it starts before an op of its stream
     /// or device that came earlier.
-    fn add(&mut self, position: usize, key: (i64, i64), start: i64, end: i64) -> bool {
+    fn add(&mut self, position: usize, key: StreamKey, start: i64, end: i64) -> bool {
         let (slot, new) = self.stream_slots.slot(key);
         if new {
             self.streams.push((key, position, RunningUnion::default()));
@@ -621,16 +633,13 @@ impl BusyUnions {
 
     fn rows(mut self, span: i64) -> Vec<GpuBusy> {
         self.streams.sort_by_key(|s| s.1);
-        let stream_rows = self
-            .streams
-            .into_iter()
-            .map(|((device, stream), _, union)| {
-                let (ops, stats) = union.finish();
-                busy_row(device, Some(stream), ops, &stats, span)
-            });
+        let stream_rows = self.streams.into_iter().map(|(stream, _, union)| {
+            let (ops, stats) = union.finish();
+            stream_busy_row(stream, ops, &stats, span)
+        });
         let device_rows = self.devices.into_iter().map(|(device, union)| {
             let (ops, stats) = union.finish();
-            busy_row(device, None, ops, &stats, span)
+            busy_row(device, ops, &stats, span)
         });
         stream_rows.chain(device_rows).collect()
     }
@@ -643,27 +652,33 @@ fn merged_busy(trace: &Trace, span: i64) -> Vec<GpuBusy> {
     for k in trace.kernels.iter() {
         let place = (
             i64::from(trace.kernels.device(k)),
+            trace.kernels.global_pid(k).unwrap_or(0),
             i64::from(trace.kernels.stream(k)),
         );
         streams.add(place, k.start, trace.kernels.end(k));
     }
     for m in &trace.memops {
-        streams.add((m.gpu.device, m.gpu.stream), m.gpu.start, m.gpu.end);
+        let m = &m.gpu;
+        streams.add(
+            (m.device, m.global_pid.unwrap_or(0), m.stream),
+            m.start,
+            m.end,
+        );
     }
     // A device is busy where any of its streams is: the union of the
     // streams' unions, merged in order without a combined list.
     let mut by_device: HashMap<i64, (u64, Vec<Intervals>)> = HashMap::default();
     let mut rows = Vec::new();
-    for ((device, stream), union) in streams.finish() {
+    for (stream, union) in streams.finish() {
         let stats = UnionStats::of(union.intervals.iter().copied());
-        rows.push(busy_row(device, Some(stream), union.ops, &stats, span));
-        let d = by_device.entry(device).or_default();
+        rows.push(stream_busy_row(stream, union.ops, &stats, span));
+        let d = by_device.entry(stream.0).or_default();
         d.0 += union.ops;
         d.1.push(union.intervals);
     }
     for (device, (count, unions)) in by_device {
         let stats = device_union(unions);
-        rows.push(busy_row(device, None, count, &stats, span));
+        rows.push(busy_row(device, count, &stats, span));
     }
     rows
 }
@@ -714,8 +729,8 @@ type Intervals = Vec<(i64, i64)>;
 #[derive(Default)]
 struct StreamUnions {
     /// Ops of one stream come in runs.
-    slots: RunSlots<(i64, i64)>,
-    streams: Vec<((i64, i64), StreamUnion)>,
+    slots: RunSlots<StreamKey>,
+    streams: Vec<(StreamKey, StreamUnion)>,
 }
 
 #[derive(Default)]
@@ -728,7 +743,7 @@ struct StreamUnion {
 }
 
 impl StreamUnions {
-    fn add(&mut self, key: (i64, i64), start: i64, end: i64) {
+    fn add(&mut self, key: StreamKey, start: i64, end: i64) {
         let (slot, new) = self.slots.slot(key);
         if new {
             self.streams.push((key, StreamUnion::default()));
@@ -737,7 +752,7 @@ impl StreamUnions {
         self.streams[slot].1.add(start, end.max(start));
     }
 
-    fn finish(self) -> impl Iterator<Item = ((i64, i64), StreamUnion)> {
+    fn finish(self) -> impl Iterator<Item = (StreamKey, StreamUnion)> {
         self.streams.into_iter().map(|(key, mut union)| {
             if !union.out_of_order.is_empty() {
                 let mut all = std::mem::take(&mut union.intervals);
@@ -841,17 +856,27 @@ fn device_union(unions: Vec<Intervals>) -> UnionStats {
 }
 
 /// Busy time, gaps and idle share from the union of a device's or stream's ops.
-fn busy_row(device: i64, stream: Option<i64>, ops: u64, union: &UnionStats, span: i64) -> GpuBusy {
+fn busy_row(device: i64, ops: u64, union: &UnionStats, span: i64) -> GpuBusy {
     let idle = (span - union.busy).max(0);
     GpuBusy {
         device,
-        stream,
+        pid: None,
+        stream: None,
         ops,
         busy_ns: union.busy,
         idle_ns: idle,
         idle_pct: percent(idle as f64, span as f64),
         gaps: union.intervals.saturating_sub(1),
         longest_gap_ns: union.longest_gap,
+    }
+}
+
+fn stream_busy_row(stream: StreamKey, ops: u64, union: &UnionStats, span: i64) -> GpuBusy {
+    let (device, global_pid, stream) = stream;
+    GpuBusy {
+        pid: Some(global_id::pid(global_pid)),
+        stream: Some(stream),
+        ..busy_row(device, ops, union, span)
     }
 }
 
@@ -996,10 +1021,11 @@ mod tests {
             ((seed >> 33) % m) as i64
         };
         let mut streams = StreamUnions::default();
-        let mut raw: std::collections::BTreeMap<(i64, i64), Vec<(i64, i64)>> = Default::default();
+        let mut raw: std::collections::BTreeMap<super::StreamKey, Vec<(i64, i64)>> =
+            Default::default();
         let mut clock = 0;
         for _ in 0..5000 {
-            let key = (next(2), next(6));
+            let key = (next(2), next(2) << 24, next(6));
             clock += next(50);
             let start = if next(10) == 0 {
                 clock - next(400)
@@ -1025,10 +1051,15 @@ mod tests {
                 "device {device}"
             );
             // Past eight streams the lists are sorted together: same answer.
-            let many: Vec<_> = unions.iter().cycle().take(9).cloned().collect();
+            let many: Vec<_> = unions
+                .iter()
+                .cycle()
+                .take(unions.len() + 9)
+                .cloned()
+                .collect();
             assert!(
                 same_stats(&device_union(many), &expected),
-                "device {device}, 9 lists"
+                "device {device}, lists repeated"
             );
         }
     }

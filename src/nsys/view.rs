@@ -223,7 +223,12 @@ fn launch_row(r: &LaunchSummary) -> Vec<Cell> {
 
 /// `busy`: GPU busy and idle time per device, then per stream.
 pub fn busy_table(rows: &[GpuBusy], devices_only: bool) -> Table {
-    let columns = vec![
+    let rows: Vec<&GpuBusy> = rows
+        .iter()
+        .filter(|r| !devices_only || r.stream.is_none())
+        .collect();
+    let by_process = rows.iter().any(|r| r.pid.is_some());
+    let mut columns = vec![
         Column::num("device", "Device"),
         Column::text("stream", "Stream"),
         Column::num("ops", "GPU ops"),
@@ -233,20 +238,26 @@ pub fn busy_table(rows: &[GpuBusy], devices_only: bool) -> Table {
         Column::num("gaps", "Gaps"),
         Column::num("longest_gap_ns", "Longest gap (ns)"),
     ];
+    if by_process {
+        columns.insert(1, Column::num("pid", "PID"));
+    }
     let rows = rows
-        .iter()
-        .filter(|r| !devices_only || r.stream.is_none())
+        .into_iter()
         .map(|r| {
-            vec![
-                Cell::Int(r.device),
-                Cell::Text(r.stream.map_or("all".into(), |s| s.to_string())),
-                Cell::Int(r.ops as i64),
-                Cell::Int(r.busy_ns),
-                Cell::Int(r.idle_ns),
-                Cell::Float(r.idle_pct, 1),
-                Cell::Int(r.gaps as i64),
-                Cell::Int(r.longest_gap_ns),
-            ]
+            let pid = by_process.then(|| Cell::opt_int(r.pid.map(i64::from)));
+            [Cell::Int(r.device)]
+                .into_iter()
+                .chain(pid)
+                .chain([
+                    Cell::Text(r.stream.map_or("all".into(), |s| s.to_string())),
+                    Cell::Int(r.ops as i64),
+                    Cell::Int(r.busy_ns),
+                    Cell::Int(r.idle_ns),
+                    Cell::Float(r.idle_pct, 1),
+                    Cell::Int(r.gaps as i64),
+                    Cell::Int(r.longest_gap_ns),
+                ])
+                .collect()
         })
         .collect();
     Table {
