@@ -50,6 +50,30 @@ fn csv_headers_follow_the_documented_columns() {
     }
 }
 
+/// A profile of two processes: `kernels` sums them unless `--by-process`
+/// is given, and `busy` names each stream's process.
+#[test]
+fn csv_headers_of_a_two_process_profile_follow_the_documented_columns() {
+    const STATS: &str = "instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,share_pct";
+    let busy = "device,pid,stream,ops,busy_ns,idle_ns,idle_pct,gaps,longest_gap_ns".to_string();
+    let cases = [
+        (&["-r", "kernels"][..], format!("name,{STATS}")),
+        (
+            &["-r", "kernels", "--by-process"],
+            format!("name,pid,device,{STATS}"),
+        ),
+        (&["-r", "busy"], busy),
+    ];
+    for (args, header) in cases {
+        let file = sample_arg("h200_llama8_2procs_graphs_node_1step");
+        let mut all = vec![file.as_str(), "--format", "csv"];
+        all.extend(args);
+        let (code, out, err) = run("nsys-digest", &all);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.lines().next(), Some(header.as_str()), "{args:?}");
+    }
+}
+
 #[test]
 fn csv_kernel_rows_equal_ground_truth() {
     let sample = "h200_llama8_graphs_node_1step";
