@@ -238,6 +238,47 @@ fn graphs_and_their_layers_are_kept_apart_per_process() {
     }
 }
 
+/// Every process's step ranges count: per phase, the steps, tokens and
+/// step median are those of both processes' ranges in `nvtx_sum`, and the
+/// GPU time that of both processes' rows in `nvtx_kern_sum`.
+#[test]
+fn the_steps_of_every_process_count() {
+    let sample = "h200_llama8_2procs_graphs_node_1step";
+    let d = digest_sample(sample, &DigestOptions::default());
+    let ranges = groundtruth(sample, "nvtx_sum");
+    let name = Regex::new(r"^:execute_context_(\d+)\((\d+)\)_generation_(\d+)\((\d+)\)$").unwrap();
+    for p in &d.llm.phases.phases {
+        let (ctx_tokens, gen_tokens) = match p.phase {
+            Phase::Prefill => (1, 0),
+            Phase::Decode => (0, 1),
+            other => panic!("{other:?}"),
+        };
+        let rows: Vec<_> = ranges
+            .iter()
+            .filter_map(|r| Some((name.captures(&r["Range"])?, r)))
+            .filter(|(c, _)| {
+                (&c[2] != "0") as u64 == ctx_tokens && (&c[4] != "0") as u64 == gen_tokens
+            })
+            .collect();
+        let [(caps, row)] = &rows[..] else {
+            panic!("{:?}: {} step names", p.phase, rows.len())
+        };
+        let steps = int(row, "Instances") as u64;
+        assert_eq!(p.steps, steps, "{:?}", p.phase);
+        let tokens: u64 = caps[2].parse::<u64>().unwrap() + caps[4].parse::<u64>().unwrap();
+        assert_eq!(p.tokens, Some(tokens * steps), "{:?}", p.phase);
+        assert_eq!(
+            format!("{:.1}", p.step_median_ns),
+            row["Med (ns)"],
+            "{:?}",
+            p.phase
+        );
+        let own = Regex::new(&format!("^{}$", regex::escape(&row["Range"]))).unwrap();
+        assert_eq!(p.gpu_ns, kern_sum_total(sample, &own), "{:?}", p.phase);
+    }
+    assert_eq!(d.llm.phases.phases.len(), 2);
+}
+
 /// Decode layers per layer type.
 fn decode_layer_types(d: &nsight_digest::nsys::Digest) -> HashMap<String, u64> {
     d.llm
