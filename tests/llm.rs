@@ -238,6 +238,36 @@ fn graphs_and_their_layers_are_kept_apart_per_process() {
     }
 }
 
+/// The same two processes in graph trace mode: each graph execution counts
+/// in its own process's graph.
+#[test]
+fn graph_executions_are_kept_apart_per_process() {
+    let sample = "h200_llama8_2procs_graphs_graphmode_1step";
+    let (_dir, conn) = sample_sql(sample);
+    let d = digest_sample(sample, &DigestOptions::default());
+    let expected: Vec<(Option<u32>, i64, u64, u64, i64)> = conn
+        .prepare(
+            "SELECT (globalPid >> 24) & 16777215, graphExecId, count(DISTINCT correlationId), \
+             0, sum(end - start) FROM CUPTI_ACTIVITY_KIND_GRAPH_TRACE GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((Some(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let ours: Vec<_> = d
+        .llm
+        .graphs
+        .per_graph
+        .iter()
+        .map(|g| (g.pid, g.graph, g.launches, g.kernels, g.gpu_ns))
+        .collect();
+    assert_eq!(ours, expected);
+    assert_eq!(ours.len(), 2);
+}
+
 /// Every process's step ranges count: per phase, the steps, tokens and
 /// step median are those of both processes' ranges in `nvtx_sum`, and the
 /// GPU time that of both processes' rows in `nvtx_kern_sum`.

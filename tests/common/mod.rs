@@ -14,6 +14,7 @@ pub const SAMPLES: &[&str] = &[
     "h200_llama8_graphs_node_capture_before_profile",
     "h200_llama8_piecewise_node_1step",
     "h200_llama8_2procs_graphs_node_1step",
+    "h200_llama8_2procs_graphs_graphmode_1step",
 ];
 
 /// Runs one of the binaries to its end: exit code, stdout and stderr. Two
