@@ -17,6 +17,9 @@ pub use polars;
 pub struct KernelRecord {
     pub profile: String,
     pub name: String,
+    /// Null unless `--by-process` split the profile's kernels.
+    pub pid: Option<i64>,
+    pub device: Option<i64>,
     pub instances: i64,
     pub total_ns: i64,
     pub avg_ns: f64,
@@ -67,6 +70,8 @@ impl KernelRecord {
         KernelRecord {
             profile: profile.to_string(),
             name: k.name.clone(),
+            pid: k.pid.map(i64::from),
+            device: k.device,
             instances: k.time.count as i64,
             total_ns: k.time.total_ns,
             avg_ns: k.time.avg_ns,
@@ -206,6 +211,8 @@ mod parquet {
         vec![
             column!(k, profile as text),
             column!(k, name as text),
+            column!(k, pid),
+            column!(k, device),
             column!(k, instances),
             column!(k, total_ns),
             column!(k, avg_ns),

@@ -10,15 +10,16 @@ fn read(path: &std::path::Path) -> DataFrame {
     ParquetReader::new(file).finish().unwrap()
 }
 
-#[test]
-fn folder_export_opens_with_polars() {
+/// `nsys-digest INPUT --export-parquet DIR --quiet EXTRA...` into a temp folder.
+fn export(input: &std::path::Path, extra: &[&str]) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     let status = Command::cargo_bin("nsys-digest")
         .unwrap()
-        .arg(repo().join("samples"))
+        .arg(input)
         .arg("--export-parquet")
         .arg(out.path())
         .arg("--quiet")
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -26,6 +27,12 @@ fn folder_export_opens_with_polars() {
         "{}",
         String::from_utf8_lossy(&status.stderr)
     );
+    out
+}
+
+#[test]
+fn folder_export_opens_with_polars() {
+    let out = export(&repo().join("samples"), &[]);
     let kernels = read(&out.path().join("kernels.parquet"));
     let profiles = kernels.column("profile").unwrap().str().unwrap().clone();
     let totals = kernels.column("total_ns").unwrap().i64().unwrap().clone();
@@ -46,7 +53,7 @@ fn folder_export_opens_with_polars() {
     for (table, columns) in [
         (
             "kernels",
-            "profile,name,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,share_pct",
+            "profile,name,pid,device,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,share_pct",
         ),
         (
             "nvtx",
@@ -82,4 +89,41 @@ fn folder_export_opens_with_polars() {
         })
         .sum();
     assert_eq!(phases.height(), want, "a row per phase of each sample");
+}
+
+/// With `--by-process`, the kernel rows of a two-process profile carry
+/// their process and device, and each process's rows add up to its
+/// kernels in the export; without it, both columns are null.
+#[test]
+fn kernel_rows_name_their_process_with_by_process() {
+    let name = "h200_llama8_2procs_graphs_node_1step";
+    let (_dir, conn) = sample_sql(name);
+    let mut raw: Vec<(i64, i64)> = conn
+        .prepare(
+            "SELECT (globalPid >> 24) & 16777215, sum(end - start) \
+             FROM CUPTI_ACTIVITY_KIND_KERNEL GROUP BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    raw.sort();
+    let split = read(
+        &export(&sample(name), &["--by-process"])
+            .path()
+            .join("kernels.parquet"),
+    );
+    let pids = split.column("pid").unwrap().i64().unwrap().clone();
+    let totals = split.column("total_ns").unwrap().i64().unwrap().clone();
+    let mut per_pid: std::collections::BTreeMap<i64, i64> = Default::default();
+    for (p, t) in pids.iter().zip(totals.iter()) {
+        *per_pid.entry(p.unwrap()).or_default() += t.unwrap();
+    }
+    assert_eq!(per_pid.into_iter().collect::<Vec<_>>(), raw);
+    assert_eq!(split.column("device").unwrap().null_count(), 0);
+    let merged = read(&export(&sample(name), &[]).path().join("kernels.parquet"));
+    for column in ["pid", "device"] {
+        assert_eq!(merged.column(column).unwrap().null_count(), merged.height());
+    }
 }
