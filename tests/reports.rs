@@ -65,6 +65,28 @@ fn gpu_busy_holds_when_kernels_arrive_out_of_start_order() {
     assert_busy_is_raw_union(name, &conn, &d);
 }
 
+/// No real export seen has copies without a process beside kernels with
+/// one, so this copy of a one-process sample drops the copies' `globalPid`:
+/// its streams must not split into an unknown process and the real one.
+#[test]
+fn gpu_busy_keeps_one_process_whole_when_a_table_lacks_its_process() {
+    let name = "h200_llama8_eager_1step";
+    let (dir, conn) = sample_sql(name);
+    let nulled = conn
+        .execute("UPDATE CUPTI_ACTIVITY_KIND_MEMCPY SET globalPid = NULL", [])
+        .unwrap();
+    assert!(nulled > 0);
+    let d = nsight_digest::nsys::digest(&dir.path().join("s.sqlite"), &DigestOptions::default())
+        .unwrap();
+    assert!(d.launch.busy.iter().all(|r| r.pid.is_none()));
+    assert_busy_is_raw_union(name, &conn, &d);
+}
+
+/// (device, pid, stream, (start, end)) of one kernel or memory operation.
+type RawOp = (i64, Option<u32>, i64, (i64, i64));
+/// (device, pid where several processes ran, stream).
+type StreamOfProcess = (i64, Option<u32>, i64);
+
 /// Each busy row equals the union of its device's or stream's raw ops. A
 /// stream is its process's: where ops came from several processes, each
 /// numbers its streams alike, and the rows name the process.
@@ -91,31 +113,35 @@ fn assert_busy_is_raw_union(name: &str, conn: &rusqlite::Connection, d: &Digest)
         .join(" UNION ALL ");
     let mut stmt = conn.prepare(&sql).unwrap();
     let mut by_device: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
-    let mut by_stream: BTreeMap<(i64, u32, i64), Vec<(i64, i64)>> = BTreeMap::new();
-    let rows = stmt
+    let ops: Vec<RawOp> = stmt
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, (r.get(3)?, r.get(4)?)))
         })
-        .unwrap();
-    for row in rows {
-        let (device, pid, stream, op): (i64, u32, i64, (i64, i64)) = row.unwrap();
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let pids: BTreeSet<u32> = ops.iter().filter_map(|op| op.1).collect();
+    let several = pids.len() > 1;
+    let mut by_stream: BTreeMap<StreamOfProcess, Vec<(i64, i64)>> = BTreeMap::new();
+    for (device, pid, stream, op) in ops {
         by_device.entry(device).or_default().push(op);
+        let pid = pid.filter(|_| several);
         by_stream.entry((device, pid, stream)).or_default().push(op);
     }
-    let several = by_stream.keys().map(|k| k.1).collect::<BTreeSet<_>>().len() > 1;
     let span = d.source.span_ns.unwrap();
     assert_eq!(
         d.launch.busy.len(),
         by_device.len() + by_stream.len(),
         "{name}"
     );
-    let expected =
-        by_device
-            .into_iter()
-            .map(|(dev, ops)| ((dev, None, None), ops))
-            .chain(by_stream.into_iter().map(|((dev, pid, st), ops)| {
-                ((dev, Some(pid).filter(|_| several), Some(st)), ops)
-            }));
+    let expected = by_device
+        .into_iter()
+        .map(|(dev, ops)| ((dev, None, None), ops))
+        .chain(
+            by_stream
+                .into_iter()
+                .map(|((dev, pid, st), ops)| ((dev, pid, Some(st)), ops)),
+        );
     for ((device, pid, stream), ops) in expected {
         let row = d
             .launch

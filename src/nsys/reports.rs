@@ -4,8 +4,9 @@
 use super::bit_set::BitSet;
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
+use super::rows::Kernel;
 use super::slots::{DenseIds, RunIdGroups, RunSlots};
-use super::trace::{global_id, MemOpKind, NameStyle, RangeStyle, Trace};
+use super::trace::{global_id, GpuActivity, MemOpKind, NameStyle, RangeStyle, Trace};
 use crate::stats::{percent, DurationList, DurationStats};
 use rayon::iter::ParallelIterator;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -536,9 +537,10 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
         return Vec::new();
     };
     let span = (span_end - span_start).max(0);
-    let mut rows = running_busy(trace, span).unwrap_or_else(|| merged_busy(trace, span));
-    let processes: HashSet<u32> = rows.iter().filter_map(|r| r.pid).collect();
-    if processes.len() < 2 {
+    let keys = StreamKeys::of(trace);
+    let mut rows =
+        running_busy(trace, keys, span).unwrap_or_else(|| merged_busy(trace, keys, span));
+    if !keys.by_process {
         rows.iter_mut().for_each(|r| r.pid = None);
     }
     rows.sort_by_key(|r| (r.device, r.stream.is_some(), std::cmp::Reverse(r.busy_ns)));
@@ -548,14 +550,48 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
 /// A stream is (device, global pid or 0, stream id).
 type StreamKey = (i64, i64, i64);
 
+/// How ops name their stream. The process is part of the name only where
+/// ops came from several: each process numbers its streams alike, and a
+/// table that lacks the process column must not split one process's
+/// streams from another table's.
+#[derive(Clone, Copy)]
+struct StreamKeys {
+    by_process: bool,
+}
+
+impl StreamKeys {
+    fn of(trace: &Trace) -> StreamKeys {
+        let memops = trace.memops.iter().filter_map(|m| m.gpu.global_pid);
+        let pids: HashSet<i64> = trace.kernels.processes().chain(memops).collect();
+        StreamKeys {
+            by_process: pids.len() > 1,
+        }
+    }
+
+    fn key(self, device: i64, global_pid: Option<i64>, stream: i64) -> StreamKey {
+        let pid = global_pid.filter(|_| self.by_process).unwrap_or(0);
+        (device, pid, stream)
+    }
+
+    fn kernel(self, trace: &Trace, k: &Kernel) -> StreamKey {
+        let device = i64::from(trace.kernels.device(k));
+        let stream = i64::from(trace.kernels.stream(k));
+        self.key(device, trace.kernels.global_pid(k), stream)
+    }
+
+    fn memop(self, m: &GpuActivity) -> StreamKey {
+        self.key(m.device, m.global_pid, m.stream)
+    }
+}
+
 /// The busy rows in one pass that keeps no intervals, which works when
 /// every device's and stream's ops arrive in start order once kernels and
 /// the sorted memory ops are merged by start, as in every export seen
 /// (CUPTI writes a device's kernels in start order); `None` when one does
 /// not. At 1 GB the stream unions' interval lists took 94 MB.
-fn running_busy(trace: &Trace, span: i64) -> Option<Vec<GpuBusy>> {
+fn running_busy(trace: &Trace, keys: StreamKeys, span: i64) -> Option<Vec<GpuBusy>> {
     let mut unions = BusyUnions::default();
-    for (position, key, start, end) in ops_by_start(trace) {
+    for (position, key, start, end) in ops_by_start(trace, keys) {
         // An op that ends before it starts covers no time.
         if !unions.add(position, key, start, end.max(start)) {
             return None;
@@ -566,27 +602,22 @@ fn running_busy(trace: &Trace, span: i64) -> Option<Vec<GpuBusy>> {
 
 /// Kernels and memory ops merged by start: (position among kernels then
 /// memory ops, stream, start, end).
-fn ops_by_start(trace: &Trace) -> impl Iterator<Item = (usize, StreamKey, i64, i64)> + '_ {
-    let kernels = trace.kernels.iter().enumerate().map(|(i, k)| {
-        let key = (
-            i64::from(trace.kernels.device(k)),
-            trace.kernels.global_pid(k).unwrap_or(0),
-            i64::from(trace.kernels.stream(k)),
-        );
-        (i, key, k.start, trace.kernels.end(k))
-    });
+fn ops_by_start(
+    trace: &Trace,
+    keys: StreamKeys,
+) -> impl Iterator<Item = (usize, StreamKey, i64, i64)> + '_ {
+    let kernels = trace
+        .kernels
+        .iter()
+        .enumerate()
+        .map(move |(i, k)| (i, keys.kernel(trace, k), k.start, trace.kernels.end(k)));
     // Copies, then sets: each table in start order, so they are few enough
     // to sort.
     let mut memop_order: Vec<usize> = (0..trace.memops.len()).collect();
     memop_order.sort_by_key(|&i| trace.memops[i].gpu.start);
-    let memops = memop_order.into_iter().map(|i| {
+    let memops = memop_order.into_iter().map(move |i| {
         let m = &trace.memops[i].gpu;
-        (
-            trace.kernels.len() + i,
-            (m.device, m.global_pid.unwrap_or(0), m.stream),
-            m.start,
-            m.end,
-        )
+        (trace.kernels.len() + i, keys.memop(m), m.start, m.end)
     });
     let (mut kernels, mut memops) = (kernels.peekable(), memops.peekable());
     std::iter::from_fn(move || {
@@ -647,23 +678,14 @@ impl BusyUnions {
 
 /// The busy rows from each stream's intervals, merged per device: for ops
 /// that arrive out of start order.
-fn merged_busy(trace: &Trace, span: i64) -> Vec<GpuBusy> {
+fn merged_busy(trace: &Trace, keys: StreamKeys, span: i64) -> Vec<GpuBusy> {
     let mut streams = StreamUnions::default();
     for k in trace.kernels.iter() {
-        let place = (
-            i64::from(trace.kernels.device(k)),
-            trace.kernels.global_pid(k).unwrap_or(0),
-            i64::from(trace.kernels.stream(k)),
-        );
-        streams.add(place, k.start, trace.kernels.end(k));
+        streams.add(keys.kernel(trace, k), k.start, trace.kernels.end(k));
     }
     for m in &trace.memops {
         let m = &m.gpu;
-        streams.add(
-            (m.device, m.global_pid.unwrap_or(0), m.stream),
-            m.start,
-            m.end,
-        );
+        streams.add(keys.memop(m), m.start, m.end);
     }
     // A device is busy where any of its streams is: the union of the
     // streams' unions, merged in order without a combined list.
