@@ -180,6 +180,32 @@ fn piecewise_graphs_are_named_so_and_placed_in_layers() {
     assert!(layers.graph_kernels_with_layer > layers.graph_kernels / 2);
 }
 
+/// The graphs report of a two-process sample equals `sql` over its raw
+/// tables, (pid, graph, launches, kernels, GPU ns) per graph, and holds one
+/// graph per process, numbered alike in both.
+fn assert_one_graph_per_process(sample: &str, sql: &str) -> nsight_digest::nsys::Digest {
+    let (_dir, conn) = sample_sql(sample);
+    let mut expected: Vec<(Option<u32>, i64, u64, u64, i64)> = conn
+        .prepare(sql)
+        .unwrap()
+        .query_map([], |r| {
+            Ok((Some(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    expected.sort();
+    let d = digest_sample(sample, &DigestOptions::default());
+    let rows = d.llm.graphs.per_graph.iter();
+    let ours: Vec<_> = rows
+        .map(|g| (g.pid, g.graph, g.launches, g.kernels, g.gpu_ns))
+        .collect();
+    assert_eq!(ours, expected, "{sample}");
+    assert_eq!(ours.len(), 2, "{sample}");
+    assert_eq!(ours[0].1, ours[1].1, "{sample}: graphs numbered alike");
+    d
+}
+
 /// Two processes on one GPU, each capturing and replaying its own graph:
 /// one runs layers 0–3, the other layers 4–7, as two pipeline stages
 /// would. Each process numbers its graphs and graph nodes from the same
@@ -190,35 +216,11 @@ fn piecewise_graphs_are_named_so_and_placed_in_layers() {
 /// type holds as many kernels as the others.
 #[test]
 fn graphs_and_their_layers_are_kept_apart_per_process() {
-    let sample = "h200_llama8_2procs_graphs_node_1step";
-    let (_dir, conn) = sample_sql(sample);
-    let d = digest_sample(sample, &DigestOptions::default());
-    let mut expected: Vec<(Option<u32>, i64, u64, u64, i64)> = conn
-        .prepare(
-            "SELECT (globalPid >> 24) & 16777215, graphNodeId >> 32, count(DISTINCT correlationId), \
-             count(*), sum(end - start) FROM CUPTI_ACTIVITY_KIND_KERNEL \
-             WHERE graphNodeId IS NOT NULL GROUP BY 1, 2",
-        )
-        .unwrap()
-        .query_map([], |r| {
-            Ok((Some(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    expected.sort();
-    let ours: Vec<_> = d
-        .llm
-        .graphs
-        .per_graph
-        .iter()
-        .map(|g| (g.pid, g.graph, g.launches, g.kernels, g.gpu_ns))
-        .collect();
-    assert_eq!(ours, expected);
-    assert_eq!(ours.len(), 2);
-    assert_eq!(
-        ours[0].1, ours[1].1,
-        "both processes number their graph alike"
+    let d = assert_one_graph_per_process(
+        "h200_llama8_2procs_graphs_node_1step",
+        "SELECT (globalPid >> 24) & 16777215, graphNodeId >> 32, count(DISTINCT correlationId), \
+         count(*), sum(end - start) FROM CUPTI_ACTIVITY_KIND_KERNEL \
+         WHERE graphNodeId IS NOT NULL GROUP BY 1, 2",
     );
 
     let layers = &d.llm.layers;
@@ -242,30 +244,11 @@ fn graphs_and_their_layers_are_kept_apart_per_process() {
 /// in its own process's graph.
 #[test]
 fn graph_executions_are_kept_apart_per_process() {
-    let sample = "h200_llama8_2procs_graphs_graphmode_1step";
-    let (_dir, conn) = sample_sql(sample);
-    let d = digest_sample(sample, &DigestOptions::default());
-    let expected: Vec<(Option<u32>, i64, u64, u64, i64)> = conn
-        .prepare(
-            "SELECT (globalPid >> 24) & 16777215, graphExecId, count(DISTINCT correlationId), \
-             0, sum(end - start) FROM CUPTI_ACTIVITY_KIND_GRAPH_TRACE GROUP BY 1, 2 ORDER BY 1, 2",
-        )
-        .unwrap()
-        .query_map([], |r| {
-            Ok((Some(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let ours: Vec<_> = d
-        .llm
-        .graphs
-        .per_graph
-        .iter()
-        .map(|g| (g.pid, g.graph, g.launches, g.kernels, g.gpu_ns))
-        .collect();
-    assert_eq!(ours, expected);
-    assert_eq!(ours.len(), 2);
+    assert_one_graph_per_process(
+        "h200_llama8_2procs_graphs_graphmode_1step",
+        "SELECT (globalPid >> 24) & 16777215, graphExecId, count(DISTINCT correlationId), \
+         0, sum(end - start) FROM CUPTI_ACTIVITY_KIND_GRAPH_TRACE GROUP BY 1, 2",
+    );
 }
 
 /// Every process's step ranges count: per phase, the steps, tokens and
