@@ -577,9 +577,9 @@ pub fn graphs_table(g: &GraphReport) -> Table {
         .per_graph
         .iter()
         .map(|r| {
+            // Set on every row or on none (see `GraphRow::pid`).
             let pid = r.pid.map(|p| Cell::Int(i64::from(p)));
-            pid.filter(|_| by_process)
-                .into_iter()
+            pid.into_iter()
                 .chain([
                     Cell::Int(r.graph),
                     Cell::Int(r.launches as i64),
