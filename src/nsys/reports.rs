@@ -540,13 +540,15 @@ pub fn gpu_busy(trace: &Trace) -> Vec<GpuBusy> {
     let keys = StreamKeys::of(trace);
     let mut rows =
         running_busy(trace, keys, span).unwrap_or_else(|| merged_busy(trace, keys, span));
+    if !keys.by_process {
+        rows.iter_mut().for_each(|r| r.pid = None);
+    }
     rows.sort_by_key(|r| (r.device, r.stream.is_some(), std::cmp::Reverse(r.busy_ns)));
     rows
 }
 
-/// A stream is (device, global pid where ops came from several processes,
-/// stream id).
-type StreamKey = (i64, Option<i64>, i64);
+/// A stream is (device, global pid or 0, stream id).
+type StreamKey = (i64, i64, i64);
 
 /// How ops name their stream. The process is part of the name only where
 /// ops came from several: each process numbers its streams alike, and a
@@ -567,7 +569,8 @@ impl StreamKeys {
     }
 
     fn key(self, device: i64, global_pid: Option<i64>, stream: i64) -> StreamKey {
-        (device, global_pid.filter(|_| self.by_process), stream)
+        let pid = global_pid.filter(|_| self.by_process).unwrap_or(0);
+        (device, pid, stream)
     }
 
     fn kernel(self, trace: &Trace, k: &Kernel) -> StreamKey {
@@ -893,7 +896,7 @@ fn busy_row(device: i64, ops: u64, union: &UnionStats, span: i64) -> GpuBusy {
 fn stream_busy_row(stream: StreamKey, ops: u64, union: &UnionStats, span: i64) -> GpuBusy {
     let (device, global_pid, stream) = stream;
     GpuBusy {
-        pid: global_pid.map(global_id::pid),
+        pid: Some(global_id::pid(global_pid)),
         stream: Some(stream),
         ..busy_row(device, ops, union, span)
     }
@@ -1044,7 +1047,7 @@ mod tests {
             Default::default();
         let mut clock = 0;
         for _ in 0..5000 {
-            let key = (next(2), Some(next(2) << 24), next(6));
+            let key = (next(2), next(2) << 24, next(6));
             clock += next(50);
             let start = if next(10) == 0 {
                 clock - next(400)
