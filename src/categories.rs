@@ -8,7 +8,7 @@
 use regex::{Regex, RegexBuilder};
 use serde::Serialize;
 
-/// The built-in table: (category, pattern). Documented in docs/categories.md.
+/// The built-in table: (category, pattern). Documented in docs/llm-view.md.
 pub const BUILTIN: &[(&str, &str)] = &[
     (
         "communication",

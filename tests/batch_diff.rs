@@ -74,6 +74,109 @@ fn decode_from_groundtruth(sample: &str) -> (f64, f64) {
     (med, gpu as f64 / (steps as f64 * 8.0))
 }
 
+/// Decode GPU time per token of each kernel category, from the
+/// nvtx_kern_sum ground truth of the decode step ranges.
+fn decode_categories_from_groundtruth(sample: &str) -> HashMap<String, f64> {
+    let step = format!(":{}", "execute_context_0(0)_generation_8(8)");
+    let steps = groundtruth(sample, "nvtx_sum")
+        .iter()
+        .find(|r| r["Range"] == step)
+        .map(|r| int(r, "Instances"))
+        .unwrap();
+    let categories = nsight_digest::categories::Categories::default();
+    let mut out: HashMap<String, f64> = HashMap::new();
+    for r in groundtruth(sample, "nvtx_kern_sum") {
+        if r["NVTX Range"] == step {
+            let c = categories.classify(&r["Kernel Name"]).to_string();
+            *out.entry(c).or_default() += int(&r, "Total Time (ns)") as f64 / (steps as f64 * 8.0);
+        }
+    }
+    out
+}
+
+#[test]
+fn diff_compares_kernel_categories_per_token_of_their_phase() {
+    let (graphs, eager) = ("h200_llama8_graphs_node_1step", "h200_llama8_eager_1step");
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &arg(&sample(graphs)),
+            &arg(&sample(eager)),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows: Vec<&serde_json::Value> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["section"] == "categories")
+        .filter(|r| r["name"].as_str().unwrap().starts_with("decode: "))
+        .collect();
+    let (base, new) = (
+        decode_categories_from_groundtruth(graphs),
+        decode_categories_from_groundtruth(eager),
+    );
+    assert_eq!(rows.len(), base.len().max(new.len()));
+    for r in rows {
+        let category = r["name"].as_str().unwrap().trim_start_matches("decode: ");
+        for (side, expected) in [("base", &base), ("new", &new)] {
+            let ours = r[side].as_f64();
+            match expected.get(category) {
+                Some(want) => assert!((ours.unwrap() - want).abs() < 1e-6, "{category} {side}"),
+                None => assert_eq!(ours, None, "{category} {side}"),
+            }
+        }
+        assert_eq!(r["metric"], "GPU ns per token");
+    }
+}
+
+/// Against a run without step ranges, a phased run's layer types and
+/// categories are compared as totals over all its phases.
+#[test]
+fn diff_with_an_unphased_run_sums_every_phase() {
+    let Some(shared) = shared() else {
+        eprintln!("skipped: ../shared is absent");
+        return;
+    };
+    let phased = sample("h200_llama8_eager_1step");
+    let unphased =
+        shared.join("thirdparty/nsys/GindaChen__nsys-ai__tests__fixtures__mfu_2gpu_after.sqlite");
+    let (code, out, err) = run(
+        "nsys-digest",
+        &["diff", &arg(&phased), &arg(&unphased), "--format", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let base_of = |section: &str, name: &str| -> f64 {
+        let rows = report["rows"].as_array().unwrap();
+        let row = rows
+            .iter()
+            .find(|r| r["section"] == section && r["name"] == name);
+        row.unwrap_or_else(|| panic!("{section} {name}"))["base"]
+            .as_f64()
+            .unwrap()
+    };
+    let d = digest_sample("h200_llama8_eager_1step", &Default::default());
+    assert!(d.llm.phases.phases.len() >= 2);
+    for t in &d.llm.layers.types {
+        assert_eq!(base_of("layers", &t.layer_type), t.gpu_ns as f64);
+    }
+    let gt = groundtruth("h200_llama8_eager_1step", "cuda_gpu_kern_sum");
+    let categories = nsight_digest::categories::Categories::default();
+    let mut expected: HashMap<String, f64> = HashMap::new();
+    for r in &gt {
+        let c = categories.classify(&r["Name"]).to_string();
+        *expected.entry(c).or_default() += int(r, "Total Time (ns)") as f64;
+    }
+    for (category, total) in expected {
+        assert_eq!(base_of("categories", &category), total, "{category}");
+    }
+}
+
 #[test]
 fn diff_of_graph_and_eager_decode_has_the_known_direction() {
     let (graphs, eager) = (

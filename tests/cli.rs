@@ -17,12 +17,14 @@ fn default_digest_shows_facts_and_top_tables() {
         "NVTX ranges",
         "Memory operations",
         "Idle (%)",
+        "GPU time by kernel category",
     ] {
         assert!(out.contains(needle), "missing {needle}");
     }
+    // Nine sections of ten rows at most: a page, not a timeline.
     assert!(
-        out.lines().count() < 80,
-        "fits on a screen: {} lines",
+        out.lines().count() < 90,
+        "one page: {} lines",
         out.lines().count()
     );
 }
@@ -33,6 +35,7 @@ fn csv_headers_follow_the_documented_columns() {
         ("kernels", "name,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,share_pct"),
         ("nvtx-kernels", "range,kernel,pid,tid,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns"),
         ("nvtx", "range,style,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,proj_total_ns,gpu_ops"),
+        ("categories", "phase,category,gpu_ns,share_of_phase_pct,instances,kernel_names"),
     ];
     for (report, header) in cases {
         let (code, out, err) = run(
@@ -164,6 +167,7 @@ fn every_report_runs_alone() {
         "graphs",
         "phases",
         "layers",
+        "categories",
         "hotspots",
     ] {
         let (code, out, err) = run(

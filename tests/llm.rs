@@ -488,3 +488,93 @@ fn the_layer_chart_draws_the_layer_report() {
         }
     }
 }
+
+/// Per category: (kernel time, instances), the ground-truth rows of
+/// `name_col` classified with the built-in table.
+fn category_sums<'a>(
+    rows: impl Iterator<Item = &'a HashMap<String, String>>,
+    name_col: &str,
+    count_col: &str,
+) -> HashMap<String, (i64, u64)> {
+    let categories = nsight_digest::categories::Categories::default();
+    let mut out: HashMap<String, (i64, u64)> = HashMap::new();
+    for r in rows {
+        let e = out
+            .entry(categories.classify(&r[name_col]).to_string())
+            .or_default();
+        e.0 += int(r, "Total Time (ns)");
+        e.1 += int(r, count_col) as u64;
+    }
+    out
+}
+
+/// The category rows of `phase`, or of every phase summed when `None`.
+fn our_categories(
+    d: &nsight_digest::nsys::Digest,
+    phase: Option<&str>,
+) -> HashMap<String, (i64, u64)> {
+    let mut out: HashMap<String, (i64, u64)> = HashMap::new();
+    for c in d
+        .llm
+        .categories
+        .iter()
+        .filter(|c| phase.is_none_or(|p| c.phase == p))
+    {
+        let e = out.entry(c.category.clone()).or_default();
+        e.0 += c.gpu_ns;
+        e.1 += c.instances;
+    }
+    out
+}
+
+#[test]
+fn categories_over_all_phases_equal_cuda_gpu_kern_sum_by_category() {
+    for sample in SAMPLES {
+        let d = digest_sample(sample, &DigestOptions::default());
+        let gt = groundtruth(sample, "cuda_gpu_kern_sum");
+        let expected = category_sums(gt.iter(), "Name", "Instances");
+        assert_eq!(our_categories(&d, None), expected, "{sample}");
+        let mut phase_share: HashMap<&str, f64> = HashMap::new();
+        for c in &d.llm.categories {
+            *phase_share.entry(&c.phase).or_default() += c.share_of_phase_pct;
+        }
+        for (phase, share) in phase_share {
+            assert!((share - 100.0).abs() < 1e-6, "{sample} {phase}: {share}");
+        }
+    }
+}
+
+#[test]
+fn eager_decode_categories_equal_nvtx_kern_sum_in_decode_steps() {
+    let sample = "h200_llama8_eager_3steps";
+    let d = digest_sample(sample, &DigestOptions::default());
+    let decode = Regex::new(r"^:execute_context_0\(0\)_generation_[1-9]\d*\(\d+\)$").unwrap();
+    let gt = groundtruth(sample, "nvtx_kern_sum");
+    let in_decode = gt.iter().filter(|r| decode.is_match(&r["NVTX Range"]));
+    let expected = category_sums(in_decode, "Kernel Name", "Kern Inst");
+    assert!(expected.len() >= 4, "{expected:?}");
+    assert_eq!(our_categories(&d, Some("decode")), expected);
+}
+
+/// Two GPUs exchanging activations with NCCL, from another project: the
+/// communication row is the NCCL kernels' time in `gpukernsum`.
+#[test]
+fn nccl_kernels_make_the_communication_category() {
+    let Some(shared) = shared() else {
+        eprintln!("skipped: ../shared is absent");
+        return;
+    };
+    let name = "GindaChen__nsys-ai__tests__fixtures__mfu_2gpu_after.sqlite";
+    let file = shared.join("thirdparty/nsys").join(name);
+    let d = nsight_digest::nsys::digest(&file, &DigestOptions::default()).unwrap();
+    let gt = read_csv(&shared.join(format!("thirdparty/nsys/groundtruth/{name}.gpukernsum.csv")));
+    let nccl: Vec<_> = gt
+        .iter()
+        .filter(|r| r["Name"].starts_with("nccl"))
+        .collect();
+    assert!(!nccl.is_empty());
+    let expected = category_sums(nccl.into_iter(), "Name", "Instances");
+    let ours = our_categories(&d, Some("all"));
+    assert_eq!(ours["communication"], expected["communication"]);
+    assert_eq!(ours, category_sums(gt.iter(), "Name", "Instances"));
+}

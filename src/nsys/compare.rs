@@ -1,7 +1,7 @@
-//! `nsys-digest diff BASE NEW`: phases, CUDA graphs, kernels, layers, NVTX
-//! ranges and totals of two digests, normalised so runs of different
-//! length compare fairly: per token within a phase when both runs have step
-//! ranges, per step for totals and ranges, raw totals otherwise.
+//! `nsys-digest diff BASE NEW`: phases, CUDA graphs, kernels, layers, kernel
+//! categories, NVTX ranges and totals of two digests, normalised so runs of
+//! different length compare fairly: per token within a phase when both runs
+//! have step ranges, per step for totals and ranges, raw totals otherwise.
 
 use super::llm::Phase;
 use super::Digest;
@@ -81,6 +81,7 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
     graph_rows(&b, &n, per_step, &mut rows);
     kernel_rows(&b, &n, phased, &mut rows);
     layer_rows(&b, &n, phased, &mut rows);
+    category_rows(&b, &n, phased, &mut rows);
     nvtx_rows(&b, &n, per_step, &mut rows);
     let normalisation = if phased {
         "kernels per token of their phase; totals and NVTX ranges per step".to_string()
@@ -274,31 +275,64 @@ fn material(base: Option<&(f64, f64)>, new: Option<&(f64, f64)>) -> bool {
 /// Per (phase, layer type): GPU time per token when phased, else per
 /// layer type in total.
 fn layer_rows(b: &Side, n: &Side, phased: bool, rows: &mut Vec<DiffRow>) {
+    let parts = |s: &Side| -> Vec<PhasePart> {
+        let l = &s.d.llm.phase_layers;
+        l.iter()
+            .map(|l| (l.phase.clone(), l.layer_type.clone(), l.gpu_ns))
+            .collect()
+    };
+    phase_part_rows("layers", b, n, phased, parts, rows);
+}
+
+/// Per (phase, kernel category), as the layers: many small kernels that
+/// each stay under [`MIN_IMPACT_PCT`] still move their category.
+fn category_rows(b: &Side, n: &Side, phased: bool, rows: &mut Vec<DiffRow>) {
+    let parts = |s: &Side| -> Vec<PhasePart> {
+        let c = &s.d.llm.categories;
+        c.iter()
+            .map(|c| (c.phase.clone(), c.category.clone(), c.gpu_ns))
+            .collect()
+    };
+    phase_part_rows("categories", b, n, phased, parts, rows);
+}
+
+/// (phase, part of it, GPU ns).
+type PhasePart = (String, String, i64);
+
+/// One row per part of a phase: GPU time per token of the phase when both
+/// runs are phased, else the part's total over every phase.
+fn phase_part_rows(
+    section: &str,
+    b: &Side,
+    n: &Side,
+    phased: bool,
+    parts: impl Fn(&Side) -> Vec<PhasePart>,
+    rows: &mut Vec<DiffRow>,
+) {
     let collect = |s: &Side| -> BTreeMap<String, (f64, f64)> {
         let mut out = BTreeMap::new();
-        for l in &s.d.llm.phase_layers {
+        for (phase, part, gpu_ns) in parts(s) {
             if phased {
-                let (Some(tokens), Some(phase_ns)) =
-                    (s.tokens.get(&l.phase), s.phase_ns.get(&l.phase))
+                let (Some(tokens), Some(phase_ns)) = (s.tokens.get(&phase), s.phase_ns.get(&phase))
                 else {
                     continue; // outside steps: warm-up and capture, not comparable
                 };
                 out.insert(
-                    format!("{}: {}", l.phase, l.layer_type),
-                    (l.gpu_ns as f64 / tokens, phase_ns / tokens),
+                    format!("{phase}: {part}"),
+                    (gpu_ns as f64 / tokens, phase_ns / tokens),
                 );
             } else {
-                out.insert(l.layer_type.clone(), (l.gpu_ns as f64, s.gpu_ns()));
+                out.entry(part).or_insert((0.0, s.gpu_ns())).0 += gpu_ns as f64;
             }
         }
         out
     };
-    let (lb, ln) = (collect(b), collect(n));
-    let keys: std::collections::BTreeSet<&String> = lb.keys().chain(ln.keys()).collect();
+    let (pb, pn) = (collect(b), collect(n));
+    let keys: std::collections::BTreeSet<&String> = pb.keys().chain(pn.keys()).collect();
     for key in keys {
-        let (vb, vn) = (lb.get(key), ln.get(key));
+        let (vb, vn) = (pb.get(key), pn.get(key));
         rows.push(DiffRow::new(
-            "layers",
+            section,
             key,
             if phased { "GPU ns per token" } else { "GPU ns" },
             vb.map(|v| v.0),

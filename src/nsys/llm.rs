@@ -330,6 +330,20 @@ pub struct PhaseKernel {
     pub instances: u64,
 }
 
+/// GPU time of one kernel category (gemm, attention, communication, ...)
+/// within one phase: how a phase's kernel time splits by kind of work.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseCategory {
+    /// As in [`Hotspot::phase`].
+    pub phase: String,
+    pub category: String,
+    pub gpu_ns: i64,
+    pub share_of_phase_pct: f64,
+    pub instances: u64,
+    /// Distinct kernel names in the category.
+    pub kernel_names: u64,
+}
+
 /// GPU time of one layer type within one phase, for comparing runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseLayer {
@@ -346,6 +360,8 @@ pub struct LlmDigest {
     pub phases: PhaseReport,
     pub layers: LayerReport,
     pub hotspots: Vec<Hotspot>,
+    /// Kernel time per (phase, category), phases in step order.
+    pub categories: Vec<PhaseCategory>,
     pub phase_kernels: Vec<PhaseKernel>,
     pub phase_layers: Vec<PhaseLayer>,
 }
@@ -395,6 +411,7 @@ pub fn analyse(
     let layers = layer_report(trace, &placement, sums.layers);
     let groups = sums.groups;
     let phase_kernels = phase_kernels(trace, &groups);
+    let categories = phase_categories(&phase_kernels, &opts.categories);
     let phase_layers = phase_layers(&placement, &groups);
     let hotspots = hotspots(trace, &placement, &opts.categories, groups);
     LlmDigest {
@@ -402,6 +419,7 @@ pub fn analyse(
         phases,
         layers,
         hotspots,
+        categories,
         phase_kernels,
         phase_layers,
     }
@@ -1414,6 +1432,55 @@ fn phase_kernels(trace: &Trace, groups: &KernelGroups) -> Vec<PhaseKernel> {
             .then_with(|| a.kernel.cmp(&b.kernel))
     });
     rows
+}
+
+/// Sums of the (phase, kernel) rows per category. Each kernel name is
+/// classified once, however many phases it ran in.
+fn phase_categories(rows: &[PhaseKernel], categories: &Categories) -> Vec<PhaseCategory> {
+    let mut class: HashMap<&str, &str> = HashMap::default();
+    let mut phase_total: HashMap<&str, i64> = HashMap::default();
+    let mut sums: HashMap<(&str, &str), PhaseCategory> = HashMap::default();
+    for k in rows {
+        let category = *class
+            .entry(&k.kernel)
+            .or_insert_with(|| categories.classify(&k.kernel));
+        *phase_total.entry(&k.phase).or_default() += k.gpu_ns;
+        let s = sums
+            .entry((&k.phase, category))
+            .or_insert_with(|| PhaseCategory {
+                phase: k.phase.clone(),
+                category: category.to_string(),
+                gpu_ns: 0,
+                share_of_phase_pct: 0.0,
+                instances: 0,
+                kernel_names: 0,
+            });
+        s.gpu_ns += k.gpu_ns;
+        s.instances += k.instances;
+        s.kernel_names += 1;
+    }
+    let mut out: Vec<PhaseCategory> = sums.into_values().collect();
+    for c in &mut out {
+        c.share_of_phase_pct = percent(c.gpu_ns as f64, phase_total[c.phase.as_str()] as f64);
+    }
+    out.sort_by(|a, b| {
+        label_order(&a.phase)
+            .cmp(&label_order(&b.phase))
+            .then(b.gpu_ns.cmp(&a.gpu_ns))
+            .then_with(|| a.category.cmp(&b.category))
+    });
+    out
+}
+
+/// Phases in the order a request meets them, the rest after.
+fn label_order(label: &str) -> u8 {
+    match label {
+        "all" | "prefill" => 0,
+        "decode" => 1,
+        "mixed" => 2,
+        "idle" => 3,
+        _ => 4,
+    }
 }
 
 fn phase_layers(p: &Placement, groups: &KernelGroups) -> Vec<PhaseLayer> {

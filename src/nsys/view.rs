@@ -30,6 +30,8 @@ pub enum ReportName {
     Layers,
     /// Top kernels per (phase, layer type), with a kernel category.
     Hotspots,
+    /// Kernel time per (phase, category): gemm, attention, communication, ...
+    Categories,
 }
 
 /// How many rows the one-screen digest shows per table.
@@ -343,6 +345,7 @@ pub fn report_tables(d: &Digest, report: ReportName) -> Vec<Table> {
             layer_index_table(&d.llm.layers),
         ],
         ReportName::Hotspots => vec![hotspots_table(&d.llm.hotspots, None)],
+        ReportName::Categories => vec![categories_table(d)],
     }
 }
 
@@ -360,6 +363,7 @@ pub fn has_data(d: &Digest, report: ReportName) -> bool {
         ReportName::Phases => !d.llm.phases.phases.is_empty(),
         ReportName::Layers => !d.llm.layers.types.is_empty(),
         ReportName::Hotspots => !d.llm.hotspots.is_empty(),
+        ReportName::Categories => !d.llm.categories.is_empty(),
     }
 }
 
@@ -481,6 +485,9 @@ pub fn default_document(d: &Digest) -> Document {
     }
     if has_data(d, ReportName::Layers) || graph_kernels_lack_layers(d) {
         tables.push(layer_types_table(&d.llm.layers, Some(DEFAULT_TOP)));
+    }
+    if has_data(d, ReportName::Categories) {
+        tables.push(categories_by_phase_table(d));
     }
     if has_data(d, ReportName::Hotspots) {
         tables.push(select_columns(
@@ -769,6 +776,89 @@ pub fn layer_index_table(l: &LayerReport) -> Table {
         columns,
         rows,
         note,
+    }
+}
+
+/// `categories`: kernel time per (phase, category), every row.
+pub fn categories_table(d: &Digest) -> Table {
+    let columns = vec![
+        Column::text("phase", "Phase"),
+        Column::text("category", "Category"),
+        Column::num("gpu_ns", "GPU (ns)"),
+        Column::num("share_of_phase_pct", "Of phase (%)"),
+        Column::num("instances", "Instances"),
+        Column::num("kernel_names", "Kernel names"),
+    ];
+    let rows = d
+        .llm
+        .categories
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Text(r.phase.clone()),
+                Cell::Text(r.category.clone()),
+                Cell::Int(r.gpu_ns),
+                Cell::Float(r.share_of_phase_pct, 1),
+                Cell::Int(r.instances as i64),
+                Cell::Int(r.kernel_names as i64),
+            ]
+        })
+        .collect();
+    Table {
+        name: "categories",
+        title: "GPU time by kernel category".into(),
+        columns,
+        rows,
+        note: graph_work_fact(&d.llm.graphs).map(|w| format!("kernels only: {w}")),
+    }
+}
+
+/// The default digest's categories share a line per phase, and name only
+/// those of at least this share of it.
+const DEFAULT_MIN_CATEGORY_PCT: f64 = 1.0;
+
+/// The default digest's categories: one line per phase, its shares by
+/// category, costliest first.
+pub fn categories_by_phase_table(d: &Digest) -> Table {
+    let columns = vec![
+        Column::text("phase", "Phase"),
+        Column::num("gpu_ns", "Kernel time (ns)"),
+        Column::text("shares", "Share by category (%)"),
+    ];
+    let mut rows: Vec<Vec<Cell>> = Vec::new();
+    let mut hidden = 0;
+    // The rows come grouped by phase, costliest first within it.
+    for phase in d.llm.categories.chunk_by(|a, b| a.phase == b.phase) {
+        let (shown, small): (Vec<_>, Vec<_>) = phase
+            .iter()
+            .partition(|c| c.share_of_phase_pct >= DEFAULT_MIN_CATEGORY_PCT);
+        hidden += small.len();
+        let shares: Vec<String> = shown
+            .iter()
+            .map(|c| format!("{} {:.1}", c.category, c.share_of_phase_pct))
+            .collect();
+        rows.push(vec![
+            Cell::Text(phase[0].phase.clone()),
+            Cell::Int(phase.iter().map(|c| c.gpu_ns).sum()),
+            Cell::Text(shares.join(", ")),
+        ]);
+    }
+    let mut notes = Vec::new();
+    if hidden > 0 {
+        notes.push(format!(
+            "{hidden} under {DEFAULT_MIN_CATEGORY_PCT:.0} % of {} phase left out (--report categories)",
+            if hidden == 1 { "its" } else { "their" }
+        ));
+    }
+    if let Some(work) = graph_work_fact(&d.llm.graphs) {
+        notes.push(format!("kernels only: {work}"));
+    }
+    Table {
+        name: "categories",
+        title: "GPU time by kernel category".into(),
+        columns,
+        rows,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
     }
 }
 
