@@ -1,10 +1,11 @@
-//! Per-profile tables for fleets: kernels, NVTX ranges, phases and layers,
+//! Per-profile tables for fleets: kernels, NVTX ranges, phases, layers and
+//! kernel categories,
 //! each row carrying its profile id, ready to be written as a Parquet
 //! dataset (feature `parquet`) and queried with Spark, DuckDB or Polars.
 //! The rows are plain structs so a folder run keeps only these, never the
 //! digests.
 
-use crate::nsys::llm::{LayerTypeSummary, PhaseSummary};
+use crate::nsys::llm::{LayerTypeSummary, PhaseCategory, PhaseSummary};
 use crate::nsys::reports::{KernelSummary, NvtxSummary};
 use crate::nsys::Digest;
 use serde::Serialize;
@@ -63,6 +64,17 @@ pub struct LayerRecord {
     pub kernels: i64,
     pub gpu_ns: i64,
     pub share_pct: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryRecord {
+    pub profile: String,
+    pub phase: String,
+    pub category: String,
+    pub gpu_ns: i64,
+    pub share_of_phase_pct: f64,
+    pub instances: i64,
+    pub kernel_names: i64,
 }
 
 impl KernelRecord {
@@ -128,13 +140,28 @@ impl LayerRecord {
     }
 }
 
-/// The four tables of one or many profiles.
+impl CategoryRecord {
+    fn new(profile: &str, c: &PhaseCategory) -> CategoryRecord {
+        CategoryRecord {
+            profile: profile.to_string(),
+            phase: c.phase.clone(),
+            category: c.category.clone(),
+            gpu_ns: c.gpu_ns,
+            share_of_phase_pct: c.share_of_phase_pct,
+            instances: c.instances as i64,
+            kernel_names: c.kernel_names as i64,
+        }
+    }
+}
+
+/// The five tables of one or many profiles.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ExportTables {
     pub kernels: Vec<KernelRecord>,
     pub nvtx: Vec<NvtxRecord>,
     pub phases: Vec<PhaseRecord>,
     pub layers: Vec<LayerRecord>,
+    pub categories: Vec<CategoryRecord>,
 }
 
 impl ExportTables {
@@ -162,6 +189,12 @@ impl ExportTables {
                 .iter()
                 .map(|l| LayerRecord::new(profile, l))
                 .collect(),
+            categories: d
+                .llm
+                .categories
+                .iter()
+                .map(|c| CategoryRecord::new(profile, c))
+                .collect(),
         }
     }
 
@@ -170,6 +203,7 @@ impl ExportTables {
         self.nvtx.extend(other.nvtx);
         self.phases.extend(other.phases);
         self.layers.extend(other.layers);
+        self.categories.extend(other.categories);
     }
 }
 
@@ -190,15 +224,16 @@ macro_rules! column {
     };
 }
 
-/// Write `kernels.parquet`, `nvtx.parquet`, `phases.parquet` and
-/// `layers.parquet` into `dir`.
+/// Write `kernels.parquet`, `nvtx.parquet`, `phases.parquet`,
+/// `layers.parquet` and `categories.parquet` into `dir`.
 #[cfg(feature = "parquet")]
 pub fn write_parquet(dir: &std::path::Path, t: &ExportTables) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     write_parquet_table(dir, "kernels", parquet::kernel_columns(&t.kernels))?;
     write_parquet_table(dir, "nvtx", parquet::nvtx_columns(&t.nvtx))?;
     write_parquet_table(dir, "phases", parquet::phase_columns(&t.phases))?;
-    write_parquet_table(dir, "layers", parquet::layer_columns(&t.layers))
+    write_parquet_table(dir, "layers", parquet::layer_columns(&t.layers))?;
+    write_parquet_table(dir, "categories", parquet::category_columns(&t.categories))
 }
 
 /// Each Parquet table's columns, in the order of its CSV.
@@ -261,6 +296,18 @@ mod parquet {
             column!(l, kernels),
             column!(l, gpu_ns),
             column!(l, share_pct),
+        ]
+    }
+
+    pub(super) fn category_columns(c: &[CategoryRecord]) -> Vec<Column> {
+        vec![
+            column!(c, profile as text),
+            column!(c, phase as text),
+            column!(c, category as text),
+            column!(c, gpu_ns),
+            column!(c, share_of_phase_pct),
+            column!(c, instances),
+            column!(c, kernel_names),
         ]
     }
 }

@@ -33,21 +33,25 @@ fn export(input: &std::path::Path, extra: &[&str]) -> tempfile::TempDir {
 #[test]
 fn folder_export_opens_with_polars() {
     let out = export(&repo().join("samples"), &[]);
-    let kernels = read(&out.path().join("kernels.parquet"));
-    let profiles = kernels.column("profile").unwrap().str().unwrap().clone();
-    let totals = kernels.column("total_ns").unwrap().i64().unwrap().clone();
-    for s in SAMPLES {
-        let want: i64 = groundtruth(s, "cuda_gpu_kern_sum")
-            .iter()
-            .map(|r| int(r, "Total Time (ns)"))
-            .sum();
-        let got: i64 = profiles
-            .iter()
-            .zip(totals.iter())
-            .filter(|(p, _)| p.is_some_and(|p| p.ends_with(&format!("{s}.sqlite.gz"))))
-            .map(|(_, t)| t.unwrap())
-            .sum();
-        assert_eq!(got, want, "{s}");
+    // Both tables hold each sample's kernel time once: per name, and per
+    // (phase, category).
+    for (table, column) in [("kernels", "total_ns"), ("categories", "gpu_ns")] {
+        let df = read(&out.path().join(format!("{table}.parquet")));
+        let profiles = df.column("profile").unwrap().str().unwrap().clone();
+        let totals = df.column(column).unwrap().i64().unwrap().clone();
+        for s in SAMPLES {
+            let want: i64 = groundtruth(s, "cuda_gpu_kern_sum")
+                .iter()
+                .map(|r| int(r, "Total Time (ns)"))
+                .sum();
+            let got: i64 = profiles
+                .iter()
+                .zip(totals.iter())
+                .filter(|(p, _)| p.is_some_and(|p| p.ends_with(&format!("{s}.sqlite.gz"))))
+                .map(|(_, t)| t.unwrap())
+                .sum();
+            assert_eq!(got, want, "{table} {s}");
+        }
     }
     // The columns are what readers' queries name, so they are pinned here.
     for (table, columns) in [
@@ -66,6 +70,10 @@ fn folder_export_opens_with_polars() {
         (
             "layers",
             "profile,layer_type,phase,layers,kernels,gpu_ns,share_pct",
+        ),
+        (
+            "categories",
+            "profile,phase,category,gpu_ns,share_of_phase_pct,instances,kernel_names",
         ),
     ] {
         let df = read(&out.path().join(format!("{table}.parquet")));

@@ -43,7 +43,7 @@ struct Cli {
     #[arg(long)]
     per_file: bool,
 
-    /// Write kernels, nvtx, phases and layers tables (one row per profile
+    /// Write kernels, nvtx, phases, layers and categories tables (one row per profile
     /// and item) as Parquet files into DIR. Needs the `parquet` feature.
     #[arg(long, value_name = "DIR")]
     export_parquet: Option<PathBuf>,
