@@ -578,3 +578,31 @@ fn nccl_kernels_make_the_communication_category() {
     assert_eq!(ours["communication"], expected["communication"]);
     assert_eq!(ours, category_sums(gt.iter(), "Name", "Instances"));
 }
+
+/// A user's `--category` rule is tried first and gets its own rows.
+#[test]
+fn user_categories_get_their_own_rows() {
+    let sample = "h200_llama8_eager_1step";
+    let rule = "nvjet-gemm=^nvjet_".to_string();
+    let opts = DigestOptions {
+        llm: LlmOptions {
+            categories: nsight_digest::categories::Categories::with_user_rules(&[rule]).unwrap(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let d = digest_sample(sample, &opts);
+    let nvjet: Vec<_> = groundtruth(sample, "cuda_gpu_kern_sum")
+        .into_iter()
+        .filter(|r| r["Name"].starts_with("nvjet_"))
+        .collect();
+    assert!(!nvjet.is_empty());
+    let want = (
+        nvjet.iter().map(|r| int(r, "Total Time (ns)")).sum::<i64>(),
+        nvjet
+            .iter()
+            .map(|r| int(r, "Instances") as u64)
+            .sum::<u64>(),
+    );
+    assert_eq!(our_categories(&d, None)["nvjet-gemm"], want);
+}
