@@ -12,7 +12,7 @@ use serde::Serialize;
 pub const BUILTIN: &[(&str, &str)] = &[
     (
         "communication",
-        r"nccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|sendrecv|cross_device|custom_ar|one_shot|two_shot",
+        r"nccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|sendrecv|cross_device|custom_ar|one_shot|two_shot|one_?rank_?reduce",
     ),
     (
         "attention",
@@ -157,6 +157,7 @@ mod tests {
             ("void at::native::reduce_kernel<(int)512, (int)1, at::native::ReduceOp<float, at::native::ArgMaxOps<float>", "reduction"),
             ("void at::native::vectorized_elementwise_kernel<(int)4, at::native::silu_kernel", "elementwise"),
             ("ncclDevKernel_AllReduce_Sum_bf16_RING_LL", "communication"),
+            ("void <unnamed>::oneRankReduce<FuncPreMulSum<float>>(void *, void *, unsigned long, unsigned long, bool)", "communication"),
             ("my_custom_kernel", "other"),
         ];
         for (name, want) in cases {
