@@ -53,6 +53,23 @@ fn csv_headers_follow_the_documented_columns() {
     }
 }
 
+/// Communication is a report, and a section of the default digest, only
+/// where kernels communicate.
+#[test]
+fn communication_shows_where_kernels_communicate() {
+    let nccl = sample_arg("h200_nccl_onerank_allreduce_overlap");
+    let (code, out, err) = run("nsys-digest", &[&nccl, "-r", "communication", "-f", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    let header = "device,kernels,gpu_ns,busy_ns,overlapped_ns,overlapped_pct,exposed_ns";
+    assert_eq!(out.lines().collect::<Vec<_>>()[..1], [header]);
+    assert_eq!(out.lines().count(), 2, "one GPU: {out}");
+    let title = "Communication kernels and their overlap with compute";
+    let (_, out, _) = run("nsys-digest", &[&nccl]);
+    assert!(out.contains(title));
+    let (_, out, _) = run("nsys-digest", &[&sample_arg("h200_llama8_eager_1step")]);
+    assert!(!out.contains(title));
+}
+
 /// A profile of two processes: `kernels` sums them unless `--by-process`
 /// is given, and `busy` names each stream's process.
 #[test]

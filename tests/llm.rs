@@ -606,3 +606,129 @@ fn user_categories_get_their_own_rows() {
     );
     assert_eq!(our_categories(&d, None)["nvjet-gemm"], want);
 }
+
+/// Per device: (kernels, summed ns, union ns, ns overlapped by other
+/// kernels), swept from the kernel table with the built-in categories.
+fn comm_from_sql(conn: &rusqlite::Connection) -> HashMap<i64, (u64, i64, i64, i64)> {
+    let categories = nsight_digest::categories::Categories::default();
+    let sql = "SELECT k.deviceId, k.start, k.end, s.value FROM CUPTI_ACTIVITY_KIND_KERNEL k \
+               JOIN StringIds s ON s.id = k.demangledName";
+    let mut stmt = conn.prepare(sql).unwrap();
+    type Spans = (Vec<(i64, i64)>, Vec<(i64, i64)>);
+    let mut devices: HashMap<i64, Spans> = HashMap::new();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))
+        })
+        .unwrap();
+    for row in rows {
+        let (device, start, end, name): (i64, i64, i64, String) = row.unwrap();
+        let d = devices.entry(device).or_default();
+        if categories.classify(&name) == "communication" {
+            d.0.push((start, end));
+        } else {
+            d.1.push((start, end));
+        }
+    }
+    let union = |mut v: Vec<(i64, i64)>| {
+        v.sort();
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        for (s, e) in v {
+            match out.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        out
+    };
+    let mut out = HashMap::new();
+    for (device, (comm, compute)) in devices {
+        if comm.is_empty() {
+            continue;
+        }
+        let kernels = comm.len() as u64;
+        let summed = comm.iter().map(|(s, e)| e - s).sum();
+        let (comm, compute) = (union(comm), union(compute));
+        let busy = comm.iter().map(|(s, e)| e - s).sum();
+        // Both unions are sorted and disjoint: walk them together.
+        let (mut i, mut j, mut both) = (0, 0, 0);
+        while i < comm.len() && j < compute.len() {
+            let (s, e) = (comm[i].0.max(compute[j].0), comm[i].1.min(compute[j].1));
+            both += (e - s).max(0);
+            if comm[i].1 < compute[j].1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        out.insert(device, (kernels, summed, busy, both));
+    }
+    out
+}
+
+fn our_comm(d: &nsight_digest::nsys::Digest) -> HashMap<i64, (u64, i64, i64, i64)> {
+    let c = &d.llm.communication;
+    c.iter()
+        .map(|r| {
+            assert_eq!(r.exposed_ns, r.busy_ns - r.overlapped_ns);
+            (r.device, (r.kernels, r.gpu_ns, r.busy_ns, r.overlapped_ns))
+        })
+        .collect()
+}
+
+#[test]
+fn communication_overlap_equals_a_sweep_of_the_kernel_table() {
+    for sample in SAMPLES {
+        let d = digest_sample(sample, &DigestOptions::default());
+        let (_dir, conn) = sample_sql(sample);
+        assert_eq!(our_comm(&d), comm_from_sql(&conn), "{sample}");
+    }
+    let Some(shared) = shared() else {
+        eprintln!("skipped the third-party exports: ../shared is absent");
+        return;
+    };
+    for name in ["mfu_2gpu_after", "mfu_2gpu_before"] {
+        let file = shared.join(format!(
+            "thirdparty/nsys/GindaChen__nsys-ai__tests__fixtures__{name}.sqlite"
+        ));
+        let d = nsight_digest::nsys::digest(&file, &DigestOptions::default()).unwrap();
+        let uri = format!("file:{}?immutable=1", file.display());
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = rusqlite::Connection::open_with_flags(uri, flags).unwrap();
+        let ours = our_comm(&d);
+        assert_eq!(ours.len(), 2, "{name}: NCCL on both GPUs");
+        assert_eq!(ours, comm_from_sql(&conn), "{name}");
+    }
+}
+
+/// The sample's all-reduce runs once a step on the GEMMs' stream, which
+/// nothing can overlap, and once on a side stream beside eight GEMMs.
+#[test]
+fn an_all_reduce_beside_gemms_overlaps_and_one_between_them_does_not() {
+    let sample = "h200_nccl_onerank_allreduce_overlap";
+    let d = digest_sample(sample, &DigestOptions::default());
+    let (_dir, conn) = sample_sql(sample);
+    let per_stream = |gemm_stream: bool| {
+        let sql = format!(
+            "SELECT sum(k.end - k.start) FROM CUPTI_ACTIVITY_KIND_KERNEL k \
+             JOIN StringIds s ON s.id = k.demangledName \
+             WHERE s.value LIKE '%oneRankReduce%' AND k.streamId {} \
+             (SELECT k2.streamId FROM CUPTI_ACTIVITY_KIND_KERNEL k2 \
+              JOIN StringIds s2 ON s2.id = k2.demangledName WHERE s2.value LIKE 'nvjet%')",
+            if gemm_stream { "IN" } else { "NOT IN" }
+        );
+        scalar(&conn, &sql)
+    };
+    let (inline, side) = (per_stream(true), per_stream(false));
+    assert!(inline > 0 && side > 0);
+    let [row] = &d.llm.communication[..] else {
+        panic!("one GPU: {:?}", d.llm.communication)
+    };
+    assert_eq!(row.kernels, 12);
+    assert!(row.exposed_ns >= inline, "{row:?}");
+    assert!(
+        row.overlapped_ns > 0 && row.overlapped_ns <= side,
+        "{row:?}"
+    );
+}

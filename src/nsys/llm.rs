@@ -10,6 +10,7 @@
 //!   `graphNodeId → originalGraphNodeId → captured node creation time` to the
 //!   ranges open on the capturing thread at capture.
 
+use super::comm_overlap::{comm_overlap, CommOverlap};
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
 use super::slots::{OptionalIds, RunIdGroups, RunSlots};
@@ -362,6 +363,9 @@ pub struct LlmDigest {
     pub hotspots: Vec<Hotspot>,
     /// Kernel time per (phase, category), phases in step order.
     pub categories: Vec<PhaseCategory>,
+    /// Per device, communication kernels and their overlap with compute;
+    /// empty when no kernel is in the communication category.
+    pub communication: Vec<CommOverlap>,
     pub phase_kernels: Vec<PhaseKernel>,
     pub phase_layers: Vec<PhaseLayer>,
 }
@@ -412,6 +416,8 @@ pub fn analyse(
     let groups = sums.groups;
     let phase_kernels = phase_kernels(trace, &groups);
     let categories = phase_categories(&phase_kernels, &opts.categories);
+    let comm_names = comm_name_ids(trace, &groups, &categories, &opts.categories);
+    let communication = comm_overlap(trace, names, &comm_names);
     let phase_layers = phase_layers(&placement, &groups);
     let hotspots = hotspots(trace, &placement, &opts.categories, groups);
     LlmDigest {
@@ -420,6 +426,7 @@ pub fn analyse(
         layers,
         hotspots,
         categories,
+        communication,
         phase_kernels,
         phase_layers,
     }
@@ -1470,6 +1477,29 @@ fn phase_categories(rows: &[PhaseKernel], categories: &Categories) -> Vec<PhaseC
             .then_with(|| a.category.cmp(&b.category))
     });
     out
+}
+
+/// The category whose kernels [`comm_overlap`] measures.
+pub const COMMUNICATION: &str = "communication";
+
+/// The string ids of the kernel names in the communication category, when
+/// the category rows have it; each name is classified once.
+fn comm_name_ids(
+    trace: &Trace,
+    groups: &KernelGroups,
+    rows: &[PhaseCategory],
+    categories: &Categories,
+) -> Vec<i64> {
+    if !rows.iter().any(|r| r.category == COMMUNICATION) {
+        return Vec::new();
+    }
+    let names: HashSet<i64> = groups.keys().map(|&(_, _, name)| name).collect();
+    let mut ids: Vec<i64> = names
+        .into_iter()
+        .filter(|&n| categories.classify(trace.strings.get(n)) == COMMUNICATION)
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// Phases in the order a request meets them, the rest after.

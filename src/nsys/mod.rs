@@ -3,6 +3,7 @@
 //! tables for the renderers.
 
 mod bit_set;
+pub mod comm_overlap;
 pub mod compare;
 pub mod int_rows;
 pub mod launch_index;

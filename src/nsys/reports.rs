@@ -802,7 +802,8 @@ impl StreamUnion {
     }
 }
 
-fn union_of(mut intervals: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+/// Sorted and merged: the union of `intervals` as disjoint intervals.
+pub(crate) fn union_of(mut intervals: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     // Ops of one stream arrive in order: the run-aware stable sort is close
     // to linear on them.
     intervals.sort();

@@ -32,6 +32,8 @@ pub enum ReportName {
     Hotspots,
     /// Kernel time per (phase, category): gemm, attention, communication, ...
     Categories,
+    /// Communication kernels per GPU: how much of their time compute hid.
+    Communication,
 }
 
 /// How many rows the one-screen digest shows per table.
@@ -346,6 +348,7 @@ pub fn report_tables(d: &Digest, report: ReportName) -> Vec<Table> {
         ],
         ReportName::Hotspots => vec![hotspots_table(&d.llm.hotspots, None)],
         ReportName::Categories => vec![categories_table(d)],
+        ReportName::Communication => vec![communication_table(d)],
     }
 }
 
@@ -364,6 +367,7 @@ pub fn has_data(d: &Digest, report: ReportName) -> bool {
         ReportName::Layers => !d.llm.layers.types.is_empty(),
         ReportName::Hotspots => !d.llm.hotspots.is_empty(),
         ReportName::Categories => !d.llm.categories.is_empty(),
+        ReportName::Communication => !d.llm.communication.is_empty(),
     }
 }
 
@@ -488,6 +492,9 @@ pub fn default_document(d: &Digest) -> Document {
     }
     if has_data(d, ReportName::Categories) {
         tables.push(categories_by_phase_table(d));
+    }
+    if has_data(d, ReportName::Communication) {
+        tables.push(communication_table(d));
     }
     if has_data(d, ReportName::Hotspots) {
         tables.push(select_columns(
@@ -859,6 +866,49 @@ pub fn categories_by_phase_table(d: &Digest) -> Table {
         columns,
         rows,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
+}
+
+/// `communication`: per GPU, its communication kernels' time, and how much
+/// of it ran beside other kernels.
+pub fn communication_table(d: &Digest) -> Table {
+    let columns = vec![
+        Column::num("device", "Device"),
+        Column::num("kernels", "Kernels"),
+        Column::num("gpu_ns", "GPU (ns)"),
+        Column::num("busy_ns", "Busy (ns)"),
+        Column::num("overlapped_ns", "Overlapped (ns)"),
+        Column::num("overlapped_pct", "Overlapped (%)"),
+        Column::num("exposed_ns", "Exposed (ns)"),
+    ];
+    let rows = d
+        .llm
+        .communication
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Int(r.device),
+                Cell::Int(r.kernels as i64),
+                Cell::Int(r.gpu_ns),
+                Cell::Int(r.busy_ns),
+                Cell::Int(r.overlapped_ns),
+                Cell::Float(r.overlapped_pct, 1),
+                Cell::Int(r.exposed_ns),
+            ]
+        })
+        .collect();
+    let mut note = "busy: time with communication running; overlapped: of it, time another \
+                    kernel ran on the GPU too; exposed: the rest"
+        .to_string();
+    if let Some(work) = graph_work_fact(&d.llm.graphs) {
+        note.push_str(&format!("; kernels only: {work}"));
+    }
+    Table {
+        name: "communication",
+        title: "Communication kernels and their overlap with compute, per GPU".into(),
+        columns,
+        rows,
+        note: Some(note),
     }
 }
 
