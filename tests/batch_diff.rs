@@ -134,6 +134,39 @@ fn diff_compares_kernel_categories_per_token_of_their_phase() {
     }
 }
 
+/// Exposed communication is compared, and fails the run, like a kernel.
+#[test]
+fn diff_compares_exposed_communication() {
+    let nccl = "h200_nccl_onerank_allreduce_overlap";
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &arg(&sample(nccl)),
+            &arg(&sample("h200_llama8_eager_1step")),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["section"] == "communication" && r["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let (_dir, conn) = sample_sql(nccl);
+    let (_, _, busy, overlapped) = crate::llm::comm_from_sql(&conn)[&0];
+    let exposed = row("exposed communication");
+    assert_eq!(exposed["metric"], "ns", "the sample has no step ranges");
+    assert_eq!(exposed["base"].as_f64(), Some((busy - overlapped) as f64));
+    assert_eq!(exposed["new"].as_f64(), Some(0.0));
+    let hidden = row("communication under compute");
+    let want = 100.0 * overlapped as f64 / busy as f64;
+    assert!((hidden["base"].as_f64().unwrap() - want).abs() < 1e-9);
+}
+
 /// Against a run without step ranges, a phased run's layer types and
 /// categories are compared as totals over all its phases.
 #[test]

@@ -609,7 +609,7 @@ fn user_categories_get_their_own_rows() {
 
 /// Per device: (kernels, summed ns, union ns, ns overlapped by other
 /// kernels), swept from the kernel table with the built-in categories.
-fn comm_from_sql(conn: &rusqlite::Connection) -> HashMap<i64, (u64, i64, i64, i64)> {
+pub fn comm_from_sql(conn: &rusqlite::Connection) -> HashMap<i64, (u64, i64, i64, i64)> {
     let categories = nsight_digest::categories::Categories::default();
     let sql = "SELECT k.deviceId, k.start, k.end, s.value FROM CUPTI_ACTIVITY_KIND_KERNEL k \
                JOIN StringIds s ON s.id = k.demangledName";

@@ -1,7 +1,8 @@
 //! `nsys-digest diff BASE NEW`: phases, CUDA graphs, kernels, layers, kernel
-//! categories, NVTX ranges and totals of two digests, normalised so runs of
-//! different length compare fairly: per token within a phase when both runs
-//! have step ranges, per step for totals and ranges, raw totals otherwise.
+//! categories, exposed communication, NVTX ranges and totals of two digests,
+//! normalised so runs of different length compare fairly: per token within a
+//! phase when both runs have step ranges, per step for totals and ranges,
+//! raw totals otherwise.
 
 use super::llm::Phase;
 use super::Digest;
@@ -82,6 +83,7 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
     kernel_rows(&b, &n, phased, &mut rows);
     layer_rows(&b, &n, phased, &mut rows);
     category_rows(&b, &n, phased, &mut rows);
+    communication_rows(&b, &n, per_step, &mut rows);
     nvtx_rows(&b, &n, per_step, &mut rows);
     let normalisation = if phased {
         "kernels per token of their phase; totals and NVTX ranges per step".to_string()
@@ -136,6 +138,45 @@ fn graph_rows(b: &Side, n: &Side, per_step: bool, rows: &mut Vec<DiffRow>) {
         "% of GPU time",
         Some(share(b)),
         Some(share(n)),
+        Worse::Lower,
+        false,
+    ));
+}
+
+/// Communication over every GPU: exposed time per step (or in all), which
+/// can fail the run like a kernel, and the share hidden behind compute.
+fn communication_rows(b: &Side, n: &Side, per_step: bool, rows: &mut Vec<DiffRow>) {
+    if b.d.llm.communication.is_empty() && n.d.llm.communication.is_empty() {
+        return;
+    }
+    let scale = |s: &Side| if per_step { s.steps } else { 1.0 };
+    let exposed = |s: &Side| {
+        let c = &s.d.llm.communication;
+        let ns = c.iter().map(|r| r.exposed_ns).sum::<i64>() as f64 / scale(s);
+        (ns, s.step_gpu_ns() / scale(s))
+    };
+    let overlapped_pct = |s: &Side| {
+        let c = &s.d.llm.communication;
+        let busy = c.iter().map(|r| r.busy_ns).sum::<i64>();
+        let overlapped = c.iter().map(|r| r.overlapped_ns).sum::<i64>();
+        crate::stats::percent(overlapped as f64, busy as f64)
+    };
+    let (eb, en) = (exposed(b), exposed(n));
+    rows.push(DiffRow::new(
+        "communication",
+        "exposed communication",
+        if per_step { "ns per step" } else { "ns" },
+        Some(eb.0),
+        Some(en.0),
+        Worse::Higher,
+        material(Some(&eb), Some(&en)),
+    ));
+    rows.push(DiffRow::new(
+        "communication",
+        "communication under compute",
+        "% of its time",
+        Some(overlapped_pct(b)),
+        Some(overlapped_pct(n)),
         Worse::Lower,
         false,
     ));
