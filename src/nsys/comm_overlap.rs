@@ -8,6 +8,7 @@
 //! over the kernels, the second keeping only the compute that falls inside
 //! communication.
 
+use super::bit_set::BitSet;
 use super::reports::union_of;
 use super::trace::{NameStyle, Trace};
 use crate::stats::percent;
@@ -36,7 +37,17 @@ pub fn comm_overlap(trace: &Trace, names: NameStyle, comm_names: &[i64]) -> Vec<
     if comm_names.is_empty() {
         return Vec::new();
     }
-    let is_comm = |i: usize| comm_names.contains(&trace.kernel_name_id(i, names));
+    // A bit per string id: the test runs twice per kernel.
+    let max_id = comm_names.iter().copied().max().unwrap_or(0).max(0) as usize;
+    let mut comm_ids = BitSet::new(max_id + 1);
+    comm_names
+        .iter()
+        .filter(|&&n| n >= 0)
+        .for_each(|&n| _ = comm_ids.insert(n as usize));
+    let is_comm = |i: usize| {
+        let id = trace.kernel_name_id(i, names);
+        id >= 0 && comm_ids.contains(id as usize)
+    };
     let comm = DeviceComm::gather(trace, is_comm);
     let mut inside = compute_inside(trace, &comm, is_comm);
     let mut rows: Vec<CommOverlap> = comm
