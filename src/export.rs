@@ -1,10 +1,11 @@
-//! Per-profile tables for fleets: kernels, NVTX ranges, phases, layers and
-//! kernel categories,
+//! Per-profile tables for fleets: kernels, NVTX ranges, phases, layers,
+//! kernel categories and communication overlap,
 //! each row carrying its profile id, ready to be written as a Parquet
 //! dataset (feature `parquet`) and queried with Spark, DuckDB or Polars.
 //! The rows are plain structs so a folder run keeps only these, never the
 //! digests.
 
+use crate::nsys::comm_overlap::CommOverlap;
 use crate::nsys::llm::{LayerTypeSummary, PhaseCategory, PhaseSummary};
 use crate::nsys::reports::{KernelSummary, NvtxSummary};
 use crate::nsys::Digest;
@@ -75,6 +76,18 @@ pub struct CategoryRecord {
     pub share_of_phase_pct: f64,
     pub instances: i64,
     pub kernel_names: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommunicationRecord {
+    pub profile: String,
+    pub device: i64,
+    pub kernels: i64,
+    pub gpu_ns: i64,
+    pub busy_ns: i64,
+    pub overlapped_ns: i64,
+    pub overlapped_pct: f64,
+    pub exposed_ns: i64,
 }
 
 impl KernelRecord {
@@ -154,7 +167,22 @@ impl CategoryRecord {
     }
 }
 
-/// The five tables of one or many profiles.
+impl CommunicationRecord {
+    fn new(profile: &str, c: &CommOverlap) -> CommunicationRecord {
+        CommunicationRecord {
+            profile: profile.to_string(),
+            device: c.device,
+            kernels: c.kernels as i64,
+            gpu_ns: c.gpu_ns,
+            busy_ns: c.busy_ns,
+            overlapped_ns: c.overlapped_ns,
+            overlapped_pct: c.overlapped_pct,
+            exposed_ns: c.exposed_ns,
+        }
+    }
+}
+
+/// The six tables of one or many profiles.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ExportTables {
     pub kernels: Vec<KernelRecord>,
@@ -162,6 +190,7 @@ pub struct ExportTables {
     pub phases: Vec<PhaseRecord>,
     pub layers: Vec<LayerRecord>,
     pub categories: Vec<CategoryRecord>,
+    pub communication: Vec<CommunicationRecord>,
 }
 
 impl ExportTables {
@@ -195,6 +224,12 @@ impl ExportTables {
                 .iter()
                 .map(|c| CategoryRecord::new(profile, c))
                 .collect(),
+            communication: d
+                .llm
+                .communication
+                .iter()
+                .map(|c| CommunicationRecord::new(profile, c))
+                .collect(),
         }
     }
 
@@ -204,6 +239,7 @@ impl ExportTables {
         self.phases.extend(other.phases);
         self.layers.extend(other.layers);
         self.categories.extend(other.categories);
+        self.communication.extend(other.communication);
     }
 }
 
@@ -225,7 +261,8 @@ macro_rules! column {
 }
 
 /// Write `kernels.parquet`, `nvtx.parquet`, `phases.parquet`,
-/// `layers.parquet` and `categories.parquet` into `dir`.
+/// `layers.parquet`, `categories.parquet` and `communication.parquet` into
+/// `dir`.
 #[cfg(feature = "parquet")]
 pub fn write_parquet(dir: &std::path::Path, t: &ExportTables) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
@@ -233,7 +270,9 @@ pub fn write_parquet(dir: &std::path::Path, t: &ExportTables) -> anyhow::Result<
     write_parquet_table(dir, "nvtx", parquet::nvtx_columns(&t.nvtx))?;
     write_parquet_table(dir, "phases", parquet::phase_columns(&t.phases))?;
     write_parquet_table(dir, "layers", parquet::layer_columns(&t.layers))?;
-    write_parquet_table(dir, "categories", parquet::category_columns(&t.categories))
+    write_parquet_table(dir, "categories", parquet::category_columns(&t.categories))?;
+    let communication = parquet::communication_columns(&t.communication);
+    write_parquet_table(dir, "communication", communication)
 }
 
 /// Each Parquet table's columns, in the order of its CSV.
@@ -308,6 +347,19 @@ mod parquet {
             column!(c, share_of_phase_pct),
             column!(c, instances),
             column!(c, kernel_names),
+        ]
+    }
+
+    pub(super) fn communication_columns(c: &[CommunicationRecord]) -> Vec<Column> {
+        vec![
+            column!(c, profile as text),
+            column!(c, device),
+            column!(c, kernels),
+            column!(c, gpu_ns),
+            column!(c, busy_ns),
+            column!(c, overlapped_ns),
+            column!(c, overlapped_pct),
+            column!(c, exposed_ns),
         ]
     }
 }

@@ -75,6 +75,10 @@ fn folder_export_opens_with_polars() {
             "categories",
             "profile,phase,category,gpu_ns,share_of_phase_pct,instances,kernel_names",
         ),
+        (
+            "communication",
+            "profile,device,kernels,gpu_ns,busy_ns,overlapped_ns,overlapped_pct,exposed_ns",
+        ),
     ] {
         let df = read(&out.path().join(format!("{table}.parquet")));
         assert!(df.height() > 0, "{table}");
@@ -85,6 +89,25 @@ fn folder_export_opens_with_polars() {
             .collect();
         assert_eq!(names.join(","), columns, "{table}");
     }
+    // One GPU of one sample runs NCCL: its row is the kernel table's sweep.
+    let comm = read(&out.path().join("communication.parquet"));
+    assert_eq!(comm.height(), 1);
+    let profile = comm
+        .column("profile")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert!(profile.ends_with("h200_nccl_onerank_allreduce_overlap.sqlite.gz"));
+    let (_dir, conn) = sample_sql("h200_nccl_onerank_allreduce_overlap");
+    let (kernels, gpu_ns, busy, overlapped) = crate::llm::comm_from_sql(&conn)[&0];
+    let int_at = |c: &str| comm.column(c).unwrap().i64().unwrap().get(0).unwrap();
+    assert_eq!(int_at("kernels"), kernels as i64);
+    assert_eq!(int_at("gpu_ns"), gpu_ns);
+    assert_eq!(int_at("busy_ns"), busy);
+    assert_eq!(int_at("overlapped_ns"), overlapped);
+    assert_eq!(int_at("exposed_ns"), busy - overlapped);
     let phases = read(&out.path().join("phases.parquet"));
     let want: usize = SAMPLES
         .iter()

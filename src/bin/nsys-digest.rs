@@ -43,8 +43,9 @@ struct Cli {
     #[arg(long)]
     per_file: bool,
 
-    /// Write kernels, nvtx, phases, layers and categories tables (one row per profile
-    /// and item) as Parquet files into DIR. Needs the `parquet` feature.
+    /// Write kernels, nvtx, phases, layers, categories and communication
+    /// tables (one row per profile and item) as Parquet files into DIR.
+    /// Needs the `parquet` feature.
     #[arg(long, value_name = "DIR")]
     export_parquet: Option<PathBuf>,
 
