@@ -1,5 +1,7 @@
 //! The LLM-inference view: CUDA graphs, engine steps (prefill/decode
-//! phases), model layers and the hotspot ranking per (phase, layer type).
+//! phases), model layers, kernel time per (phase, category), communication
+//! overlap (in `comm_overlap`) and the hotspot ranking per (phase, layer
+//! type).
 //!
 //! Every kernel is placed once:
 //! - its *step* is the step range around its launching API call (graph
