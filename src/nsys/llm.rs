@@ -417,9 +417,9 @@ pub fn analyse(
     let layers = layer_report(trace, &placement, sums.layers);
     let groups = sums.groups;
     let phase_kernels = phase_kernels(trace, &groups);
-    let categories = phase_categories(&phase_kernels, &opts.categories);
-    let comm_names = comm_name_ids(trace, &groups, &categories, &opts.categories);
-    let communication = comm_overlap(trace, names, &comm_names);
+    let name_categories = name_categories(trace, &groups, &opts.categories);
+    let categories = phase_categories(&groups, &name_categories);
+    let communication = comm_overlap(trace, names, &comm_name_ids(&name_categories));
     let phase_layers = phase_layers(&placement, &groups);
     let hotspots = hotspots(trace, &placement, &opts.categories, groups);
     LlmDigest {
@@ -1443,76 +1443,77 @@ fn phase_kernels(trace: &Trace, groups: &KernelGroups) -> Vec<PhaseKernel> {
     rows
 }
 
-/// Sums of the (phase, kernel) rows per category. Each kernel name is
-/// classified once, however many phases it ran in.
-fn phase_categories(rows: &[PhaseKernel], categories: &Categories) -> Vec<PhaseCategory> {
-    let mut class: HashMap<&str, &str> = HashMap::default();
-    let mut phase_total: HashMap<&str, i64> = HashMap::default();
-    let mut sums: HashMap<(&str, &str), PhaseCategory> = HashMap::default();
-    for k in rows {
-        let category = *class
-            .entry(&k.kernel)
-            .or_insert_with(|| categories.classify(&k.kernel));
-        *phase_total.entry(&k.phase).or_default() += k.gpu_ns;
-        let s = sums
-            .entry((&k.phase, category))
-            .or_insert_with(|| PhaseCategory {
-                phase: k.phase.clone(),
-                category: category.to_string(),
-                gpu_ns: 0,
-                share_of_phase_pct: 0.0,
-                instances: 0,
-                kernel_names: 0,
-            });
-        s.gpu_ns += k.gpu_ns;
-        s.instances += k.instances;
-        s.kernel_names += 1;
+/// Each kernel name's category, by string id: every name is classified
+/// once, for the category rows and the communication overlap alike.
+fn name_categories<'c>(
+    trace: &Trace,
+    groups: &KernelGroups,
+    categories: &'c Categories,
+) -> HashMap<i64, &'c str> {
+    let mut out = HashMap::default();
+    for &(_, _, name) in groups.keys() {
+        out.entry(name)
+            .or_insert_with(|| categories.classify(trace.strings.get(name)));
     }
-    let mut out: Vec<PhaseCategory> = sums.into_values().collect();
-    for c in &mut out {
-        c.share_of_phase_pct = percent(c.gpu_ns as f64, phase_total[c.phase.as_str()] as f64);
-    }
-    out.sort_by(|a, b| {
-        label_order(&a.phase)
-            .cmp(&label_order(&b.phase))
-            .then(b.gpu_ns.cmp(&a.gpu_ns))
-            .then_with(|| a.category.cmp(&b.category))
-    });
     out
+}
+
+/// Kernel time per (phase, category): sums over the kernel groups.
+fn phase_categories(groups: &KernelGroups, class: &HashMap<i64, &str>) -> Vec<PhaseCategory> {
+    let mut phase_total: HashMap<PhaseSlot, i64> = HashMap::default();
+    // Per (phase, category): GPU time, instances, kernel names.
+    let mut sums: HashMap<(PhaseSlot, &str), (i64, u64, u64)> = HashMap::default();
+    let mut names_seen: HashSet<(PhaseSlot, i64)> = HashSet::default();
+    for (&(phase, _, name), g) in groups {
+        *phase_total.entry(phase).or_default() += g.total;
+        let s = sums.entry((phase, class[&name])).or_default();
+        s.0 += g.total;
+        s.1 += g.values.len() as u64;
+        // A name spans several layer types of a phase: count it once.
+        s.2 += u64::from(names_seen.insert((phase, name)));
+    }
+    let mut rows: Vec<_> = sums.into_iter().collect();
+    rows.sort_by(|((pa, ca), a), ((pb, cb), b)| {
+        step_order(*pa)
+            .cmp(&step_order(*pb))
+            .then(b.0.cmp(&a.0))
+            .then_with(|| ca.cmp(cb))
+    });
+    rows.into_iter()
+        .map(
+            |((phase, category), (gpu_ns, instances, kernel_names))| PhaseCategory {
+                phase: slot_label(phase),
+                category: category.to_string(),
+                gpu_ns,
+                share_of_phase_pct: percent(gpu_ns as f64, phase_total[&phase] as f64),
+                instances,
+                kernel_names,
+            },
+        )
+        .collect()
+}
+
+/// Phases in the order a request meets them, outside every step last.
+fn step_order(slot: PhaseSlot) -> (bool, Option<Phase>) {
+    match slot {
+        PhaseSlot::All => (false, None),
+        PhaseSlot::In(phase) => (false, Some(phase)),
+        PhaseSlot::OutsideSteps => (true, None),
+    }
 }
 
 /// The category whose kernels [`comm_overlap`] measures.
 pub const COMMUNICATION: &str = "communication";
 
-/// The string ids of the kernel names in the communication category, when
-/// the category rows have it; each name is classified once.
-fn comm_name_ids(
-    trace: &Trace,
-    groups: &KernelGroups,
-    rows: &[PhaseCategory],
-    categories: &Categories,
-) -> Vec<i64> {
-    if !rows.iter().any(|r| r.category == COMMUNICATION) {
-        return Vec::new();
-    }
-    let names: HashSet<i64> = groups.keys().map(|&(_, _, name)| name).collect();
-    let mut ids: Vec<i64> = names
-        .into_iter()
-        .filter(|&n| categories.classify(trace.strings.get(n)) == COMMUNICATION)
+/// The string ids of the kernel names in the communication category.
+fn comm_name_ids(class: &HashMap<i64, &str>) -> Vec<i64> {
+    let mut ids: Vec<i64> = class
+        .iter()
+        .filter(|&(_, &c)| c == COMMUNICATION)
+        .map(|(&id, _)| id)
         .collect();
     ids.sort_unstable();
     ids
-}
-
-/// Phases in the order a request meets them, the rest after.
-fn label_order(label: &str) -> u8 {
-    match label {
-        "all" | "prefill" => 0,
-        "decode" => 1,
-        "mixed" => 2,
-        "idle" => 3,
-        _ => 4,
-    }
 }
 
 fn phase_layers(p: &Placement, groups: &KernelGroups) -> Vec<PhaseLayer> {
