@@ -169,10 +169,10 @@ impl DurationList {
     }
 }
 
-/// Round half away from zero to one decimal, as SQLite's `round(x, 1)` does
-/// in the report scripts.
+/// Round to one decimal, as SQLite's `round(x, 1)` does in the report
+/// scripts; see [`round_to`].
 pub fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
+    round_to(x, 1)
 }
 
 /// Percentage `part / whole`, 0 when `whole` is 0.
@@ -184,10 +184,21 @@ pub fn percent(part: f64, whole: f64) -> f64 {
     }
 }
 
-/// Round half away from zero to `decimals` places.
+/// Round to `decimals` places as SQLite's `round(x, n)` does since 3.43
+/// (nsys 2025 bundles such a build): on the double's exact decimal value,
+/// halves away from zero. Scaling first, `(x * 10.0).round()`, rounds
+/// 786154383 / 20 (39307719.1499999985…) up to .2 where nsys prints .1.
 pub fn round_to(x: f64, decimals: usize) -> f64 {
-    let scale = 10f64.powi(decimals as i32);
-    (x * scale).round() / scale
+    let d = decimals as i32;
+    // An exact half at `decimals` places is an odd multiple of 2^-(d+1);
+    // Rust's formatting would take those to even.
+    let halves = x * 2f64.powi(d + 1);
+    let exact_half = halves.fract() == 0.0 && halves % 2.0 != 0.0;
+    if exact_half || !x.is_finite() {
+        let scale = 10f64.powi(d);
+        return (x * scale).round() / scale;
+    }
+    format!("{x:.decimals$}").parse().unwrap_or(x)
 }
 
 #[cfg(test)]
@@ -279,5 +290,35 @@ mod tests {
         assert_eq!(round1(0.25), 0.3);
         assert_eq!(round1(2.5), 2.5);
         assert_eq!(round1(-0.25), -0.3);
+        assert_eq!(round_to(0.125, 2), 0.13);
+    }
+
+    /// What SQLite 3.46 (rusqlite's bundled build) gives for `round(x, 1)`:
+    /// a value just under a half goes down, one just over goes up.
+    #[test]
+    fn rounds_the_exact_value_like_sqlite() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for x in [
+            786154383.0 / 20.0,
+            1.05,
+            0.45,
+            0.15,
+            12345.65,
+            -0.35,
+            1.25,
+            0.75,
+            2.675,
+            1e300,
+            123456789012.95,
+        ] {
+            for d in [1, 2] {
+                let sql: f64 = conn
+                    .query_row("SELECT round(?1, ?2)", rusqlite::params![x, d], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                assert_eq!(round_to(x, d as usize), sql, "round({x}, {d})");
+            }
+        }
     }
 }
