@@ -16,6 +16,7 @@ pub const SAMPLES: &[&str] = &[
     "h200_llama8_2procs_graphs_node_1step",
     "h200_llama8_2procs_graphs_graphmode_1step",
     "h200_nccl_onerank_allreduce_overlap",
+    "h200_nvtx_domains_threads",
 ];
 
 /// Runs one of the binaries to its end: exit code, stdout and stderr. Two
