@@ -73,6 +73,9 @@ pub enum DigestError {
     #[error("{path}: not a usable Nsight Compute CSV: {reason}")]
     BadCsv { path: PathBuf, reason: String },
 
+    #[error("{path}: {reason}")]
+    Filter { path: PathBuf, reason: String },
+
     #[error("{path}: the report `{report}` has no data in this profile")]
     NoReportData { path: PathBuf, report: String },
 }

@@ -524,3 +524,130 @@ fn an_empty_layer_report_prints_its_reason() {
         assert!(out.contains(graph_note), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn bad_filters_are_one_line_errors() {
+    let eager = sample_arg("h200_llama8_eager_1step");
+    let domains = sample_arg("h200_nvtx_domains_threads");
+    let cases = [
+        (&eager, "--filter-time", "9s/8s", "start time is later"),
+        (&eager, "--filter-time", "8x/9s", "not a time"),
+        (&eager, "--filter-time", "/", "at least one"),
+        (
+            &eager,
+            "--filter-nvtx",
+            "no_such_range",
+            "could not be found",
+        ),
+        // A range in a named domain is found only with its domain.
+        (&domains, "--filter-nvtx", "step", "could not be found"),
+        (
+            &domains,
+            "--filter-nvtx",
+            "step@engine/4",
+            "index 4 is past the last",
+        ),
+    ];
+    for (file, option, value, says) in cases {
+        let (code, out, err) = run("nsys-digest", &[file, option, value]);
+        assert_eq!(code, 2, "{option} {value}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{option} {value}: {err}");
+        assert!(out.is_empty(), "{out}");
+    }
+}
+
+/// The window and the rows kept, recomputed from the export's own cells:
+/// the sixth decode step by start time, and the kernels of its process
+/// that overlap it.
+#[test]
+fn an_nvtx_filter_keeps_the_rows_that_overlap_the_range() {
+    const STEP: &str = "execute_context_0(0)_generation_8(8)";
+    let name = "h200_llama8_eager_3steps";
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            &sample_arg(name),
+            "--filter-nvtx",
+            &format!("{STEP}/5"),
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let filter = &v["source"]["filter"];
+    let (_dir, conn) = sample_sql(name);
+    let (start, end, tid): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT start, end, globalTid FROM NVTX_EVENTS WHERE text = ?1
+             ORDER BY start LIMIT 1 OFFSET 5",
+            [STEP],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(filter["start_ns"], start);
+    assert_eq!(filter["end_ns"], end);
+    assert_eq!(filter["pid"], (tid >> 24) & 0xFF_FFFF);
+    let kernels: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL
+             WHERE start < ?2 AND end >= ?1 AND globalPid >> 24 = ?3 >> 24",
+            [start, end, tid],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(kernels > 0);
+    assert_eq!(v["source"]["kernels"], kernels);
+    assert_eq!(v["source"]["span_ns"], end - start);
+}
+
+/// Over a folder, the filter applies to each profile: the ones without
+/// the range are named on stderr, the others still digested.
+#[test]
+fn a_folder_run_filters_each_profile() {
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            &repo().join("samples").display().to_string(),
+            "--filter-nvtx",
+            "step@engine/1",
+            "-r",
+            "kernels",
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    // One profile digested: one object.
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let file = v["source"]["file"].as_str().unwrap();
+    assert!(
+        file.ends_with("h200_nvtx_domains_threads.sqlite.gz"),
+        "{file}"
+    );
+    let missing = err.lines().filter(|l| l.contains("could not be found"));
+    assert_eq!(missing.count(), SAMPLES.len() - 1, "{err}");
+}
+
+#[test]
+fn a_diff_filters_both_profiles() {
+    let file = sample_arg("h200_llama8_eager_3steps");
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &file,
+            &file,
+            "--filter-time",
+            "8s/9s",
+            "--fail-on-regression",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no regression"), "{out}");
+    assert!(
+        out.contains("each run cut to --filter-time 8000000000/9000000000"),
+        "{out}"
+    );
+}

@@ -82,14 +82,19 @@ fn large_shared_sample_equals_nsys_2025() {
 /// Digest `file` and check it against all seven of `sample`'s CSVs.
 fn assert_every_report_equal(sample: &str, file: &std::path::Path) {
     let d = nsight_digest::nsys::digest(file, &DigestOptions::default()).unwrap();
+    assert_digest_equal(sample, &d);
+}
+
+/// Check a digest against all seven of `sample`'s CSVs.
+fn assert_digest_equal(sample: &str, d: &Digest) {
     let gt = |report| groundtruth(sample, report);
-    assert_kernels_equal(sample, &d, &gt("cuda_gpu_kern_sum"));
-    assert_nvtx_equal(sample, &d, &gt("nvtx_sum"));
-    assert_projection_equal(sample, &d, &gt("nvtx_gpu_proj_sum"));
-    assert_nvtx_kernels_equal(sample, &d, &gt("nvtx_kern_sum"));
-    assert_launch_equal(sample, &d, &gt("cuda_kern_exec_sum"));
-    assert_memory_equal(sample, &d, &gt("cuda_gpu_mem_time_sum"));
-    assert_api_equal(sample, &d, &gt("cuda_api_sum"));
+    assert_kernels_equal(sample, d, &gt("cuda_gpu_kern_sum"));
+    assert_nvtx_equal(sample, d, &gt("nvtx_sum"));
+    assert_projection_equal(sample, d, &gt("nvtx_gpu_proj_sum"));
+    assert_nvtx_kernels_equal(sample, d, &gt("nvtx_kern_sum"));
+    assert_launch_equal(sample, d, &gt("cuda_kern_exec_sum"));
+    assert_memory_equal(sample, d, &gt("cuda_gpu_mem_time_sum"));
+    assert_api_equal(sample, d, &gt("cuda_api_sum"));
 }
 
 /// The SYNTHETIC 1 GB export that `bench/synthetic_nsys.py` makes from the
@@ -430,4 +435,59 @@ fn assert_api_equal(sample: &str, d: &Digest, gt: &[Row]) {
         .map(|a| (a.name.as_str(), &a.time, a.share_pct))
         .collect();
     assert_named_sums(sample, &ours, gt, "Name", "Num Calls");
+}
+
+/// The seven reports under `--filter-nvtx` and `--filter-time`, against
+/// what `nsys stats` 2025.3 printed with the same option for the same file
+/// (tests/data/filtered/<sample>__<case>.<report>.csv.gz; samples/README.md
+/// has the commands). The cases cover a push/pop range's thread (decode
+/// steps, a layer), another process's work left out (the two-process
+/// sample), graph kernels, and time edges that cut through kernels and
+/// calls.
+#[test]
+fn filtered_reports_equal_nsys_stats_filters() {
+    use nsight_digest::nsys::time_filter::TraceFilter;
+    const DECODE: &str = "execute_context_0(0)_generation_8(8)";
+    let nvtx = |spec: &str| TraceFilter::parse_nvtx(spec).unwrap();
+    let time = |spec: &str| TraceFilter::parse_time(spec).unwrap();
+    let eager = "h200_llama8_eager_3steps";
+    let graphs = "h200_llama8_graphs_node_3steps";
+    let domains = "h200_nvtx_domains_threads";
+    let cases = [
+        (eager, "dec_all", nvtx(DECODE)),
+        (eager, "dec_5", nvtx(&format!("{DECODE}/5"))),
+        (eager, "layer3_10", nvtx("model.layers.3/10")),
+        (eager, "time_a", time("8000000000/9000000000")),
+        // The same window written with units.
+        (eager, "time_a", time("8s/9s")),
+        (eager, "time_b", time("8500600000/9500900000")),
+        (graphs, "dec_all", nvtx(DECODE)),
+        (graphs, "capture", nvtx("cuda_graph_capture decode")),
+        (graphs, "time_a", time("7800000000/8000000000")),
+        (
+            "h200_llama8_2procs_graphs_node_1step",
+            "dec_all",
+            nvtx(DECODE),
+        ),
+        // Named domains: created before the window, a domain's name is
+        // dropped (`:step`); created inside it ("late"), it is kept.
+        (domains, "step1", nvtx("step@engine/1")),
+        (domains, "step2", nvtx("step@engine/2")),
+        (domains, "layer4", nvtx("layer@engine/4")),
+        // A start/end range on a thread other than the main one.
+        (domains, "worker", nvtx("worker@engine")),
+        (domains, "forward0", nvtx("forward")),
+        // The main thread: NVIDIA's rule takes it for a start/end range and
+        // keeps the whole process.
+        (domains, "background3", nvtx("background/3")),
+    ];
+    for (name, case, filter) in cases {
+        let opts = DigestOptions {
+            filter: Some(filter),
+            ..DigestOptions::default()
+        };
+        let d = digest_sample(name, &opts);
+        assert!(d.source.filter.is_some(), "{name} {case}");
+        assert_digest_equal(&format!("filtered/{name}__{case}"), &d);
+    }
 }

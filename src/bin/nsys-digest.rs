@@ -13,6 +13,7 @@ use nsight_digest::export::{write_parquet, ExportTables};
 use nsight_digest::input::{is_nsys_candidate, InputOptions};
 use nsight_digest::nsys::compare::compare;
 use nsight_digest::nsys::llm::LlmOptions;
+use nsight_digest::nsys::time_filter::TraceFilter;
 use nsight_digest::nsys::trace::NameStyle;
 use nsight_digest::nsys::view::{self, ReportName};
 use nsight_digest::nsys::{digest, Digest, DigestOptions};
@@ -107,6 +108,23 @@ struct Common {
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
 
+    /// Only the rows that overlap one instance of an NVTX range (INDEX from
+    /// 0, by start time; default 0): calls and ranges of its thread (its
+    /// process for a start/end range), GPU work of its process. The rows
+    /// `nsys stats --filter-nvtx` keeps.
+    #[arg(
+        long,
+        value_name = "NAME[@DOMAIN][/INDEX]",
+        conflicts_with = "filter_time"
+    )]
+    filter_nvtx: Option<String>,
+
+    /// Only the rows that overlap START/END: nanoseconds, or numbers with
+    /// units (`8s/9.5s`, `1s200ms/`); either end may be left out. The rows
+    /// `nsys stats --filter-time` keeps.
+    #[arg(long, value_name = "START/END")]
+    filter_time: Option<String>,
+
     /// Hide the progress bar (it only shows on a terminal anyway).
     #[arg(short, long)]
     quiet: bool,
@@ -160,7 +178,20 @@ fn options(c: &Common) -> Result<DigestOptions> {
             temp_dir: c.temp_dir.clone(),
             max_decompressed_bytes: c.max_decompressed_mb.saturating_mul(1 << 20),
         },
+        filter: trace_filter(c)?,
     })
+}
+
+/// `--filter-nvtx` or `--filter-time`, checked here for a one-line error.
+fn trace_filter(c: &Common) -> Result<Option<TraceFilter>> {
+    if let Some(spec) = &c.filter_nvtx {
+        let filter = TraceFilter::parse_nvtx(spec).map_err(|e| anyhow!("--filter-nvtx: {e}"))?;
+        return Ok(Some(filter));
+    }
+    c.filter_time
+        .as_deref()
+        .map(|spec| TraceFilter::parse_time(spec).map_err(|e| anyhow!("--filter-time: {e}")))
+        .transpose()
 }
 
 fn digest_one(file: &Path, opts: &DigestOptions) -> Result<Digest> {
@@ -187,7 +218,7 @@ fn run(cli: &Cli) -> Result<u8> {
     let files = expand_inputs(&cli.inputs, is_nsys_candidate);
     let full = files.len() == 1 || cli.per_file || cli.report.is_some();
     if c.format == Format::Csv && full && cli.report.is_none() {
-        bail!("--format csv needs a single --report (kernels, nvtx, nvtx-kernels, launch, busy, memory, api, graphs, phases, layers, hotspots)");
+        bail!("--format csv needs a single --report (kernels, nvtx, nvtx-kernels, launch, busy, memory, api, graphs, phases, layers, categories, communication, hotspots)");
     }
     if full {
         run_full(cli, &files, &opts)

@@ -92,6 +92,10 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
     } else {
         "raw totals (no step ranges in one of the runs)".to_string()
     };
+    let normalisation = match &base.source.filter {
+        Some(f) => format!("{normalisation}; each run cut to {}", f.filter),
+        None => normalisation,
+    };
     let mut report = finish(
         &base.source.file,
         &new.source.file,

@@ -17,6 +17,7 @@ mod rows;
 pub mod schema;
 mod slots;
 mod table_pages;
+pub mod time_filter;
 pub mod trace;
 pub mod view;
 
@@ -40,6 +41,8 @@ pub struct DigestOptions {
     pub kernels_by_process: bool,
     pub input: InputOptions,
     pub llm: llm::LlmOptions,
+    /// Digest only the rows in one window (`--filter-nvtx`, `--filter-time`).
+    pub filter: Option<time_filter::TraceFilter>,
 }
 
 /// Facts about the profile itself.
@@ -63,6 +66,9 @@ pub struct SourceInfo {
     pub kernel_names: NameStyle,
     /// Data that looks wrong but was read anyway, and how it was treated.
     pub warnings: Vec<String>,
+    /// The window the reports cover, when filtered; the span above is
+    /// then that window within the capture.
+    pub filter: Option<time_filter::FilterWindow>,
 }
 
 /// GPU launch behaviour: per-kernel launch cost plus busy/idle time.
@@ -95,8 +101,18 @@ pub fn digest(path: &Path, opts: &DigestOptions) -> Result<Digest> {
     let watch = Stopwatch::from_env();
     let profile = open_profile(path, &opts.input)?;
     watch.lap("open (inflate)");
-    let trace = Trace::load(&profile, opts.names)?;
+    let mut trace = Trace::load(&profile, opts.names)?;
     watch.lap("load tables");
+    if let Some(filter) = &opts.filter {
+        let window = time_filter::FilterWindow::resolve(filter, &trace).map_err(|reason| {
+            crate::DigestError::Filter {
+                path: path.to_path_buf(),
+                reason,
+            }
+        })?;
+        window.apply(&mut trace);
+        watch.lap("filter");
+    }
     let d = digest_trace(&trace, path, opts);
     watch.lap("reports");
     Ok(d)
@@ -284,6 +300,7 @@ fn source_info(
         processes: processes.into_iter().collect(),
         devices: devices.into_iter().collect(),
         graph_trace_mode: trace.schema.graph_trace_mode().map(str::to_string),
+        filter: trace.filter.clone(),
         kernel_names: if opts.names == NameStyle::Mangled && trace.mangled_names.is_none() {
             NameStyle::Demangled
         } else {

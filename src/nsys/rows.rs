@@ -208,6 +208,86 @@ impl Kernels {
     }
 }
 
+impl Kernels {
+    /// Keep the rows `keep` marks (one flag per row), as a time filter
+    /// does. Stream and process slots are renumbered by first appearance
+    /// among the rows kept, so that a process with no kernel left is no
+    /// longer listed.
+    pub fn retain_marked(&mut self, keep: &[bool]) {
+        let mut streams = Renumber::new(std::mem::take(&mut self.streams));
+        let mut processes = Renumber::new(std::mem::take(&mut self.processes));
+        let mut flags = keep.iter();
+        self.rows.retain_mut(|k| {
+            let kept = flags.next().copied().unwrap_or(false);
+            if kept {
+                k.stream = streams.slot(k.stream);
+                k.process = processes.slot(k.process);
+            }
+            kept
+        });
+        if let Some(nodes) = &mut self.graph_nodes {
+            retain_marked(nodes, keep);
+        }
+        self.streams = streams.keys;
+        self.processes = processes.keys;
+        let durations = &self.durations;
+        self.backwards = self
+            .rows
+            .iter()
+            .filter(|k| k.start.wrapping_add(durations.get(k.duration)) < k.start)
+            .count();
+    }
+}
+
+impl ApiCalls {
+    /// Keep the calls `keep` marks; thread slots renumbered as for kernels.
+    pub fn retain_marked(&mut self, keep: &[bool]) {
+        let mut threads = Renumber::new(std::mem::take(&mut self.threads));
+        let mut flags = keep.iter();
+        self.rows.retain_mut(|c| {
+            let kept = flags.next().copied().unwrap_or(false);
+            if kept {
+                c.thread = threads.slot(c.thread);
+            }
+            kept
+        });
+        self.threads = threads.keys;
+    }
+}
+
+/// Keep the items of `items` that `keep` marks, one flag per item.
+pub fn retain_marked<T>(items: &mut Vec<T>, keep: &[bool]) {
+    let mut flags = keep.iter();
+    items.retain(|_| flags.next().copied().unwrap_or(false));
+}
+
+/// Slots renumbered in order of first use by the rows that remain.
+struct Renumber<K> {
+    old_keys: Vec<K>,
+    new_of_old: Vec<u32>,
+    keys: Vec<K>,
+}
+
+impl<K: Copy> Renumber<K> {
+    fn new(old_keys: Vec<K>) -> Self {
+        Renumber {
+            new_of_old: vec![NO_ID; old_keys.len()],
+            old_keys,
+            keys: Vec::new(),
+        }
+    }
+
+    fn slot(&mut self, old: u32) -> u32 {
+        let new = &mut self.new_of_old[old as usize];
+        if *new == NO_ID {
+            // Fewer keys than before, so the count fits in a u32.
+            *new = self.keys.len() as u32;
+            self.keys.push(self.old_keys[old as usize]);
+        }
+        *new
+    }
+}
+
 /// Builds [`Kernels`] from the cells of `kernels.sql` or
 /// `kernels_minimal.sql`.
 #[derive(Debug, Default)]

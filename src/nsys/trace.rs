@@ -64,6 +64,18 @@ pub struct NvtxRange {
     pub name: u32,
     /// The range text without the domain prefix.
     pub text: u32,
+    /// The `domainId` whose name `name` carries; `None` when it has none.
+    pub domain: Option<i64>,
+}
+
+/// One NVTX domain creation. A range is shown under its domain's name
+/// only while a creation of that domain in its process is among the events
+/// read, which a time filter can change.
+#[derive(Debug, Clone)]
+pub struct DomainCreation {
+    pub domain: i64,
+    pub global_tid: i64,
+    pub start: i64,
 }
 
 /// Kind of a memory operation.
@@ -153,6 +165,7 @@ pub struct Trace {
     pub api_calls: ApiCalls,
     pub nvtx: Vec<NvtxRange>,
     pub nvtx_names: Vec<String>,
+    pub nvtx_domains: Vec<DomainCreation>,
     pub memops: Vec<MemOp>,
     pub memcpy_kind_labels: HashMap<i64, String>,
     pub gpus: Vec<GpuInfo>,
@@ -165,6 +178,8 @@ pub struct Trace {
     pub kernel_graph_ids: Option<Vec<Option<i64>>>,
     /// One warning line per table that holds rows but could not be read.
     pub unreadable_tables: Vec<String>,
+    /// The window the rows were cut to, when a filter was asked for.
+    pub filter: Option<super::time_filter::FilterWindow>,
 }
 
 impl Trace {
@@ -197,6 +212,7 @@ impl Trace {
             mangled_names: rest.mangled_names,
             nvtx: rest.nvtx,
             nvtx_names: rest.nvtx_names,
+            nvtx_domains: rest.nvtx_domains,
             memops: rest.memops,
             memcpy_kind_labels: rest.memcpy_kind_labels,
             gpus: rest.gpus,
@@ -205,6 +221,7 @@ impl Trace {
             graph_node_events: rest.graph_node_events,
             kernel_graph_ids: rest.kernel_graph_ids,
             unreadable_tables: rest.unreadable_tables,
+            filter: None,
         })
     }
 
@@ -630,6 +647,7 @@ struct SmallTables {
     mangled_names: Option<Vec<Option<i64>>>,
     nvtx: Vec<NvtxRange>,
     nvtx_names: Vec<String>,
+    nvtx_domains: Vec<DomainCreation>,
     memops: Vec<MemOp>,
     memcpy_kind_labels: HashMap<i64, String>,
     gpus: Vec<GpuInfo>,
@@ -702,16 +720,21 @@ fn load_small_tables(
     } else {
         None
     };
-    let (nvtx, nvtx_names) = if schema.supports(&queries::NVTX) {
+    let NvtxRead {
+        ranges: nvtx,
+        names: nvtx_names,
+        domains: nvtx_domains,
+    } = if schema.supports(&queries::NVTX) {
         read_nvtx(conn, profile, &strings, RowReader::Pages)?
     } else {
-        (Vec::new(), Vec::new())
+        NvtxRead::default()
     };
     Ok(SmallTables {
         unreadable_tables: unreadable_tables(conn, schema),
         mangled_names,
         nvtx,
         nvtx_names,
+        nvtx_domains,
         memops: read_memops(conn, schema, path)?,
         memcpy_kind_labels: read_memcpy_kind_labels(conn, schema, path)?,
         gpus: read_gpus(conn, schema, path)?,
@@ -922,19 +945,30 @@ fn read_nvtx(
     profile: &OpenedProfile,
     strings: &StringTable,
     reader: RowReader,
-) -> Result<(Vec<NvtxRange>, Vec<String>)> {
+) -> Result<NvtxRead> {
     let (raw, texts) = read_raw_nvtx(conn, profile, strings, reader)?;
     let domains = domain_names(&raw);
+    let creations = raw
+        .iter()
+        .filter(|e| e.event_type == NVTX_DOMAIN_CREATE)
+        .filter_map(|e| {
+            Some(DomainCreation {
+                domain: e.domain?,
+                global_tid: e.global_tid,
+                start: e.start,
+            })
+        })
+        .collect();
     let mut names = RangeNames::default();
     let ranges = raw
         .into_iter()
         .filter(|e| e.event_type != NVTX_DOMAIN_CREATE)
         .map(|ev| {
-            let domain = ev
-                .domain
-                .and_then(|d| domains.get(&(d, process_bits(ev.global_tid))))
-                .map(|&(_, name)| name);
-            let (name, text) = names.of(domain, ev.text, &texts);
+            let named = ev.domain.and_then(|d| {
+                let &(_, name) = domains.get(&(d, process_bits(ev.global_tid)))?;
+                Some((d, name))
+            });
+            let (name, text) = names.of(named.map(|(_, n)| n), ev.text, &texts);
             NvtxRange {
                 start: ev.start,
                 end: ev.end,
@@ -946,10 +980,24 @@ fn read_nvtx(
                 end_global_tid: ev.end_global_tid,
                 name,
                 text,
+                domain: named.map(|(d, _)| d),
             }
         })
         .collect();
-    Ok((ranges, names.interner.names))
+    Ok(NvtxRead {
+        ranges,
+        names: names.interner.names,
+        domains: creations,
+    })
+}
+
+/// What [`read_nvtx`] gives: the ranges, their names, and the domain
+/// creations.
+#[derive(Default)]
+struct NvtxRead {
+    ranges: Vec<NvtxRange>,
+    names: Vec<String>,
+    domains: Vec<DomainCreation>,
 }
 
 /// Domain names: the earliest creation per (domain, process), matched to
@@ -997,7 +1045,7 @@ impl RangeNames {
 }
 
 /// PID bits without the thread, as NVIDIA's domain join masks them.
-fn process_bits(global_tid: i64) -> i64 {
+pub(crate) fn process_bits(global_tid: i64) -> i64 {
     global_tid & 0x0000_FFFF_FF00_0000
 }
 

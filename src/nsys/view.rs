@@ -2,6 +2,7 @@
 //! and the one-screen default digest.
 
 use super::reports::*;
+use super::time_filter::FilterWindow;
 use super::{Digest, SourceInfo};
 use crate::render::{Cell, Column, Document, Table};
 
@@ -398,6 +399,9 @@ pub fn facts(d: &Digest) -> Vec<(String, String)> {
     if let Some(span) = s.span_ns {
         facts.push(("span".into(), format!("{:.3} ms", span as f64 / 1e6)));
     }
+    if let Some(f) = &s.filter {
+        facts.push(("filter".into(), filter_fact(f)));
+    }
     let gpu_ns: i64 = d.kernels.iter().map(|k| k.time.total_ns).sum();
     facts.push((
         "kernels".into(),
@@ -420,6 +424,24 @@ pub fn facts(d: &Digest) -> Vec<(String, String)> {
         facts.push(("processes".into(), p.join(", ")));
     }
     facts
+}
+
+/// The window as `--filter-time` would take it, and whose rows it keeps.
+fn filter_fact(f: &FilterWindow) -> String {
+    let whose = match (f.pid, f.tid) {
+        (Some(pid), Some(tid)) => {
+            format!("; calls and ranges of thread {tid}, GPU work of process {pid}")
+        }
+        (Some(pid), None) => format!("; rows of process {pid}"),
+        _ => String::new(),
+    };
+    let window = if f.end_ns == i64::MAX {
+        format!("{}/ ns", f.start_ns)
+    } else {
+        let ms = f.end_ns.saturating_sub(f.start_ns) as f64 / 1e6;
+        format!("{}/{} ns ({ms:.3} ms)", f.start_ns, f.end_ns)
+    };
+    format!("{}: rows overlapping {window}{whose}", f.filter)
 }
 
 /// The GPUs named in the export, and the devices kernels ran on.
