@@ -491,3 +491,13 @@ fn filtered_reports_equal_nsys_stats_filters() {
         assert_digest_equal(&format!("filtered/{name}__{case}"), &d);
     }
 }
+
+/// A window every row overlaps keeps every row: the slots renumbered by
+/// the filter, the graph nodes and names kept beside the rows, all give
+/// back the same digest.
+#[test]
+fn a_window_over_all_time_changes_no_report() {
+    for name in SAMPLES {
+        assert_open_window_changes_nothing(&sample(name));
+    }
+}

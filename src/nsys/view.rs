@@ -448,14 +448,16 @@ fn filter_fact(f: &FilterWindow) -> String {
 fn gpus_fact(s: &SourceInfo) -> String {
     let gpus: Vec<String> = s.gpus.iter().map(|g| g.name.clone()).collect();
     let used: Vec<String> = s.devices.iter().map(|d| d.to_string()).collect();
-    if gpus.is_empty() {
-        format!("unknown (kernels on device {})", used.join(", "))
+    let names = if gpus.is_empty() {
+        "unknown".to_string()
     } else {
-        format!(
-            "{} (kernels on device {})",
-            gpus.join(", "),
-            used.join(", ")
-        )
+        gpus.join(", ")
+    };
+    // A filter's window may hold no kernel.
+    if used.is_empty() {
+        format!("{names} (no kernels)")
+    } else {
+        format!("{names} (kernels on device {})", used.join(", "))
     }
 }
 

@@ -127,3 +127,24 @@ pub fn tenths(row: &HashMap<String, String>, col: &str) -> i64 {
 pub fn our_tenths(v: f64) -> i64 {
     (nsight_digest::stats::round1(v) * 10.0).round() as i64
 }
+
+/// Digest `file` whole and with a time filter from the earliest timestamp
+/// on, which every row overlaps: the two must agree on everything but the
+/// filter. (`0/` would not do: a hand-made fixture starts a call at −3 µs.)
+pub fn assert_open_window_changes_nothing(file: &Path) {
+    use nsight_digest::nsys::time_filter::TraceFilter;
+    let json = |opts: &DigestOptions| match digest(file, opts) {
+        Ok(d) => {
+            let mut v = serde_json::to_value(d).unwrap();
+            v["source"]["filter"] = serde_json::Value::Null;
+            Some(v)
+        }
+        Err(_) => None,
+    };
+    let whole = json(&DigestOptions::default());
+    let open = json(&DigestOptions {
+        filter: Some(TraceFilter::parse_time(&format!("{}/", i64::MIN)).unwrap()),
+        ..DigestOptions::default()
+    });
+    assert!(whole == open, "{}", file.display());
+}
