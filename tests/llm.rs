@@ -732,3 +732,84 @@ fn an_all_reduce_beside_gemms_overlaps_and_one_between_them_does_not() {
         "{row:?}"
     );
 }
+
+/// One step's GPU time and kernels against `nvtx_kern_sum` with
+/// `--filter-nvtx` on that very step (tests/data/filtered): its rows for
+/// the step range are the kernels launched inside that one instance. Eager
+/// steps only: a graph's kernels run after the step's CPU range has ended,
+/// so the filter leaves most of them out, where the step row counts them.
+#[test]
+fn a_step_row_equals_nvtx_kern_sum_filtered_to_that_step() {
+    const DECODE: &str = "execute_context_0(0)_generation_8(8)";
+    let cases = [
+        ("h200_llama8_eager_3steps", "dec_5", 5),
+        ("h200_llama8_eager_3steps", "dec_all", 0),
+    ];
+    for (sample, case, index) in cases {
+        let d = digest_sample(sample, &DigestOptions::default());
+        let step = d
+            .llm
+            .steps
+            .iter()
+            .find(|s| s.range == DECODE && s.filter_index == Some(index))
+            .unwrap_or_else(|| panic!("{sample}: no step {DECODE}/{index}"));
+        let gt = groundtruth(&format!("filtered/{sample}__{case}"), "nvtx_kern_sum");
+        let rows: Vec<_> = gt
+            .iter()
+            .filter(|r| r["NVTX Range"] == format!(":{DECODE}"))
+            .collect();
+        assert!(!rows.is_empty(), "{sample} {case}");
+        let total: i64 = rows.iter().map(|r| int(r, "Total Time (ns)")).sum();
+        let kernels: i64 = rows.iter().map(|r| int(r, "Kern Inst")).sum();
+        assert_eq!(step.gpu_ns, total, "{sample} {case}: GPU time");
+        assert_eq!(step.kernels as i64, kernels, "{sample} {case}: kernels");
+    }
+}
+
+/// Every step's start, duration and `--filter-nvtx` index recomputed from
+/// the NVTX table; their GPU time summed per phase is the phase's.
+#[test]
+fn step_rows_follow_the_step_ranges() {
+    for sample in SAMPLES {
+        let d = digest_sample(sample, &DigestOptions::default());
+        let steps = &d.llm.steps;
+        let (_dir, conn) = sample_sql(sample);
+        let mut stmt = conn
+            .prepare(
+                "SELECT start, end - start, rank FROM (
+                   SELECT ne.start, ne.end, coalesce(ne.text, s.value) AS name,
+                          ROW_NUMBER() OVER (PARTITION BY coalesce(ne.text, s.value)
+                                             ORDER BY ne.start, ne.rowid) - 1 AS rank
+                   FROM NVTX_EVENTS ne LEFT JOIN StringIds s ON s.id = ne.textId
+                   WHERE ne.eventType IN (59, 60, 70, 71))
+                 WHERE name LIKE 'execute_context%'
+                 ORDER BY start",
+            )
+            .unwrap();
+        let want: Vec<(i64, i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let got: Vec<(i64, i64, i64)> = steps
+            .iter()
+            .map(|s| {
+                (
+                    s.start_ns,
+                    s.duration_ns.unwrap(),
+                    s.filter_index.unwrap() as i64,
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{sample}");
+        assert!(steps.iter().enumerate().all(|(i, s)| s.step == i as u64));
+        for phase in &d.llm.phases.phases {
+            let sum: i64 = steps
+                .iter()
+                .filter(|s| s.phase == phase.phase)
+                .map(|s| s.gpu_ns)
+                .sum();
+            assert_eq!(sum, phase.gpu_ns, "{sample} {:?}", phase.phase);
+        }
+    }
+}

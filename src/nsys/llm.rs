@@ -16,6 +16,7 @@ use super::comm_overlap::{comm_overlap, CommOverlap};
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
 use super::slots::{OptionalIds, RunIdGroups, RunSlots};
+use super::steps::{StepFacts, StepRow};
 use super::trace::{global_id, GraphNodeEvent, Trace};
 use crate::categories::Categories;
 use crate::stats::percent;
@@ -361,6 +362,8 @@ pub struct PhaseLayer {
 pub struct LlmDigest {
     pub graphs: GraphReport,
     pub phases: PhaseReport,
+    /// Every engine step, by start time.
+    pub steps: Vec<StepRow>,
     pub layers: LayerReport,
     pub hotspots: Vec<Hotspot>,
     /// Kernel time per (phase, category), phases in step order.
@@ -405,7 +408,9 @@ pub fn analyse(
 ) -> LlmDigest {
     let placement = place(trace, launches, index, opts);
     let sums = KernelSums::gather(trace, &placement, names, opts.by_phase);
-    let phases = phase_report(trace, &placement, sums.steps);
+    let per_step = step_gpu_ns(trace, &placement, sums.steps);
+    let steps = step_rows(trace, &placement, &per_step);
+    let phases = phase_report(trace, &placement, per_step);
     let graphs = graph_report(
         trace,
         launches,
@@ -425,6 +430,7 @@ pub fn analyse(
     LlmDigest {
         graphs,
         phases,
+        steps,
         layers,
         hotspots,
         categories,
@@ -636,10 +642,11 @@ fn p90(sorted: &[i64]) -> i64 {
 
 /// GPU time per step: kernels (summed in [`KernelSums`]) plus whole-graph
 /// executions.
-fn step_gpu_ns(trace: &Trace, p: &Placement, kernels: StepSums) -> (Vec<i64>, i64) {
+fn step_gpu_ns(trace: &Trace, p: &Placement, kernels: StepSums) -> StepSums {
     let StepSums {
         mut per_step,
         mut outside,
+        kernels,
     } = kernels;
     let work = trace
         .graph_executions
@@ -652,11 +659,35 @@ fn step_gpu_ns(trace: &Trace, p: &Placement, kernels: StepSums) -> (Vec<i64>, i6
             None => outside += d,
         }
     }
-    (per_step, outside)
+    StepSums {
+        per_step,
+        outside,
+        kernels,
+    }
 }
 
-fn phase_report(trace: &Trace, p: &Placement, kernels: StepSums) -> PhaseReport {
-    let (per_step, outside) = step_gpu_ns(trace, p, kernels);
+/// The per-step rows of [`super::steps`].
+fn step_rows(trace: &Trace, p: &Placement, sums: &StepSums) -> Vec<StepRow> {
+    let facts: Vec<StepFacts> = p
+        .steps
+        .iter()
+        .zip(&sums.per_step)
+        .zip(&sums.kernels)
+        .map(|((step, &gpu_ns), &kernels)| StepFacts {
+            range: step.range,
+            phase: step.phase,
+            tokens: step_tokens(step),
+            gpu_ns,
+            kernels,
+        })
+        .collect();
+    super::steps::step_rows(trace, &facts)
+}
+
+fn phase_report(trace: &Trace, p: &Placement, sums: StepSums) -> PhaseReport {
+    let StepSums {
+        per_step, outside, ..
+    } = sums;
     if p.steps.is_empty() {
         return PhaseReport {
             status: "unknown".into(),
@@ -1285,10 +1316,11 @@ struct KernelSums {
     groups: KernelGroups,
 }
 
-/// Kernel time per step, and outside every step.
+/// Kernel time per step, and outside every step; kernels per step.
 struct StepSums {
     per_step: Vec<i64>,
     outside: i64,
+    kernels: Vec<u64>,
 }
 
 /// The kernels that ran as graph nodes, and the time of the others.
@@ -1369,6 +1401,7 @@ impl SumsInProgress {
             steps: StepSums {
                 per_step: vec![0; p.steps.len()],
                 outside: 0,
+                kernels: vec![0; p.steps.len()],
             },
             graphs: GraphSums::default(),
             layers: LayerSums::default(),
@@ -1384,7 +1417,10 @@ impl SumsInProgress {
         let step = p.kernel_step.get(i);
         let phase = step.map(|s| p.steps[s as usize].phase);
         match step {
-            Some(s) => self.steps.per_step[s as usize] += d,
+            Some(s) => {
+                self.steps.per_step[s as usize] += d;
+                self.steps.kernels[s as usize] += 1;
+            }
             None => self.steps.outside += d,
         }
         if is_node {

@@ -329,19 +329,37 @@ fn nvtx_window(trace: &Trace, wanted: &str, index: usize) -> Result<(i64, i64, S
     Ok((found.start, end, scope))
 }
 
-/// `text`, or `text@domain` for a range in a named domain.
+/// Whether `wanted` names the range: `text`, or `text@domain` for a range
+/// in a named domain.
 fn matches_name(trace: &Trace, r: &NvtxRange, wanted: &str) -> bool {
     let text = &trace.nvtx_names[r.text as usize];
-    if r.domain.is_none() {
-        return text == wanted;
+    match domain_of(trace, r) {
+        None => text == wanted,
+        Some(domain) => {
+            wanted
+                .strip_prefix(text.as_str())
+                .and_then(|rest| rest.strip_prefix('@'))
+                == Some(domain)
+        }
     }
-    // The name is `domain:text`.
+}
+
+/// The range as `--filter-nvtx` names it.
+pub fn range_spec(trace: &Trace, r: &NvtxRange) -> String {
+    let text = &trace.nvtx_names[r.text as usize];
+    match domain_of(trace, r) {
+        None => text.clone(),
+        Some(domain) => format!("{text}@{domain}"),
+    }
+}
+
+/// The name of the range's domain, when it has one: its name is
+/// `domain:text`.
+fn domain_of<'t>(trace: &'t Trace, r: &NvtxRange) -> Option<&'t str> {
+    r.domain?;
     let name = &trace.nvtx_names[r.name as usize];
-    let domain = &name[..name.len() - text.len() - 1];
-    wanted
-        .strip_prefix(text.as_str())
-        .and_then(|rest| rest.strip_prefix('@'))
-        == Some(domain)
+    let text = &trace.nvtx_names[r.text as usize];
+    Some(&name[..name.len() - text.len() - 1])
 }
 
 #[cfg(test)]

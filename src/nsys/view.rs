@@ -27,6 +27,9 @@ pub enum ReportName {
     Graphs,
     /// Engine steps per phase (prefill, decode, mixed): GPU time, tokens.
     Phases,
+    /// Every engine step: duration, GPU time, against its phase's median,
+    /// and the --filter-nvtx that digests it alone.
+    Steps,
     /// GPU time per layer type and per layer index.
     Layers,
     /// Top kernels per (phase, layer type), with a kernel category.
@@ -343,6 +346,7 @@ pub fn report_tables(d: &Digest, report: ReportName) -> Vec<Table> {
         ReportName::Api => vec![api_table(&d.api)],
         ReportName::Graphs => vec![graphs_table(&d.llm.graphs)],
         ReportName::Phases => vec![phases_table(&d.llm.phases)],
+        ReportName::Steps => vec![steps_table(&d.llm.steps)],
         ReportName::Layers => vec![
             layer_types_table(&d.llm.layers, None),
             layer_index_table(&d.llm.layers),
@@ -365,6 +369,7 @@ pub fn has_data(d: &Digest, report: ReportName) -> bool {
         ReportName::Api => !d.api.is_empty(),
         ReportName::Graphs => d.llm.graphs.launches > 0 || !d.llm.graphs.per_graph.is_empty(),
         ReportName::Phases => !d.llm.phases.phases.is_empty(),
+        ReportName::Steps => !d.llm.steps.is_empty(),
         ReportName::Layers => !d.llm.layers.types.is_empty(),
         ReportName::Hotspots => !d.llm.hotspots.is_empty(),
         ReportName::Categories => !d.llm.categories.is_empty(),
@@ -506,10 +511,18 @@ pub fn default_document(d: &Digest) -> Document {
             DEFAULT_MEMORY_COLUMNS,
         ));
     }
-    for report in [ReportName::Graphs, ReportName::Phases] {
-        if has_data(d, report) {
-            tables.extend(report_tables(d, report));
+    if has_data(d, ReportName::Graphs) {
+        tables.extend(report_tables(d, ReportName::Graphs));
+    }
+    if has_data(d, ReportName::Phases) {
+        let mut phases = phases_table(&d.llm.phases);
+        if let Some(slow) = slow_step_line(&d.llm.steps) {
+            phases.note = Some(match phases.note {
+                Some(note) => format!("{note}\n  {slow}"),
+                None => slow,
+            });
         }
+        tables.push(phases);
     }
     if has_data(d, ReportName::Layers) || graph_kernels_lack_layers(d) {
         tables.push(layer_types_table(&d.llm.layers, Some(DEFAULT_TOP)));
@@ -598,6 +611,7 @@ pub fn report_document(d: &Digest, report: ReportName) -> Document {
 }
 
 use super::llm::{GraphReport, Hotspot, LayerReport, PhaseReport};
+use super::steps::StepRow;
 
 /// `graphs`: one row per graph, with the verdict and evidence in the note.
 pub fn graphs_table(g: &GraphReport) -> Table {
@@ -689,6 +703,83 @@ pub fn phases_table(p: &PhaseReport) -> Table {
         rows,
         note: Some(phases_note(p)),
     }
+}
+
+/// `steps`: one row per step, in the order given.
+pub fn steps_table(steps: &[StepRow]) -> Table {
+    let columns = vec![
+        Column::num("step", "Step"),
+        Column::text("phase", "Phase"),
+        Column::num("duration_ns", "Duration (ns)"),
+        Column::num("vs_phase_median", "× phase median"),
+        Column::num("gpu_ns", "GPU (ns)"),
+        Column::num("kernels", "Kernels"),
+        Column::num("tokens", "Tokens"),
+        Column::num("start_ns", "Start (ns)"),
+        Column::text("range", "Range"),
+        Column::num("filter_index", "Index"),
+    ];
+    let rows = steps
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Int(r.step as i64),
+                Cell::Text(r.phase.as_str().into()),
+                r.duration_ns.map_or(Cell::Missing, Cell::Int),
+                r.vs_phase_median
+                    .map_or(Cell::Missing, |v| Cell::Float(v, 2)),
+                Cell::Int(r.gpu_ns),
+                Cell::Int(r.kernels as i64),
+                r.tokens.map_or(Cell::Missing, |t| Cell::Int(t as i64)),
+                Cell::Int(r.start_ns),
+                Cell::Text(r.range.clone()),
+                r.filter_index
+                    .map_or(Cell::Missing, |i| Cell::Int(i as i64)),
+            ]
+        })
+        .collect();
+    Table {
+        name: "steps",
+        title: "Engine steps".into(),
+        columns,
+        rows,
+        note: None,
+    }
+}
+
+/// A step this many times its phase's median is named in the default
+/// digest.
+const SLOW_STEP_RATIO: f64 = 1.5;
+
+/// The default digest's line on the slowest step against its phase's
+/// median, when one took at least [`SLOW_STEP_RATIO`] times it: its GPU
+/// time beside the phase's median GPU time tells a GPU-bound step from a
+/// stall on the CPU, and the filter digests it alone.
+fn slow_step_line(steps: &[StepRow]) -> Option<String> {
+    let ratio = |s: &StepRow| s.vs_phase_median.unwrap_or(0.0);
+    let slow = steps.iter().filter(|s| ratio(s) >= SLOW_STEP_RATIO);
+    let worst = slow.clone().max_by(|a, b| ratio(a).total_cmp(&ratio(b)))?;
+    let mut gpu: Vec<i64> = steps
+        .iter()
+        .filter(|s| s.phase == worst.phase)
+        .map(|s| s.gpu_ns)
+        .collect();
+    let median_gpu =
+        crate::stats::DurationStats::from_values(&mut gpu).map_or(0.0, |s| s.median_ns);
+    let alone = worst.filter_index.map_or(String::new(), |i| {
+        format!("; alone: --filter-nvtx '{}/{i}'", worst.range)
+    });
+    Some(format!(
+        "slowest step: {} ({}), {:.3} ms = {:.1}× the phase's median, GPU {:.3} ms (median {:.3} ms); {} of {} steps at {SLOW_STEP_RATIO}× or more (--report steps){alone}",
+        worst.step,
+        worst.phase.as_str(),
+        worst.duration_ns.unwrap_or(0) as f64 / 1e6,
+        ratio(worst),
+        worst.gpu_ns as f64 / 1e6,
+        median_gpu / 1e6,
+        slow.count(),
+        steps.len(),
+    ))
 }
 
 /// What a phase's GPU time counts, or why there are no phases.

@@ -137,6 +137,11 @@ pub fn assert_open_window_changes_nothing(file: &Path) {
         Ok(d) => {
             let mut v = serde_json::to_value(d).unwrap();
             v["source"]["filter"] = serde_json::Value::Null;
+            // A filtered digest gives no --filter-nvtx index: it would be
+            // a rank among the rows kept, not the file's.
+            for step in v["steps"].as_array_mut().unwrap() {
+                step["filter_index"] = serde_json::Value::Null;
+            }
             Some(v)
         }
         Err(_) => None,
