@@ -1,5 +1,5 @@
-//! Per-profile tables for fleets: kernels, NVTX ranges, phases, layers,
-//! kernel categories and communication overlap,
+//! Per-profile tables for fleets: kernels, NVTX ranges, phases, steps,
+//! layers, kernel categories and communication overlap,
 //! each row carrying its profile id, ready to be written as a Parquet
 //! dataset (feature `parquet`) and queried with Spark, DuckDB or Polars.
 //! The rows are plain structs so a folder run keeps only these, never the
@@ -8,6 +8,7 @@
 use crate::nsys::comm_overlap::CommOverlap;
 use crate::nsys::llm::{LayerTypeSummary, PhaseCategory, PhaseSummary};
 use crate::nsys::reports::{KernelSummary, NvtxSummary};
+use crate::nsys::steps::StepRow;
 use crate::nsys::Digest;
 use serde::Serialize;
 
@@ -76,6 +77,21 @@ pub struct CategoryRecord {
     pub share_of_phase_pct: f64,
     pub instances: i64,
     pub kernel_names: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub profile: String,
+    pub step: i64,
+    pub phase: String,
+    pub range: String,
+    pub filter_index: Option<i64>,
+    pub start_ns: i64,
+    pub duration_ns: Option<i64>,
+    pub gpu_ns: i64,
+    pub kernels: i64,
+    pub tokens: Option<i64>,
+    pub vs_phase_median: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -167,6 +183,24 @@ impl CategoryRecord {
     }
 }
 
+impl StepRecord {
+    fn new(profile: &str, s: &StepRow) -> StepRecord {
+        StepRecord {
+            profile: profile.to_string(),
+            step: s.step as i64,
+            phase: s.phase.as_str().to_string(),
+            range: s.range.clone(),
+            filter_index: s.filter_index.map(|i| i as i64),
+            start_ns: s.start_ns,
+            duration_ns: s.duration_ns,
+            gpu_ns: s.gpu_ns,
+            kernels: s.kernels as i64,
+            tokens: s.tokens.map(|t| t as i64),
+            vs_phase_median: s.vs_phase_median,
+        }
+    }
+}
+
 impl CommunicationRecord {
     fn new(profile: &str, c: &CommOverlap) -> CommunicationRecord {
         CommunicationRecord {
@@ -182,12 +216,13 @@ impl CommunicationRecord {
     }
 }
 
-/// The six tables of one or many profiles.
+/// The seven tables of one or many profiles.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ExportTables {
     pub kernels: Vec<KernelRecord>,
     pub nvtx: Vec<NvtxRecord>,
     pub phases: Vec<PhaseRecord>,
+    pub steps: Vec<StepRecord>,
     pub layers: Vec<LayerRecord>,
     pub categories: Vec<CategoryRecord>,
     pub communication: Vec<CommunicationRecord>,
@@ -210,6 +245,12 @@ impl ExportTables {
                 .phases
                 .iter()
                 .map(|p| PhaseRecord::new(profile, p))
+                .collect(),
+            steps: d
+                .llm
+                .steps
+                .iter()
+                .map(|s| StepRecord::new(profile, s))
                 .collect(),
             layers: d
                 .llm
@@ -237,6 +278,7 @@ impl ExportTables {
         self.kernels.extend(other.kernels);
         self.nvtx.extend(other.nvtx);
         self.phases.extend(other.phases);
+        self.steps.extend(other.steps);
         self.layers.extend(other.layers);
         self.categories.extend(other.categories);
         self.communication.extend(other.communication);
@@ -261,14 +303,15 @@ macro_rules! column {
 }
 
 /// Write `kernels.parquet`, `nvtx.parquet`, `phases.parquet`,
-/// `layers.parquet`, `categories.parquet` and `communication.parquet` into
-/// `dir`.
+/// `steps.parquet`, `layers.parquet`, `categories.parquet` and
+/// `communication.parquet` into `dir`.
 #[cfg(feature = "parquet")]
 pub fn write_parquet(dir: &std::path::Path, t: &ExportTables) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     write_parquet_table(dir, "kernels", parquet::kernel_columns(&t.kernels))?;
     write_parquet_table(dir, "nvtx", parquet::nvtx_columns(&t.nvtx))?;
     write_parquet_table(dir, "phases", parquet::phase_columns(&t.phases))?;
+    write_parquet_table(dir, "steps", parquet::step_columns(&t.steps))?;
     write_parquet_table(dir, "layers", parquet::layer_columns(&t.layers))?;
     write_parquet_table(dir, "categories", parquet::category_columns(&t.categories))?;
     let communication = parquet::communication_columns(&t.communication);
@@ -335,6 +378,22 @@ mod parquet {
             column!(l, kernels),
             column!(l, gpu_ns),
             column!(l, share_pct),
+        ]
+    }
+
+    pub(super) fn step_columns(s: &[StepRecord]) -> Vec<Column> {
+        vec![
+            column!(s, profile as text),
+            column!(s, step),
+            column!(s, phase as text),
+            column!(s, range as text),
+            column!(s, filter_index),
+            column!(s, start_ns),
+            column!(s, duration_ns),
+            column!(s, gpu_ns),
+            column!(s, kernels),
+            column!(s, tokens),
+            column!(s, vs_phase_median),
         ]
     }
 

@@ -68,6 +68,10 @@ fn folder_export_opens_with_polars() {
             "profile,phase,steps,gpu_ns,tokens,gpu_ns_per_token,step_median_ns,step_p90_ns",
         ),
         (
+            "steps",
+            "profile,step,phase,range,filter_index,start_ns,duration_ns,gpu_ns,kernels,tokens,vs_phase_median",
+        ),
+        (
             "layers",
             "profile,layer_type,phase,layers,kernels,gpu_ns,share_pct",
         ),
@@ -120,6 +124,22 @@ fn folder_export_opens_with_polars() {
         })
         .sum();
     assert_eq!(phases.height(), want, "a row per phase of each sample");
+    // A row per step, each step's GPU time as the digest has it.
+    let steps = read(&out.path().join("steps.parquet"));
+    let gpu: i64 = steps
+        .column("gpu_ns")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .sum()
+        .unwrap();
+    let want: i64 = SAMPLES
+        .iter()
+        .flat_map(|s| digest_sample(s, &Default::default()).llm.steps)
+        .map(|s| s.gpu_ns)
+        .sum();
+    assert!(want > 0);
+    assert_eq!(gpu, want);
 }
 
 /// With `--by-process`, the kernel rows of a two-process profile carry

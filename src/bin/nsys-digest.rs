@@ -44,7 +44,7 @@ struct Cli {
     #[arg(long)]
     per_file: bool,
 
-    /// Write kernels, nvtx, phases, layers, categories and communication
+    /// Write kernels, nvtx, phases, steps, layers, categories and communication
     /// tables (one row per profile and item) as Parquet files into DIR.
     /// Needs the `parquet` feature.
     #[arg(long, value_name = "DIR")]
