@@ -216,14 +216,9 @@ impl Kernels {
     pub fn retain_marked(&mut self, keep: &[bool]) {
         let mut streams = Renumber::new(std::mem::take(&mut self.streams));
         let mut processes = Renumber::new(std::mem::take(&mut self.processes));
-        let mut flags = keep.iter();
-        self.rows.retain_mut(|k| {
-            let kept = flags.next().copied().unwrap_or(false);
-            if kept {
-                k.stream = streams.slot(k.stream);
-                k.process = processes.slot(k.process);
-            }
-            kept
+        retain_updating(&mut self.rows, keep, |k| {
+            k.stream = streams.slot(k.stream);
+            k.process = processes.slot(k.process);
         });
         if let Some(nodes) = &mut self.graph_nodes {
             retain_marked(nodes, keep);
@@ -243,22 +238,26 @@ impl ApiCalls {
     /// Keep the calls `keep` marks; thread slots renumbered as for kernels.
     pub fn retain_marked(&mut self, keep: &[bool]) {
         let mut threads = Renumber::new(std::mem::take(&mut self.threads));
-        let mut flags = keep.iter();
-        self.rows.retain_mut(|c| {
-            let kept = flags.next().copied().unwrap_or(false);
-            if kept {
-                c.thread = threads.slot(c.thread);
-            }
-            kept
-        });
+        retain_updating(&mut self.rows, keep, |c| c.thread = threads.slot(c.thread));
         self.threads = threads.keys;
     }
 }
 
 /// Keep the items of `items` that `keep` marks, one flag per item.
 pub fn retain_marked<T>(items: &mut Vec<T>, keep: &[bool]) {
+    retain_updating(items, keep, |_| {});
+}
+
+/// Keep the items `keep` marks, and `update` each one kept.
+fn retain_updating<T>(items: &mut Vec<T>, keep: &[bool], mut update: impl FnMut(&mut T)) {
     let mut flags = keep.iter();
-    items.retain(|_| flags.next().copied().unwrap_or(false));
+    items.retain_mut(|item| {
+        let kept = flags.next().copied().unwrap_or(false);
+        if kept {
+            update(item);
+        }
+        kept
+    });
 }
 
 /// Slots renumbered in order of first use by the rows that remain.
