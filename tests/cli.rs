@@ -540,8 +540,21 @@ fn bad_filters_are_one_line_errors() {
             "no_such_range",
             "could not be found",
         ),
-        // A range in a named domain is found only with its domain.
-        (&domains, "--filter-nvtx", "step", "could not be found"),
+        // A range in a named domain is found only with its domain; the
+        // error says how to write what the reports print.
+        (
+            &domains,
+            "--filter-nvtx",
+            "step",
+            "could not be found (write 'step@engine')",
+        ),
+        (
+            &domains,
+            "--filter-nvtx",
+            "engine:step",
+            "(write 'step@engine')",
+        ),
+        (&domains, "--filter-nvtx", ":forward", "(write 'forward')"),
         (
             &domains,
             "--filter-nvtx",

@@ -312,7 +312,10 @@ fn nvtx_window(trace: &Trace, wanted: &str, index: usize) -> Result<(i64, i64, S
     // Stable: ranges that start together stay in table order.
     matches.sort_by_key(|r| r.start);
     let found = matches.get(index).ok_or_else(|| match matches.len() {
-        0 => format!("NVTX range '{wanted}' could not be found"),
+        0 => format!(
+            "NVTX range '{wanted}' could not be found{}",
+            spelling_hint(trace, wanted)
+        ),
         n => format!("NVTX range '{wanted}' has {n} instance(s); index {index} is past the last"),
     })?;
     let end = found
@@ -327,6 +330,21 @@ fn nvtx_window(trace: &Trace, wanted: &str, index: usize) -> Result<(i64, i64, S
         Scope::Process(t)
     };
     Ok((found.start, end, scope))
+}
+
+/// The reports print a range as `domain:text` (`:text` without a domain);
+/// a user who copies that, or gives a domain's range without its domain,
+/// is told how the filter spells it.
+fn spelling_hint(trace: &Trace, wanted: &str) -> String {
+    let shown = |r: &&NvtxRange| {
+        let name = &trace.nvtx_names[r.name as usize];
+        let text = &trace.nvtx_names[r.text as usize];
+        name == wanted || *text == wanted || name.strip_prefix(':') == Some(wanted)
+    };
+    match trace.nvtx.iter().find(shown) {
+        Some(r) => format!(" (write '{}')", range_spec(trace, r)),
+        None => String::new(),
+    }
 }
 
 /// Whether `wanted` names the range: `text`, or `text@domain` for a range
