@@ -347,8 +347,8 @@ pub fn csv(table: &Table) -> String {
 /// One CSV for the same table of several files: a leading `file` column
 /// and one header, so the rows can be told apart and the text still parses
 /// as one table. A single file's table is rendered as [`csv()`] renders it.
-pub fn csv_per_file(tables: &[(String, Table)]) -> String {
-    if let [(_, table)] = tables {
+pub fn csv_per_file(tables: &[(String, Table)], several: bool) -> String {
+    if let (false, [(_, table)]) = (several, tables) {
         return csv(table);
     }
     let Some((_, first)) = tables.first() else {

@@ -633,15 +633,32 @@ fn a_folder_run_filters_each_profile() {
         ],
     );
     assert_eq!(code, 2, "{err}");
-    // One profile digested: one object.
+    // A folder gives an array, even with one profile digested.
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let file = v["source"]["file"].as_str().unwrap();
+    let [d] = v.as_array().unwrap().as_slice() else {
+        panic!("one digest: {out}")
+    };
+    let file = d["source"]["file"].as_str().unwrap();
     assert!(
         file.ends_with("h200_nvtx_domains_threads.sqlite.gz"),
         "{file}"
     );
     let missing = err.lines().filter(|l| l.contains("could not be found"));
     assert_eq!(missing.count(), SAMPLES.len() - 1, "{err}");
+    // And CSV keeps its file column.
+    let (_, out, _) = run(
+        "nsys-digest",
+        &[
+            &repo().join("samples").display().to_string(),
+            "--filter-nvtx",
+            "step@engine/1",
+            "-r",
+            "kernels",
+            "-f",
+            "csv",
+        ],
+    );
+    assert!(out.starts_with("file,name,"), "{out}");
 }
 
 #[test]

@@ -296,7 +296,7 @@ fn run(cli: &Cli) -> Result<u8> {
         let Some((digests, ok)) = report_errors("ncu-digest", results) else {
             return Ok(2);
         };
-        print_output(&render_all(&digests, args, cli.per_launch))?;
+        print_output(&render_all(&digests, args, cli.per_launch, files.len() > 1))?;
         return Ok(if ok { 0 } else { 2 });
     }
     // Several files: each worker keeps only the summary row.
@@ -319,7 +319,9 @@ fn run(cli: &Cli) -> Result<u8> {
     Ok(if ok { 0 } else { 2 })
 }
 
-fn render_all(digests: &[NcuDigest], args: &Args, per_launch: bool) -> String {
+/// `several` as for nsys-digest: the output's shape follows what was asked
+/// for, not how many files could be read.
+fn render_all(digests: &[NcuDigest], args: &Args, per_launch: bool, several: bool) -> String {
     let table = |d: &NcuDigest| {
         if per_launch {
             view::launch_table(d)
@@ -328,14 +330,14 @@ fn render_all(digests: &[NcuDigest], args: &Args, per_launch: bool) -> String {
         }
     };
     match args.format {
-        Format::Json if digests.len() == 1 => render::json(&digests[0]) + "\n",
+        Format::Json if !several => render::json(&digests[0]) + "\n",
         Format::Json => render::json(&digests) + "\n",
         Format::Csv => {
             let tables: Vec<(String, _)> = digests
                 .iter()
                 .map(|d| (d.source.file.clone(), table(d)))
                 .collect();
-            render::csv_per_file(&tables)
+            render::csv_per_file(&tables, several)
         }
         Format::Table => digests
             .iter()

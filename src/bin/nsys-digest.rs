@@ -255,7 +255,7 @@ fn run_full(cli: &Cli, files: &[PathBuf], opts: &DigestOptions) -> Result<u8> {
     if let (Some(path), Some(d)) = (&c.svg, digests.first()) {
         svg::write(path, &svg::layer_phase_chart(&d.llm.layers, &d.source.file))?;
     }
-    print_output(&render_digests(&digests, cli))?;
+    print_output(&render_digests(&digests, cli, files.len() > 1))?;
     Ok(if ok { 0 } else { 2 })
 }
 
@@ -300,10 +300,12 @@ fn run_summary(cli: &Cli, files: &[PathBuf], opts: &DigestOptions) -> Result<u8>
     Ok(if ok { 0 } else { 2 })
 }
 
-fn render_digests(digests: &[Digest], cli: &Cli) -> String {
+/// `several`: more than one profile was asked for, so JSON is an array and
+/// CSV has a file column even when only one of them could be read.
+fn render_digests(digests: &[Digest], cli: &Cli, several: bool) -> String {
     let c = &cli.common;
     match c.format {
-        Format::Json if digests.len() == 1 => render::json(&digests[0]) + "\n",
+        Format::Json if !several => render::json(&digests[0]) + "\n",
         Format::Json => render::json(&digests) + "\n",
         Format::Csv => {
             let report = cli.report.expect("checked above");
@@ -314,7 +316,7 @@ fn render_digests(digests: &[Digest], cli: &Cli) -> String {
                     Some((d.source.file.clone(), table))
                 })
                 .collect();
-            render::csv_per_file(&tables)
+            render::csv_per_file(&tables, several)
         }
         Format::Table | Format::Markdown => {
             let docs = digests.iter().map(|d| {
