@@ -661,6 +661,25 @@ fn a_folder_run_filters_each_profile() {
     assert!(out.starts_with("file,name,"), "{out}");
 }
 
+/// A window may start before the capture's zero, as a value that starts
+/// with a minus sign.
+#[test]
+fn a_time_window_may_start_at_a_negative_time() {
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            &sample_arg("h200_llama8_eager_1step"),
+            "--filter-time",
+            "-1s/",
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["source"]["filter"]["start_ns"], -1_000_000_000i64);
+}
+
 #[test]
 fn a_diff_filters_both_profiles() {
     let file = sample_arg("h200_llama8_eager_3steps");

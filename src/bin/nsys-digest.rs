@@ -122,7 +122,7 @@ struct Common {
     /// Only the rows that overlap START/END: nanoseconds, or numbers with
     /// units (`8s/9.5s`, `1s200ms/`); either end may be left out. The rows
     /// `nsys stats --filter-time` keeps.
-    #[arg(long, value_name = "START/END")]
+    #[arg(long, value_name = "START/END", allow_hyphen_values = true)]
     filter_time: Option<String>,
 
     /// Hide the progress bar (it only shows on a terminal anyway).
