@@ -92,6 +92,26 @@ fn broken_kernel_cells() {
         let (_dir, p) = damaged(sql);
         assert_eq!(assert_handled("nsys-digest", &p, &[]), want, "{what}");
         assert_handled("nsys-digest", &p, &["--format", "json"]);
+        assert_handled("nsys-digest", &p, &["--filter-time", "0/9s"]);
+    }
+}
+
+/// Hand-made: one kernel, which ends before it starts, and nothing else to
+/// span the capture: the span runs backwards, and a time filter clips
+/// its window to it.
+#[test]
+fn a_backwards_span_under_a_time_filter() {
+    let (_dir, p) = damaged(
+        "DELETE FROM ANALYSIS_DETAILS; DELETE FROM CUPTI_ACTIVITY_KIND_RUNTIME;
+         DELETE FROM CUPTI_ACTIVITY_KIND_MEMCPY; DELETE FROM CUPTI_ACTIVITY_KIND_MEMSET;
+         DELETE FROM CUPTI_ACTIVITY_KIND_KERNEL WHERE rowid > (SELECT min(rowid) FROM CUPTI_ACTIVITY_KIND_KERNEL);
+         UPDATE CUPTI_ACTIVITY_KIND_KERNEL SET end = start - 1000;",
+    );
+    for window in ["1/", "-1s/", "5s/6s"] {
+        assert_eq!(
+            assert_handled("nsys-digest", &p, &["--filter-time", window]),
+            0
+        );
     }
 }
 

@@ -13,6 +13,7 @@
 use super::rows::retain_marked;
 use super::trace::{global_id, process_bits, NvtxRange, Trace};
 use regex::Regex;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -239,8 +240,10 @@ impl FilterWindow {
             self.overlaps(g.gpu.start, g.gpu.end) && self.keeps_process(g.gpu.global_pid)
         });
         self.keep_nvtx(trace);
-        // Busy and idle time, and the span shown, are of the window.
+        // Busy and idle time, and the span shown, are of the window. A
+        // span from rows that end before they start may run backwards.
         trace.capture_window = span.map(|(lo, hi)| {
+            let hi = hi.max(lo);
             let start = self.start_ns.clamp(lo, hi);
             (start, self.end_ns.clamp(start, hi))
         });
@@ -280,24 +283,45 @@ impl FilterWindow {
         let Trace {
             nvtx, nvtx_names, ..
         } = trace;
+        let mut undomained = Undomained::default();
         for r in nvtx.iter_mut() {
             let Some(domain) = r.domain else { continue };
             if !named.contains(&(domain, process_bits(r.global_tid))) {
-                r.name = name_id(nvtx_names, &format!(":{}", nvtx_names[r.text as usize]));
+                r.name = undomained.name_id(nvtx_names, r.text);
                 r.domain = None;
             }
         }
     }
 }
 
-/// The id of `name` among the range names, added when new.
-fn name_id(names: &mut Vec<String>, name: &str) -> u32 {
-    match names.iter().position(|n| n == name) {
-        Some(i) => i as u32,
-        None => {
-            names.push(name.to_string());
-            (names.len() - 1) as u32
+/// The `:text` names of ranges that lose their domain, added to the range
+/// names once per text.
+#[derive(Default)]
+struct Undomained {
+    /// Every range name's id, built when the first range loses its domain.
+    ids: Option<FxHashMap<String, u32>>,
+    by_text: FxHashMap<u32, u32>,
+}
+
+impl Undomained {
+    fn name_id(&mut self, names: &mut Vec<String>, text: u32) -> u32 {
+        if let Some(&id) = self.by_text.get(&text) {
+            return id;
         }
+        let ids = self.ids.get_or_insert_with(|| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), i as u32))
+                .collect()
+        });
+        let name = format!(":{}", names[text as usize]);
+        let id = *ids.entry(name).or_insert_with_key(|name| {
+            names.push(name.clone());
+            (names.len() - 1) as u32
+        });
+        self.by_text.insert(text, id);
+        id
     }
 }
 
