@@ -409,8 +409,8 @@ pub fn analyse(
     let placement = place(trace, launches, index, opts);
     let sums = KernelSums::gather(trace, &placement, names, opts.by_phase);
     let per_step = step_gpu_ns(trace, &placement, sums.steps);
-    let steps = step_rows(trace, &placement, &per_step);
-    let phases = phase_report(trace, &placement, per_step);
+    let phases = phase_report(trace, &placement, &per_step);
+    let steps = step_rows(trace, &placement, &per_step, &phases);
     let graphs = graph_report(
         trace,
         launches,
@@ -666,8 +666,9 @@ fn step_gpu_ns(trace: &Trace, p: &Placement, kernels: StepSums) -> StepSums {
     }
 }
 
-/// The per-step rows of [`super::steps`].
-fn step_rows(trace: &Trace, p: &Placement, sums: &StepSums) -> Vec<StepRow> {
+/// The per-step rows of [`super::steps`], each against its phase's median
+/// as the phase report has it.
+fn step_rows(trace: &Trace, p: &Placement, sums: &StepSums, phases: &PhaseReport) -> Vec<StepRow> {
     let facts: Vec<StepFacts> = p
         .steps
         .iter()
@@ -681,13 +682,19 @@ fn step_rows(trace: &Trace, p: &Placement, sums: &StepSums) -> Vec<StepRow> {
             kernels,
         })
         .collect();
-    super::steps::step_rows(trace, &facts)
+    let medians: Vec<(Phase, f64)> = phases
+        .phases
+        .iter()
+        .map(|s| (s.phase, s.step_median_ns))
+        .collect();
+    super::steps::step_rows(trace, &facts, &medians)
 }
 
-fn phase_report(trace: &Trace, p: &Placement, sums: StepSums) -> PhaseReport {
+fn phase_report(trace: &Trace, p: &Placement, sums: &StepSums) -> PhaseReport {
     let StepSums {
         per_step, outside, ..
     } = sums;
+    let outside = *outside;
     if p.steps.is_empty() {
         return PhaseReport {
             status: "unknown".into(),
@@ -700,7 +707,7 @@ fn phase_report(trace: &Trace, p: &Placement, sums: StepSums) -> PhaseReport {
         };
     }
     let mut groups: HashMap<Phase, PhaseSteps> = HashMap::default();
-    for (step, &gpu_ns) in p.steps.iter().zip(&per_step) {
+    for (step, &gpu_ns) in p.steps.iter().zip(per_step) {
         let r = &trace.nvtx[step.range as usize];
         let g = groups.entry(step.phase).or_default();
         g.durations.push(r.end.map_or(0, |e| e - r.start));

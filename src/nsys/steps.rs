@@ -6,7 +6,6 @@
 use super::llm::Phase;
 use super::time_filter::range_spec;
 use super::trace::Trace;
-use crate::stats::DurationStats;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -47,17 +46,20 @@ pub struct StepFacts {
     pub kernels: u64,
 }
 
-/// The steps as rows, by start time.
-pub fn step_rows(trace: &Trace, steps: &[StepFacts]) -> Vec<StepRow> {
+/// The steps as rows, by start time; `medians` is each phase's median
+/// step duration, as the phase report gives it.
+pub fn step_rows(trace: &Trace, steps: &[StepFacts], medians: &[(Phase, f64)]) -> Vec<StepRow> {
     let ranks = (trace.filter.is_none()).then(|| filter_ranks(trace, steps));
-    let medians = phase_medians(trace, steps);
     let mut rows: Vec<StepRow> = steps
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let r = &trace.nvtx[s.range as usize];
             let duration_ns = r.end.map(|e| e - r.start);
-            let median = medians.get(&s.phase).copied().unwrap_or(0.0);
+            let median = medians
+                .iter()
+                .find(|(phase, _)| *phase == s.phase)
+                .map_or(0.0, |&(_, m)| m);
             StepRow {
                 step: 0,
                 phase: s.phase,
@@ -79,21 +81,6 @@ pub fn step_rows(trace: &Trace, steps: &[StepFacts]) -> Vec<StepRow> {
         r.step = i as u64;
     }
     rows
-}
-
-/// Median duration of the ended steps of each phase.
-fn phase_medians(trace: &Trace, steps: &[StepFacts]) -> FxHashMap<Phase, f64> {
-    let mut durations: FxHashMap<Phase, Vec<i64>> = FxHashMap::default();
-    for s in steps {
-        let r = &trace.nvtx[s.range as usize];
-        if let Some(end) = r.end {
-            durations.entry(s.phase).or_default().push(end - r.start);
-        }
-    }
-    durations
-        .into_iter()
-        .filter_map(|(phase, mut d)| Some((phase, DurationStats::from_values(&mut d)?.median_ns)))
-        .collect()
 }
 
 /// Each step's rank by start among the ranges of its name, as
