@@ -151,7 +151,8 @@ pub struct Table {
     pub title: String,
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<Cell>>,
-    /// A line under the table (what it means, what was left out).
+    /// Text under the table (what it means, what was left out); one
+    /// line per line of it.
     pub note: Option<String>,
 }
 
@@ -199,9 +200,7 @@ pub fn terminal(doc: &Document) -> String {
         if table.rows.is_empty() {
             // The note of an empty table is often the reason it is empty.
             let _ = writeln!(out, "  (no data)");
-            if let Some(note) = &table.note {
-                let _ = writeln!(out, "  {note}");
-            }
+            terminal_note(&mut out, table);
             continue;
         }
         let mut builder = tabled::builder::Builder::default();
@@ -221,11 +220,16 @@ pub fn terminal(doc: &Document) -> String {
             }
         }
         let _ = writeln!(out, "{t}");
-        if let Some(note) = &table.note {
-            let _ = writeln!(out, "  {note}");
-        }
+        terminal_note(&mut out, table);
     }
     out
+}
+
+/// A table's note under it, each of its lines indented.
+fn terminal_note(out: &mut String, table: &Table) {
+    for line in table.note.iter().flat_map(|n| n.lines()) {
+        let _ = writeln!(out, "  {line}");
+    }
 }
 
 /// A code span that survives any content: the fence is longer than any
@@ -306,9 +310,7 @@ fn markdown_table(out: &mut String, table: &Table, full_names: &mut Vec<String>)
     let _ = writeln!(out, "\n#### {}\n", html_escape(&table.title));
     if table.rows.is_empty() {
         let _ = writeln!(out, "_no data_");
-        if let Some(note) = &table.note {
-            let _ = writeln!(out, "\n_{}_", html_escape(note));
-        }
+        markdown_note(out, table);
         return;
     }
     let header: Vec<&str> = table.columns.iter().map(|c| c.title).collect();
@@ -330,6 +332,11 @@ fn markdown_table(out: &mut String, table: &Table, full_names: &mut Vec<String>)
             .collect();
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
+    markdown_note(out, table);
+}
+
+/// A table's note as one emphasised paragraph; its lines stay lines.
+fn markdown_note(out: &mut String, table: &Table) {
     if let Some(note) = &table.note {
         let _ = writeln!(out, "\n_{}_", html_escape(note));
     }

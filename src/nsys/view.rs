@@ -518,7 +518,7 @@ pub fn default_document(d: &Digest) -> Document {
         let mut phases = phases_table(&d.llm.phases);
         if let Some(slow) = slow_step_line(&d.llm.steps) {
             phases.note = Some(match phases.note {
-                Some(note) => format!("{note}\n  {slow}"),
+                Some(note) => format!("{note}\n{slow}"),
                 None => slow,
             });
         }
