@@ -701,3 +701,43 @@ fn a_diff_filters_both_profiles() {
         "{out}"
     );
 }
+
+/// The default digest names the step furthest above its phase's median,
+/// on its own indented line under the phases, with a filter that digests
+/// exactly that step.
+#[test]
+fn the_default_digest_names_the_slowest_step_and_how_to_isolate_it() {
+    let file = sample_arg("h200_llama8_eager_3steps");
+    let (code, out, err) = run("nsys-digest", &[&file]);
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("  slowest step: "))
+        .unwrap_or_else(|| panic!("no slowest-step line: {out}"));
+    let (_, json, _) = run("nsys-digest", &[&file, "-r", "steps", "-f", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    let ratio = |s: &serde_json::Value| s["vs_phase_median"].as_f64().unwrap_or(0.0);
+    let worst = steps
+        .iter()
+        .max_by(|a, b| ratio(a).total_cmp(&ratio(b)))
+        .unwrap();
+    assert!(ratio(worst) >= 1.5);
+    assert!(
+        line.contains(&format!("slowest step: {} ", worst["step"])),
+        "{line}"
+    );
+    let spec = format!(
+        "{}/{}",
+        worst["range"].as_str().unwrap(),
+        worst["filter_index"]
+    );
+    assert!(line.ends_with(&format!("--filter-nvtx '{spec}'")), "{line}");
+    let (code, alone, err) = run(
+        "nsys-digest",
+        &[&file, "--filter-nvtx", &spec, "-f", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let alone: serde_json::Value = serde_json::from_str(&alone).unwrap();
+    assert_eq!(alone["source"]["span_ns"], worst["duration_ns"]);
+}
