@@ -55,6 +55,7 @@ pub struct PhaseRecord {
     pub gpu_ns_per_token: Option<f64>,
     pub step_median_ns: f64,
     pub step_p90_ns: i64,
+    pub gpu_busy_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +93,10 @@ pub struct StepRecord {
     pub kernels: i64,
     pub tokens: Option<i64>,
     pub vs_phase_median: Option<f64>,
+    pub gpu_start_ns: Option<i64>,
+    pub gpu_end_ns: Option<i64>,
+    pub gpu_busy_ns: i64,
+    pub gpu_busy_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -151,6 +156,7 @@ impl PhaseRecord {
             gpu_ns_per_token: p.gpu_ns_per_token,
             step_median_ns: p.step_median_ns,
             step_p90_ns: p.step_p90_ns,
+            gpu_busy_pct: p.gpu_busy_pct,
         }
     }
 }
@@ -197,6 +203,10 @@ impl StepRecord {
             kernels: s.kernels as i64,
             tokens: s.tokens.map(|t| t as i64),
             vs_phase_median: s.vs_phase_median,
+            gpu_start_ns: s.gpu_start_ns,
+            gpu_end_ns: s.gpu_end_ns,
+            gpu_busy_ns: s.gpu_busy_ns,
+            gpu_busy_pct: s.gpu_busy_pct,
         }
     }
 }
@@ -364,6 +374,7 @@ mod parquet {
             column!(p, gpu_ns_per_token),
             column!(p, step_median_ns),
             column!(p, step_p90_ns),
+            column!(p, gpu_busy_pct),
         ]
     }
 
@@ -394,6 +405,10 @@ mod parquet {
             column!(s, kernels),
             column!(s, tokens),
             column!(s, vs_phase_median),
+            column!(s, gpu_start_ns),
+            column!(s, gpu_end_ns),
+            column!(s, gpu_busy_ns),
+            column!(s, gpu_busy_pct),
         ]
     }
 

@@ -36,7 +36,7 @@ fn csv_headers_follow_the_documented_columns() {
         ("nvtx-kernels", "range,kernel,pid,tid,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns"),
         ("nvtx", "range,style,instances,total_ns,avg_ns,median_ns,min_ns,max_ns,stddev_ns,proj_total_ns,gpu_ops"),
         ("categories", "phase,category,gpu_ns,share_of_phase_pct,instances,kernel_names"),
-        ("steps", "step,phase,duration_ns,vs_phase_median,gpu_ns,kernels,tokens,start_ns,range,filter_index"),
+        ("steps", "step,phase,duration_ns,vs_phase_median,gpu_ns,kernels,gpu_busy_pct,tokens,start_ns,range,filter_index"),
     ];
     for (report, header) in cases {
         let (code, out, err) = run(

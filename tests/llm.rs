@@ -813,3 +813,92 @@ fn step_rows_follow_the_step_ranges() {
         }
     }
 }
+
+/// Each step's GPU window recomputed in SQL: the kernels (and, in graph
+/// trace mode, whole-graph executions) whose launching call lies inside
+/// the step range on the same thread; their first start, last end, and
+/// the union of their intervals merged here. The phase's busy share is
+/// summed from the same windows.
+#[test]
+fn step_gpu_windows_follow_the_work_each_step_launched() {
+    for sample in SAMPLES {
+        let d = digest_sample(sample, &DigestOptions::default());
+        let (_dir, conn) = sample_sql(sample);
+        // The test's own copy: an index keeps the join from scanning.
+        conn.execute_batch("CREATE INDEX t_corr ON CUPTI_ACTIVITY_KIND_RUNTIME(correlationId)")
+            .unwrap();
+        let has_graph_trace = scalar(
+            &conn,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'CUPTI_ACTIVITY_KIND_GRAPH_TRACE'",
+        ) > 0;
+        let graph_work = if has_graph_trace {
+            "UNION ALL SELECT correlationId, globalPid, start, end FROM CUPTI_ACTIVITY_KIND_GRAPH_TRACE"
+        } else {
+            ""
+        };
+        let query = format!(
+            "WITH steps AS MATERIALIZED (
+               SELECT ne.start AS s, ne.end AS e, ne.globalTid AS tid
+               FROM NVTX_EVENTS ne LEFT JOIN StringIds n ON n.id = ne.textId
+               WHERE ne.eventType IN (59, 60, 70, 71)
+                 AND coalesce(ne.text, n.value) LIKE 'execute_context%'),
+             work AS (
+               SELECT correlationId AS c, globalPid AS pid, start, end
+               FROM CUPTI_ACTIVITY_KIND_KERNEL {graph_work})
+             SELECT st.s, w.start, w.end
+             FROM work w
+             JOIN CUPTI_ACTIVITY_KIND_RUNTIME r
+               ON r.correlationId = w.c AND r.globalTid / 16777216 = w.pid / 16777216
+             JOIN steps st ON st.tid = r.globalTid AND st.s <= r.start AND r.end <= st.e"
+        );
+        let mut per_step: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        let mut stmt = conn.prepare(&query).unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        for row in rows {
+            let (step, start, end): (i64, i64, i64) = row.unwrap();
+            per_step.entry(step).or_default().push((start, end));
+        }
+        let mut phase_sums: HashMap<Phase, (i64, i64)> = HashMap::new();
+        for s in &d.llm.steps {
+            let want = per_step.remove(&s.start_ns).map(|mut spans| {
+                spans.sort_unstable();
+                let (mut busy, mut open) = (0, spans[0]);
+                for &(start, end) in &spans[1..] {
+                    if start > open.1 {
+                        busy += open.1 - open.0;
+                        open = (start, end);
+                    } else {
+                        open.1 = open.1.max(end);
+                    }
+                }
+                let last = spans.iter().map(|&(_, e)| e).max().unwrap();
+                (spans[0].0, last, busy + open.1 - open.0)
+            });
+            let got = s
+                .gpu_start_ns
+                .zip(s.gpu_end_ns)
+                .map(|(a, b)| (a, b, s.gpu_busy_ns));
+            assert_eq!(got, want, "{sample} step {}", s.step);
+            if let Some((start, end, busy)) = want {
+                let sums = phase_sums.entry(s.phase).or_default();
+                sums.0 += busy;
+                sums.1 += end - start;
+            }
+        }
+        assert!(per_step.is_empty(), "{sample}: work in no step row");
+        for p in &d.llm.phases.phases {
+            let want = phase_sums
+                .get(&p.phase)
+                .filter(|&&(_, window)| window > 0)
+                .map(|&(busy, window)| format!("{:.1}", 100.0 * busy as f64 / window as f64));
+            assert_eq!(
+                p.gpu_busy_pct.map(|v| format!("{v:.1}")),
+                want,
+                "{sample} {:?}",
+                p.phase
+            );
+        }
+    }
+}

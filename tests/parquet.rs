@@ -65,11 +65,11 @@ fn folder_export_opens_with_polars() {
         ),
         (
             "phases",
-            "profile,phase,steps,gpu_ns,tokens,gpu_ns_per_token,step_median_ns,step_p90_ns",
+            "profile,phase,steps,gpu_ns,tokens,gpu_ns_per_token,step_median_ns,step_p90_ns,gpu_busy_pct",
         ),
         (
             "steps",
-            "profile,step,phase,range,filter_index,start_ns,duration_ns,gpu_ns,kernels,tokens,vs_phase_median",
+            "profile,step,phase,range,filter_index,start_ns,duration_ns,gpu_ns,kernels,tokens,vs_phase_median,gpu_start_ns,gpu_end_ns,gpu_busy_ns,gpu_busy_pct",
         ),
         (
             "layers",

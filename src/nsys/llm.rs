@@ -16,7 +16,7 @@ use super::comm_overlap::{comm_overlap, CommOverlap};
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
 use super::slots::{OptionalIds, RunIdGroups, RunSlots};
-use super::steps::{StepFacts, StepRow};
+use super::steps::{GpuWindow, StepFacts, StepRow};
 use super::trace::{global_id, GraphNodeEvent, Trace};
 use crate::categories::Categories;
 use crate::stats::percent;
@@ -249,6 +249,10 @@ pub struct PhaseSummary {
     pub step_median_ns: f64,
     pub step_p90_ns: i64,
     pub share_pct: f64,
+    /// Of the time from each step's first GPU work to its last, summed over
+    /// the phase's steps, the share in which some of that work ran. Low in
+    /// a phase whose steps the CPU's launches hold back.
+    pub gpu_busy_pct: Option<f64>,
 }
 
 /// Engine steps found in NVTX.
@@ -641,28 +645,75 @@ fn p90(sorted: &[i64]) -> i64 {
 }
 
 /// GPU time per step: kernels (summed in [`KernelSums`]) plus whole-graph
-/// executions.
+/// executions, and each step's GPU window over both.
 fn step_gpu_ns(trace: &Trace, p: &Placement, kernels: StepSums) -> StepSums {
     let StepSums {
         mut per_step,
         mut outside,
         kernels,
+        mut windows,
     } = kernels;
-    let work = trace
-        .graph_executions
-        .iter()
-        .zip(p.exec_step.iter())
-        .map(|(g, s)| (g.gpu.end - g.gpu.start, s));
-    for (d, s) in work {
+    let work = trace.graph_executions.iter().zip(p.exec_step.iter());
+    for (g, s) in work {
+        let d = g.gpu.end - g.gpu.start;
         match s {
-            Some(s) => per_step[s as usize] += d,
+            Some(s) => {
+                per_step[s as usize] += d;
+                // Executions are a second ordered sequence beside the kernels.
+                windows[s as usize].set_unordered();
+            }
             None => outside += d,
         }
     }
+    measure_unordered_windows(trace, p, &mut windows);
     StepSums {
         per_step,
         outside,
         kernels,
+        windows,
+    }
+}
+
+/// The windows that saw GPU work out of start order, measured again from
+/// all their steps' kernels and graph executions. One more pass over the
+/// kernels, made only when such a window exists: nsys writes the kernel
+/// table in start order, so it takes graph trace mode or an unusual file.
+fn measure_unordered_windows(trace: &Trace, p: &Placement, windows: &mut [GpuWindow]) {
+    let mut slot: Vec<Option<usize>> = vec![None; windows.len()];
+    let mut intervals: Vec<Vec<(i64, i64)>> = Vec::new();
+    for (s, w) in windows.iter().enumerate() {
+        if w.needs_measuring() {
+            slot[s] = Some(intervals.len());
+            intervals.push(Vec::new());
+        }
+    }
+    if intervals.is_empty() {
+        return;
+    }
+    let mut push = |step: u32, start: i64, end: i64| {
+        if let Some(k) = slot[step as usize] {
+            intervals[k].push((start, end));
+        }
+    };
+    for (i, k) in trace.kernels.iter().enumerate() {
+        if let Some(s) = p.kernel_step.get(i) {
+            push(
+                s,
+                k.start,
+                k.start.saturating_add(trace.kernels.duration(k)),
+            );
+        }
+    }
+    let execs = trace.graph_executions.iter().zip(p.exec_step.iter());
+    for (g, s) in execs {
+        if let Some(s) = s {
+            push(s, g.gpu.start, g.gpu.end);
+        }
+    }
+    for (s, k) in slot.into_iter().enumerate() {
+        if let Some(k) = k {
+            windows[s] = GpuWindow::measured(&mut intervals[k]);
+        }
     }
 }
 
@@ -674,12 +725,14 @@ fn step_rows(trace: &Trace, p: &Placement, sums: &StepSums, phases: &PhaseReport
         .iter()
         .zip(&sums.per_step)
         .zip(&sums.kernels)
-        .map(|((step, &gpu_ns), &kernels)| StepFacts {
+        .zip(&sums.windows)
+        .map(|(((step, &gpu_ns), &kernels), &window)| StepFacts {
             range: step.range,
             phase: step.phase,
             tokens: step_tokens(step),
             gpu_ns,
             kernels,
+            window,
         })
         .collect();
     let medians: Vec<(Phase, f64)> = phases
@@ -692,7 +745,10 @@ fn step_rows(trace: &Trace, p: &Placement, sums: &StepSums, phases: &PhaseReport
 
 fn phase_report(trace: &Trace, p: &Placement, sums: &StepSums) -> PhaseReport {
     let StepSums {
-        per_step, outside, ..
+        per_step,
+        outside,
+        windows,
+        ..
     } = sums;
     let outside = *outside;
     if p.steps.is_empty() {
@@ -707,11 +763,15 @@ fn phase_report(trace: &Trace, p: &Placement, sums: &StepSums) -> PhaseReport {
         };
     }
     let mut groups: HashMap<Phase, PhaseSteps> = HashMap::default();
-    for (step, &gpu_ns) in p.steps.iter().zip(per_step) {
+    for ((step, &gpu_ns), w) in p.steps.iter().zip(per_step).zip(windows) {
         let r = &trace.nvtx[step.range as usize];
         let g = groups.entry(step.phase).or_default();
         g.durations.push(r.end.map_or(0, |e| e - r.start));
         g.gpu_ns += gpu_ns;
+        if let Some((start, end)) = w.bounds() {
+            g.gpu_window_ns += end - start;
+            g.gpu_busy_ns += w.busy_ns();
+        }
         g.tokens = g.tokens.zip(step_tokens(step)).map(|(a, b)| a + b);
     }
     let grand: i64 = per_step.iter().sum();
@@ -750,6 +810,9 @@ struct PhaseSteps {
     durations: Vec<i64>,
     gpu_ns: i64,
     tokens: Option<u64>,
+    /// The steps' GPU windows, and the time their work ran in them.
+    gpu_window_ns: i64,
+    gpu_busy_ns: i64,
 }
 
 impl Default for PhaseSteps {
@@ -758,6 +821,8 @@ impl Default for PhaseSteps {
             durations: Vec::new(),
             gpu_ns: 0,
             tokens: Some(0),
+            gpu_window_ns: 0,
+            gpu_busy_ns: 0,
         }
     }
 }
@@ -777,6 +842,8 @@ impl PhaseSteps {
             step_median_ns: median,
             step_p90_ns: p90(&self.durations),
             share_pct: percent(gpu_ns as f64, grand_gpu_ns as f64),
+            gpu_busy_pct: (self.gpu_window_ns > 0)
+                .then(|| percent(self.gpu_busy_ns as f64, self.gpu_window_ns as f64)),
         }
     }
 }
@@ -1323,11 +1390,13 @@ struct KernelSums {
     groups: KernelGroups,
 }
 
-/// Kernel time per step, and outside every step; kernels per step.
+/// Kernel time per step, and outside every step; kernels and the GPU
+/// window per step.
 struct StepSums {
     per_step: Vec<i64>,
     outside: i64,
     kernels: Vec<u64>,
+    windows: Vec<GpuWindow>,
 }
 
 /// The kernels that ran as graph nodes, and the time of the others.
@@ -1382,7 +1451,7 @@ impl KernelSums {
         for (i, k) in trace.kernels.iter().enumerate() {
             let d = trace.kernels.duration(k);
             let is_node = trace.kernels.graph_node(i).is_some();
-            sums.add(p, i, d, is_node, trace.kernel_name_id(i, names));
+            sums.add(p, i, (k.start, d), is_node, trace.kernel_name_id(i, names));
         }
         sums.finish()
     }
@@ -1409,6 +1478,7 @@ impl SumsInProgress {
                 per_step: vec![0; p.steps.len()],
                 outside: 0,
                 kernels: vec![0; p.steps.len()],
+                windows: vec![GpuWindow::default(); p.steps.len()],
             },
             graphs: GraphSums::default(),
             layers: LayerSums::default(),
@@ -1418,15 +1488,16 @@ impl SumsInProgress {
         }
     }
 
-    /// Kernel `i`, of duration `d` and name id `name`.
+    /// Kernel `i`, starting at `start` for `d` ns, of name id `name`.
     #[inline]
-    fn add(&mut self, p: &Placement, i: usize, d: i64, is_node: bool, name: i64) {
+    fn add(&mut self, p: &Placement, i: usize, (start, d): (i64, i64), is_node: bool, name: i64) {
         let step = p.kernel_step.get(i);
         let phase = step.map(|s| p.steps[s as usize].phase);
         match step {
             Some(s) => {
                 self.steps.per_step[s as usize] += d;
                 self.steps.kernels[s as usize] += 1;
+                self.steps.windows[s as usize].add(start, start.saturating_add(d));
             }
             None => self.steps.outside += d,
         }

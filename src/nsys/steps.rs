@@ -2,6 +2,11 @@
 //! and kernels it launched, how it compares with its phase's median, and
 //! the `--filter-nvtx NAME/INDEX` that digests that step alone. The phase
 //! report gives medians; this is where the one slow step is found.
+//!
+//! Each step also has a GPU window: from its first GPU work to its last,
+//! and how much of that some of its work ran. A decode step whose GPU sits
+//! idle between kernels is bound by the CPU's launches, which is what CUDA
+//! graphs exist to remove.
 
 use super::llm::Phase;
 use super::time_filter::range_spec;
@@ -34,6 +39,15 @@ pub struct StepRow {
     pub tokens: Option<u64>,
     /// Duration ÷ the median duration of the phase's steps.
     pub vs_phase_median: Option<f64>,
+    /// The start of the step's first GPU work and the end of its last;
+    /// null when it launched none.
+    pub gpu_start_ns: Option<i64>,
+    pub gpu_end_ns: Option<i64>,
+    /// Of that window, the time some of the step's GPU work ran: the union
+    /// of its intervals, so overlapping kernels count once.
+    pub gpu_busy_ns: i64,
+    /// `gpu_busy_ns` ÷ the window; null for a window of no length.
+    pub gpu_busy_pct: Option<f64>,
 }
 
 /// What the LLM view knows of a step.
@@ -44,6 +58,7 @@ pub struct StepFacts {
     pub tokens: Option<u64>,
     pub gpu_ns: i64,
     pub kernels: u64,
+    pub window: GpuWindow,
 }
 
 /// The steps as rows, by start time; `medians` is each phase's median
@@ -60,6 +75,7 @@ pub fn step_rows(trace: &Trace, steps: &[StepFacts], medians: &[(Phase, f64)]) -
                 .iter()
                 .find(|(phase, _)| *phase == s.phase)
                 .map_or(0.0, |&(_, m)| m);
+            let (gpu_start_ns, gpu_end_ns) = s.window.bounds().unzip();
             StepRow {
                 step: 0,
                 phase: s.phase,
@@ -73,6 +89,10 @@ pub fn step_rows(trace: &Trace, steps: &[StepFacts], medians: &[(Phase, f64)]) -
                 vs_phase_median: duration_ns
                     .filter(|_| median > 0.0)
                     .map(|d| d as f64 / median),
+                gpu_start_ns,
+                gpu_end_ns,
+                gpu_busy_ns: s.window.busy_ns(),
+                gpu_busy_pct: s.window.busy_pct(),
             }
         })
         .collect();
@@ -104,4 +124,139 @@ fn filter_ranks(trace: &Trace, steps: &[StepFacts]) -> Vec<u64> {
         rank.extend(list.iter().enumerate().map(|(k, &(_, i))| (i, k as u64)));
     }
     steps.iter().map(|s| rank[&s.range]).collect()
+}
+
+/// One step's GPU work as its intervals arrive: the first start, and the
+/// union of the intervals as one open segment plus the length of those
+/// closed before it. Exact while no interval starts before the open
+/// segment, which holds for kernels in start order, the order nsys writes
+/// its kernel table in; a window that sees one out of order is measured
+/// again from all its intervals ([`GpuWindow::measured`]).
+#[derive(Debug, Clone, Copy)]
+pub struct GpuWindow {
+    first: i64,
+    open_start: i64,
+    open_end: i64,
+    closed_ns: i64,
+    any: bool,
+    in_order: bool,
+}
+
+impl Default for GpuWindow {
+    fn default() -> Self {
+        GpuWindow {
+            first: 0,
+            open_start: 0,
+            open_end: 0,
+            closed_ns: 0,
+            any: false,
+            in_order: true,
+        }
+    }
+}
+
+impl GpuWindow {
+    /// One interval; an end before its start counts as no time.
+    #[inline]
+    pub fn add(&mut self, start: i64, end: i64) {
+        let end = end.max(start);
+        if !self.any {
+            (self.first, self.open_start, self.open_end) = (start, start, end);
+            self.any = true;
+        } else if start < self.open_start {
+            self.in_order = false;
+        } else if start <= self.open_end {
+            self.open_end = self.open_end.max(end);
+        } else {
+            self.closed_ns += self.open_end - self.open_start;
+            (self.open_start, self.open_end) = (start, end);
+        }
+    }
+
+    /// Whether the window must be measured again from all its intervals.
+    pub fn needs_measuring(&self) -> bool {
+        !self.in_order
+    }
+
+    /// Marks the window for measuring again: an interval will come that
+    /// [`GpuWindow::add`] cannot take in order.
+    pub fn set_unordered(&mut self) {
+        self.in_order = false;
+    }
+
+    /// The window of these intervals, measured by sorting them.
+    pub fn measured(intervals: &mut [(i64, i64)]) -> GpuWindow {
+        intervals.sort_unstable();
+        let mut w = GpuWindow::default();
+        for &(start, end) in intervals.iter() {
+            w.add(start, end);
+        }
+        w
+    }
+
+    /// The first start and the last end; `None` without GPU work.
+    pub fn bounds(&self) -> Option<(i64, i64)> {
+        // In order, no closed segment ends after the open one starts.
+        self.any.then_some((self.first, self.open_end))
+    }
+
+    pub fn busy_ns(&self) -> i64 {
+        if self.any {
+            self.closed_ns + self.open_end - self.open_start
+        } else {
+            0
+        }
+    }
+
+    pub fn busy_pct(&self) -> Option<f64> {
+        let (start, end) = self.bounds()?;
+        (end > start).then(|| crate::stats::percent(self.busy_ns() as f64, (end - start) as f64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GpuWindow;
+
+    /// What the window says of these intervals, added in the order given.
+    fn streamed(intervals: &[(i64, i64)]) -> GpuWindow {
+        let mut w = GpuWindow::default();
+        intervals.iter().for_each(|&(s, e)| w.add(s, e));
+        w
+    }
+
+    #[test]
+    fn in_order_intervals_are_measured_as_they_come() {
+        // Gaps, an overlap, one inside another, and one touching the last.
+        let spans = [(0, 10), (20, 30), (25, 40), (26, 27), (40, 45), (50, 50)];
+        let w = streamed(&spans);
+        assert!(!w.needs_measuring());
+        assert_eq!(w.bounds(), Some((0, 50)));
+        assert_eq!(w.busy_ns(), 10 + 25);
+        let sorted = GpuWindow::measured(&mut spans.to_vec());
+        assert_eq!(
+            (sorted.bounds(), sorted.busy_ns()),
+            (w.bounds(), w.busy_ns())
+        );
+    }
+
+    #[test]
+    fn an_interval_out_of_order_asks_for_measuring() {
+        let mut spans = vec![(20, 30), (0, 25), (40, 41)];
+        assert!(streamed(&spans).needs_measuring());
+        let w = GpuWindow::measured(&mut spans);
+        assert_eq!((w.bounds(), w.busy_ns()), (Some((0, 41)), 31));
+        assert_eq!(w.busy_pct(), Some(100.0 * 31.0 / 41.0));
+    }
+
+    #[test]
+    fn no_work_and_no_length() {
+        assert_eq!(GpuWindow::default().bounds(), None);
+        assert_eq!(GpuWindow::default().busy_pct(), None);
+        let w = streamed(&[(5, 3)]);
+        assert_eq!(
+            (w.bounds(), w.busy_ns(), w.busy_pct()),
+            (Some((5, 5)), 0, None)
+        );
+    }
 }

@@ -675,6 +675,7 @@ pub fn phases_table(p: &PhaseReport) -> Table {
         Column::num("gpu_ns_per_token", "GPU/token (ns)"),
         Column::num("step_median_ns", "Step med (ns)"),
         Column::num("step_p90_ns", "Step p90 (ns)"),
+        Column::num("gpu_busy_pct", "GPU busy (%)"),
     ];
     let rows = p
         .phases
@@ -690,6 +691,7 @@ pub fn phases_table(p: &PhaseReport) -> Table {
                     .map_or(Cell::Missing, |t| Cell::Float(t, 1)),
                 Cell::Float(r.step_median_ns, 1),
                 Cell::Int(r.step_p90_ns),
+                r.gpu_busy_pct.map_or(Cell::Missing, |v| Cell::Float(v, 1)),
             ]
         })
         .collect();
@@ -714,6 +716,7 @@ pub fn steps_table(steps: &[StepRow]) -> Table {
         Column::num("vs_phase_median", "× phase median"),
         Column::num("gpu_ns", "GPU (ns)"),
         Column::num("kernels", "Kernels"),
+        Column::num("gpu_busy_pct", "GPU busy (%)"),
         Column::num("tokens", "Tokens"),
         Column::num("start_ns", "Start (ns)"),
         Column::text("range", "Range"),
@@ -730,6 +733,7 @@ pub fn steps_table(steps: &[StepRow]) -> Table {
                     .map_or(Cell::Missing, |v| Cell::Float(v, 2)),
                 Cell::Int(r.gpu_ns),
                 Cell::Int(r.kernels as i64),
+                r.gpu_busy_pct.map_or(Cell::Missing, |v| Cell::Float(v, 1)),
                 r.tokens.map_or(Cell::Missing, |t| Cell::Int(t as i64)),
                 Cell::Int(r.start_ns),
                 Cell::Text(r.range.clone()),
@@ -787,7 +791,7 @@ fn phases_note(p: &PhaseReport) -> String {
     match &p.reason {
         Some(r) => format!("phases unknown: {r}"),
         None => format!(
-            "GPU time counts kernels launched inside each step (graph kernels: the step that launched the graph); {:.3} ms ran outside every step",
+            "GPU time counts kernels launched inside each step (graph kernels: the step that launched the graph); {:.3} ms ran outside every step; GPU busy: of the time from each step's first GPU work to its last, the share some of it ran",
             p.outside_steps_gpu_ns as f64 / 1e6
         ),
     }
