@@ -59,6 +59,14 @@ impl DiffRow {
             regression: false,
         }
     }
+
+    /// For a metric that is itself a percentage: its change is the Δ in
+    /// points, and a relative change of it (3 % → 85 % is +2,733 %) would
+    /// only mislead.
+    pub fn in_points(mut self) -> DiffRow {
+        self.delta_pct = None;
+        self
+    }
 }
 
 /// A whole comparison.

@@ -832,3 +832,68 @@ fn diff_of_graph_modes_names_both_modes() {
     let sections = report["rows"].as_array().unwrap().iter();
     assert!(sections.clone().all(|r| r["section"] != "graphs"));
 }
+
+/// Eager against CUDA graphs: each phase's GPU busy share is the one its
+/// run's digest gives, its change in points with no relative change, and
+/// it stays out of the headline, which speaks of time.
+#[test]
+fn diff_shows_each_phase_gpu_busy_share_in_points() {
+    let names = ["h200_llama8_eager_1step", "h200_llama8_graphs_node_1step"];
+    let busy = names.map(|s| {
+        let d = digest_sample(s, &Default::default());
+        let phases = d.llm.phases.phases;
+        phases
+            .into_iter()
+            .map(|p| (p.phase.as_str().to_string(), p.gpu_busy_pct))
+            .collect::<Vec<_>>()
+    });
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[
+            "diff",
+            &arg(&sample(names[0])),
+            &arg(&sample(names[1])),
+            "-f",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let metric = "GPU busy % of step window";
+    let rows: Vec<&serde_json::Value> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metric"] == metric)
+        .collect();
+    assert_eq!(rows.len(), busy[0].len(), "{rows:?}");
+    for r in rows {
+        let phase = r["name"].as_str().unwrap();
+        let of = |side: usize| {
+            busy[side]
+                .iter()
+                .find(|(p, _)| p == phase)
+                .and_then(|(_, v)| *v)
+        };
+        assert_eq!(r["base"].as_f64(), of(0), "{r}");
+        assert_eq!(r["new"].as_f64(), of(1), "{r}");
+        assert!(r["delta_pct"].is_null(), "{r}");
+        assert_eq!(r["section"], "phases");
+    }
+    assert!(!report["summary"].as_str().unwrap().contains(metric));
+    // Eager decode waits on its launches; graphs keep the GPU busy.
+    let decode = |side: usize| {
+        busy[side]
+            .iter()
+            .find(|(p, _)| p == "decode")
+            .unwrap()
+            .1
+            .unwrap()
+    };
+    assert!(
+        decode(0) < 10.0 && decode(1) > 80.0,
+        "{} → {}",
+        decode(0),
+        decode(1)
+    );
+}

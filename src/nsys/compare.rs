@@ -79,6 +79,9 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
     if headline.is_empty() {
         headline.push(rows.len() - 1);
     }
+    if phased {
+        phase_busy_rows(&b, &n, &mut rows);
+    }
     graph_rows(&b, &n, per_step, &mut rows);
     kernel_rows(&b, &n, phased, &mut rows);
     layer_rows(&b, &n, phased, &mut rows);
@@ -136,15 +139,18 @@ fn graph_rows(b: &Side, n: &Side, per_step: bool, rows: &mut Vec<DiffRow>) {
         Worse::Lower,
         false,
     ));
-    rows.push(DiffRow::new(
-        "graphs",
-        "GPU time in graphs",
-        "% of GPU time",
-        Some(share(b)),
-        Some(share(n)),
-        Worse::Lower,
-        false,
-    ));
+    rows.push(
+        DiffRow::new(
+            "graphs",
+            "GPU time in graphs",
+            "% of GPU time",
+            Some(share(b)),
+            Some(share(n)),
+            Worse::Lower,
+            false,
+        )
+        .in_points(),
+    );
 }
 
 /// Communication over every GPU: exposed time per step (or in all), which
@@ -175,15 +181,18 @@ fn communication_rows(b: &Side, n: &Side, per_step: bool, rows: &mut Vec<DiffRow
         Worse::Higher,
         material(Some(&eb), Some(&en)),
     ));
-    rows.push(DiffRow::new(
-        "communication",
-        "communication under compute",
-        "% of its time",
-        Some(overlapped_pct(b)),
-        Some(overlapped_pct(n)),
-        Worse::Lower,
-        false,
-    ));
+    rows.push(
+        DiffRow::new(
+            "communication",
+            "communication under compute",
+            "% of its time",
+            Some(overlapped_pct(b)),
+            Some(overlapped_pct(n)),
+            Worse::Lower,
+            false,
+        )
+        .in_points(),
+    );
 }
 
 /// The CUDA-graph mode, where the two runs differ: a reviewer's first
@@ -227,6 +236,34 @@ fn phase_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
             Worse::Higher,
             true,
         ));
+    }
+}
+
+/// Per phase either run has: how busy its steps kept the GPU. Not in the
+/// headline, which speaks of time.
+fn phase_busy_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
+    for phase in [Phase::Prefill, Phase::Decode, Phase::Mixed] {
+        let busy = |s: &Side| {
+            let phases = &s.d.llm.phases.phases;
+            phases
+                .iter()
+                .find(|p| p.phase == phase)
+                .map(|p| p.gpu_busy_pct)
+        };
+        let (pb, pn) = (busy(b), busy(n));
+        if pb.is_none() && pn.is_none() {
+            continue;
+        }
+        let row = DiffRow::new(
+            "phases",
+            phase.as_str(),
+            "GPU busy % of step window",
+            pb.flatten(),
+            pn.flatten(),
+            Worse::Lower,
+            false,
+        );
+        rows.push(row.in_points());
     }
 }
 
