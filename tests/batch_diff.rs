@@ -8,6 +8,14 @@ fn arg(p: &std::path::Path) -> String {
     p.display().to_string()
 }
 
+/// `nsys-digest diff` of two committed samples, as JSON.
+fn diff_json([base, new]: [&str; 2]) -> serde_json::Value {
+    let (base, new) = (arg(&sample(base)), arg(&sample(new)));
+    let (code, out, err) = run("nsys-digest", &["diff", &base, &new, "-f", "json"]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
 /// The folder table's row for a committed sample.
 fn row_of<'a>(rows: &'a [serde_json::Value], sample: &str) -> &'a serde_json::Value {
     let name = format!("{sample}.sqlite.gz");
@@ -792,18 +800,7 @@ fn diff_of_graph_modes_names_both_modes() {
         let g = d.llm.graphs;
         (g.mode, g.launches as f64 / steps as f64, g.graph_share_pct)
     });
-    let (code, out, err) = run(
-        "nsys-digest",
-        &[
-            "diff",
-            &arg(&sample(names[0])),
-            &arg(&sample(names[1])),
-            "-f",
-            "json",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = diff_json(names);
     let summary = report["summary"].as_str().unwrap();
     let change = format!("CUDA graph mode {} → {}", graphs[0].0, graphs[1].0);
     assert!(summary.ends_with(&change), "{summary}");
@@ -847,18 +844,7 @@ fn diff_shows_each_phase_gpu_busy_share_in_points() {
             .map(|p| (p.phase.as_str().to_string(), p.gpu_busy_pct))
             .collect::<Vec<_>>()
     });
-    let (code, out, err) = run(
-        "nsys-digest",
-        &[
-            "diff",
-            &arg(&sample(names[0])),
-            &arg(&sample(names[1])),
-            "-f",
-            "json",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let report = diff_json(names);
     let metric = "GPU busy % of step window";
     let rows: Vec<&serde_json::Value> = report["rows"]
         .as_array()
