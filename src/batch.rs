@@ -60,6 +60,8 @@ pub struct NsysRow {
     pub prefill_gpu_ns_per_token: Option<f64>,
     pub decode_gpu_ns_per_token: Option<f64>,
     pub decode_step_median_ns: Option<f64>,
+    /// How busy the decode steps kept the GPU in their GPU windows.
+    pub decode_gpu_busy_pct: Option<f64>,
     pub graph_launches: u64,
     /// Mean over devices of idle time over the captured span.
     pub idle_pct: Option<f64>,
@@ -91,6 +93,7 @@ impl NsysRow {
             prefill_gpu_ns_per_token: phase(Phase::Prefill).and_then(|p| p.gpu_ns_per_token),
             decode_gpu_ns_per_token: phase(Phase::Decode).and_then(|p| p.gpu_ns_per_token),
             decode_step_median_ns: phase(Phase::Decode).map(|p| p.step_median_ns),
+            decode_gpu_busy_pct: phase(Phase::Decode).and_then(|p| p.gpu_busy_pct),
             graph_launches: d.llm.graphs.launches,
             idle_pct: (!devices.is_empty())
                 .then(|| devices.iter().sum::<f64>() / devices.len() as f64),
@@ -110,6 +113,7 @@ pub fn nsys_table(rows: &[NsysRow]) -> Table {
             Column::num("prefill_gpu_ns_per_token", "Prefill GPU/tok (ns)"),
             Column::num("decode_gpu_ns_per_token", "Decode GPU/tok (ns)"),
             Column::num("decode_step_median_ns", "Decode step med (ms)"),
+            Column::num("decode_gpu_busy_pct", "Decode GPU busy (%)"),
             Column::num("graph_launches", "Graph launches"),
             Column::num("idle_pct", "Idle (%)"),
             Column::num("top_kernel_share_pct", "Top (%)"),
@@ -125,6 +129,7 @@ pub fn nsys_table(rows: &[NsysRow]) -> Table {
                     Cell::opt_float(r.prefill_gpu_ns_per_token, 1),
                     Cell::opt_float(r.decode_gpu_ns_per_token, 1),
                     Cell::opt_scaled(r.decode_step_median_ns, 1e6, 3),
+                    Cell::opt_float(r.decode_gpu_busy_pct, 1),
                     Cell::Int(r.graph_launches as i64),
                     Cell::opt_float(r.idle_pct, 1),
                     Cell::opt_float(r.top_kernel_share_pct, 1),

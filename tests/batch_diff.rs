@@ -625,6 +625,11 @@ fn folder_rows_agree_with_each_profile() {
             phase("decode", "step_median_ns"),
             "{s}"
         );
+        assert_eq!(
+            row["decode_gpu_busy_pct"],
+            phase("decode", "gpu_busy_pct"),
+            "{s}"
+        );
         let idle: Vec<f64> = full["launch"]["busy"]
             .as_array()
             .unwrap()
