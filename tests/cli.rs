@@ -741,3 +741,20 @@ fn the_default_digest_names_the_slowest_step_and_how_to_isolate_it() {
     let alone: serde_json::Value = serde_json::from_str(&alone).unwrap();
     assert_eq!(alone["source"]["span_ns"], worst["duration_ns"]);
 }
+
+/// The phases table says how busy counts a graph only where the export
+/// has whole-graph executions instead of the graph's kernels.
+#[test]
+fn graph_trace_mode_says_a_graph_counts_busy_whole() {
+    let caveat = "gaps between its kernels included";
+    for (sample, said) in [
+        ("h200_llama8_graphs_graphmode_1step", true),
+        ("h200_llama8_graphs_node_1step", false),
+        ("h200_llama8_eager_1step", false),
+    ] {
+        let (code, out, err) = run("nsys-digest", &[&sample_arg(sample), "-r", "phases"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("GPU busy (%)"), "{sample}");
+        assert_eq!(out.contains(caveat), said, "{sample}");
+    }
+}

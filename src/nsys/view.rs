@@ -345,7 +345,7 @@ pub fn report_tables(d: &Digest, report: ReportName) -> Vec<Table> {
         ReportName::Memory => vec![memory_table(&d.memory)],
         ReportName::Api => vec![api_table(&d.api)],
         ReportName::Graphs => vec![graphs_table(&d.llm.graphs)],
-        ReportName::Phases => vec![phases_table(&d.llm.phases)],
+        ReportName::Phases => vec![phases_table(&d.llm)],
         ReportName::Steps => vec![steps_table(&d.llm.steps)],
         ReportName::Layers => vec![
             layer_types_table(&d.llm.layers, None),
@@ -515,7 +515,7 @@ pub fn default_document(d: &Digest) -> Document {
         tables.extend(report_tables(d, ReportName::Graphs));
     }
     if has_data(d, ReportName::Phases) {
-        let mut phases = phases_table(&d.llm.phases);
+        let mut phases = phases_table(&d.llm);
         if let Some(slow) = slow_step_line(&d.llm.steps) {
             phases.note = Some(match phases.note {
                 Some(note) => format!("{note}\n{slow}"),
@@ -610,7 +610,7 @@ pub fn report_document(d: &Digest, report: ReportName) -> Document {
     }
 }
 
-use super::llm::{GraphReport, Hotspot, LayerReport, PhaseReport};
+use super::llm::{GraphReport, Hotspot, LayerReport, LlmDigest, PhaseReport};
 use super::steps::StepRow;
 
 /// `graphs`: one row per graph, with the verdict and evidence in the note.
@@ -665,7 +665,8 @@ pub fn graphs_table(g: &GraphReport) -> Table {
 }
 
 /// `phases`: per phase GPU time, tokens and step time.
-pub fn phases_table(p: &PhaseReport) -> Table {
+pub fn phases_table(llm: &LlmDigest) -> Table {
+    let p = &llm.phases;
     let columns = vec![
         Column::text("phase", "Phase"),
         Column::num("steps", "Steps"),
@@ -703,7 +704,7 @@ pub fn phases_table(p: &PhaseReport) -> Table {
         },
         columns,
         rows,
-        note: Some(phases_note(p)),
+        note: Some(phases_note(p, graph_work_fact(&llm.graphs).is_some())),
     }
 }
 
@@ -787,11 +788,17 @@ fn slow_step_line(steps: &[StepRow]) -> Option<String> {
 }
 
 /// What a phase's GPU time counts, or why there are no phases.
-fn phases_note(p: &PhaseReport) -> String {
+/// `whole_graphs`: graph trace mode, where a graph's work is one interval.
+fn phases_note(p: &PhaseReport, whole_graphs: bool) -> String {
+    let busy = if whole_graphs {
+        "; a graph execution counts as busy from its start to its end, gaps between its kernels included"
+    } else {
+        ""
+    };
     match &p.reason {
         Some(r) => format!("phases unknown: {r}"),
         None => format!(
-            "GPU time counts kernels launched inside each step (graph kernels: the step that launched the graph); {:.3} ms ran outside every step; GPU busy: of the time from each step's first GPU work to its last, the share some of it ran",
+            "GPU time counts kernels launched inside each step (graph kernels: the step that launched the graph); {:.3} ms ran outside every step; GPU busy: of the time from each step's first GPU work to its last, the share some of it ran{busy}",
             p.outside_steps_gpu_ns as f64 / 1e6
         ),
     }
