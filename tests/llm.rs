@@ -902,3 +902,51 @@ fn step_gpu_windows_follow_the_work_each_step_launched() {
         }
     }
 }
+
+/// A kernel table out of start order (made here from a real sample by
+/// rewriting its kernel rows newest first; no nsys export seen is written
+/// so) takes the windows' second, sorting path, and gives every step the
+/// window and busy time the ordered table gives.
+#[test]
+fn step_gpu_windows_do_not_depend_on_kernel_table_order() {
+    for sample in ["h200_llama8_eager_1step", "h200_llama8_graphs_node_1step"] {
+        let ordered = digest_sample(sample, &DigestOptions::default());
+        let (dir, conn) = sample_sql(sample);
+        conn.execute_batch(
+            "CREATE TABLE k AS SELECT * FROM CUPTI_ACTIVITY_KIND_KERNEL ORDER BY start DESC;
+             DELETE FROM CUPTI_ACTIVITY_KIND_KERNEL;
+             INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL SELECT * FROM k;
+             DROP TABLE k;",
+        )
+        .unwrap();
+        drop(conn);
+        let path = dir.path().join("s.sqlite");
+        let reversed = nsight_digest::nsys::digest(&path, &DigestOptions::default()).unwrap();
+        let windows = |d: &nsight_digest::nsys::Digest| {
+            d.llm
+                .steps
+                .iter()
+                .map(|s| {
+                    (
+                        s.start_ns,
+                        s.gpu_start_ns,
+                        s.gpu_end_ns,
+                        s.gpu_busy_ns,
+                        s.gpu_ns,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(windows(&reversed), windows(&ordered), "{sample}");
+        assert!(windows(&ordered).iter().all(|w| w.1.is_some()), "{sample}");
+        let busy = |d: &nsight_digest::nsys::Digest| {
+            d.llm
+                .phases
+                .phases
+                .iter()
+                .map(|p| p.gpu_busy_pct)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(busy(&reversed), busy(&ordered), "{sample}");
+    }
+}
