@@ -4,7 +4,7 @@
 //! phase when both runs have step ranges, per step for totals and ranges,
 //! raw totals otherwise.
 
-use super::llm::Phase;
+use super::llm::{Phase, PhaseSummary};
 use super::Digest;
 use crate::diff::{finish, DiffReport, DiffRow, Worse};
 use std::collections::BTreeMap;
@@ -21,7 +21,15 @@ struct Side<'a> {
     steps: f64,
 }
 
+/// The phases a diff compares row by row; idle steps have no tokens.
+const COMPARED_PHASES: [Phase; 3] = [Phase::Prefill, Phase::Decode, Phase::Mixed];
+
 impl<'a> Side<'a> {
+    /// The run's summary of one phase, if it has that phase.
+    fn phase(&self, phase: Phase) -> Option<&'a PhaseSummary> {
+        self.d.llm.phases.phases.iter().find(|p| p.phase == phase)
+    }
+
     fn new(d: &'a Digest) -> Side<'a> {
         let mut tokens = BTreeMap::new();
         let mut phase_ns = BTreeMap::new();
@@ -204,17 +212,9 @@ fn graph_mode_change(base: &Digest, new: &Digest) -> Option<String> {
 
 /// Per phase either run has: GPU time per token and the step median.
 fn phase_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
-    for phase in [Phase::Prefill, Phase::Decode, Phase::Mixed] {
+    for phase in COMPARED_PHASES {
         let key = phase.as_str();
-        let find = |s: &Side| {
-            s.d.llm
-                .phases
-                .phases
-                .iter()
-                .find(|p| p.phase == phase)
-                .cloned()
-        };
-        let (pb, pn) = (find(b), find(n));
+        let (pb, pn) = (b.phase(phase), n.phase(phase));
         if pb.is_none() && pn.is_none() {
             continue;
         }
@@ -222,8 +222,8 @@ fn phase_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
             "phases",
             key,
             "GPU ns per token",
-            pb.as_ref().and_then(|p| p.gpu_ns_per_token),
-            pn.as_ref().and_then(|p| p.gpu_ns_per_token),
+            pb.and_then(|p| p.gpu_ns_per_token),
+            pn.and_then(|p| p.gpu_ns_per_token),
             Worse::Higher,
             true,
         ));
@@ -231,8 +231,8 @@ fn phase_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
             "phases",
             key,
             "step median ns",
-            pb.as_ref().map(|p| p.step_median_ns),
-            pn.as_ref().map(|p| p.step_median_ns),
+            pb.map(|p| p.step_median_ns),
+            pn.map(|p| p.step_median_ns),
             Worse::Higher,
             true,
         ));
@@ -242,15 +242,8 @@ fn phase_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
 /// Per phase either run has: how busy its steps kept the GPU. Not in the
 /// headline, which speaks of time.
 fn phase_busy_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
-    for phase in [Phase::Prefill, Phase::Decode, Phase::Mixed] {
-        let busy = |s: &Side| {
-            let phases = &s.d.llm.phases.phases;
-            phases
-                .iter()
-                .find(|p| p.phase == phase)
-                .map(|p| p.gpu_busy_pct)
-        };
-        let (pb, pn) = (busy(b), busy(n));
+    for phase in COMPARED_PHASES {
+        let (pb, pn) = (b.phase(phase), n.phase(phase));
         if pb.is_none() && pn.is_none() {
             continue;
         }
@@ -258,8 +251,8 @@ fn phase_busy_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
             "phases",
             phase.as_str(),
             "GPU busy % of step window",
-            pb.flatten(),
-            pn.flatten(),
+            pb.and_then(|p| p.gpu_busy_pct),
+            pn.and_then(|p| p.gpu_busy_pct),
             Worse::Lower,
             false,
         );

@@ -412,7 +412,7 @@ pub fn analyse(
 ) -> LlmDigest {
     let placement = place(trace, launches, index, opts);
     let sums = KernelSums::gather(trace, &placement, names, opts.by_phase);
-    let per_step = step_gpu_ns(trace, &placement, sums.steps);
+    let per_step = with_graph_executions(trace, &placement, sums.steps);
     let phases = phase_report(trace, &placement, &per_step);
     let steps = step_rows(trace, &placement, &per_step, &phases);
     let graphs = graph_report(
@@ -646,7 +646,7 @@ fn p90(sorted: &[i64]) -> i64 {
 
 /// GPU time per step: kernels (summed in [`KernelSums`]) plus whole-graph
 /// executions, and each step's GPU window over both.
-fn step_gpu_ns(trace: &Trace, p: &Placement, kernels: StepSums) -> StepSums {
+fn with_graph_executions(trace: &Trace, p: &Placement, kernels: StepSums) -> StepSums {
     let StepSums {
         mut per_step,
         mut outside,
