@@ -176,3 +176,46 @@ fn warn_unpaired(
         }
     }
 }
+
+/// `--top`: how many rows a ranked table keeps, a number or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopRows(pub Option<usize>);
+
+impl std::str::FromStr for TopRows {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TopRows, String> {
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(TopRows(None));
+        }
+        match s.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(TopRows(Some(n))),
+            _ => Err(format!(
+                "'{s}' is not a number of rows (1 or more) or 'all'"
+            )),
+        }
+    }
+}
+
+impl TopRows {
+    /// The rows asked for, else `default` (`None`: all).
+    pub fn or(top: Option<TopRows>, default: Option<usize>) -> Option<usize> {
+        top.map_or(default, |t| t.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopRows;
+
+    #[test]
+    fn top_rows_read_a_positive_count_or_all() {
+        let parse = |s: &str| s.parse::<TopRows>().map(|t| t.0);
+        assert_eq!(parse("7"), Ok(Some(7)));
+        assert_eq!(parse("All"), Ok(None));
+        for bad in ["0", "-3", "ten", ""] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(TopRows::or(None, Some(10)), Some(10));
+        assert_eq!(TopRows::or(Some(TopRows(None)), Some(10)), None);
+    }
+}

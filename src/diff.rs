@@ -195,7 +195,12 @@ pub fn parse_threshold(text: &str) -> Option<f64> {
         .filter(|v: &f64| v.is_finite() && *v >= 0.0)
 }
 
-/// The report as tables, one per section, regressions marked.
+/// Rows each section of a rendered diff shows by default, besides its
+/// regressions.
+pub const DEFAULT_DIFF_TOP: usize = 15;
+
+/// The report as tables, one per section, regressions marked. A section
+/// shows its `top` largest changes and every regression (`None`: all rows).
 pub fn document(d: &DiffReport, top: Option<usize>) -> Document {
     let tables = section_names(&d.rows)
         .into_iter()
@@ -224,15 +229,30 @@ fn section_names(rows: &[DiffRow]) -> Vec<String> {
     sections
 }
 
-/// One section's first `top` rows.
+/// One section's largest `top` changes, and its regressions wherever they
+/// rank: a reviewer must see every row the summary counts.
 fn section_table(d: &DiffReport, section: String, top: Option<usize>) -> Table {
-    let rows: Vec<Vec<Cell>> = d
-        .rows
+    let all: Vec<&DiffRow> = d.rows.iter().filter(|r| r.section == section).collect();
+    let keep = top.unwrap_or(usize::MAX);
+    let rows: Vec<Vec<Cell>> = all
         .iter()
-        .filter(|r| r.section == section)
-        .take(top.unwrap_or(usize::MAX))
-        .map(row_cells)
+        .enumerate()
+        .filter(|(i, r)| *i < keep || r.regression)
+        .map(|(_, r)| row_cells(r))
         .collect();
+    let note = (rows.len() < all.len()).then(|| {
+        let extra = rows.len() - keep.min(all.len());
+        let which = if extra > 0 {
+            format!("the {keep} largest changes and {extra} more regression(s)")
+        } else {
+            "the largest changes".into()
+        };
+        format!(
+            "{} of {} rows: {which} (--top N for more, --format csv for all)",
+            rows.len(),
+            all.len()
+        )
+    });
     Table {
         name: "diff",
         title: section,
@@ -246,7 +266,7 @@ fn section_table(d: &DiffReport, section: String, top: Option<usize>) -> Table {
             Column::text("flag", "Flag"),
         ],
         rows,
-        note: None,
+        note,
     }
 }
 
@@ -274,6 +294,7 @@ pub fn render(
     reports: &[DiffReport],
     format: crate::render::Format,
     chart: Option<&std::path::Path>,
+    top: Option<usize>,
 ) -> String {
     use crate::render::{self, Format};
     match format {
@@ -283,7 +304,7 @@ pub fn render(
         Format::Markdown | Format::Table => reports
             .iter()
             .map(|r| {
-                let mut doc = document(r, Some(15));
+                let mut doc = document(r, top);
                 doc.chart = chart.map(|p| p.display().to_string());
                 if format == Format::Markdown {
                     render::markdown(&doc)

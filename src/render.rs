@@ -156,6 +156,28 @@ pub struct Table {
     pub note: Option<String>,
 }
 
+impl Table {
+    /// Keep the first `top` rows (`None`: all); the note then says how many
+    /// were left out, and `more` how to see them.
+    pub fn keep_first(mut self, top: Option<usize>, more: &str) -> Table {
+        let total = self.rows.len();
+        let Some(n) = top.filter(|&n| n < total) else {
+            return self;
+        };
+        self.rows.truncate(n);
+        self.add_note(format!("{n} of {total} rows; {more}"));
+        self
+    }
+
+    /// Append a line to the note.
+    pub fn add_note(&mut self, line: String) {
+        self.note = Some(match self.note.take() {
+            Some(note) => format!("{note}\n{line}"),
+            None => line,
+        });
+    }
+}
+
 /// Facts and tables, in the order they print.
 #[derive(Debug, Clone, Default)]
 pub struct Document {

@@ -888,3 +888,63 @@ fn diff_shows_each_phase_gpu_busy_share_in_points() {
         decode(1)
     );
 }
+
+/// Which rows of each section a rendered diff must show: the `top` largest
+/// changes (the JSON lists them first) and every regression.
+fn shown_per_section(report: &serde_json::Value, top: usize) -> Vec<(String, usize, usize)> {
+    let mut sections: Vec<(String, usize, usize)> = Vec::new();
+    for r in report["rows"].as_array().unwrap() {
+        let name = r["section"].as_str().unwrap();
+        if sections.last().map(|s| s.0.as_str()) != Some(name) {
+            sections.push((name.into(), 0, 0));
+        }
+        let s = sections.last_mut().unwrap();
+        if s.2 < top || r["regression"].as_bool().unwrap() {
+            s.1 += 1;
+        }
+        s.2 += 1;
+    }
+    sections
+}
+
+/// Going from full graphs to piecewise graphs regresses 22 NVTX ranges,
+/// 7 of them past the section's 15 largest changes: the tables still show
+/// every row the summary counts, and say how many they left out.
+#[test]
+fn diff_tables_show_every_regression_the_summary_counts() {
+    let pair = [
+        "h200_llama8_graphs_node_1step",
+        "h200_llama8_piecewise_node_1step",
+    ];
+    let report = diff_json(pair);
+    let regressions = report["regressions"].as_u64().unwrap() as usize;
+    let past_top = shown_per_section(&report, 15)
+        .iter()
+        .map(|(_, shown, total)| shown - 15.min(*total))
+        .sum::<usize>();
+    assert!(
+        past_top > 0,
+        "the pair must rank regressions past the top 15"
+    );
+    let (base, new) = (arg(&sample(pair[0])), arg(&sample(pair[1])));
+    for (top, extra) in [(15, vec![]), (3, vec!["--top", "3"])] {
+        for format in ["markdown", "table"] {
+            let mut args = vec!["diff", &base, &new, "-f", format];
+            args.extend(&extra);
+            let (code, out, err) = run("nsys-digest", &args);
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(
+                out.matches("REGRESSION").count(),
+                regressions,
+                "{format} --top {top}"
+            );
+            for (section, shown, total) in shown_per_section(&report, top) {
+                let note = format!("{shown} of {total} rows");
+                assert_eq!(out.contains(&note), shown < total, "{section}: {note}");
+            }
+        }
+    }
+    let all = ["diff", &base, &new, "--top", "all"];
+    let (_, out, _) = run("nsys-digest", &all);
+    assert!(!out.contains(" rows: the "), "--top all keeps every row");
+}

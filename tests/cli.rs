@@ -758,3 +758,46 @@ fn graph_trace_mode_says_a_graph_counts_busy_whole() {
         assert_eq!(out.contains(caveat), said, "{sample}");
     }
 }
+
+/// `--top N` keeps the first N rows of each table ranked by time, in every
+/// table format, and says how many it left out; tables in another order,
+/// and JSON, keep every row.
+#[test]
+fn top_keeps_the_first_rows_of_the_ranked_tables() {
+    let f = sample_arg("h200_llama8_graphs_node_1step");
+    let csv = |report: &str, top: &[&str]| {
+        let mut args = vec![f.as_str(), "-r", report, "-f", "csv"];
+        args.extend(top);
+        let (code, out, err) = run("nsys-digest", &args);
+        assert_eq!(code, 0, "{err}");
+        out.lines().map(String::from).collect::<Vec<_>>()
+    };
+    for report in ["kernels", "nvtx", "api", "memory", "layers", "hotspots"] {
+        let all = csv(report, &[]);
+        assert!(all.len() > 3, "{report}: too few rows to cut");
+        assert_eq!(csv(report, &["--top", "2"]), all[..3], "{report}");
+        assert_eq!(csv(report, &["--top", "all"]), all, "{report}");
+    }
+    for report in ["nvtx-kernels", "steps", "launch"] {
+        assert_eq!(csv(report, &["--top", "2"]), csv(report, &[]), "{report}");
+    }
+    let (_, json, _) = run("nsys-digest", &[&f, "-f", "json"]);
+    let d: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let kernels = d["kernels"].as_array().unwrap().len();
+    let (_, out, _) = run("nsys-digest", &[&f, "--top", "3"]);
+    assert!(out.contains(&format!(
+        "3 of {kernels} rows; more: --top N, or --report kernels"
+    )));
+    let (_, out, _) = run("nsys-digest", &[&f, "--top", "all"]);
+    assert!(!out.contains(" rows; more:"), "{out}");
+    let (_, out, _) = run("nsys-digest", &[&f]);
+    assert!(
+        out.contains(&format!("10 of {kernels} rows")),
+        "the default keeps 10"
+    );
+    let (_, top_json, _) = run("nsys-digest", &[&f, "-f", "json", "--top", "3"]);
+    assert_eq!(top_json, json, "JSON keeps every row");
+    let (code, _, err) = run("nsys-digest", &[&f, "--top", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("'0' is not a number of rows"), "{err}");
+}

@@ -914,3 +914,25 @@ fn an_empty_selection_says_that_nothing_passed_the_filters() {
         assert!(!out.contains("bound: from"), "{args:?}: {out}");
     }
 }
+
+/// `--top N` keeps the aggregated table's first N rows (the largest total
+/// duration) in CSV and in the terminal, which says how many it left out.
+#[test]
+fn top_keeps_the_longest_kernels() {
+    let f = ncu_arg("h200_llama4L_memmetrics_525kernels.raw_baseunits");
+    let csv = |top: &[&str]| {
+        let (code, out, err) = run("ncu-digest", &[&[f.as_str(), "-f", "csv"], top].concat());
+        assert_eq!(code, 0, "{err}");
+        out.lines().map(String::from).collect::<Vec<_>>()
+    };
+    let all = csv(&[]);
+    assert!(all.len() > 4);
+    assert_eq!(csv(&["--top", "3"]), all[..4]);
+    let (_, out, _) = run("ncu-digest", &[&f, "--top", "3"]);
+    assert!(
+        out.contains(&format!("3 of {} rows", all.len() - 1)),
+        "{out}"
+    );
+    let (_, out, _) = run("ncu-digest", &[&f]);
+    assert!(!out.contains(" rows; "), "every row by default");
+}

@@ -7,9 +7,9 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NcuRow};
 use nsight_digest::categories::Categories;
 use nsight_digest::cli::{
-    exit_code, expand_inputs, pair_by_name, print_output, report_errors, start_process,
+    exit_code, expand_inputs, pair_by_name, print_output, report_errors, start_process, TopRows,
 };
-use nsight_digest::diff::{self, parse_threshold, DiffReport};
+use nsight_digest::diff::{self, parse_threshold, DiffReport, DEFAULT_DIFF_TOP};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::{table_peak, PeakOptions, GPU_PEAKS};
 use nsight_digest::ncu::reader::ReadOptions;
@@ -103,6 +103,12 @@ struct Args {
     /// Write an SVG chart of the largest changes (diff only).
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+
+    /// Rows of the aggregated table (by total duration), or `all` (the
+    /// default); a diff's sections keep their 15 largest changes and every
+    /// regression. JSON keeps every row.
+    #[arg(long, value_name = "N|all")]
+    top: Option<TopRows>,
 
     /// Hide the progress bar (it only shows on a terminal anyway).
     #[arg(short, long)]
@@ -322,11 +328,12 @@ fn run(cli: &Cli) -> Result<u8> {
 /// `several` as for nsys-digest: the output's shape follows what was asked
 /// for, not how many files could be read.
 fn render_all(digests: &[NcuDigest], args: &Args, per_launch: bool, several: bool) -> String {
+    let top = TopRows::or(args.top, None);
     let table = |d: &NcuDigest| {
         if per_launch {
             view::launch_table(d)
         } else {
-            view::aggregate_table(d, None)
+            view::aggregate_table(d).keep_first(top, "--top N to change")
         }
     };
     match args.format {
@@ -341,12 +348,12 @@ fn render_all(digests: &[NcuDigest], args: &Args, per_launch: bool, several: boo
         }
         Format::Table => digests
             .iter()
-            .map(|d| render::terminal(&view::document(d, per_launch)))
+            .map(|d| render::terminal(&view::document(d, per_launch, top)))
             .collect::<Vec<_>>()
             .join("\n"),
         Format::Markdown => digests
             .iter()
-            .map(|d| render::markdown(&view::document(d, per_launch)))
+            .map(|d| render::markdown(&view::document(d, per_launch, top)))
             .collect::<Vec<_>>()
             .join("\n"),
     }
@@ -374,7 +381,12 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
     if let (Some(path), Some(r)) = (&args.svg, reports.first()) {
         svg::write(path, &svg::diff_chart(r))?;
     }
-    print_output(&diff::render(&reports, args.format, args.svg.as_deref()))?;
+    print_output(&diff::render(
+        &reports,
+        args.format,
+        args.svg.as_deref(),
+        TopRows::or(args.top, Some(DEFAULT_DIFF_TOP)),
+    ))?;
     let regressed = reports.iter().any(|r| r.regressions > 0);
     Ok(if !ok {
         2

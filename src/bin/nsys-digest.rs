@@ -6,16 +6,16 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NsysRow};
 use nsight_digest::categories::Categories;
 use nsight_digest::cli::{
-    exit_code, expand_inputs, pair_by_name, print_output, report_errors, start_process,
+    exit_code, expand_inputs, pair_by_name, print_output, report_errors, start_process, TopRows,
 };
-use nsight_digest::diff::{self, parse_threshold, DiffReport};
+use nsight_digest::diff::{self, parse_threshold, DiffReport, DEFAULT_DIFF_TOP};
 use nsight_digest::export::{write_parquet, ExportTables};
 use nsight_digest::input::{is_nsys_candidate, InputOptions};
 use nsight_digest::nsys::compare::compare;
 use nsight_digest::nsys::llm::LlmOptions;
 use nsight_digest::nsys::time_filter::TraceFilter;
 use nsight_digest::nsys::trace::NameStyle;
-use nsight_digest::nsys::view::{self, ReportName};
+use nsight_digest::nsys::view::{self, ReportName, DEFAULT_TOP};
 use nsight_digest::nsys::{digest, Digest, DigestOptions};
 use nsight_digest::render::{self, Format};
 use nsight_digest::svg;
@@ -124,6 +124,12 @@ struct Common {
     /// `nsys stats --filter-time` keeps.
     #[arg(long, value_name = "START/END", allow_hyphen_values = true)]
     filter_time: Option<String>,
+
+    /// Rows per table ranked by time, or `all`: the digest's tables keep 10,
+    /// a diff's sections their 15 largest changes (and every regression), a
+    /// --report every row. JSON keeps every row.
+    #[arg(long, value_name = "N|all")]
+    top: Option<TopRows>,
 
     /// Hide the progress bar (it only shows on a terminal anyway).
     #[arg(short, long)]
@@ -304,6 +310,7 @@ fn run_summary(cli: &Cli, files: &[PathBuf], opts: &DigestOptions) -> Result<u8>
 /// CSV has a file column even when only one of them could be read.
 fn render_digests(digests: &[Digest], cli: &Cli, several: bool) -> String {
     let c = &cli.common;
+    let top = TopRows::or(c.top, None);
     match c.format {
         Format::Json if !several => render::json(&digests[0]) + "\n",
         Format::Json => render::json(&digests) + "\n",
@@ -312,7 +319,7 @@ fn render_digests(digests: &[Digest], cli: &Cli, several: bool) -> String {
             let tables: Vec<(String, _)> = digests
                 .iter()
                 .filter_map(|d| {
-                    let table = view::report_tables(d, report).into_iter().next()?;
+                    let table = view::report_tables(d, report, top).into_iter().next()?;
                     Some((d.source.file.clone(), table))
                 })
                 .collect();
@@ -321,8 +328,11 @@ fn render_digests(digests: &[Digest], cli: &Cli, several: bool) -> String {
         Format::Table | Format::Markdown => {
             let docs = digests.iter().map(|d| {
                 let mut doc = match cli.report {
-                    Some(r) => view::report_document(d, r),
-                    None => view::default_document(d),
+                    Some(r) => view::report_document(d, r, top),
+                    None => view::default_document(
+                        d,
+                        TopRows::or(c.top, Some(DEFAULT_TOP)).unwrap_or(usize::MAX),
+                    ),
                 };
                 doc.chart = c.svg.as_ref().map(|p| p.display().to_string());
                 doc
@@ -358,7 +368,12 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) ->
     if let (Some(path), Some(r)) = (&c.svg, reports.first()) {
         svg::write(path, &svg::diff_chart(r))?;
     }
-    print_output(&diff::render(&reports, c.format, c.svg.as_deref()))?;
+    print_output(&diff::render(
+        &reports,
+        c.format,
+        c.svg.as_deref(),
+        TopRows::or(c.top, Some(DEFAULT_DIFF_TOP)),
+    ))?;
     let regressed = reports.iter().any(|r| r.regressions > 0);
     Ok(if !ok {
         2

@@ -40,7 +40,7 @@ macro_rules! metric_cells {
 }
 
 /// The aggregated table, one row per group, by total duration.
-pub fn aggregate_table(d: &NcuDigest, top: Option<usize>) -> Table {
+pub fn aggregate_table(d: &NcuDigest) -> Table {
     let mut columns = Vec::new();
     if d.group != Group::Nvtx {
         columns.push(Column::name("kernel", "Kernel"));
@@ -53,7 +53,6 @@ pub fn aggregate_table(d: &NcuDigest, top: Option<usize>) -> Table {
     let rows = d
         .kernels
         .iter()
-        .take(top.unwrap_or(usize::MAX))
         .map(|r: &KernelAggregate| {
             let mut cells = Vec::new();
             if let Some(k) = &r.kernel {
@@ -147,8 +146,8 @@ fn total_fact(t: &KernelAggregate) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// The whole document.
-pub fn document(d: &NcuDigest, per_launch: bool) -> Document {
+/// The whole document; the aggregated table keeps its first `top` rows.
+pub fn document(d: &NcuDigest, per_launch: bool, top: Option<usize>) -> Document {
     let mut facts = vec![
         (
             "page".to_string(),
@@ -179,7 +178,7 @@ pub fn document(d: &NcuDigest, per_launch: bool) -> Document {
         tables: vec![if per_launch {
             launch_table(d)
         } else {
-            aggregate_table(d, None)
+            aggregate_table(d).keep_first(top, "--top N to change")
         }],
         ..Default::default()
     }

@@ -66,7 +66,7 @@ const STATS_COLUMNS: [Column; 7] = [
 ];
 
 /// `kernels`: one row per kernel name (and process/GPU when split).
-pub fn kernels_table(rows: &[KernelSummary], top: Option<usize>) -> Table {
+pub fn kernels_table(rows: &[KernelSummary]) -> Table {
     let split = rows.iter().any(|r| r.device.is_some());
     let mut columns = vec![Column::name("name", "Name")];
     if split {
@@ -77,7 +77,6 @@ pub fn kernels_table(rows: &[KernelSummary], top: Option<usize>) -> Table {
     columns.push(Column::num("share_pct", "Time (%)"));
     let rows = rows
         .iter()
-        .take(top.unwrap_or(usize::MAX))
         .map(|r| {
             let mut cells = vec![Cell::Name(r.name.clone())];
             if split {
@@ -104,7 +103,7 @@ pub fn kernels_table(rows: &[KernelSummary], top: Option<usize>) -> Table {
 }
 
 /// `nvtx`: CPU range time with the projected GPU time beside it.
-pub fn nvtx_table(rows: &[NvtxSummary], top: Option<usize>) -> Table {
+pub fn nvtx_table(rows: &[NvtxSummary]) -> Table {
     let mut columns = vec![
         Column::name("range", "Range"),
         Column::text("style", "Style"),
@@ -114,7 +113,6 @@ pub fn nvtx_table(rows: &[NvtxSummary], top: Option<usize>) -> Table {
     columns.push(Column::num("gpu_ops", "GPU ops"));
     let rows = rows
         .iter()
-        .take(top.unwrap_or(usize::MAX))
         .map(|r| {
             let mut cells = vec![
                 Cell::Name(r.range.clone()),
@@ -173,7 +171,7 @@ pub fn nvtx_kernels_table(rows: &[NvtxKernelSummary], innermost: bool) -> Table 
 }
 
 /// `launch`: launch-call cost and queue latency per kernel.
-pub fn launch_table(rows: &[LaunchSummary], top: Option<usize>) -> Table {
+pub fn launch_table(rows: &[LaunchSummary]) -> Table {
     let columns = vec![
         Column::num("pid", "PID"),
         Column::num("tid", "TID"),
@@ -190,11 +188,7 @@ pub fn launch_table(rows: &[LaunchSummary], top: Option<usize>) -> Table {
         Column::num("queue_max_ns", "Queue max (ns)"),
         Column::num("kernel_avg_ns", "Kernel avg (ns)"),
     ];
-    let rows = rows
-        .iter()
-        .take(top.unwrap_or(usize::MAX))
-        .map(launch_row)
-        .collect::<Vec<_>>();
+    let rows = rows.iter().map(launch_row).collect::<Vec<_>>();
     // A legend of the columns, which an empty table does not show.
     let note = (!rows.is_empty()).then(|| {
         "Queue = API call end to kernel start, over launches that queued (QCount).".into()
@@ -328,30 +322,32 @@ pub fn api_table(rows: &[ApiSummary]) -> Table {
     }
 }
 
-/// The tables of one report, in full.
-pub fn report_tables(d: &Digest, report: ReportName) -> Vec<Table> {
+/// The tables of one report: every row, or with `top` the first rows of
+/// the tables ranked by time.
+pub fn report_tables(d: &Digest, report: ReportName, top: Option<usize>) -> Vec<Table> {
+    let ranked = |t: Table| t.keep_first(top, "--top N to change");
     match report {
-        ReportName::Kernels => vec![kernels_table(&d.kernels, None)],
-        ReportName::Nvtx => vec![nvtx_table(&d.nvtx, None)],
+        ReportName::Kernels => vec![ranked(kernels_table(&d.kernels))],
+        ReportName::Nvtx => vec![ranked(nvtx_table(&d.nvtx))],
         ReportName::NvtxKernels => vec![nvtx_kernels_table(
             &d.nvtx_kernels,
             d.nvtx_kernels_innermost,
         )],
         ReportName::Launch => vec![
-            launch_table(&d.launch.kernels, None),
+            launch_table(&d.launch.kernels),
             busy_table(&d.launch.busy, false),
         ],
         ReportName::Busy => vec![busy_table(&d.launch.busy, false)],
-        ReportName::Memory => vec![memory_table(&d.memory)],
-        ReportName::Api => vec![api_table(&d.api)],
+        ReportName::Memory => vec![ranked(memory_table(&d.memory))],
+        ReportName::Api => vec![ranked(api_table(&d.api))],
         ReportName::Graphs => vec![graphs_table(&d.llm.graphs)],
         ReportName::Phases => vec![phases_table(&d.llm)],
         ReportName::Steps => vec![steps_table(&d.llm.steps)],
         ReportName::Layers => vec![
-            layer_types_table(&d.llm.layers, None),
+            ranked(layer_types_table(&d.llm.layers)),
             layer_index_table(&d.llm.layers),
         ],
-        ReportName::Hotspots => vec![hotspots_table(&d.llm.hotspots, None)],
+        ReportName::Hotspots => vec![ranked(hotspots_table(&d.llm.hotspots))],
         ReportName::Categories => vec![categories_table(d)],
         ReportName::Communication => vec![communication_table(d)],
     }
@@ -493,15 +489,19 @@ pub fn select_columns(mut table: Table, keys: &[&str]) -> Table {
     table
 }
 
-/// The default one-screen digest: facts, top kernels, top ranges, memory, idle.
-pub fn default_document(d: &Digest) -> Document {
+/// The default one-screen digest: facts, top kernels, top ranges, memory,
+/// idle; the ranked tables keep their first `top` rows.
+pub fn default_document(d: &Digest, top: usize) -> Document {
+    let first = |t: Table, report: &str| {
+        t.keep_first(Some(top), &format!("more: --top N, or --report {report}"))
+    };
     let mut tables = vec![select_columns(
-        kernels_table(&d.kernels, Some(DEFAULT_TOP)),
+        first(kernels_table(&d.kernels), "kernels"),
         DEFAULT_KERNEL_COLUMNS,
     )];
     if !d.nvtx.is_empty() {
         tables.push(select_columns(
-            nvtx_table(&d.nvtx, Some(DEFAULT_TOP)),
+            first(nvtx_table(&d.nvtx), "nvtx"),
             DEFAULT_NVTX_COLUMNS,
         ));
     }
@@ -512,7 +512,7 @@ pub fn default_document(d: &Digest) -> Document {
         ));
     }
     if has_data(d, ReportName::Graphs) {
-        tables.extend(report_tables(d, ReportName::Graphs));
+        tables.extend(report_tables(d, ReportName::Graphs, None));
     }
     if has_data(d, ReportName::Phases) {
         let mut phases = phases_table(&d.llm);
@@ -525,7 +525,7 @@ pub fn default_document(d: &Digest) -> Document {
         tables.push(phases);
     }
     if has_data(d, ReportName::Layers) || graph_kernels_lack_layers(d) {
-        tables.push(layer_types_table(&d.llm.layers, Some(DEFAULT_TOP)));
+        tables.push(first(layer_types_table(&d.llm.layers), "layers"));
     }
     if has_data(d, ReportName::Categories) {
         tables.push(categories_by_phase_table(d));
@@ -535,7 +535,7 @@ pub fn default_document(d: &Digest) -> Document {
     }
     if has_data(d, ReportName::Hotspots) {
         tables.push(select_columns(
-            hotspots_table(&d.llm.hotspots, Some(DEFAULT_TOP)),
+            first(hotspots_table(&d.llm.hotspots), "hotspots"),
             DEFAULT_HOTSPOT_COLUMNS,
         ));
     }
@@ -600,12 +600,12 @@ const DEFAULT_BUSY_COLUMNS: &[&str] = &[
     "longest_gap_ns",
 ];
 
-/// A document holding one full report.
-pub fn report_document(d: &Digest, report: ReportName) -> Document {
+/// A document holding one report (see [`report_tables`]).
+pub fn report_document(d: &Digest, report: ReportName, top: Option<usize>) -> Document {
     Document {
         title: format!("nsys-digest: {}", d.source.file),
         facts: facts(d),
-        tables: report_tables(d, report),
+        tables: report_tables(d, report, top),
         ..Default::default()
     }
 }
@@ -805,7 +805,7 @@ fn phases_note(p: &PhaseReport, whole_graphs: bool) -> String {
 }
 
 /// `layers`: GPU time per layer type (and phase with --by-phase).
-pub fn layer_types_table(l: &LayerReport, top: Option<usize>) -> Table {
+pub fn layer_types_table(l: &LayerReport) -> Table {
     let columns = vec![
         Column::name("layer_type", "Layer type"),
         Column::text("phase", "Phase"),
@@ -817,7 +817,6 @@ pub fn layer_types_table(l: &LayerReport, top: Option<usize>) -> Table {
     let rows = l
         .types
         .iter()
-        .take(top.unwrap_or(usize::MAX))
         .map(|r| {
             vec![
                 Cell::Name(r.layer_type.clone()),
@@ -1039,7 +1038,7 @@ pub fn communication_table(d: &Digest) -> Table {
 }
 
 /// `hotspots`: top kernels per (phase, layer type).
-pub fn hotspots_table(rows: &[Hotspot], top: Option<usize>) -> Table {
+pub fn hotspots_table(rows: &[Hotspot]) -> Table {
     let columns = vec![
         Column::text("phase", "Phase"),
         Column::name("layer_type", "Layer type"),
@@ -1052,7 +1051,6 @@ pub fn hotspots_table(rows: &[Hotspot], top: Option<usize>) -> Table {
     ];
     let rows = rows
         .iter()
-        .take(top.unwrap_or(usize::MAX))
         .map(|r| {
             vec![
                 Cell::Text(r.phase.clone()),
