@@ -12,5 +12,6 @@ mod ncu_rep;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod queries;
+mod rendering;
 mod reports;
 mod thirdparty;
