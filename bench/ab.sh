@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two builds of nsys-digest side by side, runs alternating, so both see the
 # same machine: this VM's speed drifts by ±20 % within an hour, more than
-# most changes are worth.
+# most changes are worth, and which of the two runs first moves it too.
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY [N]
 #
@@ -20,8 +20,12 @@ WORK=${BENCH_DIR:-/tmp/nsight-digest-bench}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
-for _ in $(seq "$N"); do
-  for b in old new; do
+# Which build runs first swaps every round (old new, new old, ...), so that
+# neither always holds the same place: in the sets of runs 242-249 the build
+# that always ran first had the slower 1 GB median, whichever it was.
+order() { if [ $(($1 % 2)) -eq 1 ]; then echo old new; else echo new old; fi; }
+for round in $(seq "$N"); do
+  for b in $(order "$round"); do
     bin=$OLD; [ "$b" = new ] && bin=$NEW
     for _ in 1 2; do
       /usr/bin/time -f "%e %M %U %S %R" -a -o "$OUT/$b.small" "$bin" "$WORK/llama32.sqlite" > /dev/null 2>&1
@@ -29,8 +33,8 @@ for _ in $(seq "$N"); do
     /usr/bin/time -f "%e %M %U %S %R" -a -o "$OUT/$b.big" "$bin" "$WORK/synthetic_1gb.sqlite" > /dev/null 2>&1
   done
 done
-for _ in $(seq $((3 * N))); do
-  for b in old new; do
+for round in $(seq $((3 * N))); do
+  for b in $(order "$round"); do
     bin=$OLD; [ "$b" = new ] && bin=$NEW
     for t in 1 2; do
       RAYON_NUM_THREADS=$t /usr/bin/time -f "%e" -a -o "$OUT/$b.folder$t" "$bin" --quiet "$WORK/batch" > /dev/null 2>&1
