@@ -177,6 +177,40 @@ fn warn_unpaired(
     }
 }
 
+/// How a diff is printed, and whether a regression fails the run.
+pub struct DiffOutput<'a> {
+    pub format: crate::render::Format,
+    pub svg: Option<&'a Path>,
+    /// Rows per section besides the regressions (`None`: all).
+    pub top: Option<usize>,
+    pub fail_on_regression: bool,
+}
+
+/// The end both tools' `diff` share: one line per pair that failed, the
+/// chart of the first report, the reports, and the exit code (2 when a pair
+/// failed, 1 on a regression when asked to fail, else 0).
+pub fn print_diffs(
+    tool: &str,
+    results: Vec<anyhow::Result<crate::diff::DiffReport>>,
+    out: &DiffOutput,
+) -> anyhow::Result<u8> {
+    let Some((reports, ok)) = report_errors(tool, results) else {
+        return Ok(2);
+    };
+    if let (Some(path), Some(r)) = (out.svg, reports.first()) {
+        crate::svg::write(path, &crate::svg::diff_chart(r))?;
+    }
+    print_output(&crate::diff::render(&reports, out.format, out.svg, out.top))?;
+    let regressed = reports.iter().any(|r| r.regressions > 0);
+    Ok(if !ok {
+        2
+    } else if out.fail_on_regression && regressed {
+        1
+    } else {
+        0
+    })
+}
+
 /// `--top`: how many rows a ranked table keeps, a number or `all`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopRows(pub Option<usize>);

@@ -7,9 +7,10 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NcuRow};
 use nsight_digest::categories::Categories;
 use nsight_digest::cli::{
-    exit_code, expand_inputs, pair_by_name, print_output, report_errors, start_process, TopRows,
+    exit_code, expand_inputs, pair_by_name, print_diffs, print_output, report_errors,
+    start_process, DiffOutput, TopRows,
 };
-use nsight_digest::diff::{self, parse_threshold, DiffReport, DEFAULT_DIFF_TOP};
+use nsight_digest::diff::{parse_threshold, DiffReport, DEFAULT_DIFF_TOP};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::{table_peak, PeakOptions, GPU_PEAKS};
 use nsight_digest::ncu::reader::ReadOptions;
@@ -17,7 +18,6 @@ use nsight_digest::ncu::report_import::{is_ncu_file, scan_choice, ScanChoice};
 use nsight_digest::ncu::units::{parse_number, to_base, DecimalStyle};
 use nsight_digest::ncu::{digest, view, Group, NameFilter, NcuDigest, NcuOptions};
 use nsight_digest::render::{self, Format};
-use nsight_digest::svg;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -375,24 +375,14 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, args: &Args) -
             ))
         })
         .collect();
-    let Some((reports, ok)) = report_errors("ncu-digest", results) else {
-        return Ok(2);
-    };
-    if let (Some(path), Some(r)) = (&args.svg, reports.first()) {
-        svg::write(path, &svg::diff_chart(r))?;
-    }
-    print_output(&diff::render(
-        &reports,
-        args.format,
-        args.svg.as_deref(),
-        TopRows::or(args.top, Some(DEFAULT_DIFF_TOP)),
-    ))?;
-    let regressed = reports.iter().any(|r| r.regressions > 0);
-    Ok(if !ok {
-        2
-    } else if fail && regressed {
-        1
-    } else {
-        0
-    })
+    print_diffs(
+        "ncu-digest",
+        results,
+        &DiffOutput {
+            format: args.format,
+            svg: args.svg.as_deref(),
+            top: TopRows::or(args.top, Some(DEFAULT_DIFF_TOP)),
+            fail_on_regression: fail,
+        },
+    )
 }

@@ -6,9 +6,10 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use nsight_digest::batch::{self, NsysRow};
 use nsight_digest::categories::Categories;
 use nsight_digest::cli::{
-    exit_code, expand_inputs, pair_by_name, print_output, report_errors, start_process, TopRows,
+    exit_code, expand_inputs, pair_by_name, print_diffs, print_output, report_errors,
+    start_process, DiffOutput, TopRows,
 };
-use nsight_digest::diff::{self, parse_threshold, DiffReport, DEFAULT_DIFF_TOP};
+use nsight_digest::diff::{parse_threshold, DiffReport, DEFAULT_DIFF_TOP};
 use nsight_digest::export::{write_parquet, ExportTables};
 use nsight_digest::input::{is_nsys_candidate, InputOptions};
 use nsight_digest::nsys::compare::compare;
@@ -362,24 +363,14 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) ->
             Ok(compare(&db?, &dn?, threshold))
         })
         .collect();
-    let Some((reports, ok)) = report_errors("nsys-digest", results) else {
-        return Ok(2);
-    };
-    if let (Some(path), Some(r)) = (&c.svg, reports.first()) {
-        svg::write(path, &svg::diff_chart(r))?;
-    }
-    print_output(&diff::render(
-        &reports,
-        c.format,
-        c.svg.as_deref(),
-        TopRows::or(c.top, Some(DEFAULT_DIFF_TOP)),
-    ))?;
-    let regressed = reports.iter().any(|r| r.regressions > 0);
-    Ok(if !ok {
-        2
-    } else if fail && regressed {
-        1
-    } else {
-        0
-    })
+    print_diffs(
+        "nsys-digest",
+        results,
+        &DiffOutput {
+            format: c.format,
+            svg: c.svg.as_deref(),
+            top: TopRows::or(c.top, Some(DEFAULT_DIFF_TOP)),
+            fail_on_regression: fail,
+        },
+    )
 }
