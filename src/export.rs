@@ -56,6 +56,8 @@ pub struct PhaseRecord {
     pub step_median_ns: f64,
     pub step_p90_ns: i64,
     pub gpu_busy_pct: Option<f64>,
+    pub api_calls_per_step: f64,
+    pub api_ns_per_step: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +99,8 @@ pub struct StepRecord {
     pub gpu_end_ns: Option<i64>,
     pub gpu_busy_ns: i64,
     pub gpu_busy_pct: Option<f64>,
+    pub api_calls: i64,
+    pub api_ns: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -157,6 +161,8 @@ impl PhaseRecord {
             step_median_ns: p.step_median_ns,
             step_p90_ns: p.step_p90_ns,
             gpu_busy_pct: p.gpu_busy_pct,
+            api_calls_per_step: p.api_calls_per_step,
+            api_ns_per_step: p.api_ns_per_step,
         }
     }
 }
@@ -207,6 +213,8 @@ impl StepRecord {
             gpu_end_ns: s.gpu_end_ns,
             gpu_busy_ns: s.gpu_busy_ns,
             gpu_busy_pct: s.gpu_busy_pct,
+            api_calls: s.api_calls as i64,
+            api_ns: s.api_ns,
         }
     }
 }
@@ -375,6 +383,8 @@ mod parquet {
             column!(p, step_median_ns),
             column!(p, step_p90_ns),
             column!(p, gpu_busy_pct),
+            column!(p, api_calls_per_step),
+            column!(p, api_ns_per_step),
         ]
     }
 
@@ -409,6 +419,8 @@ mod parquet {
             column!(s, gpu_end_ns),
             column!(s, gpu_busy_ns),
             column!(s, gpu_busy_pct),
+            column!(s, api_calls),
+            column!(s, api_ns),
         ]
     }
 

@@ -950,3 +950,115 @@ fn step_gpu_windows_do_not_depend_on_kernel_table_order() {
         assert_eq!(busy(&reversed), busy(&ordered), "{sample}");
     }
 }
+
+/// Every CUDA API call each step's thread made inside the step range,
+/// from SQL: per step, the count and summed duration the digest gives the
+/// step; per phase and API name (without its `_vNNNN` suffix, as the `api`
+/// report names it), the count and total of the phase's API rows.
+#[test]
+fn api_calls_per_step_are_the_rows_inside_each_step_on_its_thread() {
+    let mut phases_checked = 0;
+    for sample in SAMPLES {
+        let d = digest_sample(sample, &DigestOptions::default());
+        let (_dir, conn) = sample_sql(sample);
+        // The test's own copy: an index keeps the join from scanning.
+        conn.execute_batch(
+            "CREATE INDEX t_thread ON CUPTI_ACTIVITY_KIND_RUNTIME(globalTid, start)",
+        )
+        .unwrap();
+        let query = "WITH steps AS MATERIALIZED (
+               SELECT ne.start AS s, ne.end AS e, ne.globalTid AS tid
+               FROM NVTX_EVENTS ne LEFT JOIN StringIds n ON n.id = ne.textId
+               WHERE ne.eventType IN (59, 60, 70, 71)
+                 AND coalesce(ne.text, n.value) LIKE 'execute_context%')
+             SELECT st.s,
+                    CASE WHEN substr(sn.value, -6, 2) = '_v'
+                         THEN substr(sn.value, 1, length(sn.value) - 6)
+                         ELSE sn.value END,
+                    count(*), sum(r.end - r.start)
+             FROM steps st
+             JOIN CUPTI_ACTIVITY_KIND_RUNTIME r
+               ON r.globalTid = st.tid AND st.s <= r.start AND r.end <= st.e
+             JOIN StringIds sn ON sn.id = r.nameId
+             GROUP BY 1, 2";
+        let mut per_step: HashMap<i64, Vec<(String, i64, i64)>> = HashMap::new();
+        let mut stmt = conn.prepare(query).unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap();
+        for row in rows {
+            let (step, name, calls, ns): (i64, String, i64, i64) = row.unwrap();
+            per_step.entry(step).or_default().push((name, calls, ns));
+        }
+        let mut per_phase: HashMap<Phase, HashMap<String, (i64, i64)>> = HashMap::new();
+        for s in &d.llm.steps {
+            let names = per_step.remove(&s.start_ns).unwrap_or_default();
+            let want = names
+                .iter()
+                .fold((0, 0), |a, (_, c, ns)| (a.0 + c, a.1 + ns));
+            assert_eq!(
+                (s.api_calls as i64, s.api_ns),
+                want,
+                "{sample} step {}",
+                s.step
+            );
+            let phase = per_phase.entry(s.phase).or_default();
+            for (name, calls, ns) in names {
+                let sum = phase.entry(name).or_default();
+                sum.0 += calls;
+                sum.1 += ns;
+            }
+        }
+        assert!(per_step.is_empty(), "{sample}: calls in no step row");
+        for p in &d.llm.phases.phases {
+            let want = per_phase.remove(&p.phase).unwrap_or_default();
+            let got: HashMap<String, (i64, i64)> = p
+                .api
+                .iter()
+                .map(|a| (a.name.clone(), (a.calls as i64, a.total_ns)))
+                .collect();
+            assert_eq!(got, want, "{sample} {:?}", p.phase);
+            let calls: i64 = want.values().map(|v| v.0).sum();
+            let ns: i64 = want.values().map(|v| v.1).sum();
+            let per_step = |v: i64| format!("{:.1}", v as f64 / p.steps as f64);
+            assert_eq!(format!("{:.1}", p.api_calls_per_step), per_step(calls));
+            assert_eq!(format!("{:.1}", p.api_ns_per_step), per_step(ns));
+            assert!(p.api.windows(2).all(|w| w[0].total_ns >= w[1].total_ns));
+            phases_checked += 1;
+        }
+    }
+    assert!(phases_checked >= 10, "{phases_checked} phases");
+}
+
+/// Eager decode spends its API time launching each kernel; with full
+/// graphs, a step launches one graph. The phases note names both.
+#[test]
+fn decode_api_time_goes_to_kernel_launches_eager_and_to_one_graph_launch_with_graphs() {
+    let decode = |sample: &str| {
+        let d = digest_sample(sample, &DigestOptions::default());
+        let p = d
+            .llm
+            .phases
+            .phases
+            .iter()
+            .find(|p| p.phase == Phase::Decode);
+        p.cloned().unwrap()
+    };
+    let (eager, graphs) = (
+        decode("h200_llama8_eager_1step"),
+        decode("h200_llama8_graphs_node_1step"),
+    );
+    assert_eq!(eager.api[0].name, "cudaLaunchKernel");
+    assert!(graphs.api[0].name.starts_with("cudaGraphLaunch"));
+    assert_eq!(format!("{:.1}", graphs.api[0].calls_per_step), "1.0");
+    assert!(eager.api_calls_per_step > 100.0 * graphs.api_calls_per_step);
+    let (code, out, err) = run(
+        "nsys-digest",
+        &[&sample("h200_llama8_eager_1step").display().to_string()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("decode steps' CUDA API, per step on the step's thread:"),
+        "{out}"
+    );
+}

@@ -65,11 +65,11 @@ fn folder_export_opens_with_polars() {
         ),
         (
             "phases",
-            "profile,phase,steps,gpu_ns,tokens,gpu_ns_per_token,step_median_ns,step_p90_ns,gpu_busy_pct",
+            "profile,phase,steps,gpu_ns,tokens,gpu_ns_per_token,step_median_ns,step_p90_ns,gpu_busy_pct,api_calls_per_step,api_ns_per_step",
         ),
         (
             "steps",
-            "profile,step,phase,range,filter_index,start_ns,duration_ns,gpu_ns,kernels,tokens,vs_phase_median,gpu_start_ns,gpu_end_ns,gpu_busy_ns,gpu_busy_pct",
+            "profile,step,phase,range,filter_index,start_ns,duration_ns,gpu_ns,kernels,tokens,vs_phase_median,gpu_start_ns,gpu_end_ns,gpu_busy_ns,gpu_busy_pct,api_calls,api_ns",
         ),
         (
             "layers",

@@ -16,6 +16,7 @@ use super::comm_overlap::{comm_overlap, CommOverlap};
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
 use super::slots::{OptionalIds, RunIdGroups, RunSlots};
+use super::step_calls::{CallSum, StepCalls, StepSpan};
 use super::steps::{GpuWindow, StepFacts, StepRow};
 use super::trace::{global_id, GraphNodeEvent, Trace};
 use crate::categories::Categories;
@@ -253,6 +254,23 @@ pub struct PhaseSummary {
     /// the phase's steps, the share in which some of that work ran. Low in
     /// a phase whose steps the CPU's launches hold back.
     pub gpu_busy_pct: Option<f64>,
+    /// CUDA API calls each step's thread made inside the step, per step of
+    /// the phase, and their time per step (as `cuda_api_sum` sums it).
+    pub api_calls_per_step: f64,
+    pub api_ns_per_step: f64,
+    /// The same per API name, the most time first.
+    pub api: Vec<PhaseApi>,
+}
+
+/// One API name's calls inside a phase's steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseApi {
+    /// Without a `_vNNNN` suffix, as the `api` report names it.
+    pub name: String,
+    pub calls: u64,
+    pub total_ns: i64,
+    pub calls_per_step: f64,
+    pub ns_per_step: f64,
 }
 
 /// Engine steps found in NVTX.
@@ -411,17 +429,23 @@ pub fn analyse(
     opts: &LlmOptions,
 ) -> LlmDigest {
     let placement = place(trace, launches, index, opts);
-    let sums = KernelSums::gather(trace, &placement, names, opts.by_phase);
+    let graph_api = GraphApiCalls::count(trace, launches);
+    // Two passes, over the kernels and over the calls: a core the other
+    // reports have left idle can take the second.
+    let (sums, calls) = rayon::join(
+        || KernelSums::gather(trace, &placement, names, opts.by_phase),
+        || calls_in_steps(trace, &placement, &graph_api.launch_names),
+    );
     let per_step = with_graph_executions(trace, &placement, sums.steps);
-    let phases = phase_report(trace, &placement, &per_step);
-    let steps = step_rows(trace, &placement, &per_step, &phases);
+    let phases = phase_report(trace, &placement, &per_step, &calls);
+    let steps = step_rows(trace, &placement, &per_step, &calls, &phases);
     let graphs = graph_report(
         trace,
         launches,
         &placement,
         &opts.categories,
         names,
-        sums.graphs,
+        (sums.graphs, graph_api, &calls.graph_launches),
     );
     let layers = layer_report(trace, &placement, sums.layers);
     let groups = sums.groups;
@@ -719,20 +743,28 @@ fn measure_unordered_windows(trace: &Trace, p: &Placement, windows: &mut [GpuWin
 
 /// The per-step rows of [`super::steps`], each against its phase's median
 /// as the phase report has it.
-fn step_rows(trace: &Trace, p: &Placement, sums: &StepSums, phases: &PhaseReport) -> Vec<StepRow> {
+fn step_rows(
+    trace: &Trace,
+    p: &Placement,
+    sums: &StepSums,
+    calls: &StepCalls,
+    phases: &PhaseReport,
+) -> Vec<StepRow> {
     let facts: Vec<StepFacts> = p
         .steps
         .iter()
         .zip(&sums.per_step)
         .zip(&sums.kernels)
         .zip(&sums.windows)
-        .map(|(((step, &gpu_ns), &kernels), &window)| StepFacts {
+        .zip(&calls.per_step)
+        .map(|((((step, &gpu_ns), &kernels), &window), &api)| StepFacts {
             range: step.range,
             phase: step.phase,
             tokens: step_tokens(step),
             gpu_ns,
             kernels,
             window,
+            api,
         })
         .collect();
     let medians: Vec<(Phase, f64)> = phases
@@ -743,7 +775,7 @@ fn step_rows(trace: &Trace, p: &Placement, sums: &StepSums, phases: &PhaseReport
     super::steps::step_rows(trace, &facts, &medians)
 }
 
-fn phase_report(trace: &Trace, p: &Placement, sums: &StepSums) -> PhaseReport {
+fn phase_report(trace: &Trace, p: &Placement, sums: &StepSums, calls: &StepCalls) -> PhaseReport {
     let StepSums {
         per_step,
         outside,
@@ -763,9 +795,17 @@ fn phase_report(trace: &Trace, p: &Placement, sums: &StepSums) -> PhaseReport {
         };
     }
     let mut groups: HashMap<Phase, PhaseSteps> = HashMap::default();
-    for ((step, &gpu_ns), w) in p.steps.iter().zip(per_step).zip(windows) {
+    let steps = p
+        .steps
+        .iter()
+        .zip(per_step)
+        .zip(windows)
+        .zip(&calls.per_step);
+    for (((step, &gpu_ns), w), &(api_calls, api_ns)) in steps {
         let r = &trace.nvtx[step.range as usize];
         let g = groups.entry(step.phase).or_default();
+        g.api_calls += api_calls;
+        g.api_ns += api_ns;
         g.durations.push(r.end.map_or(0, |e| e - r.start));
         g.gpu_ns += gpu_ns;
         if let Some((start, end)) = w.bounds() {
@@ -777,7 +817,11 @@ fn phase_report(trace: &Trace, p: &Placement, sums: &StepSums) -> PhaseReport {
     let grand: i64 = per_step.iter().sum();
     let mut phases: Vec<PhaseSummary> = groups
         .into_iter()
-        .map(|(phase, steps)| steps.summary(phase, grand))
+        .map(|(phase, steps)| {
+            let mut summary = steps.summary(phase, grand);
+            summary.api = phase_api(trace, &calls.per_group[phase as usize], summary.steps);
+            summary
+        })
         .collect();
     phases.sort_by_key(|s| s.phase);
     let mut formats: Vec<&str> = p.steps.iter().map(|s| s.name.format).collect();
@@ -790,6 +834,57 @@ fn phase_report(trace: &Trace, p: &Placement, sums: &StepSums) -> PhaseReport {
         phases,
         outside_steps_gpu_ns: outside,
     }
+}
+
+/// The API calls inside each step, summed per step and per phase; none
+/// without steps, where the pass over the calls is skipped.
+fn calls_in_steps(trace: &Trace, p: &Placement, launch_names: &[i64]) -> StepCalls {
+    if p.steps.is_empty() {
+        return StepCalls::default();
+    }
+    let spans: Vec<StepSpan> = p
+        .steps
+        .iter()
+        .map(|s| {
+            let r = &trace.nvtx[s.range as usize];
+            StepSpan {
+                tid: r.global_tid,
+                start: r.start,
+                end: r.end.unwrap_or(i64::MAX),
+                group: s.phase as usize,
+            }
+        })
+        .collect();
+    super::step_calls::gather(&trace.api_calls, &spans, launch_names)
+}
+
+/// One phase's calls per API name as the `api` report names them, the
+/// most time first.
+fn phase_api(trace: &Trace, sums: &[(i64, CallSum)], steps: u64) -> Vec<PhaseApi> {
+    let mut by_name: HashMap<&str, CallSum> = HashMap::default();
+    for &(id, (calls, ns)) in sums {
+        let name = super::trace::strip_version_suffix(trace.strings.get(id));
+        let sum = by_name.entry(name).or_default();
+        sum.0 += calls;
+        sum.1 += ns;
+    }
+    let per_step = |v: f64| v / steps.max(1) as f64;
+    let mut rows: Vec<PhaseApi> = by_name
+        .into_iter()
+        .map(|(name, (calls, total_ns))| PhaseApi {
+            name: name.to_string(),
+            calls,
+            total_ns,
+            calls_per_step: per_step(calls as f64),
+            ns_per_step: per_step(total_ns as f64),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.total_ns
+            .cmp(&a.total_ns)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    rows
 }
 
 /// The tokens a step processed, where its name counts them.
@@ -813,6 +908,8 @@ struct PhaseSteps {
     /// The steps' GPU windows, and the time their work ran in them.
     gpu_window_ns: i64,
     gpu_busy_ns: i64,
+    api_calls: u64,
+    api_ns: i64,
 }
 
 impl Default for PhaseSteps {
@@ -823,6 +920,8 @@ impl Default for PhaseSteps {
             tokens: Some(0),
             gpu_window_ns: 0,
             gpu_busy_ns: 0,
+            api_calls: 0,
+            api_ns: 0,
         }
     }
 }
@@ -833,6 +932,7 @@ impl PhaseSteps {
         let median = crate::stats::DurationStats::from_values(&mut self.durations.clone())
             .map_or(0.0, |s| s.median_ns);
         let (gpu_ns, tokens) = (self.gpu_ns, self.tokens);
+        let steps = self.durations.len() as f64;
         PhaseSummary {
             phase,
             steps: self.durations.len() as u64,
@@ -844,6 +944,9 @@ impl PhaseSteps {
             share_pct: percent(gpu_ns as f64, grand_gpu_ns as f64),
             gpu_busy_pct: (self.gpu_window_ns > 0)
                 .then(|| percent(self.gpu_busy_ns as f64, self.gpu_window_ns as f64)),
+            api_calls_per_step: self.api_calls as f64 / steps,
+            api_ns_per_step: self.api_ns as f64 / steps,
+            api: Vec::new(),
         }
     }
 }
@@ -933,9 +1036,8 @@ fn graph_report(
     p: &Placement,
     categories: &Categories,
     names: super::trace::NameStyle,
-    kernels: GraphSums,
+    (kernels, api, launches_in): (GraphSums, GraphApiCalls, &[u64]),
 ) -> GraphReport {
-    let api = GraphApiCalls::count(trace, launches);
     let GraphSums {
         node_kernels,
         eager_gpu_ns,
@@ -945,7 +1047,7 @@ fn graph_report(
     let gpu_ns: i64 = rows.iter().map(|r| r.gpu_ns).sum();
     let graph_launch_ids: usize = rows.iter().map(|r| r.launches as usize).sum();
     let graph_calls = GraphCalls {
-        names: &api.launch_names,
+        launches_in,
         total: api.launches,
     };
     let (mode, evidence) = infer_mode(trace, launches, p, categories, names, graph_calls);
@@ -1022,7 +1124,8 @@ fn per_graph_rows(trace: &Trace, node_kernels: &[usize]) -> Vec<GraphRow> {
 
 /// The API name ids of graph launches, and how many calls they made.
 struct GraphCalls<'a> {
-    names: &'a [i64],
+    /// Graph launches per step.
+    launches_in: &'a [u64],
     total: u64,
 }
 
@@ -1050,7 +1153,7 @@ fn infer_mode(
             vec![format!("{total_launches} graph launches, but no step ranges to tell which steps use graphs")],
         );
     }
-    let launches_in = graph_launches_per_step(trace, p, graph_calls.names);
+    let launches_in = graph_calls.launches_in;
     let attention_in = eager_attention_per_step(trace, launches, p, categories, names);
     let mut per_phase: HashMap<Phase, StepKinds> = HashMap::default();
     for (i, s) in p.steps.iter().enumerate() {
@@ -1069,38 +1172,6 @@ type StepKinds = [u64; 3];
 const EAGER: usize = 0;
 const FULL: usize = 1;
 const PIECEWISE: usize = 2;
-
-/// Graph launches per step: calls named *GraphLaunch* inside the step range,
-/// on its thread.
-fn graph_launches_per_step(trace: &Trace, p: &Placement, launch_names: &[i64]) -> Vec<u64> {
-    let step_ranges: Vec<(i64, i64, i64)> = p
-        .steps
-        .iter()
-        .map(|s| {
-            let r = &trace.nvtx[s.range as usize];
-            (r.global_tid, r.start, r.end.unwrap_or(i64::MAX))
-        })
-        .collect();
-    let mut by_thread: HashMap<i64, Vec<usize>> = HashMap::default();
-    for (i, s) in step_ranges.iter().enumerate() {
-        by_thread.entry(s.0).or_default().push(i);
-    }
-    let mut launches_in = vec![0; p.steps.len()];
-    for c in trace
-        .api_calls
-        .iter()
-        .filter(|c| launch_names.contains(&c.name()))
-    {
-        if let Some(steps) = by_thread.get(&trace.api_calls.global_tid(c)) {
-            if let Some(&s) = steps.iter().find(|&&s| {
-                step_ranges[s].1 <= c.start && trace.api_calls.end(c) <= step_ranges[s].2
-            }) {
-                launches_in[s] += 1;
-            }
-        }
-    }
-    launches_in
-}
 
 /// Eager (launched, not replayed) attention kernels per step.
 fn eager_attention_per_step(

@@ -16,6 +16,7 @@ pub mod reports;
 mod rows;
 pub mod schema;
 mod slots;
+pub mod step_calls;
 pub mod steps;
 mod table_pages;
 pub mod time_filter;

@@ -48,6 +48,10 @@ pub struct StepRow {
     pub gpu_busy_ns: i64,
     /// `gpu_busy_ns` ÷ the window; null for a window of no length.
     pub gpu_busy_pct: Option<f64>,
+    /// CUDA API calls the step's thread made inside the step range, and
+    /// their summed duration (as `cuda_api_sum` sums them).
+    pub api_calls: u64,
+    pub api_ns: i64,
 }
 
 /// What the LLM view knows of a step.
@@ -59,6 +63,8 @@ pub struct StepFacts {
     pub gpu_ns: i64,
     pub kernels: u64,
     pub window: GpuWindow,
+    /// API calls inside the step, and their time.
+    pub api: (u64, i64),
 }
 
 /// The steps as rows, by start time; `medians` is each phase's median
@@ -93,6 +99,8 @@ pub fn step_rows(trace: &Trace, steps: &[StepFacts], medians: &[(Phase, f64)]) -
                 gpu_end_ns,
                 gpu_busy_ns: s.window.busy_ns(),
                 gpu_busy_pct: s.window.busy_pct(),
+                api_calls: s.api.0,
+                api_ns: s.api.1,
             }
         })
         .collect();

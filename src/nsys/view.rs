@@ -515,7 +515,8 @@ pub fn default_document(d: &Digest, top: usize) -> Document {
         tables.extend(report_tables(d, ReportName::Graphs, None));
     }
     if has_data(d, ReportName::Phases) {
-        let mut phases = phases_table(&d.llm);
+        // The API columns' numbers are in the note, with the names behind them.
+        let mut phases = select_columns(phases_table(&d.llm), DEFAULT_PHASE_COLUMNS);
         if let Some(slow) = slow_step_line(&d.llm.steps) {
             phases.note = Some(match phases.note {
                 Some(note) => format!("{note}\n{slow}"),
@@ -581,6 +582,17 @@ const DEFAULT_MEMORY_COLUMNS: &[&str] = &[
     "bandwidth_bytes_per_s",
     "operation",
 ];
+const DEFAULT_PHASE_COLUMNS: &[&str] = &[
+    "phase",
+    "steps",
+    "gpu_ns",
+    "share_pct",
+    "tokens",
+    "gpu_ns_per_token",
+    "step_median_ns",
+    "step_p90_ns",
+    "gpu_busy_pct",
+];
 const DEFAULT_HOTSPOT_COLUMNS: &[&str] = &[
     "phase",
     "layer_type",
@@ -610,7 +622,7 @@ pub fn report_document(d: &Digest, report: ReportName, top: Option<usize>) -> Do
     }
 }
 
-use super::llm::{GraphReport, Hotspot, LayerReport, LlmDigest, PhaseReport};
+use super::llm::{GraphReport, Hotspot, LayerReport, LlmDigest, PhaseReport, PhaseSummary};
 use super::steps::StepRow;
 
 /// `graphs`: one row per graph, with the verdict and evidence in the note.
@@ -677,6 +689,8 @@ pub fn phases_table(llm: &LlmDigest) -> Table {
         Column::num("step_median_ns", "Step med (ns)"),
         Column::num("step_p90_ns", "Step p90 (ns)"),
         Column::num("gpu_busy_pct", "GPU busy (%)"),
+        Column::num("api_calls_per_step", "API calls/step"),
+        Column::num("api_ns_per_step", "API/step (ns)"),
     ];
     let rows = p
         .phases
@@ -693,9 +707,16 @@ pub fn phases_table(llm: &LlmDigest) -> Table {
                 Cell::Float(r.step_median_ns, 1),
                 Cell::Int(r.step_p90_ns),
                 r.gpu_busy_pct.map_or(Cell::Missing, |v| Cell::Float(v, 1)),
+                Cell::Float(r.api_calls_per_step, 1),
+                Cell::Float(r.api_ns_per_step, 1),
             ]
         })
         .collect();
+    let mut note = phases_note(p, graph_work_fact(&llm.graphs).is_some());
+    for line in p.phases.iter().filter_map(phase_api_line) {
+        note.push('\n');
+        note.push_str(&line);
+    }
     Table {
         name: "phases",
         title: match &p.format {
@@ -704,8 +725,35 @@ pub fn phases_table(llm: &LlmDigest) -> Table {
         },
         columns,
         rows,
-        note: Some(phases_note(p, graph_work_fact(&llm.graphs).is_some())),
+        note: Some(note),
     }
+}
+
+/// The API names that took most of a phase's API time per step, on the
+/// steps' own threads.
+fn phase_api_line(p: &PhaseSummary) -> Option<String> {
+    let most: Vec<String> = p
+        .api
+        .iter()
+        .take(3)
+        .map(|a| {
+            format!(
+                "{} {:.3} ms in {:.1} calls",
+                a.name,
+                a.ns_per_step / 1e6,
+                a.calls_per_step
+            )
+        })
+        .collect();
+    (!most.is_empty()).then(|| {
+        format!(
+            "{} steps' CUDA API, per step on the step's thread: {:.1} calls, {:.3} ms; most: {}",
+            p.phase.as_str(),
+            p.api_calls_per_step,
+            p.api_ns_per_step / 1e6,
+            most.join(", ")
+        )
+    })
 }
 
 /// `steps`: one row per step, in the order given.
@@ -718,6 +766,8 @@ pub fn steps_table(steps: &[StepRow]) -> Table {
         Column::num("gpu_ns", "GPU (ns)"),
         Column::num("kernels", "Kernels"),
         Column::num("gpu_busy_pct", "GPU busy (%)"),
+        Column::num("api_calls", "API calls"),
+        Column::num("api_ns", "API (ns)"),
         Column::num("tokens", "Tokens"),
         Column::num("start_ns", "Start (ns)"),
         Column::text("range", "Range"),
@@ -735,6 +785,8 @@ pub fn steps_table(steps: &[StepRow]) -> Table {
                 Cell::Int(r.gpu_ns),
                 Cell::Int(r.kernels as i64),
                 r.gpu_busy_pct.map_or(Cell::Missing, |v| Cell::Float(v, 1)),
+                Cell::Int(r.api_calls as i64),
+                Cell::Int(r.api_ns),
                 r.tokens.map_or(Cell::Missing, |t| Cell::Int(t as i64)),
                 Cell::Int(r.start_ns),
                 Cell::Text(r.range.clone()),

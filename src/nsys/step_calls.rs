@@ -1,0 +1,257 @@
+//! The CUDA API calls each engine step's thread made inside the step: per
+//! step their count and time, and how many were graph launches (what the
+//! graph mode reads); per phase, the same by API name. One pass over the
+//! calls, made only when the profile has steps.
+
+use super::rows::ApiCalls;
+use rustc_hash::FxHashMap as HashMap;
+
+/// One step range: its thread, start and end.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSpan {
+    pub tid: i64,
+    pub start: i64,
+    pub end: i64,
+    /// Which group (phase) the step's calls are summed in.
+    pub group: usize,
+}
+
+/// Calls and their summed duration.
+pub type CallSum = (u64, i64);
+
+#[derive(Debug, Default)]
+pub struct StepCalls {
+    /// Per step, every call inside it.
+    pub per_step: Vec<CallSum>,
+    /// Per step, the calls named one of the graph-launch names.
+    pub graph_launches: Vec<u64>,
+    /// Per group, per API name id, in the order names first came.
+    pub per_group: Vec<Vec<(i64, CallSum)>>,
+}
+
+/// One thread's steps. A call belongs to the first step, in step order,
+/// whose range holds the whole call; where the thread's steps do not
+/// overlap, that is the one that starts last before the call, found
+/// from the step the thread's last call fell in.
+struct ThreadSteps {
+    /// Step indexes, in step order, or by start where `disjoint`.
+    steps: Vec<usize>,
+    disjoint: bool,
+    last: usize,
+}
+
+impl ThreadSteps {
+    fn new(mut steps: Vec<usize>, spans: &[StepSpan]) -> ThreadSteps {
+        let mut by_start = steps.clone();
+        by_start.sort_by_key(|&s| (spans[s].start, spans[s].end));
+        let disjoint = by_start
+            .windows(2)
+            .all(|w| spans[w[0]].end < spans[w[1]].start);
+        if disjoint {
+            steps = by_start;
+        }
+        ThreadSteps {
+            steps,
+            disjoint,
+            last: 0,
+        }
+    }
+
+    fn find(&mut self, spans: &[StepSpan], start: i64, end: i64) -> Option<usize> {
+        let holds = |s: usize| spans[s].start <= start && end <= spans[s].end;
+        if !self.disjoint {
+            return self.steps.iter().copied().find(|&s| holds(s));
+        }
+        if holds(self.steps[self.last]) {
+            return Some(self.steps[self.last]);
+        }
+        let after = self.steps.partition_point(|&s| spans[s].start <= start);
+        let at = after.checked_sub(1)?;
+        holds(self.steps[at]).then(|| {
+            self.last = at;
+            self.steps[at]
+        })
+    }
+}
+
+/// A slot per API name id, in the order names first come: a table lookup
+/// for the ids of an ordinary string table, a map beyond it.
+#[derive(Default)]
+struct NameSlots {
+    dense: Vec<u32>,
+    sparse: HashMap<i64, u32>,
+    names: Vec<i64>,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+/// Ids under this (4 MiB of slots) are looked up in the table.
+const DENSE_IDS: i64 = 1 << 20;
+
+impl NameSlots {
+    #[inline]
+    fn slot(&mut self, name: i64) -> usize {
+        if (0..DENSE_IDS).contains(&name) {
+            let i = name as usize;
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, NO_SLOT);
+            }
+            if self.dense[i] == NO_SLOT {
+                self.dense[i] = self.next(name);
+            }
+            self.dense[i] as usize
+        } else {
+            let next = self.names.len() as u32;
+            let slot = *self.sparse.entry(name).or_insert(next);
+            if slot == next {
+                self.names.push(name);
+            }
+            slot as usize
+        }
+    }
+
+    fn next(&mut self, name: i64) -> u32 {
+        self.names.push(name);
+        (self.names.len() - 1) as u32
+    }
+}
+
+/// Per group, per name slot: calls and their time.
+#[derive(Default)]
+struct GroupSums {
+    slots: NameSlots,
+    sums: Vec<Vec<CallSum>>,
+}
+
+impl GroupSums {
+    #[inline]
+    fn add(&mut self, group: usize, name: i64, ns: i64) {
+        let slot = self.slots.slot(name);
+        let sums = &mut self.sums[group];
+        if slot >= sums.len() {
+            sums.resize(slot + 1, (0, 0));
+        }
+        sums[slot].0 += 1;
+        sums[slot].1 += ns;
+    }
+
+    /// Per group, the names it called, in the order names first came.
+    fn finish(self) -> Vec<Vec<(i64, CallSum)>> {
+        let names = self.slots.names;
+        self.sums
+            .into_iter()
+            .map(|sums| {
+                let called = sums.into_iter().enumerate().filter(|(_, s)| s.0 > 0);
+                called.map(|(slot, s)| (names[slot], s)).collect()
+            })
+            .collect()
+    }
+}
+
+/// Every call of `calls` that a step holds, summed per step and per group.
+pub fn gather(calls: &ApiCalls, spans: &[StepSpan], launch_names: &[i64]) -> StepCalls {
+    let mut threads = threads_with_steps(calls, spans);
+    let groups = spans.iter().map(|s| s.group + 1).max().unwrap_or(0);
+    let mut out = StepCalls {
+        per_step: vec![(0, 0); spans.len()],
+        graph_launches: vec![0; spans.len()],
+        per_group: Vec::new(),
+    };
+    let mut names = GroupSums {
+        sums: vec![Vec::new(); groups],
+        ..GroupSums::default()
+    };
+    for c in calls.iter() {
+        let Some(Some(thread)) = threads.get_mut(c.thread_slot() as usize) else {
+            continue;
+        };
+        let ns = calls.duration(c);
+        let Some(step) = thread.find(spans, c.start, c.start.wrapping_add(ns)) else {
+            continue;
+        };
+        add_call(&mut out, step, c.name(), ns, launch_names);
+        names.add(spans[step].group, c.name(), ns);
+    }
+    out.per_group = names.finish();
+    out
+}
+
+fn add_call(out: &mut StepCalls, step: usize, name: i64, ns: i64, launch_names: &[i64]) {
+    let sum = &mut out.per_step[step];
+    sum.0 += 1;
+    sum.1 += ns;
+    if launch_names.contains(&name) {
+        out.graph_launches[step] += 1;
+    }
+}
+
+/// Per thread slot of the calls, the steps on that thread, if any.
+fn threads_with_steps(calls: &ApiCalls, spans: &[StepSpan]) -> Vec<Option<ThreadSteps>> {
+    let mut by_tid: HashMap<i64, Vec<usize>> = HashMap::default();
+    for (i, s) in spans.iter().enumerate() {
+        by_tid.entry(s.tid).or_default().push(i);
+    }
+    calls
+        .threads()
+        .iter()
+        .map(|tid| {
+            by_tid
+                .get(tid)
+                .map(|steps| ThreadSteps::new(steps.clone(), spans))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(start: i64, end: i64) -> StepSpan {
+        StepSpan {
+            tid: 1,
+            start,
+            end,
+            group: 0,
+        }
+    }
+
+    #[test]
+    fn a_call_falls_in_the_step_that_holds_it_whole() {
+        let spans = [span(10, 20), span(30, 40), span(0, 5)];
+        let mut t = ThreadSteps::new(vec![0, 1, 2], &spans);
+        assert!(t.disjoint);
+        assert_eq!(t.find(&spans, 31, 39), Some(1));
+        assert_eq!(t.find(&spans, 12, 20), Some(0));
+        assert_eq!(t.find(&spans, 1, 2), Some(2));
+        assert_eq!(t.find(&spans, 19, 21), None, "crosses the step's end");
+        assert_eq!(t.find(&spans, 25, 26), None, "between steps");
+        assert_eq!(t.find(&spans, 50, 60), None, "after every step");
+    }
+
+    #[test]
+    fn overlapping_steps_give_a_call_to_the_first_in_step_order() {
+        let spans = [span(10, 50), span(20, 30)];
+        let mut t = ThreadSteps::new(vec![1, 0], &spans);
+        assert!(!t.disjoint);
+        assert_eq!(t.find(&spans, 22, 28), Some(1));
+        assert_eq!(t.find(&spans, 12, 18), Some(0));
+    }
+
+    #[test]
+    fn name_sums_keep_first_appearance_order_per_group() {
+        let mut n = GroupSums {
+            sums: vec![Vec::new(); 2],
+            ..GroupSums::default()
+        };
+        let far = DENSE_IDS + 5;
+        for (group, name, ns) in [(1, 7, 1), (0, far, 9), (1, 7, 2), (1, 3, 5), (1, far, 4)] {
+            n.add(group, name, ns);
+        }
+        assert_eq!(
+            n.finish(),
+            vec![
+                vec![(far, (1, 9))],
+                vec![(7, (2, 3)), (far, (1, 4)), (3, (1, 5))]
+            ]
+        );
+    }
+}
