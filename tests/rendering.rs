@@ -4,24 +4,15 @@
 //! files pin how they are shown, so that a change to a table, a note or a
 //! rounding shows up in review as a change to them.
 
-use crate::common::repo;
+use crate::common::run;
 
-/// One binary's stdout for inputs named relative to the checkout, so
-/// that no machine's path enters a snapshot.
+/// One binary's stdout. Inputs are named relative to the checkout, the
+/// directory cargo runs the tests in, so that no machine's path enters a
+/// snapshot.
 fn output(bin: &str, args: &[&str]) -> String {
-    let out = assert_cmd::Command::cargo_bin(bin)
-        .unwrap()
-        .current_dir(repo())
-        .args(args)
-        .timeout(std::time::Duration::from_secs(120))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let (code, out, err) = run(bin, args);
+    assert_eq!(code, 0, "{err}");
+    out
 }
 
 const GRAPHS: &str = "samples/h200_llama8_graphs_node_1step.sqlite.gz";

@@ -15,6 +15,7 @@
 use super::comm_overlap::{comm_overlap, CommOverlap};
 use super::launch_index::LaunchIndex;
 use super::nvtx_index::NvtxIndex;
+use super::reports::largest_first;
 use super::slots::{OptionalIds, RunIdGroups, RunSlots};
 use super::step_calls::{CallSum, StepCalls, StepSpan};
 use super::steps::{GpuWindow, StepFacts, StepRow};
@@ -879,11 +880,7 @@ fn phase_api(trace: &Trace, sums: &[(i64, CallSum)], steps: u64) -> Vec<PhaseApi
             ns_per_step: per_step(total_ns as f64),
         })
         .collect();
-    rows.sort_by(|a, b| {
-        b.total_ns
-            .cmp(&a.total_ns)
-            .then_with(|| a.name.cmp(&b.name))
-    });
+    largest_first(&mut rows, |r| (r.total_ns, &r.name));
     rows
 }
 
@@ -1620,11 +1617,7 @@ fn phase_kernels(trace: &Trace, groups: &KernelGroups) -> Vec<PhaseKernel> {
             instances,
         })
         .collect();
-    rows.sort_by(|a, b| {
-        b.gpu_ns
-            .cmp(&a.gpu_ns)
-            .then_with(|| a.kernel.cmp(&b.kernel))
-    });
+    largest_first(&mut rows, |r| (r.gpu_ns, &r.kernel));
     rows
 }
 

@@ -76,7 +76,7 @@ pub fn kernel_summary(trace: &Trace, names: NameStyle, by_process: bool) -> Vec<
 
 /// Rows by total time, largest first, ties by name, so that output is
 /// stable from run to run.
-fn largest_first<T>(rows: &mut [T], key: impl Fn(&T) -> (i64, &String)) {
+pub(crate) fn largest_first<T>(rows: &mut [T], key: impl Fn(&T) -> (i64, &String)) {
     rows.sort_by(|a, b| {
         let (a, b) = (key(a), key(b));
         b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
