@@ -764,6 +764,83 @@ fn graph_trace_mode_says_a_graph_counts_busy_whole() {
 /// table format, and says how many it left out; tables in another order,
 /// and JSON, keep every row.
 #[test]
+fn top_on_steps_keeps_those_furthest_above_their_phase_median() {
+    let f = sample_arg("h200_llama8_eager_3steps");
+    let csv = |top: &[&str]| {
+        let mut args = vec![f.as_str(), "-r", "steps", "-f", "csv"];
+        args.extend(top);
+        let (code, out, err) = run("nsys-digest", &args);
+        assert_eq!(code, 0, "{err}");
+        out.lines().map(String::from).collect::<Vec<_>>()
+    };
+    let all = csv(&[]);
+    let cell = |row: &str, i: usize| row.split(',').nth(i).unwrap().to_string();
+    // step, phase and duration_ns are the first three columns; the ratio
+    // to the phase's median is recomputed from them, as the printed one
+    // is rounded.
+    let mut by_phase: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    for r in &all[1..] {
+        if let Ok(d) = cell(r, 2).parse() {
+            by_phase.entry(cell(r, 1)).or_default().push(d);
+        }
+    }
+    let median = |phase: &str| {
+        let mut d = by_phase[phase].clone();
+        d.sort_unstable();
+        let n = d.len();
+        (d[(n - 1) / 2] + d[n / 2]) as f64 / 2.0
+    };
+    let key = |r: &String| {
+        let duration: Option<i64> = cell(r, 2).parse().ok();
+        let ratio = duration.map_or(f64::NEG_INFINITY, |d| d as f64 / median(&cell(r, 1)));
+        (ratio, duration, cell(r, 0).parse::<u64>().unwrap())
+    };
+    let mut ranked: Vec<&String> = all[1..].iter().collect();
+    ranked.sort_by(|a, b| {
+        let (ra, da, sa) = key(a);
+        let (rb, db, sb) = key(b);
+        rb.total_cmp(&ra).then(db.cmp(&da)).then(sa.cmp(&sb))
+    });
+    // All steps but one, so the whole ranking is compared.
+    let n = all.len() - 2;
+    let top = csv(&["--top", &n.to_string()]);
+    assert_eq!(top[0], all[0]);
+    assert_eq!(
+        top[1..],
+        ranked[..n]
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(csv(&["--top", "all"]), all, "all: every step in time order");
+    // The digest's line counts the slow steps and names the --top that
+    // lists exactly them.
+    let slow = all[1..]
+        .iter()
+        .filter(|r| cell(r, 3).parse::<f64>().is_ok_and(|v| v >= 1.5))
+        .count();
+    assert!(slow > 5 && slow < all.len() - 1, "{slow}");
+    let (_, out, _) = run("nsys-digest", &[&f]);
+    let hint = format!(
+        "{slow} of {} steps at 1.5× or more (--report steps --top {slow})",
+        all.len() - 1
+    );
+    assert!(out.contains(&hint), "{out}");
+    let listed = csv(&["--top", &slow.to_string()]);
+    assert!(listed[1..]
+        .iter()
+        .all(|r| cell(r, 3).parse::<f64>().unwrap() >= 1.5));
+    let (_, table, _) = run("nsys-digest", &[&f, "-r", "steps", "--top", "5"]);
+    assert!(
+        table.contains(&format!(
+            "5 of {} steps; every step in time order: without --top",
+            all.len() - 1
+        )),
+        "{table}"
+    );
+}
+
+#[test]
 fn top_keeps_the_first_rows_of_the_ranked_tables() {
     let f = sample_arg("h200_llama8_graphs_node_1step");
     let csv = |report: &str, top: &[&str]| {
@@ -779,7 +856,7 @@ fn top_keeps_the_first_rows_of_the_ranked_tables() {
         assert_eq!(csv(report, &["--top", "2"]), all[..3], "{report}");
         assert_eq!(csv(report, &["--top", "all"]), all, "{report}");
     }
-    for report in ["nvtx-kernels", "steps", "launch"] {
+    for report in ["nvtx-kernels", "launch"] {
         assert_eq!(csv(report, &["--top", "2"]), csv(report, &[]), "{report}");
     }
     let (_, json, _) = run("nsys-digest", &[&f, "-f", "json"]);

@@ -128,7 +128,8 @@ struct Common {
 
     /// Rows per table ranked by time, or `all`: the digest's tables keep 10,
     /// a diff's sections their 15 largest changes (and every regression), a
-    /// --report every row. JSON keeps every row.
+    /// --report every row; --report steps keeps the N steps furthest above
+    /// their phase's median. JSON keeps every row.
     #[arg(long, value_name = "N|all")]
     top: Option<TopRows>,
 

@@ -342,7 +342,7 @@ pub fn report_tables(d: &Digest, report: ReportName, top: Option<usize>) -> Vec<
         ReportName::Api => vec![ranked(api_table(&d.api))],
         ReportName::Graphs => vec![graphs_table(&d.llm.graphs)],
         ReportName::Phases => vec![phases_table(&d.llm)],
-        ReportName::Steps => vec![steps_table(&d.llm.steps)],
+        ReportName::Steps => vec![steps_report(&d.llm.steps, top)],
         ReportName::Layers => vec![
             ranked(layer_types_table(&d.llm.layers)),
             layer_index_table(&d.llm.layers),
@@ -757,7 +757,31 @@ fn phase_api_line(p: &PhaseSummary) -> Option<String> {
 }
 
 /// `steps`: one row per step, in the order given.
-pub fn steps_table(steps: &[StepRow]) -> Table {
+/// `steps`: every step in time order; with `top`, the steps furthest above
+/// their phase's median, furthest first: the outliers the digest's "slowest
+/// step" line points to, without reading every step.
+fn steps_report(steps: &[StepRow], top: Option<usize>) -> Table {
+    let Some(n) = top.filter(|&n| n < steps.len()) else {
+        return steps_table(steps);
+    };
+    let ratio = |s: &StepRow| s.vs_phase_median.unwrap_or(f64::NEG_INFINITY);
+    let mut slowest: Vec<&StepRow> = steps.iter().collect();
+    slowest.sort_by(|a, b| {
+        ratio(b)
+            .total_cmp(&ratio(a))
+            .then(b.duration_ns.cmp(&a.duration_ns))
+            .then(a.step.cmp(&b.step))
+    });
+    let mut table = steps_table(slowest.into_iter().take(n));
+    table.title = "Engine steps, furthest above their phase's median first".into();
+    table.add_note(format!(
+        "{n} of {} steps; every step in time order: without --top",
+        steps.len()
+    ));
+    table
+}
+
+pub fn steps_table<'a>(steps: impl IntoIterator<Item = &'a StepRow>) -> Table {
     let columns = vec![
         Column::num("step", "Step"),
         Column::text("phase", "Phase"),
@@ -774,7 +798,7 @@ pub fn steps_table(steps: &[StepRow]) -> Table {
         Column::num("filter_index", "Index"),
     ];
     let rows = steps
-        .iter()
+        .into_iter()
         .map(|r| {
             vec![
                 Cell::Int(r.step as i64),
@@ -823,18 +847,18 @@ fn slow_step_line(steps: &[StepRow]) -> Option<String> {
         .collect();
     let median_gpu =
         crate::stats::DurationStats::from_values(&mut gpu).map_or(0.0, |s| s.median_ns);
+    let slow = slow.count();
     let alone = worst.filter_index.map_or(String::new(), |i| {
         format!("; alone: --filter-nvtx '{}/{i}'", worst.range)
     });
     Some(format!(
-        "slowest step: {} ({}), {:.3} ms = {:.1}× the phase's median, GPU {:.3} ms (median {:.3} ms); {} of {} steps at {SLOW_STEP_RATIO}× or more (--report steps){alone}",
+        "slowest step: {} ({}), {:.3} ms = {:.1}× the phase's median, GPU {:.3} ms (median {:.3} ms); {slow} of {} steps at {SLOW_STEP_RATIO}× or more (--report steps --top {slow}){alone}",
         worst.step,
         worst.phase.as_str(),
         worst.duration_ns.unwrap_or(0) as f64 / 1e6,
         ratio(worst),
         worst.gpu_ns as f64 / 1e6,
         median_gpu / 1e6,
-        slow.count(),
         steps.len(),
     ))
 }
