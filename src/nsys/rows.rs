@@ -494,6 +494,19 @@ impl RowBuilder for ApiCallBuilder {
     }
 }
 
+/// Hand-made call rows for unit tests, from the cells of `runtime.sql`
+/// (start, end, globalTid, correlation id, name id).
+#[cfg(test)]
+pub(crate) fn calls_from_cells(rows: &[[Option<i64>; 5]]) -> ApiCalls {
+    let mut builder = ApiCallBuilder::default();
+    let names = crate::nsys::int_rows::argument_names(crate::nsys::queries::RUNTIME.sql);
+    let held = rows
+        .iter()
+        .map(|cells| builder.row(&IntCells::decoded(cells, &names)).unwrap())
+        .collect();
+    builder.finish(held)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,13 +524,7 @@ mod tests {
     }
 
     fn calls(rows: &[[Option<i64>; 5]]) -> ApiCalls {
-        let mut builder = ApiCallBuilder::default();
-        let names = runtime_names();
-        let held = rows
-            .iter()
-            .map(|cells| builder.row(&IntCells::decoded(cells, &names)).unwrap())
-            .collect();
-        builder.finish(held)
+        calls_from_cells(rows)
     }
 
     /// Hand-made: no real export has a call of over 2.1 s, or one that

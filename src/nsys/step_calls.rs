@@ -160,19 +160,70 @@ pub fn gather(calls: &ApiCalls, spans: &[StepSpan], launch_names: &[i64]) -> Ste
         sums: vec![Vec::new(); groups],
         ..GroupSums::default()
     };
+    // A thread's calls come in runs inside one step: while they stay on
+    // the thread and inside the step, the step is known without a search.
+    let mut run = StepRun::NONE;
     for c in calls.iter() {
-        let Some(Some(thread)) = threads.get_mut(c.thread_slot() as usize) else {
-            continue;
-        };
         let ns = calls.duration(c);
-        let Some(step) = thread.find(spans, c.start, c.start.wrapping_add(ns)) else {
-            continue;
-        };
-        add_call(&mut out, step, c.name(), ns, launch_names);
-        names.add(spans[step].group, c.name(), ns);
+        let end = c.start.wrapping_add(ns);
+        if !run.holds(c.thread_slot(), c.start, end) {
+            let Some(Some(thread)) = threads.get_mut(c.thread_slot() as usize) else {
+                continue;
+            };
+            let Some(step) = thread.find(spans, c.start, end) else {
+                continue;
+            };
+            let owner = if thread.disjoint {
+                c.thread_slot()
+            } else {
+                NO_THREAD
+            };
+            run = StepRun::of(owner, step, &spans[step]);
+        }
+        add_call(&mut out, run.step, c.name(), ns, launch_names);
+        names.add(run.group, c.name(), ns);
     }
     out.per_group = names.finish();
     out
+}
+
+/// The step the last call fell in. Only on a thread whose steps do not
+/// overlap is it the one step that holds every later call inside its range;
+/// elsewhere its thread is [`NO_THREAD`] and it holds none.
+struct StepRun {
+    thread: u32,
+    start: i64,
+    end: i64,
+    step: usize,
+    group: usize,
+}
+
+/// No thread slot: there are fewer threads than this.
+const NO_THREAD: u32 = u32::MAX;
+
+impl StepRun {
+    const NONE: StepRun = StepRun {
+        thread: NO_THREAD,
+        start: 0,
+        end: -1,
+        step: 0,
+        group: 0,
+    };
+
+    fn of(thread: u32, step: usize, span: &StepSpan) -> StepRun {
+        StepRun {
+            thread,
+            start: span.start,
+            end: span.end,
+            step,
+            group: span.group,
+        }
+    }
+
+    #[inline]
+    fn holds(&self, thread: u32, start: i64, end: i64) -> bool {
+        thread == self.thread && thread != NO_THREAD && self.start <= start && end <= self.end
+    }
 }
 
 fn add_call(out: &mut StepCalls, step: usize, name: i64, ns: i64, launch_names: &[i64]) {
@@ -234,6 +285,62 @@ mod tests {
         assert!(!t.disjoint);
         assert_eq!(t.find(&spans, 22, 28), Some(1));
         assert_eq!(t.find(&spans, 12, 18), Some(0));
+    }
+
+    /// Hand-made: no real export has steps that overlap on one thread.
+    /// Calls from threads with and without steps interleave; on the thread
+    /// whose steps overlap, a call goes to the first step in step order
+    /// that holds it, whichever step took the call before it.
+    #[test]
+    fn interleaved_threads_and_overlapping_steps() {
+        let spans = [
+            StepSpan {
+                tid: 7,
+                start: 20,
+                end: 30,
+                group: 0,
+            },
+            StepSpan {
+                tid: 7,
+                start: 10,
+                end: 50,
+                group: 0,
+            },
+            StepSpan {
+                tid: 9,
+                start: 100,
+                end: 200,
+                group: 1,
+            },
+            StepSpan {
+                tid: 9,
+                start: 300,
+                end: 400,
+                group: 1,
+            },
+        ];
+        let call = |start, end, tid, name| [Some(start), Some(end), Some(tid), Some(0), Some(name)];
+        let calls = crate::nsys::rows::calls_from_cells(&[
+            call(12, 18, 7, 1),
+            call(22, 28, 7, 2),
+            call(110, 120, 9, 1),
+            call(130, 140, 8, 1),
+            call(25, 26, 8, 1),
+            call(150, 160, 9, 1),
+            call(40, 45, 7, 1),
+            call(310, 320, 9, 2),
+            call(195, 205, 9, 1),
+        ]);
+        let out = gather(&calls, &spans, &[2]);
+        assert_eq!(out.per_step, vec![(1, 6), (2, 11), (2, 20), (1, 10)]);
+        assert_eq!(out.graph_launches, vec![1, 0, 0, 1]);
+        assert_eq!(
+            out.per_group,
+            vec![
+                vec![(1, (2, 11)), (2, (1, 6))],
+                vec![(1, (2, 20)), (2, (1, 10))]
+            ]
+        );
     }
 
     #[test]
