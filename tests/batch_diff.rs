@@ -2,6 +2,7 @@
 //! Expected numbers come from the ground truth nsys printed for the samples.
 
 use crate::common::*;
+use nsight_digest::nsys::llm::PhaseSummary;
 use std::collections::HashMap;
 
 fn arg(p: &std::path::Path) -> String {
@@ -887,6 +888,56 @@ fn diff_shows_each_phase_gpu_busy_share_in_points() {
         decode(0),
         decode(1)
     );
+}
+
+/// Graphs → eager: each phase's CUDA API calls and time per step are the
+/// digests' own (checked against the call rows in `llm.rs`), and even the
+/// decode step's 200-fold rise in calls is shown, not counted as a
+/// regression.
+#[test]
+fn diff_shows_each_phase_cuda_api_per_step_ungated() {
+    let names = ["h200_llama8_graphs_node_1step", "h200_llama8_eager_1step"];
+    let phases = names.map(|s| digest_sample(s, &Default::default()).llm.phases.phases);
+    let report = diff_json(names);
+    let rows = report["rows"].as_array().unwrap();
+    for (metric, value) in [
+        (
+            "CUDA API calls per step",
+            (|p| p.api_calls_per_step) as fn(&PhaseSummary) -> f64,
+        ),
+        ("CUDA API ns per step", |p| p.api_ns_per_step),
+    ] {
+        let shown: Vec<&serde_json::Value> =
+            rows.iter().filter(|r| r["metric"] == metric).collect();
+        assert_eq!(shown.len(), phases[0].len(), "{metric}");
+        for r in shown {
+            let of = |side: usize| {
+                let p = phases[side].iter().find(|p| p.phase.as_str() == r["name"]);
+                p.map(value)
+            };
+            assert_eq!(r["base"].as_f64(), of(0), "{r}");
+            assert_eq!(r["new"].as_f64(), of(1), "{r}");
+            assert_eq!(
+                (r["gated"].as_bool(), r["regression"].as_bool()),
+                (Some(false), Some(false)),
+                "{r}"
+            );
+        }
+    }
+    let decode_calls = rows
+        .iter()
+        .find(|r| r["metric"] == "CUDA API calls per step" && r["name"] == "decode")
+        .unwrap();
+    assert!(decode_calls["new"].as_f64().unwrap() > 100.0 * decode_calls["base"].as_f64().unwrap());
+    let (_, table, _) = run(
+        "nsys-digest",
+        &["diff", &arg(&sample(names[0])), &arg(&sample(names[1]))],
+    );
+    let line = table
+        .lines()
+        .find(|l| l.contains("decode") && l.contains("CUDA API calls per step"))
+        .unwrap();
+    assert!(!line.contains("REGRESSION"), "{line}");
 }
 
 /// Which rows of each section a rendered diff must show: the `top` largest

@@ -88,7 +88,7 @@ pub fn compare(base: &Digest, new: &Digest, threshold_pct: f64) -> DiffReport {
         headline.push(rows.len() - 1);
     }
     if phased {
-        phase_busy_rows(&b, &n, &mut rows);
+        phase_detail_rows(&b, &n, &mut rows);
     }
     graph_rows(&b, &n, per_step, &mut rows);
     kernel_rows(&b, &n, phased, &mut rows);
@@ -239,24 +239,46 @@ fn phase_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
     }
 }
 
-/// Per phase either run has: how busy its steps kept the GPU. Not in the
-/// headline, which speaks of time.
-fn phase_busy_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
+/// Per phase either run has: how busy its steps kept the GPU, and the CUDA
+/// API calls each step's thread made and their time. Not in the headline,
+/// which speaks of GPU and step time, and never gated: they explain a
+/// change in the step time (graphs that stopped replaying, a new
+/// synchronisation) rather than measure the workload.
+fn phase_detail_rows(b: &Side, n: &Side, rows: &mut Vec<DiffRow>) {
     for phase in COMPARED_PHASES {
         let (pb, pn) = (b.phase(phase), n.phase(phase));
         if pb.is_none() && pn.is_none() {
             continue;
         }
-        let row = DiffRow::new(
-            "phases",
-            phase.as_str(),
-            "GPU busy % of step window",
-            pb.and_then(|p| p.gpu_busy_pct),
-            pn.and_then(|p| p.gpu_busy_pct),
-            Worse::Lower,
-            false,
+        let row = |metric: &str, value: fn(&PhaseSummary) -> Option<f64>, worse| {
+            DiffRow::new(
+                "phases",
+                phase.as_str(),
+                metric,
+                pb.and_then(value),
+                pn.and_then(value),
+                worse,
+                false,
+            )
+        };
+        rows.push(
+            row(
+                "GPU busy % of step window",
+                |p| p.gpu_busy_pct,
+                Worse::Lower,
+            )
+            .in_points(),
         );
-        rows.push(row.in_points());
+        rows.push(row(
+            "CUDA API calls per step",
+            |p| Some(p.api_calls_per_step),
+            Worse::Higher,
+        ));
+        rows.push(row(
+            "CUDA API ns per step",
+            |p| Some(p.api_ns_per_step),
+            Worse::Higher,
+        ));
     }
 }
 
