@@ -514,11 +514,7 @@ mod tests {
     use crate::nsys::int_rows::argument_names;
     use crate::nsys::queries;
 
-    /// The cells' names, from the queries the rows are read with.
-    fn runtime_names() -> Vec<&'static str> {
-        argument_names(queries::RUNTIME.sql)
-    }
-
+    /// The cells' names, from the query the rows are read with.
     fn kernel_names() -> Vec<&'static str> {
         argument_names(queries::KERNELS.sql)
     }
