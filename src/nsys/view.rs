@@ -756,7 +756,6 @@ fn phase_api_line(p: &PhaseSummary) -> Option<String> {
     })
 }
 
-/// `steps`: one row per step, in the order given.
 /// `steps`: every step in time order; with `top`, the steps furthest above
 /// their phase's median, furthest first: the outliers the digest's "slowest
 /// step" line points to, without reading every step.
@@ -781,6 +780,7 @@ fn steps_report(steps: &[StepRow], top: Option<usize>) -> Table {
     table
 }
 
+/// One row per step, in the order given.
 pub fn steps_table<'a>(steps: impl IntoIterator<Item = &'a StepRow>) -> Table {
     let columns = vec![
         Column::num("step", "Step"),
