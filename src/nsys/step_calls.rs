@@ -4,6 +4,7 @@
 //! calls, made only when the profile has steps.
 
 use super::rows::ApiCalls;
+use super::slots::DenseIds;
 use rustc_hash::FxHashMap as HashMap;
 
 /// One step range: its thread, start and end.
@@ -74,58 +75,23 @@ impl ThreadSteps {
     }
 }
 
-/// A slot per API name id, in the order names first come: a table lookup
-/// for the ids of an ordinary string table, a map beyond it.
-#[derive(Default)]
-struct NameSlots {
-    dense: Vec<u32>,
-    sparse: HashMap<i64, u32>,
-    names: Vec<i64>,
-}
-
-const NO_SLOT: u32 = u32::MAX;
-/// Ids under this (4 MiB of slots) are looked up in the table.
-const DENSE_IDS: i64 = 1 << 20;
-
-impl NameSlots {
-    #[inline]
-    fn slot(&mut self, name: i64) -> usize {
-        if (0..DENSE_IDS).contains(&name) {
-            let i = name as usize;
-            if i >= self.dense.len() {
-                self.dense.resize(i + 1, NO_SLOT);
-            }
-            if self.dense[i] == NO_SLOT {
-                self.dense[i] = self.next(name);
-            }
-            self.dense[i] as usize
-        } else {
-            let next = self.names.len() as u32;
-            let slot = *self.sparse.entry(name).or_insert(next);
-            if slot == next {
-                self.names.push(name);
-            }
-            slot as usize
-        }
-    }
-
-    fn next(&mut self, name: i64) -> u32 {
-        self.names.push(name);
-        (self.names.len() - 1) as u32
-    }
-}
-
 /// Per group, per name slot: calls and their time.
 #[derive(Default)]
 struct GroupSums {
-    slots: NameSlots,
+    /// A slot per API name id, in the order names first came.
+    slots: DenseIds,
+    /// The name id of each slot.
+    names: Vec<i64>,
     sums: Vec<Vec<CallSum>>,
 }
 
 impl GroupSums {
     #[inline]
     fn add(&mut self, group: usize, name: i64, ns: i64) {
-        let slot = self.slots.slot(name);
+        let slot = self.slots.slot(name) as usize;
+        if slot == self.names.len() {
+            self.names.push(name);
+        }
         let sums = &mut self.sums[group];
         if slot >= sums.len() {
             sums.resize(slot + 1, (0, 0));
@@ -136,7 +102,7 @@ impl GroupSums {
 
     /// Per group, the names it called, in the order names first came.
     fn finish(self) -> Vec<Vec<(i64, CallSum)>> {
-        let names = self.slots.names;
+        let names = self.names;
         self.sums
             .into_iter()
             .map(|sums| {
@@ -349,7 +315,7 @@ mod tests {
             sums: vec![Vec::new(); 2],
             ..GroupSums::default()
         };
-        let far = DENSE_IDS + 5;
+        let far = (1 << 40) + 5;
         for (group, name, ns) in [(1, 7, 1), (0, far, 9), (1, 7, 2), (1, 3, 5), (1, far, 4)] {
             n.add(group, name, ns);
         }
