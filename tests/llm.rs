@@ -165,12 +165,7 @@ fn piecewise_graphs_are_named_so_and_placed_in_layers() {
     assert!(g.per_graph.len() > 1);
     assert_eq!(g.mode, "piecewise", "{:?}", g.evidence);
 
-    let decode = d
-        .llm
-        .phases
-        .phases
-        .iter()
-        .find(|p| p.phase == Phase::Decode);
+    let decode = d.llm.phases.phase(Phase::Decode);
     let steps = Regex::new(r"^:execute_context_0\(0\)_generation_[1-9]\d*\(\d+\)$").unwrap();
     assert_eq!(decode.unwrap().gpu_ns, kern_sum_total(sample, &steps));
 
@@ -425,13 +420,7 @@ fn user_step_regex_is_used() {
     // A contrived pattern over real ranges: layer ranges 0-3 become "steps".
     let d = digest_sample("h200_llama8_eager_1step", &opts);
     assert_eq!(d.llm.phases.format.as_deref(), Some("user, vllm"));
-    let prefill = d
-        .llm
-        .phases
-        .phases
-        .iter()
-        .find(|p| p.phase == Phase::Prefill)
-        .unwrap();
+    let prefill = d.llm.phases.phase(Phase::Prefill).unwrap();
     // 1 vLLM prefill step plus layer ranges 1-3 of each of the 17 forward passes.
     assert_eq!(prefill.steps, 1 + 3 * 17);
 }
@@ -1036,13 +1025,7 @@ fn api_calls_per_step_are_the_rows_inside_each_step_on_its_thread() {
 fn decode_api_time_goes_to_kernel_launches_eager_and_to_one_graph_launch_with_graphs() {
     let decode = |sample: &str| {
         let d = digest_sample(sample, &DigestOptions::default());
-        let p = d
-            .llm
-            .phases
-            .phases
-            .iter()
-            .find(|p| p.phase == Phase::Decode);
-        p.cloned().unwrap()
+        d.llm.phases.phase(Phase::Decode).cloned().unwrap()
     };
     let (eager, graphs) = (
         decode("h200_llama8_eager_1step"),

@@ -27,7 +27,7 @@ const COMPARED_PHASES: [Phase; 3] = [Phase::Prefill, Phase::Decode, Phase::Mixed
 impl<'a> Side<'a> {
     /// The run's summary of one phase, if it has that phase.
     fn phase(&self, phase: Phase) -> Option<&'a PhaseSummary> {
-        self.d.llm.phases.phases.iter().find(|p| p.phase == phase)
+        self.d.llm.phases.phase(phase)
     }
 
     fn new(d: &'a Digest) -> Side<'a> {

@@ -286,6 +286,13 @@ pub struct PhaseReport {
     pub outside_steps_gpu_ns: i64,
 }
 
+impl PhaseReport {
+    /// The summary of one phase, if the profile has steps of it.
+    pub fn phase(&self, phase: Phase) -> Option<&PhaseSummary> {
+        self.phases.iter().find(|p| p.phase == phase)
+    }
+}
+
 /// GPU time per layer type (optionally per phase).
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerTypeSummary {

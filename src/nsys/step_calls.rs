@@ -32,13 +32,12 @@ pub struct StepCalls {
 
 /// One thread's steps. A call belongs to the first step, in step order,
 /// whose range holds the whole call; where the thread's steps do not
-/// overlap, that is the one that starts last before the call, found
-/// from the step the thread's last call fell in.
+/// overlap, that is the one that starts last before the call (the pass
+/// keeps it while the thread's calls stay inside it: [`StepRun`]).
 struct ThreadSteps {
     /// Step indexes, in step order, or by start where `disjoint`.
     steps: Vec<usize>,
     disjoint: bool,
-    last: usize,
 }
 
 impl ThreadSteps {
@@ -51,27 +50,17 @@ impl ThreadSteps {
         if disjoint {
             steps = by_start;
         }
-        ThreadSteps {
-            steps,
-            disjoint,
-            last: 0,
-        }
+        ThreadSteps { steps, disjoint }
     }
 
-    fn find(&mut self, spans: &[StepSpan], start: i64, end: i64) -> Option<usize> {
+    fn find(&self, spans: &[StepSpan], start: i64, end: i64) -> Option<usize> {
         let holds = |s: usize| spans[s].start <= start && end <= spans[s].end;
         if !self.disjoint {
             return self.steps.iter().copied().find(|&s| holds(s));
         }
-        if holds(self.steps[self.last]) {
-            return Some(self.steps[self.last]);
-        }
         let after = self.steps.partition_point(|&s| spans[s].start <= start);
-        let at = after.checked_sub(1)?;
-        holds(self.steps[at]).then(|| {
-            self.last = at;
-            self.steps[at]
-        })
+        let step = self.steps[after.checked_sub(1)?];
+        holds(step).then_some(step)
     }
 }
 
@@ -115,7 +104,7 @@ impl GroupSums {
 
 /// Every call of `calls` that a step holds, summed per step and per group.
 pub fn gather(calls: &ApiCalls, spans: &[StepSpan], launch_names: &[i64]) -> StepCalls {
-    let mut threads = threads_with_steps(calls, spans);
+    let threads = threads_with_steps(calls, spans);
     let groups = spans.iter().map(|s| s.group + 1).max().unwrap_or(0);
     let mut out = StepCalls {
         per_step: vec![(0, 0); spans.len()],
@@ -133,7 +122,7 @@ pub fn gather(calls: &ApiCalls, spans: &[StepSpan], launch_names: &[i64]) -> Ste
         let ns = calls.duration(c);
         let end = c.start.wrapping_add(ns);
         if !run.holds(c.thread_slot(), c.start, end) {
-            let Some(Some(thread)) = threads.get_mut(c.thread_slot() as usize) else {
+            let Some(Some(thread)) = threads.get(c.thread_slot() as usize) else {
                 continue;
             };
             let Some(step) = thread.find(spans, c.start, end) else {
@@ -234,7 +223,7 @@ mod tests {
     #[test]
     fn a_call_falls_in_the_step_that_holds_it_whole() {
         let spans = [span(10, 20), span(30, 40), span(0, 5)];
-        let mut t = ThreadSteps::new(vec![0, 1, 2], &spans);
+        let t = ThreadSteps::new(vec![0, 1, 2], &spans);
         assert!(t.disjoint);
         assert_eq!(t.find(&spans, 31, 39), Some(1));
         assert_eq!(t.find(&spans, 12, 20), Some(0));
@@ -247,7 +236,7 @@ mod tests {
     #[test]
     fn overlapping_steps_give_a_call_to_the_first_in_step_order() {
         let spans = [span(10, 50), span(20, 30)];
-        let mut t = ThreadSteps::new(vec![1, 0], &spans);
+        let t = ThreadSteps::new(vec![1, 0], &spans);
         assert!(!t.disjoint);
         assert_eq!(t.find(&spans, 22, 28), Some(1));
         assert_eq!(t.find(&spans, 12, 18), Some(0));
