@@ -75,12 +75,17 @@ printf '| scaling of the anchor: 1 GB scan / 76 MB scan | %.1f× | | | | |\n' "$
 python3 - "$NSYS_DIGEST" "$BIG" "$SYN" "$N" <<'PY'
 import statistics, sys
 sys.path.insert(0, "bench")
-from linearity import measure
+from linearity import fault_cost, measure
 digest, small, big, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-walls, _ = measure(digest, 2 * n, [small, big])
-s, b = walls[small], walls[big]
+runs = measure(digest, 2 * n, [small, big])
+s, b = runs.wall[small], runs.wall[big]
 print(f"| scaling, {2 * n} alternating runs of each: best ÷ best | {min(b) / min(s):.2f}× | | 1 GB {min(b):.3f} s | 76 MB {min(s):.3f} s | |")
 print(f"| same, median ÷ median | {statistics.median(b) / statistics.median(s):.2f}× | | 1 GB {statistics.median(b):.3f} s | 76 MB {statistics.median(s):.3f} s | |")
+# Where the swing comes from: the kernel's time per page fault.
+for size, path in (("1 GB", big), ("76 MB", small)):
+    system, faults, per_fault = fault_cost(runs, path)
+    print(f"| same runs, {size}: system time, median | {system:.3f} s | | "
+          f"{faults:.0f} page faults | {min(per_fault):.2f}–{max(per_fault):.2f} µs per fault | |")
 PY
 # The same rows digested once as the 1 GB export and as 13 runs of the
 # 76 MB one back to back (the 1 GB export is 13 copies of its rows): the
