@@ -87,6 +87,18 @@ for size, path in (("1 GB", big), ("76 MB", small)):
     print(f"| same runs, {size}: system time, median | {system:.3f} s | | "
           f"{faults:.0f} page faults | {min(per_fault):.2f}–{max(per_fault):.2f} µs per fault | |")
 PY
+# The machine's own price of fresh memory at the two digests' peak RSS
+# (65 and 740 MB), which each digest faults in about once: no digest work,
+# so any step it shows is the platform's, not the digest's.
+python3 - "$N" <<'PY'
+import statistics, sys
+sys.path.insert(0, "bench")
+from fault_in import measure
+got = measure(2 * int(sys.argv[1]), [65, 740])
+small, big = (statistics.median(got[mb]) for mb in (65, 740))
+print(f"| anchor: fresh memory, µs per page at 740 MB ÷ at 65 MB, medians of {len(got[65])} | {big / small:.2f}× | | "
+      f"740 MB {big:.2f} µs ({min(got[740]):.2f}–{max(got[740]):.2f}) | 65 MB {small:.2f} µs ({min(got[65]):.2f}–{max(got[65]):.2f}) | |")
+PY
 # The same rows digested once as the 1 GB export and as 13 runs of the
 # 76 MB one back to back (the 1 GB export is 13 copies of its rows): the
 # mean of the 13 is the 76 MB time. Both sides last about as long, so a
