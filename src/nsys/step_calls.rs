@@ -304,6 +304,7 @@ mod tests {
             sums: vec![Vec::new(); 2],
             ..GroupSums::default()
         };
+        // Past `DenseIds`' table, so that both of its paths give slots.
         let far = (1 << 40) + 5;
         for (group, name, ns) in [(1, 7, 1), (0, far, 9), (1, 7, 2), (1, 3, 5), (1, far, 4)] {
             n.add(group, name, ns);
