@@ -738,22 +738,34 @@ fn phase_api_line(p: &PhaseSummary) -> Option<String> {
         .take(3)
         .map(|a| {
             format!(
-                "{} {:.3} ms in {:.1} calls",
+                "{} {:.3} ms in {}",
                 a.name,
                 a.ns_per_step / 1e6,
-                a.calls_per_step
+                calls(a.calls_per_step)
             )
         })
         .collect();
     (!most.is_empty()).then(|| {
         format!(
-            "{} steps' CUDA API, per step on the step's thread: {:.1} calls, {:.3} ms; most: {}",
+            "{} steps' CUDA API, per step on the step's thread: {}, {:.3} ms; most: {}",
             p.phase.as_str(),
-            p.api_calls_per_step,
+            calls(p.api_calls_per_step),
             p.api_ns_per_step / 1e6,
             most.join(", ")
         )
     })
+}
+
+/// A mean count of calls per step: whole when every step made the same
+/// number (one step, or a graph replayed alike), else to one decimal.
+fn calls(per_step: f64) -> String {
+    if per_step == 1.0 {
+        "1 call".into()
+    } else if per_step.fract() == 0.0 {
+        format!("{per_step:.0} calls")
+    } else {
+        format!("{per_step:.1} calls")
+    }
 }
 
 /// `steps`: every step in time order; with `top`, the steps furthest above
@@ -1146,5 +1158,18 @@ pub fn hotspots_table(rows: &[Hotspot]) -> Table {
         columns,
         rows,
         note: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::calls;
+
+    #[test]
+    fn whole_counts_print_without_a_decimal() {
+        assert_eq!(calls(1.0), "1 call");
+        assert_eq!(calls(539.0), "539 calls");
+        assert_eq!(calls(0.4), "0.4 calls");
+        assert_eq!(calls(1901.666), "1901.7 calls");
     }
 }
