@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use nsight_digest::categories::Categories;
-use nsight_digest::ncu::{digest, Group, NameFilter, NcuDigest, NcuOptions};
+use nsight_digest::ncu::{digest, nvtx_key, Group, NameFilter, NcuDigest, NcuOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -648,6 +648,71 @@ fn details_peak_matches_the_raw_dram_roof() {
 
 /// The streamed aggregates equal the ones recomputed from the per-launch
 /// rows, also where a launch's % of peak comes from the file's shared peak.
+/// A load or store efficiency of exactly 0 % is ncu's value for a launch
+/// that made no such global access (the flash-attention kernels of this
+/// capture copy through TMA and cp.async): a group's mean leaves those
+/// launches out, is absent when every launch is one, and the legend says so.
+/// Per kernel no group mixes the two; per NVTX range most do. The means are
+/// recomputed here from the raw cells, by launch ID.
+#[test]
+fn efficiency_means_leave_out_launches_without_global_access() {
+    let stem = "h200_llama4L_memmetrics_525kernels.raw_baseunits";
+    let cells = raw_cells(&ncu_sample(stem));
+    let by_id: HashMap<u64, &HashMap<String, String>> = cells[1..]
+        .iter()
+        .map(|row| (row["ID"].parse().unwrap(), row))
+        .collect();
+    let (mut absent, mut mixed) = (0, 0);
+    for group in [Group::Kernel, Group::Nvtx] {
+        let opts = NcuOptions {
+            group,
+            ..Default::default()
+        };
+        let d = digest_file(&ncu_sample(stem), &opts);
+        assert!(
+            d.notes
+                .iter()
+                .any(|n| n.contains("no launch made a global load")),
+            "{:?}",
+            d.notes
+        );
+        for k in &d.kernels {
+            let members: Vec<_> = d
+                .launches
+                .iter()
+                .filter(|l| match group {
+                    Group::Nvtx => k.nvtx.as_deref() == Some(&nvtx_key(l)),
+                    _ => k.kernel.as_ref() == Some(&l.kernel),
+                })
+                .map(|l| by_id[&l.id])
+                .collect();
+            for (got, op) in [(k.ld_efficiency_pct, "ld"), (k.st_efficiency_pct, "st")] {
+                let metric =
+                    format!("smsp__sass_average_data_bytes_per_sector_mem_global_op_{op}.pct");
+                let values: Vec<(f64, f64)> = members
+                    .iter()
+                    .map(|c| {
+                        let t = number(&c["gpu__time_duration.sum"]).unwrap();
+                        (number(&c[&metric]).unwrap(), t)
+                    })
+                    .collect();
+                let counted: Vec<_> = values.iter().filter(|(v, _)| *v != 0.0).collect();
+                let den: f64 = counted.iter().map(|(_, t)| t).sum();
+                let want = (!counted.is_empty())
+                    .then(|| counted.iter().map(|(v, t)| v * t).sum::<f64>() / den);
+                match (got, want) {
+                    (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-9 * b, "{k:?}"),
+                    (a, b) => assert_eq!(a, b, "{op} {k:?}"),
+                }
+                absent += usize::from(want.is_none());
+                mixed += usize::from(want.is_some() && counted.len() < values.len());
+            }
+        }
+    }
+    assert!(absent > 0, "some kernel makes no global load or store");
+    assert!(mixed > 0, "some range mixes launches with and without");
+}
+
 #[test]
 fn streamed_aggregates_equal_the_launch_rows() {
     for stem in [

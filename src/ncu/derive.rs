@@ -250,6 +250,10 @@ pub struct Presence {
     peak: bool,
     sm: bool,
     ld: bool,
+    /// A launch with a load or store efficiency of exactly 0 %: one that
+    /// made no such global access at all (the least a real access can
+    /// use of a 32-byte sector is one byte, 3.1 %).
+    no_global_access: bool,
     l2: bool,
     occupancy: bool,
 }
@@ -263,6 +267,7 @@ impl Presence {
         self.peak |= r.peak_bandwidth_bytes_per_s.is_some();
         self.sm |= r.sm_peak_pct.is_some();
         self.ld |= r.ld_efficiency_pct.is_some();
+        self.no_global_access |= [r.ld_efficiency_pct, r.st_efficiency_pct].contains(&Some(0.0));
         self.l2 |= r.l2_hit_pct.is_some();
         self.occupancy |= r.occupancy_pct.is_some();
     }
@@ -281,9 +286,19 @@ impl Presence {
             (p.occupancy, Quantity::Occupancy),
         ])
         .into_iter()
+        .chain(p.no_global_access.then(|| NO_GLOBAL_ACCESS.to_string()))
         .filter(|_| p.launches > 0)
         .collect()
     }
+}
+
+/// Why an efficiency can be absent although it was collected.
+const NO_GLOBAL_ACCESS: &str = "Ld/St eff where no launch made a global load (store): ncu reports 0 % for a launch without any (e.g. one that copies through TMA or cp.async), and the means leave those launches out";
+
+/// A launch's load or store efficiency as a group's mean counts it: a
+/// launch without any such global access has nothing to be efficient at.
+pub fn efficiency_for_mean(pct: Option<f64>) -> Option<f64> {
+    pct.filter(|&v| v != 0.0)
 }
 
 enum Quantity {

@@ -384,8 +384,10 @@ impl GroupAcc {
         }
         self.memory.add(m.memory_peak_pct, d);
         self.sm.add(m.sm_peak_pct, d);
-        self.ld.add(m.ld_efficiency_pct, d);
-        self.st.add(m.st_efficiency_pct, d);
+        self.ld
+            .add(derive::efficiency_for_mean(m.ld_efficiency_pct), d);
+        self.st
+            .add(derive::efficiency_for_mean(m.st_efficiency_pct), d);
         self.l1.add(m.l1_hit_pct, d);
         self.l2.add(m.l2_hit_pct, d);
         self.occupancy.add(m.occupancy_pct, d);
