@@ -646,11 +646,10 @@ fn details_peak_matches_the_raw_dram_roof() {
     assert_eq!(checked, 40);
 }
 
-/// The streamed aggregates equal the ones recomputed from the per-launch
-/// rows, also where a launch's % of peak comes from the file's shared peak.
 /// A load or store efficiency of exactly 0 % is ncu's value for a launch
-/// that made no such global access (the flash-attention kernels of this
-/// capture copy through TMA and cp.async): a group's mean leaves those
+/// that made no such global access (among them this capture's
+/// flash-attention kernels, by their names ones that copy through TMA or
+/// cp.async): a group's mean leaves those
 /// launches out, is absent when every launch is one, and the legend says so.
 /// Per kernel no group mixes the two; per NVTX range most do. The means are
 /// recomputed here from the raw cells, by launch ID.
@@ -713,6 +712,8 @@ fn efficiency_means_leave_out_launches_without_global_access() {
     assert!(mixed > 0, "some range mixes launches with and without");
 }
 
+/// The streamed aggregates equal the ones recomputed from the per-launch
+/// rows, also where a launch's % of peak comes from the file's shared peak.
 #[test]
 fn streamed_aggregates_equal_the_launch_rows() {
     for stem in [
