@@ -648,8 +648,8 @@ fn details_peak_matches_the_raw_dram_roof() {
 
 /// A load or store efficiency of exactly 0 % is ncu's value for a launch
 /// that made no such global access (among them this capture's
-/// flash-attention kernels, by their names ones that copy through TMA or
-/// cp.async): a group's mean leaves those
+/// flash-attention kernels, which copy through TMA or cp.async, as the
+/// instcounts capture below counts): a group's mean leaves those
 /// launches out, is absent when every launch is one, and the legend says so.
 /// Per kernel no group mixes the two; per NVTX range most do. The means are
 /// recomputed here from the raw cells, by launch ID.
@@ -710,6 +710,53 @@ fn efficiency_means_leave_out_launches_without_global_access() {
     }
     assert!(absent > 0, "some kernel makes no global load or store");
     assert!(mixed > 0, "some range mixes launches with and without");
+}
+
+/// The rule behind the means above, checked against instruction counts: in
+/// a capture that also counted each launch's global load and store
+/// instructions, a launch reads as 0 % load (store) efficiency exactly when
+/// it executed no global load (store) instruction, in both layouts.
+#[test]
+fn zero_efficiency_launches_are_those_without_global_instructions() {
+    let stem = "h200_llama4L_instcounts_525kernels";
+    let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
+    let by_id: HashMap<u64, &HashMap<String, String>> = cells[1..]
+        .iter()
+        .map(|row| (row["ID"].parse().unwrap(), row))
+        .collect();
+    for layout in ["details", "raw_baseunits"] {
+        let d = digest_file(
+            &ncu_sample(&format!("{stem}.{layout}")),
+            &NcuOptions::default(),
+        );
+        assert_eq!(d.launches.len(), by_id.len(), "{layout}");
+        for (op, get) in [
+            ("ld", (|l| l.ld_efficiency_pct) as Getter),
+            ("st", |l| l.st_efficiency_pct),
+        ] {
+            let metric = format!("smsp__sass_inst_executed_op_global_{op}.sum");
+            let mut without = 0;
+            for l in &d.launches {
+                let instructions = number(&by_id[&l.id][&metric]).unwrap();
+                let zero = get(l) == Some(0.0);
+                assert_eq!(zero, instructions == 0.0, "{layout} {op} id {}", l.id);
+                without += usize::from(zero);
+            }
+            assert!(without > 0, "{layout}: some launch makes no global {op}");
+            for k in &d.kernels {
+                let name = k.kernel.as_ref().unwrap();
+                let any_instruction = d
+                    .launches
+                    .iter()
+                    .any(|l| &l.kernel == name && number(&by_id[&l.id][&metric]).unwrap() > 0.0);
+                let mean = match op {
+                    "ld" => k.ld_efficiency_pct,
+                    _ => k.st_efficiency_pct,
+                };
+                assert_eq!(mean.is_some(), any_instruction, "{layout} {op} {name}");
+            }
+        }
+    }
 }
 
 /// The streamed aggregates equal the ones recomputed from the per-launch
