@@ -29,6 +29,14 @@ fn raw_cells(path: &Path) -> Vec<HashMap<String, String>> {
     ))
 }
 
+/// The raw page's launch rows (the units row left out), by launch ID.
+fn cells_by_id(cells: &[HashMap<String, String>]) -> HashMap<u64, &HashMap<String, String>> {
+    cells[1..]
+        .iter()
+        .map(|row| (row["ID"].parse().unwrap(), row))
+        .collect()
+}
+
 fn number(cell: &str) -> Option<f64> {
     cell.replace(',', "").parse().ok()
 }
@@ -657,10 +665,7 @@ fn details_peak_matches_the_raw_dram_roof() {
 fn efficiency_means_leave_out_launches_without_global_access() {
     let stem = "h200_llama4L_memmetrics_525kernels.raw_baseunits";
     let cells = raw_cells(&ncu_sample(stem));
-    let by_id: HashMap<u64, &HashMap<String, String>> = cells[1..]
-        .iter()
-        .map(|row| (row["ID"].parse().unwrap(), row))
-        .collect();
+    let by_id = cells_by_id(&cells);
     let (mut absent, mut mixed) = (0, 0);
     for group in [Group::Kernel, Group::Nvtx] {
         let opts = NcuOptions {
@@ -720,10 +725,7 @@ fn efficiency_means_leave_out_launches_without_global_access() {
 fn zero_efficiency_launches_are_those_without_global_instructions() {
     let stem = "h200_llama4L_instcounts_525kernels";
     let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
-    let by_id: HashMap<u64, &HashMap<String, String>> = cells[1..]
-        .iter()
-        .map(|row| (row["ID"].parse().unwrap(), row))
-        .collect();
+    let by_id = cells_by_id(&cells);
     for layout in ["details", "raw_baseunits"] {
         let d = digest_file(
             &ncu_sample(&format!("{stem}.{layout}")),

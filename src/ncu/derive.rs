@@ -268,8 +268,9 @@ impl Presence {
         self.sm |= r.sm_peak_pct.is_some();
         self.ld |= r.ld_efficiency_pct.is_some();
         self.no_global_access |= [r.ld_efficiency_pct, r.st_efficiency_pct]
-            .iter()
-            .any(|&pct| made_no_global_access(pct));
+            .into_iter()
+            .flatten()
+            .any(made_no_global_access);
         self.l2 |= r.l2_hit_pct.is_some();
         self.occupancy |= r.occupancy_pct.is_some();
     }
@@ -298,14 +299,14 @@ impl Presence {
 const NO_GLOBAL_ACCESS: &str = "Ld/St eff where no launch made a global load (store): ncu reports 0 % for a launch without any (e.g. one that copies through TMA or cp.async), and the means leave those launches out";
 
 /// Exactly 0 % is ncu's value for a launch without any such global access.
-fn made_no_global_access(pct: Option<f64>) -> bool {
-    pct == Some(0.0)
+fn made_no_global_access(pct: f64) -> bool {
+    pct == 0.0
 }
 
 /// A launch's load or store efficiency as a group's mean counts it: a
 /// launch without any such global access has nothing to be efficient at.
 pub(crate) fn efficiency_for_mean(pct: Option<f64>) -> Option<f64> {
-    pct.filter(|_| !made_no_global_access(pct))
+    pct.filter(|&p| !made_no_global_access(p))
 }
 
 enum Quantity {
