@@ -761,6 +761,119 @@ fn zero_efficiency_launches_are_those_without_global_instructions() {
     }
 }
 
+/// The load paths a capture's raw cells show for one launch, by the names
+/// ncu-digest gives them: LDG instructions, LDGSTS instructions (per SMSP
+/// in `--set full`, per SM in the instcounts `--metrics` list), TMA bytes.
+fn load_paths_in_cells(row: &HashMap<String, String>) -> Vec<&'static str> {
+    let used = |metrics: &[&str]| {
+        let m = metrics.iter().find(|m| row.contains_key(**m)).unwrap();
+        number(&row[*m]).unwrap() > 0.0
+    };
+    [
+        ("LSU", used(&["smsp__sass_inst_executed_op_global_ld.sum"])),
+        (
+            "cp.async",
+            used(&[
+                "smsp__inst_executed_op_ldgsts.sum",
+                "sm__sass_inst_executed_op_ldgsts.sum",
+            ]),
+        ),
+        (
+            "TMA",
+            used(&["l1tex__m_xbar2l1tex_read_bytes_mem_global_op_tma_ld.sum"]),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, used)| used.then_some(name))
+    .collect()
+}
+
+/// "Loads via", per launch and per kernel, is what the instruction and
+/// byte counts in the raw cells say, in every layout that carries them;
+/// the four kinds (LSU, cp.async, TMA, none) all occur.
+#[test]
+fn load_paths_follow_the_raw_counts() {
+    let mut seen = BTreeSet::new();
+    for (stem, layouts) in [
+        (
+            "h200_llama4L_instcounts_525kernels",
+            &["details", "raw_baseunits"][..],
+        ),
+        (
+            "h200_llama2L_fullset_40kernels",
+            &["raw", "raw_baseunits"][..],
+        ),
+    ] {
+        let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
+        let by_id = cells_by_id(&cells);
+        for layout in layouts {
+            let d = digest_file(
+                &ncu_sample(&format!("{stem}.{layout}")),
+                &NcuOptions::default(),
+            );
+            assert_eq!(d.launches.len(), by_id.len(), "{stem}.{layout}");
+            for l in &d.launches {
+                let want = load_paths_in_cells(by_id[&l.id]);
+                let got = l.load_paths.map(|p| p.names());
+                assert_eq!(got, Some(want.clone()), "{stem}.{layout} id {}", l.id);
+                seen.insert(if want.is_empty() {
+                    "none".into()
+                } else {
+                    want.join("+")
+                });
+            }
+            for k in &d.kernels {
+                let name = k.kernel.as_ref().unwrap();
+                let want: BTreeSet<_> = d
+                    .launches
+                    .iter()
+                    .filter(|l| &l.kernel == name)
+                    .flat_map(|l| load_paths_in_cells(by_id[&l.id]))
+                    .collect();
+                let got: BTreeSet<_> = k.load_paths.unwrap().names().into_iter().collect();
+                assert_eq!(got, want, "{stem}.{layout} {name}");
+            }
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["LSU", "TMA", "cp.async", "none"]
+    );
+}
+
+/// TMA load bytes stand for TMA loads: in the `--set full` capture, which
+/// also counts TMA load instructions, the two are zero on the same launches.
+#[test]
+fn tma_load_bytes_and_instructions_agree() {
+    let cells = raw_cells(&ncu_sample("h200_llama2L_fullset_40kernels.raw_baseunits"));
+    let mut tma = 0;
+    for row in &cells[1..] {
+        let bytes = number(&row["l1tex__m_xbar2l1tex_read_bytes_mem_global_op_tma_ld.sum"]);
+        let inst = number(&row["smsp__inst_executed_op_tma_ld.sum"]);
+        assert_eq!(
+            bytes.unwrap() > 0.0,
+            inst.unwrap() > 0.0,
+            "id {}",
+            row["ID"]
+        );
+        tma += usize::from(inst.unwrap() > 0.0);
+    }
+    assert!(tma > 0, "some launch loads through the TMA");
+}
+
+/// Without those counts there is no "Loads via" column, and the JSON has
+/// no such field: earlier captures digest as before.
+#[test]
+fn no_load_paths_without_their_counts() {
+    let stem = "h200_llama4L_memmetrics_525kernels.raw_baseunits";
+    let d = digest_file(&ncu_sample(stem), &NcuOptions::default());
+    assert!(d.launches.iter().all(|l| l.load_paths.is_none()));
+    assert!(d.kernels.iter().all(|k| k.load_paths.is_none()));
+    let table = nsight_digest::ncu::view::aggregate_table(&d);
+    assert!(table.columns.iter().all(|c| c.key != "load_paths"));
+    assert!(!nsight_digest::render::json(&d).contains("load_paths"));
+}
+
 /// The streamed aggregates equal the ones recomputed from the per-launch
 /// rows, also where a launch's % of peak comes from the file's shared peak.
 #[test]

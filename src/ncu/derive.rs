@@ -5,7 +5,8 @@
 //! the DRAM roof ncu itself uses (`dram__bytes.sum.peak_sustained` × DRAM
 //! clock), the device attributes (2 × memory clock × bus width), the Memory
 //! Workload Analysis rate ÷ the Speed Of Light DRAM %, and last a named table
-//! of GPU datasheet peaks. An absent value stays absent.
+//! of GPU datasheet peaks. An absent value stays absent. Which paths a launch
+//! loaded global memory by comes from its instruction and TMA byte counts.
 
 use super::metric_names as m;
 use super::reader::Launch;
@@ -120,6 +121,65 @@ pub fn bound_of(
     verdict(memory, sm_pct)
 }
 
+/// Which paths a launch loaded global memory by: LDG instructions through
+/// the LSU, LDGSTS (cp.async) instructions, or the TMA. Load efficiency
+/// measures the LSU path only, so a kernel that loads by the other two has
+/// none; this says why, and which copy engine the kernel relies on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadPaths {
+    pub lsu: bool,
+    pub cp_async: bool,
+    pub tma: bool,
+}
+
+impl LoadPaths {
+    /// From the launch's counts; unknown unless all three were collected,
+    /// since a path whose count is missing may have been used.
+    fn of(l: &Launch) -> Option<LoadPaths> {
+        let used = |k| l.values.get(k).map(|v: &f64| *v > 0.0);
+        Some(LoadPaths {
+            lsu: used(m::GLOBAL_LD_INST)?,
+            cp_async: used(m::LDGSTS_INST)?,
+            tma: used(m::TMA_LD_BYTES)?,
+        })
+    }
+
+    /// The paths any of two sets of launches used.
+    pub fn union(self, other: LoadPaths) -> LoadPaths {
+        LoadPaths {
+            lsu: self.lsu || other.lsu,
+            cp_async: self.cp_async || other.cp_async,
+            tma: self.tma || other.tma,
+        }
+    }
+
+    /// The paths used, by the names ncu's documentation gives them.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (self.lsu, "LSU"),
+            (self.cp_async, "cp.async"),
+            (self.tma, "TMA"),
+        ]
+        .into_iter()
+        .filter_map(|(used, name)| used.then_some(name))
+        .collect()
+    }
+
+    /// "LSU+TMA", or "none" for a launch that loaded nothing from global memory.
+    pub fn label(self) -> String {
+        match self.names() {
+            names if names.is_empty() => "none".into(),
+            names => names.join("+"),
+        }
+    }
+}
+
+impl Serialize for LoadPaths {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.names().serialize(s)
+    }
+}
+
 /// Everything ncu-digest reports for one launch, in base units.
 #[derive(Debug, Clone, Serialize)]
 pub struct LaunchMetrics {
@@ -146,6 +206,8 @@ pub struct LaunchMetrics {
     pub l2_hit_pct: Option<f64>,
     pub occupancy_pct: Option<f64>,
     pub bound: Option<Bound>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_paths: Option<LoadPaths>,
 }
 
 fn peak(l: &Launch, opts: &PeakOptions) -> Option<(f64, PeakSource)> {
@@ -212,6 +274,7 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
         l2_hit_pct: v(m::L2_HIT),
         occupancy_pct: v(m::OCCUPANCY),
         bound: bound_of(dram_pct, memory_pct, sm_pct),
+        load_paths: LoadPaths::of(l),
     }
 }
 

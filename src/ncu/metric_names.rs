@@ -22,6 +22,11 @@ pub const MEM_CLOCK_KHZ: &str = "device__attribute_max_mem_frequency_khz";
 pub const MEM_CLOCK_RATE_KHZ: &str = "device__attribute_memory_clock_rate";
 pub const BUS_WIDTH_BITS: &str = "device__attribute_global_memory_bus_width";
 pub const GPU_NAME: &str = "device__attribute_display_name";
+/// The three global-load paths: LDG instructions through the LSU, LDGSTS
+/// (cp.async) instructions, and bytes the TMA loaded from global memory.
+pub const GLOBAL_LD_INST: &str = "smsp__sass_inst_executed_op_global_ld.sum";
+pub const LDGSTS_INST: &str = "smsp__inst_executed_op_ldgsts.sum";
+pub const TMA_LD_BYTES: &str = "l1tex__m_xbar2l1tex_read_bytes_mem_global_op_tma_ld.sum";
 
 /// Numeric metrics kept from each launch; everything else is skipped while
 /// reading, so a 2,000-column raw page costs no more than a narrow one.
@@ -44,13 +49,20 @@ pub const NUMERIC: &[&str] = &[
     MEM_CLOCK_KHZ,
     MEM_CLOCK_RATE_KHZ,
     BUS_WIDTH_BITS,
+    GLOBAL_LD_INST,
+    LDGSTS_INST,
+    TMA_LD_BYTES,
 ];
 
 /// Metric names ncu also uses for the same quantity.
-const ALIASES: &[(&str, &str)] = &[(
-    "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed",
-    DRAM_PCT,
-)];
+const ALIASES: &[(&str, &str)] = &[
+    (
+        "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed",
+        DRAM_PCT,
+    ),
+    // `--set full` counts LDGSTS per SMSP, a `--metrics` list often per SM.
+    ("sm__sass_inst_executed_op_ldgsts.sum", LDGSTS_INST),
+];
 
 /// (section prefix, label) → metric, for details pages printed with labels.
 /// The 2020-era "GPU Speed Of Light" labels are included.

@@ -13,7 +13,7 @@ pub mod view;
 
 use crate::categories::Categories;
 use crate::error::{DigestError, Result};
-use derive::{bound_of, derive, Bound, LaunchMetrics, PeakOptions, Presence};
+use derive::{bound_of, derive, Bound, LaunchMetrics, LoadPaths, PeakOptions, Presence};
 use reader::{Launch, NcuFile, Page, ReadOptions};
 use regex::{Regex, RegexBuilder};
 use serde::Serialize;
@@ -137,6 +137,9 @@ pub struct KernelAggregate {
     pub l2_hit_pct: Option<f64>,
     pub occupancy_pct: Option<f64>,
     pub bound: Option<Bound>,
+    /// Every path any launch of the group loaded by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_paths: Option<LoadPaths>,
 }
 
 /// The digest of one ncu CSV.
@@ -362,6 +365,7 @@ struct GroupAcc {
     l1: Weighted,
     l2: Weighted,
     occupancy: Weighted,
+    load_paths: Option<LoadPaths>,
 }
 
 impl GroupAcc {
@@ -391,6 +395,9 @@ impl GroupAcc {
         self.l1.add(m.l1_hit_pct, d);
         self.l2.add(m.l2_hit_pct, d);
         self.occupancy.add(m.occupancy_pct, d);
+        if let Some(p) = m.load_paths {
+            self.load_paths = Some(self.load_paths.unwrap_or_default().union(p));
+        }
     }
 
     /// The launches that had a bandwidth but no peak, as % of `peak`.
@@ -448,6 +455,7 @@ impl GroupAcc {
             l2_hit_pct: self.l2.get(),
             occupancy_pct: self.occupancy.get(),
             bound: bound_of(dram, memory, sm),
+            load_paths: self.load_paths,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Turns an [`NcuDigest`] into tables: the aggregated view (default) and
 //! the per-launch view (`--per-launch`).
 
-use super::derive::{Bound, LaunchMetrics};
+use super::derive::{Bound, LaunchMetrics, LoadPaths};
 use super::{nvtx_key, Group, KernelAggregate, NcuDigest};
 use crate::render::{Cell, Column, Document, Table};
 
@@ -20,6 +20,26 @@ const METRIC_COLUMNS: [Column; 9] = [
     Column::num("st_efficiency_pct", "St eff (%)"),
     Column::text("bound", "Bound"),
 ];
+
+/// Shown only for captures that counted all three load paths.
+const LOAD_PATHS_COLUMN: Column = Column::text("load_paths", "Loads via");
+
+/// What the "Loads via" column means, for the legend.
+const LOAD_PATHS_LEGEND: &str = "Loads via: LSU (LDG instructions, the only path Ld eff measures), cp.async (LDGSTS instructions) or TMA (tensor memory accelerator); none: no global load";
+
+fn shows_load_paths(d: &NcuDigest) -> bool {
+    d.total.load_paths.is_some()
+}
+
+fn metric_columns(d: &NcuDigest) -> Vec<Column> {
+    let mut columns = METRIC_COLUMNS.to_vec();
+    columns.extend(shows_load_paths(d).then_some(LOAD_PATHS_COLUMN));
+    columns
+}
+
+fn load_paths_cell(p: Option<LoadPaths>) -> Cell {
+    p.map_or(Cell::Missing, |p| Cell::Text(p.label()))
+}
 
 /// The metric cells of a kernel aggregate or of one launch: both name their
 /// metrics alike, so the list is written once.
@@ -49,7 +69,8 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
         columns.push(Column::name("nvtx", "NVTX range"));
     }
     columns.push(Column::num("launches", "Launches"));
-    columns.extend(METRIC_COLUMNS);
+    columns.extend(metric_columns(d));
+    let paths = shows_load_paths(d);
     let rows = d
         .kernels
         .iter()
@@ -63,6 +84,9 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
             }
             cells.push(Cell::Int(r.launches as i64));
             cells.extend(metric_cells!(r));
+            if paths {
+                cells.push(load_paths_cell(r.load_paths));
+            }
             cells
         })
         .collect::<Vec<_>>();
@@ -82,16 +106,20 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
 /// One row per launch.
 pub fn launch_table(d: &NcuDigest) -> Table {
     let mut columns = vec![Column::num("id", "ID"), Column::name("kernel", "Kernel")];
-    columns.extend(METRIC_COLUMNS);
+    columns.extend(metric_columns(d));
     columns.push(Column::name("nvtx", "NVTX range"));
     columns.push(Column::text("grid", "Grid"));
     columns.push(Column::text("block", "Block"));
+    let paths = shows_load_paths(d);
     let rows = d
         .launches
         .iter()
         .map(|r: &LaunchMetrics| {
             let mut cells = vec![Cell::Int(r.id as i64), Cell::Name(r.kernel.clone())];
             cells.extend(metric_cells!(r));
+            if paths {
+                cells.push(load_paths_cell(r.load_paths));
+            }
             cells.push(Cell::Name(nvtx_key(r)));
             cells.push(r.grid.clone().map_or(Cell::Missing, Cell::Text));
             cells.push(r.block.clone().map_or(Cell::Missing, Cell::Text));
@@ -119,6 +147,9 @@ fn table_note(d: &NcuDigest, empty: bool) -> String {
 
 fn legend(d: &NcuDigest) -> String {
     let mut parts = vec![d.rule.clone()];
+    if shows_load_paths(d) {
+        parts.push(LOAD_PATHS_LEGEND.into());
+    }
     if d.source.auto_scaled_units {
         parts.push("values came in auto-scaled units rounded to 2 decimals; export with --print-units base for exact figures".into());
     }
