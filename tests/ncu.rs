@@ -874,6 +874,41 @@ fn no_load_paths_without_their_counts() {
     assert!(!nsight_digest::render::json(&d).contains("load_paths"));
 }
 
+/// Where launches read 0 % and the paths were not counted, the note names
+/// the metrics to collect, each one ncu-digest reads; where they were
+/// counted, the column is there and the note does not ask for them.
+#[test]
+fn zero_efficiency_note_asks_for_the_load_path_counts_only_where_missing() {
+    let hint = |stem: &str| {
+        let d = digest_file(&ncu_sample(stem), &NcuOptions::default());
+        let note = d
+            .notes
+            .iter()
+            .find(|n| n.starts_with("Ld/St eff where"))
+            .cloned();
+        note.unwrap_or_else(|| panic!("{stem}: no 0 % note"))
+            .split_once("--metrics ")
+            .map(|(_, rest)| {
+                rest.split(',')
+                    .take(3)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+    };
+    let asked = hint("h200_llama4L_memmetrics_525kernels.raw_baseunits").expect("asks");
+    for metric in &asked {
+        assert!(
+            nsight_digest::ncu::metric_names::resolve_column(metric).is_some(),
+            "{metric}"
+        );
+    }
+    assert_eq!(asked.len(), 3);
+    assert_eq!(
+        hint("h200_llama4L_instcounts_525kernels.raw_baseunits"),
+        None
+    );
+}
+
 /// The streamed aggregates equal the ones recomputed from the per-launch
 /// rows, also where a launch's % of peak comes from the file's shared peak.
 #[test]

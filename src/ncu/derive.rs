@@ -317,6 +317,7 @@ pub struct Presence {
     /// made no such global access at all (the least a real access can
     /// use of a 32-byte sector is one byte, 3.1 %).
     no_global_access: bool,
+    load_paths: bool,
     l2: bool,
     occupancy: bool,
 }
@@ -334,6 +335,7 @@ impl Presence {
             .into_iter()
             .flatten()
             .any(made_no_global_access);
+        self.load_paths |= r.load_paths.is_some();
         self.l2 |= r.l2_hit_pct.is_some();
         self.occupancy |= r.occupancy_pct.is_some();
     }
@@ -352,7 +354,10 @@ impl Presence {
             (p.occupancy, Quantity::Occupancy),
         ])
         .into_iter()
-        .chain(p.no_global_access.then(|| NO_GLOBAL_ACCESS.to_string()))
+        .chain(
+            p.no_global_access
+                .then(|| no_global_access_note(p.load_paths)),
+        )
         .filter(|_| p.launches > 0)
         .collect()
     }
@@ -360,6 +365,19 @@ impl Presence {
 
 /// Why an efficiency can be absent although it was collected.
 const NO_GLOBAL_ACCESS: &str = "Ld/St eff where no launch made a global load (store): ncu reports 0 % for a launch without any (e.g. one that copies through TMA or cp.async), and the means leave those launches out";
+
+/// Where the capture did not count the load paths, say how to: they tell
+/// which of those launches copy through TMA or cp.async.
+const LOAD_PATHS_HINT: &str = " (for a Loads via column that names each kernel's path, collect --metrics smsp__sass_inst_executed_op_global_ld.sum,smsp__inst_executed_op_ldgsts.sum,l1tex__m_xbar2l1tex_read_bytes_mem_global_op_tma_ld.sum, or export a --set full capture's raw page)";
+
+fn no_global_access_note(load_paths_shown: bool) -> String {
+    let hint = if load_paths_shown {
+        ""
+    } else {
+        LOAD_PATHS_HINT
+    };
+    format!("{NO_GLOBAL_ACCESS}{hint}")
+}
 
 /// Exactly 0 % is ncu's value for a launch without any such global access.
 fn made_no_global_access(pct: f64) -> bool {
