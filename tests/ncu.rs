@@ -718,15 +718,20 @@ fn efficiency_means_leave_out_launches_without_global_access() {
 }
 
 /// The rule behind the means above, checked against instruction counts: in
-/// a capture that also counted each launch's global load and store
-/// instructions, a launch reads as 0 % load (store) efficiency exactly when
-/// it executed no global load (store) instruction, in both layouts.
+/// the captures that also counted each launch's global load and store
+/// instructions (the instcounts list, and `--set full`, whose efficiency
+/// comes from its two parts), a launch reads as 0 % load (store) efficiency
+/// exactly when it executed no global load (store) instruction.
 #[test]
 fn zero_efficiency_launches_are_those_without_global_instructions() {
-    let stem = "h200_llama4L_instcounts_525kernels";
-    let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
-    let by_id = cells_by_id(&cells);
-    for layout in ["details", "raw_baseunits"] {
+    for (stem, layout) in [
+        ("h200_llama4L_instcounts_525kernels", "details"),
+        ("h200_llama4L_instcounts_525kernels", "raw_baseunits"),
+        ("h200_llama2L_fullset_40kernels", "raw"),
+        ("h200_llama2L_fullset_40kernels", "raw_baseunits"),
+    ] {
+        let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
+        let by_id = cells_by_id(&cells);
         let d = digest_file(
             &ncu_sample(&format!("{stem}.{layout}")),
             &NcuOptions::default(),
@@ -839,6 +844,77 @@ fn load_paths_follow_the_raw_counts() {
         seen.into_iter().collect::<Vec<_>>(),
         ["LSU", "TMA", "cp.async", "none"]
     );
+}
+
+/// ncu's efficiency % is bytes used per sector over the most a sector
+/// holds, as `100 × .ratio ÷ .max_rate` of its two parts.
+fn efficiency_from_parts(row: &HashMap<String, String>, op: &str) -> f64 {
+    let part = |suffix: &str| {
+        let metric =
+            format!("smsp__sass_average_data_bytes_per_sector_mem_global_op_{op}.{suffix}");
+        number(&row[&metric]).unwrap()
+    };
+    100.0 * part("ratio") / part("max_rate")
+}
+
+/// A `--set full` raw page has the two parts of each efficiency but not the
+/// %: per launch, the digest's efficiency is the quotient of that file's own
+/// cells, in auto-scaled and in base units.
+#[test]
+fn full_set_efficiency_comes_from_bytes_per_sector() {
+    let stem = "h200_llama2L_fullset_40kernels";
+    for layout in ["raw", "raw_baseunits"] {
+        let path = ncu_sample(&format!("{stem}.{layout}"));
+        let cells = raw_cells(&path);
+        let by_id = cells_by_id(&cells);
+        let d = digest_file(&path, &NcuOptions::default());
+        assert!(!d
+            .notes
+            .iter()
+            .any(|n| n.starts_with("load/store efficiency")));
+        let mut partial = 0;
+        for l in &d.launches {
+            for (op, got) in [("ld", l.ld_efficiency_pct), ("st", l.st_efficiency_pct)] {
+                let want = efficiency_from_parts(by_id[&l.id], op);
+                assert!(
+                    (got.unwrap() - want).abs() <= 1e-9 * want.max(1.0),
+                    "{layout} {op} {}",
+                    l.id
+                );
+                partial += usize::from(want > 0.0 && want < 100.0);
+            }
+        }
+        assert!(
+            partial > 0,
+            "{layout}: some launch uses part of its sectors"
+        );
+    }
+}
+
+/// The quotient is ncu's %: in the probe capture, which has the % and its
+/// two parts, they agree, and the digest reports ncu's own %.
+#[test]
+fn efficiency_parts_give_ncus_percent() {
+    let Some(shared) = shared() else { return };
+    let path = shared.join("samples/ncu/probe/h200_ncu2025.3.1_raw.csv");
+    let cells = csv_rows(std::fs::File::open(&path).unwrap());
+    let by_id = cells_by_id(&cells);
+    let d = digest_file(&path, &NcuOptions::default());
+    for l in &d.launches {
+        let row = by_id[&l.id];
+        for (op, got) in [("ld", l.ld_efficiency_pct), ("st", l.st_efficiency_pct)] {
+            let pct = number(
+                &row[&format!("smsp__sass_average_data_bytes_per_sector_mem_global_op_{op}.pct")],
+            )
+            .unwrap();
+            assert_eq!(got, Some(pct), "{op} {}", l.id);
+            assert!(
+                (efficiency_from_parts(row, op) - pct).abs() <= 0.005,
+                "{op} {}",
+                l.id
+            );
+        }
+    }
 }
 
 /// TMA load bytes stand for TMA loads: in the `--set full` capture, which

@@ -1,7 +1,7 @@
 //! Per-launch quantities in base units, taken from ncu's metrics when
 //! present and derived only where the derivation is exact enough to trust:
 //! total DRAM bytes from read + write (or rate × duration), bandwidth from
-//! bytes ÷ duration, and the peak bandwidth from, in order, `--peak-bandwidth`,
+//! bytes ÷ duration, load/store efficiency from its two parts, and the peak bandwidth from, in order, `--peak-bandwidth`,
 //! the DRAM roof ncu itself uses (`dram__bytes.sum.peak_sustained` × DRAM
 //! clock), the device attributes (2 × memory clock × bus width), the Memory
 //! Workload Analysis rate ÷ the Speed Of Light DRAM %, and last a named table
@@ -233,6 +233,17 @@ fn peak(l: &Launch, opts: &PeakOptions) -> Option<(f64, PeakSource)> {
     table_peak(name).map(|p| (p, PeakSource::GpuTable))
 }
 
+/// A load or store efficiency: ncu's % where collected, else the ratio it
+/// is defined as, bytes used per sector over the most a sector holds, which
+/// `--set full` collects without the %.
+fn efficiency(l: &Launch, pct: &str, per_sector: &str, per_sector_max: &str) -> Option<f64> {
+    let v = |k| l.values.get(k).copied();
+    v(pct).or_else(|| {
+        let (used, max) = (v(per_sector)?, v(per_sector_max)?);
+        (max > 0.0).then(|| 100.0 * used / max)
+    })
+}
+
 /// Derive one launch's metrics.
 pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
     let v = |k| l.values.get(k).copied();
@@ -268,8 +279,18 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
         dram_peak_pct: dram_pct,
         memory_peak_pct: memory_pct,
         sm_peak_pct: sm_pct,
-        ld_efficiency_pct: v(m::LD_EFFICIENCY),
-        st_efficiency_pct: v(m::ST_EFFICIENCY),
+        ld_efficiency_pct: efficiency(
+            l,
+            m::LD_EFFICIENCY,
+            m::LD_BYTES_PER_SECTOR,
+            m::LD_BYTES_PER_SECTOR_MAX,
+        ),
+        st_efficiency_pct: efficiency(
+            l,
+            m::ST_EFFICIENCY,
+            m::ST_BYTES_PER_SECTOR,
+            m::ST_BYTES_PER_SECTOR_MAX,
+        ),
         l1_hit_pct: v(m::L1_HIT),
         l2_hit_pct: v(m::L2_HIT),
         occupancy_pct: v(m::OCCUPANCY),

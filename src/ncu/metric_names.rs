@@ -13,6 +13,16 @@ pub const MEMORY_PCT: &str = "gpu__compute_memory_throughput.avg.pct_of_peak_sus
 pub const SM_PCT: &str = "sm__throughput.avg.pct_of_peak_sustained_elapsed";
 pub const LD_EFFICIENCY: &str = "smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.pct";
 pub const ST_EFFICIENCY: &str = "smsp__sass_average_data_bytes_per_sector_mem_global_op_st.pct";
+/// The two parts of each efficiency (bytes used per sector, and the most a
+/// sector holds), which `--set full` collects instead of the %.
+pub const LD_BYTES_PER_SECTOR: &str =
+    "smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.ratio";
+pub const LD_BYTES_PER_SECTOR_MAX: &str =
+    "smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.max_rate";
+pub const ST_BYTES_PER_SECTOR: &str =
+    "smsp__sass_average_data_bytes_per_sector_mem_global_op_st.ratio";
+pub const ST_BYTES_PER_SECTOR_MAX: &str =
+    "smsp__sass_average_data_bytes_per_sector_mem_global_op_st.max_rate";
 pub const L1_HIT: &str = "l1tex__t_sector_hit_rate.pct";
 pub const L2_HIT: &str = "lts__t_sector_hit_rate.pct";
 pub const OCCUPANCY: &str = "sm__warps_active.avg.pct_of_peak_sustained_active";
@@ -41,6 +51,10 @@ pub const NUMERIC: &[&str] = &[
     SM_PCT,
     LD_EFFICIENCY,
     ST_EFFICIENCY,
+    LD_BYTES_PER_SECTOR,
+    LD_BYTES_PER_SECTOR_MAX,
+    ST_BYTES_PER_SECTOR,
+    ST_BYTES_PER_SECTOR_MAX,
     L1_HIT,
     L2_HIT,
     OCCUPANCY,
