@@ -863,6 +863,21 @@ fn efficiency_from_parts(row: &HashMap<String, String>, op: &str) -> f64 {
 #[test]
 fn full_set_efficiency_comes_from_bytes_per_sector() {
     let stem = "h200_llama2L_fullset_40kernels";
+    // The details page of the same capture has neither; its note says
+    // which page does.
+    let details = digest_file(
+        &ncu_sample(&format!("{stem}.details")),
+        &NcuOptions::default(),
+    );
+    assert!(details
+        .launches
+        .iter()
+        .all(|l| l.ld_efficiency_pct.is_none()));
+    assert!(details
+        .notes
+        .iter()
+        .any(|n| n.starts_with("load/store efficiency")
+            && n.ends_with("--set full capture with --page raw")));
     for layout in ["raw", "raw_baseunits"] {
         let path = ncu_sample(&format!("{stem}.{layout}"));
         let cells = raw_cells(&path);

@@ -432,7 +432,7 @@ fn missing_notes_for(seen: &[(bool, Quantity)]) -> Vec<String> {
                 Quantity::Bandwidth => "DRAM bandwidth: collect --section MemoryWorkloadAnalysis or --metrics dram__bytes.sum.per_second",
                 Quantity::Peak => "peak bandwidth: export --page raw (device attributes), or pass --peak-bandwidth or --gpu",
                 Quantity::Sm => "SM % of peak: collect --section SpeedOfLight",
-                Quantity::Ld => "load/store efficiency: collect --metrics smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.pct,smsp__sass_average_data_bytes_per_sector_mem_global_op_st.pct",
+                Quantity::Ld => "load/store efficiency: collect --metrics smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.pct,smsp__sass_average_data_bytes_per_sector_mem_global_op_st.pct, or export a --set full capture with --page raw",
                 Quantity::L2 => "L1/L2 hit rates: collect --section MemoryWorkloadAnalysis",
                 Quantity::Occupancy => "achieved occupancy: collect --section Occupancy",
             }
