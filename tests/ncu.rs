@@ -717,6 +717,16 @@ fn efficiency_means_leave_out_launches_without_global_access() {
     assert!(mixed > 0, "some range mixes launches with and without");
 }
 
+/// The captures that counted each launch's global instructions and TMA
+/// bytes, and the layouts of each that carry those counts.
+const COUNTED_CAPTURES: [(&str, &[&str]); 2] = [
+    (
+        "h200_llama4L_instcounts_525kernels",
+        &["details", "raw_baseunits"],
+    ),
+    ("h200_llama2L_fullset_40kernels", &["raw", "raw_baseunits"]),
+];
+
 /// The rule behind the means above, checked against instruction counts: in
 /// the captures that also counted each launch's global load and store
 /// instructions (the instcounts list, and `--set full`, whose efficiency
@@ -724,43 +734,39 @@ fn efficiency_means_leave_out_launches_without_global_access() {
 /// exactly when it executed no global load (store) instruction.
 #[test]
 fn zero_efficiency_launches_are_those_without_global_instructions() {
-    for (stem, layout) in [
-        ("h200_llama4L_instcounts_525kernels", "details"),
-        ("h200_llama4L_instcounts_525kernels", "raw_baseunits"),
-        ("h200_llama2L_fullset_40kernels", "raw"),
-        ("h200_llama2L_fullset_40kernels", "raw_baseunits"),
-    ] {
+    for (stem, layouts) in COUNTED_CAPTURES {
         let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
         let by_id = cells_by_id(&cells);
-        let d = digest_file(
-            &ncu_sample(&format!("{stem}.{layout}")),
-            &NcuOptions::default(),
-        );
-        assert_eq!(d.launches.len(), by_id.len(), "{layout}");
-        for (op, get) in [
-            ("ld", (|l| l.ld_efficiency_pct) as Getter),
-            ("st", |l| l.st_efficiency_pct),
-        ] {
-            let metric = format!("smsp__sass_inst_executed_op_global_{op}.sum");
-            let mut without = 0;
-            for l in &d.launches {
-                let instructions = number(&by_id[&l.id][&metric]).unwrap();
-                let zero = get(l) == Some(0.0);
-                assert_eq!(zero, instructions == 0.0, "{layout} {op} id {}", l.id);
-                without += usize::from(zero);
-            }
-            assert!(without > 0, "{layout}: some launch makes no global {op}");
-            for k in &d.kernels {
-                let name = k.kernel.as_ref().unwrap();
-                let any_instruction = d
-                    .launches
-                    .iter()
-                    .any(|l| &l.kernel == name && number(&by_id[&l.id][&metric]).unwrap() > 0.0);
-                let mean = match op {
-                    "ld" => k.ld_efficiency_pct,
-                    _ => k.st_efficiency_pct,
-                };
-                assert_eq!(mean.is_some(), any_instruction, "{layout} {op} {name}");
+        for layout in layouts {
+            let d = digest_file(
+                &ncu_sample(&format!("{stem}.{layout}")),
+                &NcuOptions::default(),
+            );
+            assert_eq!(d.launches.len(), by_id.len(), "{layout}");
+            for (op, get) in [
+                ("ld", (|l| l.ld_efficiency_pct) as Getter),
+                ("st", |l| l.st_efficiency_pct),
+            ] {
+                let metric = format!("smsp__sass_inst_executed_op_global_{op}.sum");
+                let mut without = 0;
+                for l in &d.launches {
+                    let instructions = number(&by_id[&l.id][&metric]).unwrap();
+                    let zero = get(l) == Some(0.0);
+                    assert_eq!(zero, instructions == 0.0, "{layout} {op} id {}", l.id);
+                    without += usize::from(zero);
+                }
+                assert!(without > 0, "{layout}: some launch makes no global {op}");
+                for k in &d.kernels {
+                    let name = k.kernel.as_ref().unwrap();
+                    let any_instruction = d.launches.iter().any(|l| {
+                        &l.kernel == name && number(&by_id[&l.id][&metric]).unwrap() > 0.0
+                    });
+                    let mean = match op {
+                        "ld" => k.ld_efficiency_pct,
+                        _ => k.st_efficiency_pct,
+                    };
+                    assert_eq!(mean.is_some(), any_instruction, "{layout} {op} {name}");
+                }
             }
         }
     }
@@ -799,16 +805,7 @@ fn load_paths_in_cells(row: &HashMap<String, String>) -> Vec<&'static str> {
 #[test]
 fn load_paths_follow_the_raw_counts() {
     let mut seen = BTreeSet::new();
-    for (stem, layouts) in [
-        (
-            "h200_llama4L_instcounts_525kernels",
-            &["details", "raw_baseunits"][..],
-        ),
-        (
-            "h200_llama2L_fullset_40kernels",
-            &["raw", "raw_baseunits"][..],
-        ),
-    ] {
+    for (stem, layouts) in COUNTED_CAPTURES {
         let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
         let by_id = cells_by_id(&cells);
         for layout in layouts {

@@ -1,12 +1,13 @@
 //! Per-launch quantities in base units, taken from ncu's metrics when
 //! present and derived only where the derivation is exact enough to trust:
 //! total DRAM bytes from read + write (or rate × duration), bandwidth from
-//! bytes ÷ duration, load/store efficiency from its two parts, and the peak bandwidth from, in order, `--peak-bandwidth`,
-//! the DRAM roof ncu itself uses (`dram__bytes.sum.peak_sustained` × DRAM
-//! clock), the device attributes (2 × memory clock × bus width), the Memory
-//! Workload Analysis rate ÷ the Speed Of Light DRAM %, and last a named table
-//! of GPU datasheet peaks. An absent value stays absent. Which paths a launch
-//! loaded global memory by comes from its instruction and TMA byte counts.
+//! bytes ÷ duration, load/store efficiency from its two parts, and the peak
+//! bandwidth from, in order, `--peak-bandwidth`, the DRAM roof ncu itself
+//! uses (`dram__bytes.sum.peak_sustained` × DRAM clock), the device
+//! attributes (2 × memory clock × bus width), the Memory Workload Analysis
+//! rate ÷ the Speed Of Light DRAM %, and last a named table of GPU datasheet
+//! peaks. An absent value stays absent. Which paths a launch loaded global
+//! memory by comes from its instruction and TMA byte counts.
 
 use super::metric_names as m;
 use super::reader::Launch;

@@ -41,11 +41,12 @@ fn load_paths_cell(p: Option<LoadPaths>) -> Cell {
     p.map_or(Cell::Missing, |p| Cell::Text(p.label()))
 }
 
-/// The metric cells of a kernel aggregate or of one launch: both name their
-/// metrics alike, so the list is written once.
+/// The metric cells of a kernel aggregate or of one launch, in the order of
+/// [`metric_columns`]: both name their metrics alike, so the list is
+/// written once.
 macro_rules! metric_cells {
-    ($r:expr) => {
-        vec![
+    ($r:expr, $load_paths:expr) => {{
+        let mut cells = vec![
             Cell::opt_scaled($r.duration_ns, 1e3, 2),
             Cell::opt_scaled($r.dram_read_bytes, 1e6, 2),
             Cell::opt_scaled($r.dram_write_bytes, 1e6, 2),
@@ -55,8 +56,12 @@ macro_rules! metric_cells {
             Cell::opt_float($r.ld_efficiency_pct, 1),
             Cell::opt_float($r.st_efficiency_pct, 1),
             bound($r.bound),
-        ]
-    };
+        ];
+        if $load_paths {
+            cells.push(load_paths_cell($r.load_paths));
+        }
+        cells
+    }};
 }
 
 /// The aggregated table, one row per group, by total duration.
@@ -83,10 +88,7 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
                 cells.push(Cell::Name(n.clone()));
             }
             cells.push(Cell::Int(r.launches as i64));
-            cells.extend(metric_cells!(r));
-            if paths {
-                cells.push(load_paths_cell(r.load_paths));
-            }
+            cells.extend(metric_cells!(r, paths));
             cells
         })
         .collect::<Vec<_>>();
@@ -116,10 +118,7 @@ pub fn launch_table(d: &NcuDigest) -> Table {
         .iter()
         .map(|r: &LaunchMetrics| {
             let mut cells = vec![Cell::Int(r.id as i64), Cell::Name(r.kernel.clone())];
-            cells.extend(metric_cells!(r));
-            if paths {
-                cells.push(load_paths_cell(r.load_paths));
-            }
+            cells.extend(metric_cells!(r, paths));
             cells.push(Cell::Name(nvtx_key(r)));
             cells.push(r.grid.clone().map_or(Cell::Missing, Cell::Text));
             cells.push(r.block.clone().map_or(Cell::Missing, Cell::Text));
