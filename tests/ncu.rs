@@ -727,6 +727,25 @@ const COUNTED_CAPTURES: [(&str, &[&str]); 2] = [
     ("h200_llama2L_fullset_40kernels", &["raw", "raw_baseunits"]),
 ];
 
+/// Each layout of each counted capture, digested, with that capture's raw
+/// cells by launch ID (read once per capture) and the file's name.
+fn each_counted_digest(
+    mut check: impl FnMut(&str, &HashMap<u64, &HashMap<String, String>>, &NcuDigest),
+) {
+    for (stem, layouts) in COUNTED_CAPTURES {
+        let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
+        let by_id = cells_by_id(&cells);
+        for layout in layouts {
+            let name = format!("{stem}.{layout}");
+            check(
+                &name,
+                &by_id,
+                &digest_file(&ncu_sample(&name), &NcuOptions::default()),
+            );
+        }
+    }
+}
+
 /// The rule behind the means above, checked against instruction counts: in
 /// the captures that also counted each launch's global load and store
 /// instructions (the instcounts list, and `--set full`, whose efficiency
@@ -734,42 +753,35 @@ const COUNTED_CAPTURES: [(&str, &[&str]); 2] = [
 /// exactly when it executed no global load (store) instruction.
 #[test]
 fn zero_efficiency_launches_are_those_without_global_instructions() {
-    for (stem, layouts) in COUNTED_CAPTURES {
-        let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
-        let by_id = cells_by_id(&cells);
-        for layout in layouts {
-            let d = digest_file(
-                &ncu_sample(&format!("{stem}.{layout}")),
-                &NcuOptions::default(),
-            );
-            assert_eq!(d.launches.len(), by_id.len(), "{layout}");
-            for (op, get) in [
-                ("ld", (|l| l.ld_efficiency_pct) as Getter),
-                ("st", |l| l.st_efficiency_pct),
-            ] {
-                let metric = format!("smsp__sass_inst_executed_op_global_{op}.sum");
-                let mut without = 0;
-                for l in &d.launches {
-                    let instructions = number(&by_id[&l.id][&metric]).unwrap();
-                    let zero = get(l) == Some(0.0);
-                    assert_eq!(zero, instructions == 0.0, "{layout} {op} id {}", l.id);
-                    without += usize::from(zero);
-                }
-                assert!(without > 0, "{layout}: some launch makes no global {op}");
-                for k in &d.kernels {
-                    let name = k.kernel.as_ref().unwrap();
-                    let any_instruction = d.launches.iter().any(|l| {
-                        &l.kernel == name && number(&by_id[&l.id][&metric]).unwrap() > 0.0
-                    });
-                    let mean = match op {
-                        "ld" => k.ld_efficiency_pct,
-                        _ => k.st_efficiency_pct,
-                    };
-                    assert_eq!(mean.is_some(), any_instruction, "{layout} {op} {name}");
-                }
+    each_counted_digest(|file, by_id, d| {
+        assert_eq!(d.launches.len(), by_id.len(), "{file}");
+        for (op, get) in [
+            ("ld", (|l| l.ld_efficiency_pct) as Getter),
+            ("st", |l| l.st_efficiency_pct),
+        ] {
+            let metric = format!("smsp__sass_inst_executed_op_global_{op}.sum");
+            let mut without = 0;
+            for l in &d.launches {
+                let instructions = number(&by_id[&l.id][&metric]).unwrap();
+                let zero = get(l) == Some(0.0);
+                assert_eq!(zero, instructions == 0.0, "{file} {op} id {}", l.id);
+                without += usize::from(zero);
+            }
+            assert!(without > 0, "{file}: some launch makes no global {op}");
+            for k in &d.kernels {
+                let name = k.kernel.as_ref().unwrap();
+                let any_instruction = d
+                    .launches
+                    .iter()
+                    .any(|l| &l.kernel == name && number(&by_id[&l.id][&metric]).unwrap() > 0.0);
+                let mean = match op {
+                    "ld" => k.ld_efficiency_pct,
+                    _ => k.st_efficiency_pct,
+                };
+                assert_eq!(mean.is_some(), any_instruction, "{file} {op} {name}");
             }
         }
-    }
+    });
 }
 
 /// The load paths a capture's raw cells show for one launch, by the names
@@ -805,38 +817,30 @@ fn load_paths_in_cells(row: &HashMap<String, String>) -> Vec<&'static str> {
 #[test]
 fn load_paths_follow_the_raw_counts() {
     let mut seen = BTreeSet::new();
-    for (stem, layouts) in COUNTED_CAPTURES {
-        let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
-        let by_id = cells_by_id(&cells);
-        for layout in layouts {
-            let d = digest_file(
-                &ncu_sample(&format!("{stem}.{layout}")),
-                &NcuOptions::default(),
-            );
-            assert_eq!(d.launches.len(), by_id.len(), "{stem}.{layout}");
-            for l in &d.launches {
-                let want = load_paths_in_cells(by_id[&l.id]);
-                let got = l.load_paths.map(|p| p.names());
-                assert_eq!(got, Some(want.clone()), "{stem}.{layout} id {}", l.id);
-                seen.insert(if want.is_empty() {
-                    "none".into()
-                } else {
-                    want.join("+")
-                });
-            }
-            for k in &d.kernels {
-                let name = k.kernel.as_ref().unwrap();
-                let want: BTreeSet<_> = d
-                    .launches
-                    .iter()
-                    .filter(|l| &l.kernel == name)
-                    .flat_map(|l| load_paths_in_cells(by_id[&l.id]))
-                    .collect();
-                let got: BTreeSet<_> = k.load_paths.unwrap().names().into_iter().collect();
-                assert_eq!(got, want, "{stem}.{layout} {name}");
-            }
+    each_counted_digest(|file, by_id, d| {
+        assert_eq!(d.launches.len(), by_id.len(), "{file}");
+        for l in &d.launches {
+            let want = load_paths_in_cells(by_id[&l.id]);
+            let got = l.load_paths.map(|p| p.names());
+            assert_eq!(got, Some(want.clone()), "{file} id {}", l.id);
+            seen.insert(if want.is_empty() {
+                "none".into()
+            } else {
+                want.join("+")
+            });
         }
-    }
+        for k in &d.kernels {
+            let name = k.kernel.as_ref().unwrap();
+            let want: BTreeSet<_> = d
+                .launches
+                .iter()
+                .filter(|l| &l.kernel == name)
+                .flat_map(|l| load_paths_in_cells(by_id[&l.id]))
+                .collect();
+            let got: BTreeSet<_> = k.load_paths.unwrap().names().into_iter().collect();
+            assert_eq!(got, want, "{file} {name}");
+        }
+    });
     assert_eq!(
         seen.into_iter().collect::<Vec<_>>(),
         ["LSU", "TMA", "cp.async", "none"]
