@@ -1,6 +1,7 @@
 //! Before/after comparison shared by both tools: rows of (section, name,
 //! metric, base, new), absolute and % deltas, a regression threshold, and a
-//! one-line summary fit to open a pull-request comment.
+//! one-line summary fit to open a pull-request comment. Verdicts that are
+//! words, not numbers (a kernel's bound-ness), are listed where they changed.
 
 use crate::render::{Cell, Column, Document, Table};
 use serde::Serialize;
@@ -69,6 +70,19 @@ impl DiffRow {
     }
 }
 
+/// A verdict that changed between the two sides, e.g. a kernel that was
+/// memory-bound and is now latency-bound. It has no size, so it never gates.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictChange {
+    pub name: String,
+    pub verdict: String,
+    pub base: String,
+    pub new: String,
+}
+
+/// The section the verdict changes render as.
+pub const VERDICT_SECTION: &str = "verdict changes";
+
 /// A whole comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiffReport {
@@ -80,6 +94,9 @@ pub struct DiffReport {
     pub summary: String,
     pub regressions: usize,
     pub rows: Vec<DiffRow>,
+    /// Only where the tool compares verdicts, and one changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verdict_changes: Vec<VerdictChange>,
 }
 
 /// Mark regressions, sort each section by absolute change, and summarise.
@@ -103,6 +120,7 @@ pub fn finish(
         summary,
         regressions,
         rows,
+        verdict_changes: Vec::new(),
     }
 }
 
@@ -202,10 +220,11 @@ pub const DEFAULT_DIFF_TOP: usize = 15;
 /// The report as tables, one per section, regressions marked. A section
 /// shows its `top` largest changes and every regression (`None`: all rows).
 pub fn document(d: &DiffReport, top: Option<usize>) -> Document {
-    let tables = section_names(&d.rows)
+    let mut tables: Vec<Table> = section_names(&d.rows)
         .into_iter()
         .map(|s| section_table(d, s, top))
         .collect();
+    tables.extend((!d.verdict_changes.is_empty()).then(|| verdict_table(d)));
     Document {
         title: format!("diff: {} → {}", d.base, d.new),
         summary: Some(d.summary.clone()),
@@ -267,6 +286,33 @@ fn section_table(d: &DiffReport, section: String, top: Option<usize>) -> Table {
         ],
         rows,
         note,
+    }
+}
+
+/// Every changed verdict: there are few, and each may explain a row above.
+fn verdict_table(d: &DiffReport) -> Table {
+    Table {
+        name: "diff",
+        title: VERDICT_SECTION.into(),
+        columns: vec![
+            Column::name("name", "Name"),
+            Column::text("verdict", "Verdict"),
+            Column::text("base", "Base"),
+            Column::text("new", "New"),
+        ],
+        rows: d
+            .verdict_changes
+            .iter()
+            .map(|v| {
+                vec![
+                    Cell::Name(v.name.clone()),
+                    Cell::Text(v.verdict.clone()),
+                    Cell::Text(v.base.clone()),
+                    Cell::Text(v.new.clone()),
+                ]
+            })
+            .collect(),
+        note: None,
     }
 }
 
@@ -348,7 +394,23 @@ pub fn csv_table(d: &DiffReport) -> Table {
                     Cell::Text(r.regression.to_string()),
                 ]
             })
+            .chain(d.verdict_changes.iter().map(verdict_csv_cells))
             .collect(),
         note: None,
     }
+}
+
+/// A changed verdict in the CSV's one table: its words where the numbers
+/// go, no delta, never a regression.
+fn verdict_csv_cells(v: &VerdictChange) -> Vec<Cell> {
+    vec![
+        Cell::Text(VERDICT_SECTION.into()),
+        Cell::Name(v.name.clone()),
+        Cell::Text(v.verdict.clone()),
+        Cell::Text(v.base.clone()),
+        Cell::Text(v.new.clone()),
+        Cell::Missing,
+        Cell::Missing,
+        Cell::Text(false.to_string()),
+    ]
 }

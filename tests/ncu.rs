@@ -4,6 +4,8 @@
 
 use crate::common::*;
 use nsight_digest::categories::Categories;
+use nsight_digest::ncu::compare::compare;
+use nsight_digest::ncu::derive::bound_of;
 use nsight_digest::ncu::{digest, nvtx_key, Group, NameFilter, NcuDigest, NcuOptions};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
@@ -719,12 +721,20 @@ fn efficiency_means_leave_out_launches_without_global_access() {
 
 /// The captures that counted each launch's global instructions and TMA
 /// bytes, and the layouts of each that carry those counts.
-const COUNTED_CAPTURES: [(&str, &[&str]); 2] = [
+const COUNTED_CAPTURES: [(&str, &[&str]); 4] = [
     (
         "h200_llama4L_instcounts_525kernels",
         &["details", "raw_baseunits"],
     ),
     ("h200_llama2L_fullset_40kernels", &["raw", "raw_baseunits"]),
+    (
+        "h200_llama2L_instcounts_400kernels_cudnnattn",
+        &["details", "raw_baseunits"],
+    ),
+    (
+        "h200_llama2L_instcounts_400kernels_flashattn",
+        &["details", "raw_baseunits"],
+    ),
 ];
 
 /// Each layout of each counted capture, digested, with that capture's raw
@@ -999,6 +1009,187 @@ fn zero_efficiency_note_asks_for_the_load_path_counts_only_where_missing() {
         hint("h200_llama4L_instcounts_525kernels.raw_baseunits"),
         None
     );
+}
+
+/// One kernel's verdicts as a base-unit raw page's cells give them.
+#[derive(Default)]
+struct CellVerdicts {
+    duration_ns: f64,
+    /// Duration-weighted sums of DRAM %, memory % and SM %, and their weights.
+    sol: [(f64, f64); 3],
+    load_paths: Option<BTreeSet<&'static str>>,
+}
+
+impl CellVerdicts {
+    fn add(&mut self, row: &HashMap<String, String>) {
+        let d = number(&row["gpu__time_duration.sum"]).unwrap();
+        self.duration_ns += d;
+        let sol = [
+            "dram__throughput.avg.pct_of_peak_sustained_elapsed",
+            "gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed",
+            "sm__throughput.avg.pct_of_peak_sustained_elapsed",
+        ];
+        for (sum, metric) in self.sol.iter_mut().zip(sol) {
+            if let Some(v) = row.get(metric).and_then(|c| number(c)) {
+                *sum = (sum.0 + v * d, sum.1 + d);
+            }
+        }
+        if row.contains_key("smsp__sass_inst_executed_op_global_ld.sum") {
+            let paths = self.load_paths.get_or_insert_with(BTreeSet::new);
+            paths.extend(load_paths_in_cells(row));
+        }
+    }
+
+    /// Bound-ness by the digest's rule, from this file's own means.
+    fn bound(&self) -> Option<String> {
+        let [dram, memory, sm] = self.sol.map(|(num, den)| (den > 0.0).then(|| num / den));
+        bound_of(dram, memory, sm).map(|b| b.as_str().to_string())
+    }
+
+    fn loads_via(&self) -> Option<String> {
+        let order = ["LSU", "cp.async", "TMA"];
+        let paths = self.load_paths.as_ref()?;
+        let used: Vec<&str> = order.into_iter().filter(|p| paths.contains(p)).collect();
+        Some(if used.is_empty() {
+            "none".into()
+        } else {
+            used.join("+")
+        })
+    }
+}
+
+/// Each group's verdicts, from the raw cells of the launches the digest
+/// puts in it, in the order of total duration.
+fn verdicts_in_cells(stem: &str, group: Group) -> Vec<(String, CellVerdicts)> {
+    let path = ncu_sample(&format!("{stem}.raw_baseunits"));
+    let cells = raw_cells(&path);
+    let by_id = cells_by_id(&cells);
+    let opts = NcuOptions {
+        group,
+        ..Default::default()
+    };
+    let mut by: HashMap<String, CellVerdicts> = HashMap::new();
+    for l in digest_file(&path, &opts).launches {
+        let key = match group {
+            Group::Nvtx => nvtx_key(&l),
+            _ => l.kernel.clone(),
+        };
+        by.entry(key).or_default().add(by_id[&l.id]);
+    }
+    let mut groups: Vec<_> = by.into_iter().collect();
+    groups.sort_by(|a, b| b.1.duration_ns.total_cmp(&a.1.duration_ns));
+    groups
+}
+
+/// `ncu-digest diff` lists exactly the kernels (or ranges) found on both
+/// sides whose bound-ness or load paths, as each file's raw cells give
+/// them, differ; in the base's order. Three real pairs, each both ways: one
+/// model at batch 8 and at batch 16; the two captures with load-path
+/// counts; and one model with cuDNN's attention and with PyTorch's flash
+/// attention, whose prefill attention ranges change load paths.
+#[test]
+fn diff_lists_each_kernel_whose_verdict_changed() {
+    let pairs = [
+        (
+            "h200_llama2L_memmetrics_60kernels_batch8",
+            "h200_llama2L_memmetrics_60kernels_batch16",
+            Group::Kernel,
+        ),
+        (
+            "h200_llama4L_instcounts_525kernels",
+            "h200_llama2L_fullset_40kernels",
+            Group::Kernel,
+        ),
+        (
+            "h200_llama2L_instcounts_400kernels_cudnnattn",
+            "h200_llama2L_instcounts_400kernels_flashattn",
+            Group::Nvtx,
+        ),
+    ];
+    let mut seen = HashMap::new();
+    for (a, b, group) in pairs {
+        for (base, new) in [(a, b), (b, a)] {
+            let after: HashMap<_, _> = verdicts_in_cells(new, group).into_iter().collect();
+            let mut want = Vec::new();
+            for (name, v) in verdicts_in_cells(base, group) {
+                let Some(n) = after.get(&name) else { continue };
+                for (verdict, x, y) in [
+                    ("bound", v.bound(), n.bound()),
+                    ("loads via", v.loads_via(), n.loads_via()),
+                ] {
+                    if let (Some(x), Some(y)) = (x, y) {
+                        if x != y {
+                            want.push((name.clone(), verdict.to_string(), x, y));
+                        }
+                    }
+                }
+            }
+            let opts = NcuOptions {
+                group,
+                ..Default::default()
+            };
+            let digest_of =
+                |stem: &str| digest_file(&ncu_sample(&format!("{stem}.raw_baseunits")), &opts);
+            let report = compare(&digest_of(base), &digest_of(new), 5.0);
+            let got: Vec<_> = report
+                .verdict_changes
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.verdict.clone(),
+                        c.base.clone(),
+                        c.new.clone(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{base} → {new}");
+            for (_, verdict, _, _) in got {
+                *seen.entry(verdict).or_insert(0) += 1;
+            }
+        }
+    }
+    assert!(
+        seen.get("bound") > Some(&0) && seen.get("loads via") > Some(&0),
+        "{seen:?}"
+    );
+}
+
+/// The changed verdicts reach every format: a Markdown table of their own,
+/// rows of the CSV, and a JSON list that is absent where nothing changed.
+#[test]
+fn verdict_changes_render_in_every_format() {
+    let [base, new] = ["batch8", "batch16"]
+        .map(|b| ncu_arg(&format!("h200_llama2L_memmetrics_60kernels_{b}.details")));
+    let diff = |format: &str, new: &str| {
+        let (code, out, err) = run("ncu-digest", &["diff", &base, new, "-f", format]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let json: serde_json::Value = serde_json::from_str(&diff("json", &new)).unwrap();
+    let changes = json["verdict_changes"].as_array().unwrap();
+    assert!(!changes.is_empty());
+    let markdown = diff("markdown", &new);
+    let section = markdown.split("verdict changes").nth(1).unwrap();
+    let csv = csv_rows(diff("csv", &new).as_bytes());
+    let csv_changes: Vec<_> = csv
+        .iter()
+        .filter(|r| r["section"] == "verdict changes")
+        .collect();
+    assert_eq!(csv_changes.len(), changes.len());
+    for (c, row) in changes.iter().zip(csv_changes) {
+        let text = |k: &str| c[k].as_str().unwrap().to_string();
+        let cells = [text("verdict"), text("base"), text("new")];
+        assert_eq!(
+            [&row["metric"], &row["base"], &row["new"]],
+            cells.each_ref()
+        );
+        assert_eq!(row["name"], text("name"));
+        assert!(section.contains(&format!("| {} | {} | {} |", cells[0], cells[1], cells[2])));
+    }
+    let same: serde_json::Value = serde_json::from_str(&diff("json", &base)).unwrap();
+    assert!(same.get("verdict_changes").is_none());
+    assert!(!diff("markdown", &base).contains("verdict changes"));
 }
 
 /// The streamed aggregates equal the ones recomputed from the per-launch

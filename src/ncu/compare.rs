@@ -1,9 +1,10 @@
 //! `ncu-digest diff BASE NEW`: kernels matched by name, compared per launch
 //! (mean duration, bandwidth, % of peak, load/store efficiency), so runs
-//! that profiled a different number of launches compare fairly.
+//! that profiled a different number of launches compare fairly. A matched
+//! kernel whose bound-ness or load paths changed is listed as well.
 
 use super::{KernelAggregate, NcuDigest};
-use crate::diff::{finish, DiffReport, DiffRow, Worse};
+use crate::diff::{finish, DiffReport, DiffRow, VerdictChange, Worse};
 use std::collections::BTreeMap;
 
 /// A kernel's duration change gates only when it moves the file's total
@@ -48,14 +49,52 @@ pub fn compare(base: &NcuDigest, new: &NcuDigest, threshold_pct: f64) -> DiffRep
         rows.extend(kernel_rows(name, kb.get(name), kn.get(name), base_total));
     }
     rows.retain(|r| r.base.is_some() || r.new.is_some());
-    finish(
+    let mut report = finish(
         &base.source.file,
         &new.source.file,
         "per launch, kernels matched by name".into(),
         threshold_pct,
         rows,
         &[0],
-    )
+    );
+    report.verdict_changes = verdict_changes(base, &kn);
+    report
+}
+
+/// Kernels on both sides whose verdicts both sides know and disagree on,
+/// in the base's order (by total duration).
+fn verdict_changes(
+    base: &NcuDigest,
+    new: &BTreeMap<String, KernelAggregate>,
+) -> Vec<VerdictChange> {
+    let mut changes = Vec::new();
+    for b in &base.kernels {
+        let name = key(b);
+        let Some(n) = new.get(&name) else { continue };
+        let mut note = |verdict: &str, pair: Option<(String, String)>| {
+            if let Some((base, new)) = pair.filter(|(x, y)| x != y) {
+                changes.push(VerdictChange {
+                    name: name.clone(),
+                    verdict: verdict.into(),
+                    base,
+                    new,
+                });
+            }
+        };
+        note(
+            "bound",
+            b.bound
+                .zip(n.bound)
+                .map(|(x, y)| (x.as_str().into(), y.as_str().into())),
+        );
+        note(
+            "loads via",
+            b.load_paths
+                .zip(n.load_paths)
+                .map(|(x, y)| (x.label(), y.label())),
+        );
+    }
+    changes
 }
 
 /// One kernel's rows: time per launch, DRAM bandwidth and the two
