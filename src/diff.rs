@@ -1,7 +1,8 @@
 //! Before/after comparison shared by both tools: rows of (section, name,
 //! metric, base, new), absolute and % deltas, a regression threshold, and a
 //! one-line summary fit to open a pull-request comment. Verdicts that are
-//! words, not numbers (a kernel's bound-ness), are listed where they changed.
+//! words, not numbers (a kernel's bound-ness, its load paths), are listed
+//! where they changed.
 
 use crate::render::{Cell, Column, Document, Table};
 use serde::Serialize;
