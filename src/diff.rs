@@ -100,6 +100,19 @@ pub struct DiffReport {
     pub verdict_changes: Vec<VerdictChange>,
 }
 
+impl DiffReport {
+    /// Attach the changed verdicts. The summary counts them, because the
+    /// table that lists them comes last.
+    pub fn with_verdict_changes(mut self, changes: Vec<VerdictChange>) -> DiffReport {
+        if !changes.is_empty() {
+            let n = changes.len();
+            self.summary.push_str(&format!("; {n} verdict change(s)"));
+        }
+        self.verdict_changes = changes;
+        self
+    }
+}
+
 /// Mark regressions, sort each section by absolute change, and summarise.
 pub fn finish(
     base: &str,

@@ -1131,6 +1131,13 @@ fn diff_lists_each_kernel_whose_verdict_changed() {
             let digest_of =
                 |stem: &str| digest_file(&ncu_sample(&format!("{stem}.raw_baseunits")), &opts);
             let report = compare(&digest_of(base), &digest_of(new), 5.0);
+            let rows = if group == Group::Nvtx {
+                "NVTX ranges"
+            } else {
+                "kernels"
+            };
+            let how = format!("per launch, {rows} matched by name");
+            assert_eq!(report.normalisation, how);
             let got: Vec<_> = report
                 .verdict_changes
                 .iter()
@@ -1155,8 +1162,9 @@ fn diff_lists_each_kernel_whose_verdict_changed() {
     );
 }
 
-/// The changed verdicts reach every format: a Markdown table of their own,
-/// rows of the CSV, and a JSON list that is absent where nothing changed.
+/// The changed verdicts reach every format: a count in the summary line, a
+/// Markdown table of their own, rows of the CSV, and a JSON list; none of
+/// it where nothing changed.
 #[test]
 fn verdict_changes_render_in_every_format() {
     let [base, new] = ["batch8", "batch16"]
@@ -1169,6 +1177,11 @@ fn verdict_changes_render_in_every_format() {
     let json: serde_json::Value = serde_json::from_str(&diff("json", &new)).unwrap();
     let changes = json["verdict_changes"].as_array().unwrap();
     assert!(!changes.is_empty());
+    let count = format!("; {} verdict change(s)", changes.len());
+    assert!(
+        json["summary"].as_str().unwrap().ends_with(&count),
+        "{json}"
+    );
     let markdown = diff("markdown", &new);
     let section = markdown.split("verdict changes").nth(1).unwrap();
     let csv = csv_rows(diff("csv", &new).as_bytes());
@@ -1189,6 +1202,7 @@ fn verdict_changes_render_in_every_format() {
     }
     let same: serde_json::Value = serde_json::from_str(&diff("json", &base)).unwrap();
     assert!(same.get("verdict_changes").is_none());
+    assert!(!same["summary"].as_str().unwrap().contains("verdict"));
     assert!(!diff("markdown", &base).contains("verdict changes"));
 }
 

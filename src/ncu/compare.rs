@@ -1,9 +1,10 @@
-//! `ncu-digest diff BASE NEW`: kernels matched by name, compared per launch
-//! (mean duration, bandwidth, % of peak, load/store efficiency), so runs
-//! that profiled a different number of launches compare fairly. A matched
-//! kernel whose bound-ness or load paths changed is listed as well.
+//! `ncu-digest diff BASE NEW`: kernels (or NVTX ranges, per `--group`)
+//! matched by name, compared per launch (mean duration, bandwidth, % of
+//! peak, load/store efficiency), so runs that profiled a different number of
+//! launches compare fairly. A matched kernel whose bound-ness or load paths
+//! changed is listed as well.
 
-use super::{KernelAggregate, NcuDigest};
+use super::{Group, KernelAggregate, NcuDigest};
 use crate::diff::{finish, DiffReport, DiffRow, VerdictChange, Worse};
 use std::collections::BTreeMap;
 
@@ -49,16 +50,24 @@ pub fn compare(base: &NcuDigest, new: &NcuDigest, threshold_pct: f64) -> DiffRep
         rows.extend(kernel_rows(name, kb.get(name), kn.get(name), base_total));
     }
     rows.retain(|r| r.base.is_some() || r.new.is_some());
-    let mut report = finish(
+    finish(
         &base.source.file,
         &new.source.file,
-        "per launch, kernels matched by name".into(),
+        format!("per launch, {} matched by name", matched(new.group)),
         threshold_pct,
         rows,
         &[0],
-    );
-    report.verdict_changes = verdict_changes(base, &kn);
-    report
+    )
+    .with_verdict_changes(verdict_changes(base, &kn))
+}
+
+/// What a row is, as the group-by flag made it.
+fn matched(group: Group) -> &'static str {
+    match group {
+        Group::Kernel => "kernels",
+        Group::Nvtx => "NVTX ranges",
+        Group::KernelNvtx => "kernels in NVTX ranges",
+    }
 }
 
 /// Kernels on both sides whose verdicts both sides know and disagree on,
