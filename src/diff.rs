@@ -314,19 +314,20 @@ fn verdict_table(d: &DiffReport) -> Table {
             Column::text("base", "Base"),
             Column::text("new", "New"),
         ],
-        rows: d
-            .verdict_changes
-            .iter()
-            .map(|v| {
-                vec![
-                    Cell::Name(v.name.clone()),
-                    Cell::Text(v.verdict.clone()),
-                    Cell::Text(v.base.clone()),
-                    Cell::Text(v.new.clone()),
-                ]
-            })
-            .collect(),
+        rows: d.verdict_changes.iter().map(|v| v.cells().into()).collect(),
         note: None,
+    }
+}
+
+impl VerdictChange {
+    /// Name, verdict, base and new, as both tables show them.
+    fn cells(&self) -> [Cell; 4] {
+        [
+            Cell::Name(self.name.clone()),
+            Cell::Text(self.verdict.clone()),
+            Cell::Text(self.base.clone()),
+            Cell::Text(self.new.clone()),
+        ]
     }
 }
 
@@ -417,14 +418,10 @@ pub fn csv_table(d: &DiffReport) -> Table {
 /// A changed verdict in the CSV's one table: its words where the numbers
 /// go, no delta, never a regression.
 fn verdict_csv_cells(v: &VerdictChange) -> Vec<Cell> {
-    vec![
-        Cell::Text(VERDICT_SECTION.into()),
-        Cell::Name(v.name.clone()),
-        Cell::Text(v.verdict.clone()),
-        Cell::Text(v.base.clone()),
-        Cell::Text(v.new.clone()),
-        Cell::Missing,
-        Cell::Missing,
-        Cell::Text(false.to_string()),
-    ]
+    let section = Cell::Text(VERDICT_SECTION.into());
+    let no_delta = [Cell::Missing, Cell::Missing, Cell::Text(false.to_string())];
+    std::iter::once(section)
+        .chain(v.cells())
+        .chain(no_delta)
+        .collect()
 }
