@@ -191,13 +191,29 @@ fn sort_within_sections(rows: &mut [DiffRow]) {
     rows.sort_by(|a, b| {
         let sa = order.iter().position(|s| *s == a.section);
         let sb = order.iter().position(|s| *s == b.section);
-        sa.cmp(&sb).then(
-            b.delta
-                .unwrap_or(0.0)
-                .abs()
-                .total_cmp(&a.delta.unwrap_or(0.0).abs()),
-        )
+        sa.cmp(&sb).then(change_size(b).total_cmp(&change_size(a)))
     });
+}
+
+/// How far a row moved, for ranking: its Δ; or, for a time or size found
+/// on one side only, its whole value, since it is spent where it was not
+/// (a new kernel) or no longer spent (a gone one). A rate or share on one
+/// side only did not move anywhere and ranks last.
+fn change_size(r: &DiffRow) -> f64 {
+    match (r.delta, one_side(r)) {
+        (Some(d), _) => d.abs(),
+        (None, Some((_, v))) if r.worse == Worse::Higher => v.abs(),
+        _ => 0.0,
+    }
+}
+
+/// The side a row has its only value on, and that value.
+fn one_side(r: &DiffRow) -> Option<(&'static str, f64)> {
+    match (r.base, r.new) {
+        (Some(b), None) => Some(("gone", b)),
+        (None, Some(n)) => Some(("new", n)),
+        _ => None,
+    }
 }
 
 /// A change as a reviewer reads it, signed like the % beside it:
@@ -342,10 +358,10 @@ fn row_cells(r: &DiffRow) -> Vec<Cell> {
             .map_or(Cell::Missing, |d| Cell::Text(signed_delta(d))),
         r.delta_pct
             .map_or(Cell::Missing, |p| Cell::Text(signed_pct(p))),
-        Cell::Text(if r.regression {
-            "REGRESSION".into()
-        } else {
-            String::new()
+        Cell::Text(match (r.regression, one_side(r)) {
+            (true, _) => "REGRESSION".into(),
+            (false, Some((side, _))) => side.into(),
+            (false, None) => String::new(),
         }),
     ]
 }

@@ -999,3 +999,61 @@ fn diff_tables_show_every_regression_the_summary_counts() {
     let (_, out, _) = run("nsys-digest", &all);
     assert!(!out.contains(" rows: the "), "--top all keeps every row");
 }
+
+/// Graph-trace mode names no kernel inside a graph, so against a node-trace
+/// run of the same model every decode kernel the graphs launch is new: each
+/// ranks by its whole time per token, ahead of the small changes of the
+/// kernels on both sides, and the table a reviewer sees flags it.
+#[test]
+fn a_node_trace_against_a_graph_trace_lists_the_decode_kernels_as_new() {
+    let pair = [
+        "h200_llama8_graphs_graphmode_1step",
+        "h200_llama8_graphs_node_1step",
+    ];
+    let v = diff_json(pair);
+    let kernels: Vec<&serde_json::Value> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["section"] == "kernels")
+        .collect();
+    let one_sided: Vec<&&serde_json::Value> = kernels
+        .iter()
+        .filter(|r| r["base"].is_null() || r["new"].is_null())
+        .collect();
+    // The kernels launched outside the graphs (sampling) are on both sides.
+    assert!(one_sided
+        .iter()
+        .all(|r| r["base"].is_null() && r["name"].as_str().unwrap().starts_with("decode: ")));
+    let new: Vec<f64> = kernels
+        .iter()
+        .take_while(|r| r["base"].is_null())
+        .map(|r| r["new"].as_f64().unwrap())
+        .collect();
+    assert_eq!(new.len(), one_sided.len());
+    assert!(new.windows(2).all(|w| w[0] >= w[1]), "{new:?}");
+    let matched = kernels[new.len()..]
+        .iter()
+        .filter_map(|r| r["delta"].as_f64());
+    assert!(matched.fold(0.0, |m: f64, d| m.max(d.abs())) <= new[new.len() - 1]);
+    let (code, table, err) = run(
+        "nsys-digest",
+        &["diff", &arg(&sample(pair[0])), &arg(&sample(pair[1]))],
+    );
+    assert_eq!(code, 0, "{err}");
+    let section = table
+        .split("\nkernels\n")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap();
+    let flagged = section
+        .lines()
+        .filter(|l| l.trim_end().ends_with("| new"))
+        .count();
+    assert_eq!(
+        flagged,
+        new.len().min(nsight_digest::diff::DEFAULT_DIFF_TOP)
+    );
+}

@@ -4,9 +4,11 @@
 
 use crate::common::*;
 use nsight_digest::categories::Categories;
+use nsight_digest::diff::{document, DEFAULT_DIFF_TOP};
 use nsight_digest::ncu::compare::compare;
 use nsight_digest::ncu::derive::bound_of;
 use nsight_digest::ncu::{digest, nvtx_key, Group, NameFilter, NcuDigest, NcuOptions};
+use nsight_digest::render::Cell;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -1204,6 +1206,90 @@ fn verdict_changes_render_in_every_format() {
     assert!(same.get("verdict_changes").is_none());
     assert!(!same["summary"].as_str().unwrap().contains("verdict"));
     assert!(!diff("markdown", &base).contains("verdict changes"));
+}
+
+/// Mean `gpu__time_duration.sum` per kernel name, from a base-unit raw
+/// page's cells.
+fn mean_ns_by_kernel(stem: &str) -> HashMap<String, f64> {
+    let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
+    let mut sums: HashMap<String, (f64, f64)> = HashMap::new();
+    for row in &cells[1..] {
+        let e = sums.entry(row["Kernel Name"].clone()).or_default();
+        *e = (
+            e.0 + number(&row["gpu__time_duration.sum"]).unwrap(),
+            e.1 + 1.0,
+        );
+    }
+    sums.into_iter().map(|(k, (t, n))| (k, t / n)).collect()
+}
+
+fn text(cell: &Cell) -> &str {
+    match cell {
+        Cell::Name(s) | Cell::Text(s) => s,
+        _ => "",
+    }
+}
+
+/// A kernel found on one side only is a change of its whole time. The
+/// attention pair swaps cuDNN's attention kernels for PyTorch's flash ones:
+/// each is flagged `gone` or `new` with its mean from the raw cells, and
+/// each outranks the matched kernels, whose changes are all smaller here,
+/// in the table a reviewer sees by default.
+#[test]
+fn kernels_on_one_side_only_rank_by_their_time_and_say_new_or_gone() {
+    let [base, new] =
+        ["cudnnattn", "flashattn"].map(|b| format!("h200_llama2L_instcounts_400kernels_{b}"));
+    let (before, after) = (mean_ns_by_kernel(&base), mean_ns_by_kernel(&new));
+    let only = |side: &HashMap<String, f64>, other: &HashMap<String, f64>, flag: &'static str| {
+        let names = side.keys().filter(|k| !other.contains_key(*k));
+        names
+            .map(|k| (k.clone(), (flag, side[k])))
+            .collect::<Vec<_>>()
+    };
+    let one_sided: HashMap<String, (&str, f64)> = only(&before, &after, "gone")
+        .into_iter()
+        .chain(only(&after, &before, "new"))
+        .collect();
+    let flags: BTreeSet<&str> = one_sided.values().map(|v| v.0).collect();
+    assert_eq!(flags.len(), 2, "{one_sided:?}");
+    let digest_of = |stem: &str| {
+        let path = ncu_sample(&format!("{stem}.raw_baseunits"));
+        digest_file(&path, &NcuOptions::default())
+    };
+    let report = compare(&digest_of(&base), &digest_of(&new), 5.0);
+    let doc = document(&report, Some(DEFAULT_DIFF_TOP));
+    let kernels = doc.tables.iter().find(|t| t.title == "kernels").unwrap();
+    let times: Vec<&Vec<Cell>> = kernels
+        .rows
+        .iter()
+        .filter(|r| text(&r[1]) == "mean ns per launch")
+        .collect();
+    let matched_largest = report
+        .rows
+        .iter()
+        .filter(|r| r.section == "kernels" && r.metric == "mean ns per launch")
+        .filter_map(|r| r.delta)
+        .fold(0.0, |m: f64, d| m.max(d.abs()));
+    assert!(one_sided.values().all(|(_, mean)| *mean > matched_largest));
+    for (row, rank) in times.iter().zip(0..one_sided.len()) {
+        let (flag, mean) = one_sided[text(&row[0])];
+        assert_eq!(text(&row[6]), flag, "rank {rank}");
+        let Cell::Float(shown, _) = row[if flag == "new" { 3 } else { 2 }] else {
+            panic!("rank {rank}: no value")
+        };
+        assert!((shown - mean).abs() <= 1e-9 * mean, "{shown} vs {mean}");
+    }
+    assert!(times[one_sided.len()..]
+        .iter()
+        .all(|r| text(&r[6]).is_empty()));
+    // A bandwidth on one side only moved nowhere: it ranks last, past the
+    // rows shown by default.
+    let rates = kernels
+        .rows
+        .iter()
+        .filter(|r| text(&r[1]) != "mean ns per launch");
+    assert!(rates.clone().count() > 0);
+    assert!(rates.into_iter().all(|r| text(&r[6]).is_empty()));
 }
 
 /// The streamed aggregates equal the ones recomputed from the per-launch
