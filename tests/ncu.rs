@@ -1582,3 +1582,92 @@ fn top_keeps_the_longest_kernels() {
     let (_, out, _) = run("ncu-digest", &[&f]);
     assert!(!out.contains(" rows; "), "every row by default");
 }
+
+/// The part of `docs/json.md` under a top-level heading.
+fn json_doc_section(heading: &str) -> String {
+    let doc = std::fs::read_to_string(repo().join("docs/json.md")).unwrap();
+    let start = doc.find(&format!("\n# {heading}\n")).unwrap() + 1;
+    let rest = &doc[start + 2..];
+    let end = rest.find("\n# ").map_or(rest.len(), |i| i + 1);
+    rest[..end].to_string()
+}
+
+/// The backticked words in `text`.
+fn backticked(text: &str) -> BTreeSet<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The keys a section's table names in its first column, and the words of
+/// the row whose first cell is `key`.
+fn documented(section: &str, key: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let rows = section.lines().filter(|l| l.starts_with("| `"));
+    let first = |l: &str| l.split('|').nth(1).unwrap_or("").to_string();
+    let roots = rows.clone().flat_map(|l| backticked(&first(l))).collect();
+    let row = rows
+        .into_iter()
+        .find(|l| first(l).trim() == format!("`{key}`"));
+    (roots, row.map(backticked).unwrap_or_default())
+}
+
+fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn assert_documented(found: &BTreeSet<String>, doc: &BTreeSet<String>, what: &str) {
+    let missing: Vec<_> = found.difference(doc).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/json.md lacks {what} keys {missing:?}"
+    );
+}
+
+/// `docs/json.md` names every key that ncu-digest's JSON and its diff's
+/// JSON print, on captures that print the optional ones (load paths, NVTX
+/// ranges, verdict changes).
+#[test]
+fn json_doc_names_every_key() {
+    let section = json_doc_section("ncu-digest");
+    let capture = ncu_arg("h200_llama2L_instcounts_400kernels_cudnnattn.raw_baseunits");
+    for group in ["kernel", "nvtx", "kernel+nvtx"] {
+        let d = per_launch_json(&capture, &["-g", group]);
+        let (roots, _) = documented(&section, "kernels");
+        assert_documented(&keys(&d), &roots, "ncu root");
+        for (key, rows) in [("kernels", &d["kernels"]), ("launches", &d["launches"])] {
+            let (_, words) = documented(&section, key);
+            for row in rows.as_array().unwrap() {
+                assert_documented(&keys(row), &words, key);
+            }
+        }
+        let (_, words) = documented(&section, "source");
+        assert_documented(&keys(&d["source"]), &words, "source");
+        // `total` has a kernels row's keys.
+        let (_, words) = documented(&section, "kernels");
+        assert_documented(&keys(&d["total"]), &words, "total");
+    }
+    let section = json_doc_section("diff");
+    let [base, new] = ["cudnnattn", "flashattn"].map(|b| {
+        ncu_arg(&format!(
+            "h200_llama2L_instcounts_400kernels_{b}.raw_baseunits"
+        ))
+    });
+    let (code, out, err) = run(
+        "ncu-digest",
+        &["diff", &base, &new, "-g", "nvtx", "-f", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (roots, _) = documented(&section, "rows");
+    assert_documented(&keys(&d), &roots, "diff root");
+    for key in ["rows", "verdict_changes"] {
+        let (_, words) = documented(&section, key);
+        let rows = d[key].as_array().unwrap();
+        assert!(!rows.is_empty(), "{key}");
+        for row in rows {
+            assert_documented(&keys(row), &words, key);
+        }
+    }
+}
