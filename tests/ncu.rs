@@ -823,6 +823,16 @@ fn load_paths_in_cells(row: &HashMap<String, String>) -> Vec<&'static str> {
     .collect()
 }
 
+/// The `Loads via` words for the paths used, in the order ncu-digest names
+/// them: `LSU+TMA`, or `none`.
+fn paths_label(used: &[&str]) -> String {
+    if used.is_empty() {
+        "none".into()
+    } else {
+        used.join("+")
+    }
+}
+
 /// "Loads via", per launch and per kernel, is what the instruction and
 /// byte counts in the raw cells say, in every layout that carries them;
 /// the four kinds (LSU, cp.async, TMA, none) all occur.
@@ -835,11 +845,7 @@ fn load_paths_follow_the_raw_counts() {
             let want = load_paths_in_cells(by_id[&l.id]);
             let got = l.load_paths.map(|p| p.names());
             assert_eq!(got, Some(want.clone()), "{file} id {}", l.id);
-            seen.insert(if want.is_empty() {
-                "none".into()
-            } else {
-                want.join("+")
-            });
+            seen.insert(paths_label(&want));
         }
         for k in &d.kernels {
             let name = k.kernel.as_ref().unwrap();
@@ -1052,11 +1058,7 @@ impl CellVerdicts {
         let order = ["LSU", "cp.async", "TMA"];
         let paths = self.load_paths.as_ref()?;
         let used: Vec<&str> = order.into_iter().filter(|p| paths.contains(p)).collect();
-        Some(if used.is_empty() {
-            "none".into()
-        } else {
-            used.join("+")
-        })
+        Some(paths_label(&used))
     }
 }
 
