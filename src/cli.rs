@@ -47,6 +47,22 @@ fn walk(dir: &Path, accept: fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
     }
 }
 
+/// The arguments of `cmd` and its subcommands that `--help` would list
+/// with no words beside them, as `subcommand argument`. Clap's built-in
+/// `--help` and `--version` are left out: they describe themselves.
+pub fn arguments_without_help(cmd: &clap::Command) -> Vec<String> {
+    std::iter::once(cmd)
+        .chain(cmd.get_subcommands())
+        .flat_map(|c| {
+            c.get_arguments()
+                .filter(|a| {
+                    a.get_help().is_none() && !["help", "version"].contains(&a.get_id().as_str())
+                })
+                .map(move |a| format!("{} {}", c.get_name(), a.get_id()))
+        })
+        .collect()
+}
+
 /// What both tools do first, before any other thread exists: keep freed
 /// memory for reuse (in one heap for a single profile), and on Ctrl-C
 /// remove inflated temp copies before leaving with exit code 130.

@@ -57,9 +57,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compare two profiles (or two folders, matching files by name).
+    /// Compare two profiles (or two folders, matching files by their path
+    /// inside each folder).
     Diff {
+        /// The run before the change: a profile (.sqlite, .sqlite.gz,
+        /// .nsys-rep) or a folder of them.
         base: PathBuf,
+        /// The run after the change, of the same kind as BASE.
         new: PathBuf,
         /// A change worse than this marks a regression, e.g. `5%`.
         #[arg(long, default_value = "5%")]
@@ -374,4 +378,19 @@ fn run_diff(base: &Path, new: &Path, threshold: &str, fail: bool, c: &Common) ->
             fail_on_regression: fail,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_argument_says_what_it_is() {
+        let cli = super::Cli::command();
+        cli.clone().debug_assert();
+        assert_eq!(
+            nsight_digest::cli::arguments_without_help(&cli),
+            Vec::<String>::new()
+        );
+    }
 }
