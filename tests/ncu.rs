@@ -395,6 +395,75 @@ fn old_2020_csv_equals_its_2022_reexport() {
     };
     assert_eq!(bytes(&a), bytes(&b));
     assert!(a.launches.iter().all(|l| l.dram_bytes.is_some()));
+    // Neither has gpu__time_duration: both take it from SM cycles ÷ SM
+    // clock, recomputed here from the 2020 file's own cells.
+    let mut cycles: HashMap<u64, [f64; 2]> = HashMap::new();
+    for row in csv_rows(std::fs::File::open(&csv2020).unwrap()) {
+        let at = match row["Metric Name"].as_str() {
+            "sm__cycles_elapsed.avg" => 0,
+            "sm__cycles_elapsed.avg.per_second" => 1,
+            _ => continue,
+        };
+        cycles.entry(row["ID"].parse().unwrap()).or_default()[at] =
+            number(&row["Metric Value"]).unwrap();
+    }
+    for (x, y) in a.launches.iter().zip(&b.launches) {
+        let [c, hz] = cycles[&x.id];
+        assert_eq!(x.duration_ns, Some(c / hz * 1e9), "id {}", x.id);
+        assert!(x.duration_from_cycles && y.duration_from_cycles);
+        let (dx, dy) = (x.duration_ns.unwrap(), y.duration_ns.unwrap());
+        assert!((dx / dy - 1.0).abs() < 1e-9, "id {}: {dx} vs {dy}", x.id);
+    }
+}
+
+/// The roofline capture follows NERSC's recipe: SM cycles and their rate,
+/// DRAM bytes and FLOP counts, no `gpu__time_duration`. Its details page
+/// has only those, so each launch's duration is SM cycles ÷ SM clock, and
+/// the legend says so; the raw page of the same report also holds the
+/// duration ncu measured, which the derived one must equal to 0.001 %.
+/// Bandwidth then follows from the page's own DRAM bytes.
+#[test]
+fn a_capture_without_durations_takes_them_from_sm_cycles() {
+    let stem = "h200_llama2L_roofline_60kernels";
+    let details_path = ncu_sample(&format!("{stem}.details_baseunits"));
+    let details = digest_file(&details_path, &NcuOptions::default());
+    let raw = digest_file(
+        &ncu_sample(&format!("{stem}.raw_baseunits")),
+        &NcuOptions::default(),
+    );
+    let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
+    let by_id = cells_by_id(&cells);
+    assert!(details.source.duration_from_cycles && !raw.source.duration_from_cycles);
+    assert_eq!(details.launches.len(), by_id.len());
+    for l in &details.launches {
+        let row = by_id[&l.id];
+        let measured = number(&row["gpu__time_duration.sum"]).unwrap();
+        let derived = l
+            .duration_ns
+            .unwrap_or_else(|| panic!("id {}: no duration", l.id));
+        assert!(l.duration_from_cycles, "id {}", l.id);
+        assert!(
+            (derived / measured - 1.0).abs() < 1e-5,
+            "id {}: {derived} ns from cycles, {measured} ns measured",
+            l.id
+        );
+        let bytes = number(&row["dram__bytes.sum"]).unwrap();
+        let bandwidth = l.dram_bandwidth_bytes_per_s.unwrap();
+        assert!(
+            (bandwidth / (bytes / (measured / 1e9)) - 1.0).abs() < 1e-5,
+            "id {}",
+            l.id
+        );
+    }
+    assert!(raw.launches.iter().all(|l| !l.duration_from_cycles));
+    let (code, out, err) = run("ncu-digest", &[&details_path.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("duration: SM elapsed cycles ÷ SM clock"),
+        "{out}"
+    );
+    let (_, out, _) = run("ncu-digest", &[&ncu_arg(&format!("{stem}.raw_baseunits"))]);
+    assert!(!out.contains("duration: SM elapsed cycles"), "{out}");
 }
 
 #[test]

@@ -190,6 +190,9 @@ pub struct LaunchMetrics {
     pub grid: Option<String>,
     pub block: Option<String>,
     pub duration_ns: Option<f64>,
+    /// True when `duration_ns` is SM elapsed cycles ÷ SM clock rather than
+    /// `gpu__time_duration`.
+    pub duration_from_cycles: bool,
     pub dram_read_bytes: Option<f64>,
     pub dram_write_bytes: Option<f64>,
     pub dram_bytes: Option<f64>,
@@ -245,10 +248,25 @@ fn efficiency(l: &Launch, pct: &str, per_sector: &str, per_sector_max: &str) -> 
     })
 }
 
+/// The launch's duration in ns, and whether it came from SM cycles ÷ SM
+/// clock: ncu computes that rate as cycles ÷ `gpu__time_duration`, so the
+/// quotient gives the duration back (within 0.0002 % on the committed
+/// `--set full` raw page, which has all three).
+fn duration(l: &Launch) -> (Option<f64>, bool) {
+    let v = |k| l.values.get(k).copied();
+    if let Some(d) = v(m::DURATION) {
+        return (Some(d), false);
+    }
+    let from_cycles = v(m::SM_CYCLES)
+        .zip(v(m::SM_CLOCK).filter(|hz| *hz > 0.0))
+        .map(|(cycles, hz)| cycles / hz * 1e9);
+    (from_cycles, from_cycles.is_some())
+}
+
 /// Derive one launch's metrics.
 pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
     let v = |k| l.values.get(k).copied();
-    let duration = v(m::DURATION);
+    let (duration, duration_from_cycles) = duration(l);
     let (read, write) = (v(m::DRAM_READ), v(m::DRAM_WRITE));
     let counted = v(m::DRAM_BYTES).or(read.zip(write).map(|(r, w)| r + w));
     let rate = v(m::DRAM_BANDWIDTH);
@@ -270,6 +288,7 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
         grid: l.grid.clone(),
         block: l.block.clone(),
         duration_ns: duration,
+        duration_from_cycles,
         dram_read_bytes: read,
         dram_write_bytes: write,
         dram_bytes: counted.or(derived_bytes),
@@ -330,6 +349,7 @@ pub fn share_derived_peak(rows: &mut [LaunchMetrics]) {
 pub struct Presence {
     launches: u64,
     duration: bool,
+    duration_from_cycles: bool,
     dram_read: bool,
     bandwidth: bool,
     peak: bool,
@@ -348,6 +368,7 @@ impl Presence {
     pub fn note(&mut self, r: &LaunchMetrics) {
         self.launches += 1;
         self.duration |= r.duration_ns.is_some();
+        self.duration_from_cycles |= r.duration_from_cycles;
         self.dram_read |= r.dram_read_bytes.is_some();
         self.bandwidth |= r.dram_bandwidth_bytes_per_s.is_some();
         self.peak |= r.peak_bandwidth_bytes_per_s.is_some();
@@ -360,6 +381,11 @@ impl Presence {
         self.load_paths |= r.load_paths.is_some();
         self.l2 |= r.l2_hit_pct.is_some();
         self.occupancy |= r.occupancy_pct.is_some();
+    }
+
+    /// Whether some launch's duration is SM cycles ÷ SM clock.
+    pub fn duration_from_cycles(&self) -> bool {
+        self.duration_from_cycles
     }
 
     /// For each quantity that no launch had: what to collect to get it.

@@ -4,6 +4,11 @@
 //! Speed Of Light and a byte/s rate in Memory Workload Analysis).
 
 pub const DURATION: &str = "gpu__time_duration.sum";
+/// SM elapsed cycles and their rate: where a `--metrics` list has no
+/// duration (NERSC-style roofline captures), their quotient is the
+/// duration, as ncu derives the rate from it.
+pub const SM_CYCLES: &str = "sm__cycles_elapsed.avg";
+pub const SM_CLOCK: &str = "sm__cycles_elapsed.avg.per_second";
 pub const DRAM_READ: &str = "dram__bytes_read.sum";
 pub const DRAM_WRITE: &str = "dram__bytes_write.sum";
 pub const DRAM_BYTES: &str = "dram__bytes.sum";
@@ -42,6 +47,8 @@ pub const TMA_LD_BYTES: &str = "l1tex__m_xbar2l1tex_read_bytes_mem_global_op_tma
 /// reading, so a 2,000-column raw page costs no more than a narrow one.
 pub const NUMERIC: &[&str] = &[
     DURATION,
+    SM_CYCLES,
+    SM_CLOCK,
     DRAM_READ,
     DRAM_WRITE,
     DRAM_BYTES,

@@ -106,6 +106,9 @@ pub struct NcuSource {
     pub launches_selected: u64,
     /// Values came in auto-scaled units, rounded by ncu to 2 decimals.
     pub auto_scaled_units: bool,
+    /// Some duration is SM elapsed cycles ÷ SM clock: the launch had no
+    /// `gpu__time_duration`.
+    pub duration_from_cycles: bool,
     pub gpu: Option<String>,
     pub skipped_rows: u64,
 }
@@ -259,6 +262,7 @@ impl LaunchFold {
                 launches_read: file.launch_count,
                 launches_selected: self.selected,
                 auto_scaled_units: file.auto_scaled,
+                duration_from_cycles: self.presence.duration_from_cycles(),
                 gpu: self.gpu,
                 skipped_rows: file.skipped_rows,
             },

@@ -144,6 +144,9 @@ fn table_note(d: &NcuDigest, empty: bool) -> String {
     }
 }
 
+/// Said where a duration is not ncu's own `gpu__time_duration`.
+pub const DURATION_FROM_CYCLES: &str = "duration: SM elapsed cycles ÷ SM clock (sm__cycles_elapsed.avg ÷ sm__cycles_elapsed.avg.per_second), where a launch has no gpu__time_duration";
+
 fn legend(d: &NcuDigest) -> String {
     let mut parts = vec![d.rule.clone()];
     if shows_load_paths(d) {
@@ -151,6 +154,9 @@ fn legend(d: &NcuDigest) -> String {
     }
     if d.source.auto_scaled_units {
         parts.push("values came in auto-scaled units rounded to 2 decimals; export with --print-units base for exact figures".into());
+    }
+    if d.source.duration_from_cycles {
+        parts.push(DURATION_FROM_CYCLES.into());
     }
     if !d.notes.is_empty() {
         parts.push(format!("absent (—): {}", d.notes.join("; ")));
