@@ -466,6 +466,30 @@ fn a_capture_without_durations_takes_them_from_sm_cycles() {
     assert!(!out.contains("duration: SM elapsed cycles"), "{out}");
 }
 
+/// Without SM %, a launch gets no verdict: DRAM % alone cannot tell a
+/// memory-bound kernel from a compute-bound one at low DRAM use. The
+/// roofline capture's raw page has DRAM bytes, a duration and the device's
+/// peak, so DRAM %, but no Speed Of Light: every verdict is absent, and the
+/// legend says what to collect. Its one GEMM launch (nvjet) runs at 17 % of
+/// DRAM peak, which by DRAM % alone would read as latency-bound.
+#[test]
+fn no_verdict_without_sm_percent() {
+    let d = digest_file(
+        &ncu_sample("h200_llama2L_roofline_60kernels.raw_baseunits"),
+        &NcuOptions::default(),
+    );
+    assert!(d
+        .launches
+        .iter()
+        .all(|l| l.dram_peak_pct.is_some() && l.sm_peak_pct.is_none()));
+    assert!(d.launches.iter().all(|l| l.bound.is_none()));
+    assert!(d.kernels.iter().all(|k| k.bound.is_none()) && d.total.bound.is_none());
+    assert!(d
+        .notes
+        .iter()
+        .any(|n| n.contains("the bound verdict: collect --section SpeedOfLight")));
+}
+
 #[test]
 fn csv_output_has_the_documented_columns() {
     let f = ncu_arg("h200_llama4L_memmetrics_525kernels.raw_baseunits");

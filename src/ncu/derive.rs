@@ -91,12 +91,11 @@ pub const BALANCED_WITHIN_PCT: f64 = 10.0;
 
 /// The verdict rule, from Speed Of Light percentages: memory = the larger
 /// of DRAM % and memory %, compute = SM %. Both under 30 % → latency; within
-/// 10 points → balanced; otherwise the larger one.
+/// 10 points → balanced; otherwise the larger one. Either side absent → no
+/// verdict: one side alone cannot tell, e.g. an FMA loop at 31 % of DRAM
+/// peak, whose SM % was not collected, is no memory-bound kernel.
 pub fn verdict(memory_pct: Option<f64>, sm_pct: Option<f64>) -> Option<Bound> {
-    let (mem, sm) = match (memory_pct, sm_pct) {
-        (None, None) => return None,
-        (m, s) => (m.unwrap_or(0.0), s.unwrap_or(0.0)),
-    };
+    let (mem, sm) = (memory_pct?, sm_pct?);
     Some(if mem.max(sm) < LATENCY_BELOW_PCT {
         Bound::Latency
     } else if (mem - sm).abs() < BALANCED_WITHIN_PCT {
@@ -458,7 +457,7 @@ fn missing_notes_for(seen: &[(bool, Quantity)]) -> Vec<String> {
                 Quantity::DramRead => "DRAM bytes read/written: collect --metrics dram__bytes_read.sum,dram__bytes_write.sum",
                 Quantity::Bandwidth => "DRAM bandwidth: collect --section MemoryWorkloadAnalysis or --metrics dram__bytes.sum.per_second",
                 Quantity::Peak => "peak bandwidth: export --page raw (device attributes), or pass --peak-bandwidth or --gpu",
-                Quantity::Sm => "SM % of peak: collect --section SpeedOfLight",
+                Quantity::Sm => "SM % of peak, and with it the bound verdict: collect --section SpeedOfLight",
                 Quantity::Ld => "load/store efficiency: collect --metrics smsp__sass_average_data_bytes_per_sector_mem_global_op_ld.pct,smsp__sass_average_data_bytes_per_sector_mem_global_op_st.pct, or export a --set full capture with --page raw",
                 Quantity::L2 => "L1/L2 hit rates: collect --section MemoryWorkloadAnalysis",
                 Quantity::Occupancy => "achieved occupancy: collect --section Occupancy",
@@ -479,6 +478,8 @@ mod tests {
         assert_eq!(verdict(Some(10.0), Some(5.0)), Some(Bound::Latency));
         assert_eq!(verdict(Some(65.0), Some(60.0)), Some(Bound::Balanced));
         assert_eq!(verdict(None, None), None);
+        assert_eq!(verdict(Some(80.0), None), None);
+        assert_eq!(verdict(None, Some(80.0)), None);
     }
 
     #[test]

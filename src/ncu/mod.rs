@@ -170,7 +170,7 @@ pub struct NcuDigest {
 /// The legend line for the verdict.
 pub fn rule_text() -> String {
     format!(
-        "bound: from Speed Of Light %: memory = max(DRAM %, memory %), compute = SM %; both < {:.0} % → latency; within {:.0} points → balanced; else the larger",
+        "bound: from Speed Of Light %: memory = max(DRAM %, memory %), compute = SM %; both < {:.0} % → latency; within {:.0} points → balanced; else the larger; either side absent → —",
         derive::LATENCY_BELOW_PCT,
         derive::BALANCED_WITHIN_PCT
     )
