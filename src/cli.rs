@@ -48,10 +48,12 @@ fn walk(dir: &Path, accept: fn(&Path) -> bool, found: &mut Vec<PathBuf>) {
 }
 
 /// The arguments of `cmd` and its subcommands that `--help` would list
-/// with no words beside them, as `subcommand argument`. Clap's built-in
-/// `--help` and `--version` are left out: they describe themselves.
-pub fn arguments_without_help(cmd: &clap::Command) -> Vec<String> {
-    std::iter::once(cmd)
+/// with no words beside them, as `subcommand argument`, after clap's own
+/// checks of the definition. Clap's built-in `--help` and `--version` are
+/// left out: they describe themselves.
+pub fn arguments_without_help(cmd: clap::Command) -> Vec<String> {
+    cmd.clone().debug_assert();
+    std::iter::once(&cmd)
         .chain(cmd.get_subcommands())
         .flat_map(|c| {
             c.get_arguments()
