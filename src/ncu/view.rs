@@ -145,7 +145,7 @@ fn table_note(d: &NcuDigest, empty: bool) -> String {
 }
 
 /// Said where a duration is not ncu's own `gpu__time_duration`.
-pub const DURATION_FROM_CYCLES: &str = "duration: SM elapsed cycles ÷ SM clock (sm__cycles_elapsed.avg ÷ sm__cycles_elapsed.avg.per_second), where a launch has no gpu__time_duration";
+const DURATION_FROM_CYCLES: &str = "duration: SM elapsed cycles ÷ SM clock (sm__cycles_elapsed.avg ÷ sm__cycles_elapsed.avg.per_second), where a launch has no gpu__time_duration";
 
 fn legend(d: &NcuDigest) -> String {
     let mut parts = vec![d.rule.clone()];
