@@ -1766,3 +1766,224 @@ fn json_doc_names_every_key() {
         }
     }
 }
+
+/// The CUDA-core FLOP weights are ncu's own: its roofline's derived metrics
+/// (`derived__smsp__sass_thread_inst_executed_op_<op>_pred_on_x<N>`, on the
+/// `--set full` raw page) are N times the op's rate per cycle, launch by
+/// launch, and ops it derives no metric for (add and multiply in FP32 and
+/// FP64) count once.
+#[test]
+fn cuda_core_flop_weights_are_ncus_derived_multiples() {
+    use nsight_digest::ncu::metric_names::CUDA_CORE_FLOP_INST;
+    let cells = raw_cells(&ncu_sample("h200_llama2L_fullset_40kernels.raw_baseunits"));
+    let header: Vec<&String> = cells[0].keys().collect();
+    let mut checked = 0;
+    for (metric, weight) in CUDA_CORE_FLOP_INST {
+        let op = metric
+            .trim_start_matches("smsp__sass_thread_inst_executed_op_")
+            .trim_end_matches("_pred_on.sum");
+        let prefix = format!("derived__smsp__sass_thread_inst_executed_op_{op}_pred_on_x");
+        let Some(derived) = header.iter().find(|h| h.starts_with(&prefix)) else {
+            assert_eq!(
+                weight, 1.0,
+                "{op}: ncu derives no multiple, so it counts once"
+            );
+            continue;
+        };
+        let multiple: f64 = derived[prefix.len()..].parse().unwrap();
+        assert_eq!(weight, multiple, "{op}");
+        let rate = format!("{metric}.per_cycle_elapsed");
+        for row in &cells[1..] {
+            let (d, r) = (
+                number(&row[*derived]).unwrap(),
+                number(&row[&rate]).unwrap(),
+            );
+            // Both printed to 2 decimals.
+            assert!(
+                (d - multiple * r).abs() <= 0.005 * (multiple + 1.0),
+                "{op}: {d} vs {r}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}
+
+/// The sum of `weight × count` over the nine CUDA-core counts, and of the
+/// six floating-point tensor counts, from a launch's raw cells; `None`
+/// where the page lacks one of them.
+fn flops_in_cells(row: &HashMap<String, String>) -> (Option<f64>, Option<f64>) {
+    use nsight_digest::ncu::metric_names::{CUDA_CORE_FLOP_INST, TENSOR_FLOP_OPS};
+    let cell = |m: &str| {
+        let sm = m.replacen("smsp__", "sm__", 1);
+        row.get(m).or_else(|| row.get(&sm)).and_then(|c| number(c))
+    };
+    let cuda_core = CUDA_CORE_FLOP_INST
+        .iter()
+        .map(|(m, w)| cell(m).map(|n| n * w))
+        .sum();
+    let tensor = TENSOR_FLOP_OPS.iter().map(|m| cell(m)).sum();
+    (cuda_core, tensor)
+}
+
+/// NERSC's roofline capture counts CUDA-core instructions but no
+/// tensor-core work, and the `--set full` raw page the other way round:
+/// each part equals its cells, launch by launch and summed per kernel, on
+/// both pages of the roofline capture; neither has a total, no FLOP column
+/// is shown, and the legend says what to add.
+#[test]
+fn flops_are_the_counted_parts_and_no_total_from_one_part() {
+    let cases = [
+        ("h200_llama2L_roofline_60kernels.raw_baseunits", true),
+        ("h200_llama2L_roofline_60kernels.details_baseunits", true),
+        ("h200_llama2L_fullset_40kernels.raw_baseunits", false),
+    ];
+    let raw = |stem: &str| stem.replace("details_baseunits", "raw_baseunits");
+    for (stem, cuda_core_counted) in cases {
+        let d = digest_file(&ncu_sample(stem), &NcuOptions::default());
+        let cells = raw_cells(&ncu_sample(&raw(stem)));
+        let by_id = cells_by_id(&cells);
+        let mut per_kernel: HashMap<&str, f64> = HashMap::new();
+        for l in &d.launches {
+            let (cuda_core, tensor) = flops_in_cells(by_id[&l.id]);
+            let part = if cuda_core_counted { cuda_core } else { tensor };
+            assert!(part.is_some(), "{stem}: the part it counted");
+            let got = if cuda_core_counted {
+                assert_eq!(l.flops.tensor_flops, None, "{stem}");
+                l.flops.cuda_core_flops
+            } else {
+                assert_eq!(l.flops.cuda_core_flops, None, "{stem}");
+                l.flops.tensor_flops
+            };
+            assert_eq!(got, part, "{stem} id {}", l.id);
+            assert_eq!(l.flops.flops, None, "{stem}");
+            assert_eq!((l.flop_per_s, l.flop_per_dram_byte), (None, None));
+            *per_kernel.entry(&l.kernel).or_default() += part.unwrap();
+        }
+        for k in &d.kernels {
+            let name = k.kernel.as_deref().unwrap();
+            let sum = if cuda_core_counted {
+                k.flops.cuda_core_flops
+            } else {
+                k.flops.tensor_flops
+            };
+            assert_eq!(sum, Some(per_kernel[name]), "{stem}: {name}");
+            assert_eq!(k.flops.flops, None);
+        }
+        let (code, out, err) = run("ncu-digest", &[&ncu_arg(stem)]);
+        assert_eq!(code, 0, "{err}");
+        let wanted = if cuda_core_counted {
+            "the CUDA-core instruction counts leave out tensor-core work"
+        } else {
+            "the tensor-core counts leave out CUDA-core work"
+        };
+        assert!(out.contains(wanted), "{stem}: {out}");
+        assert!(!out.contains("GFLOP/s"), "{stem}: {out}");
+    }
+    // A capture with neither part is not told about FLOPs at all.
+    let (_, out, _) = run(
+        "ncu-digest",
+        &[&ncu_arg("h200_llama4L_memmetrics_525kernels.raw_baseunits")],
+    );
+    assert!(!out.contains("FLOP"), "{out}");
+}
+
+/// Why the tensor-pipe instruction count cannot stand in for tensor-core
+/// work on Hopper, as the legend says: in the roofline capture, every
+/// launch but the GEMM issued exactly one tensor-pipe instruction per 32
+/// half-precision thread instructions (HADD2, HMUL2, HFMA2), and had no
+/// matrix work.
+#[test]
+fn tensor_pipe_count_holds_half_precision_instructions() {
+    let cells = raw_cells(&ncu_sample("h200_llama2L_roofline_60kernels.raw_baseunits"));
+    let categories = Categories::default();
+    let mut elementwise_with_half = 0;
+    for row in &cells[1..] {
+        let count = |op: &str| {
+            number(&row[&format!("sm__sass_thread_inst_executed_op_{op}_pred_on.sum")]).unwrap()
+        };
+        let half = count("hadd") + count("hmul") + count("hfma");
+        let pipe = number(&row["sm__inst_executed_pipe_tensor.sum"]).unwrap();
+        if categories.classify(&row["Kernel Name"]) == "gemm" {
+            assert!(pipe * 32.0 > half, "{}", row["Kernel Name"]);
+        } else {
+            assert_eq!(pipe * 32.0, half, "{}", row["Kernel Name"]);
+            elementwise_with_half += usize::from(half > 0.0);
+        }
+    }
+    assert!(elementwise_with_half > 10, "{elementwise_with_half}");
+}
+
+/// Relative difference, for quotients computed in another order.
+fn relative_gap(a: f64, b: f64) -> f64 {
+    (a - b).abs() / a.abs().max(b.abs()).max(f64::MIN_POSITIVE)
+}
+
+/// The `flops` capture counted both parts (the nine CUDA-core counts in
+/// ncu's `smsp__` spelling, and the six tensor counts): per launch, the
+/// FLOPs are the cells' sums and FLOP/s and FLOP/B follow from the
+/// duration and DRAM byte cells; per kernel, sums, and quotients of sums;
+/// the details page gives the same counts; the table shows both columns
+/// and its legend says what they hold.
+#[test]
+fn flops_per_second_and_per_byte_from_a_capture_with_both_parts() {
+    let stem = "h200_llama2L_flops_200kernels";
+    let raw = digest_file(
+        &ncu_sample(&format!("{stem}.raw_baseunits")),
+        &NcuOptions::default(),
+    );
+    let details = digest_file(
+        &ncu_sample(&format!("{stem}.details_baseunits")),
+        &NcuOptions::default(),
+    );
+    let cells = raw_cells(&ncu_sample(&format!("{stem}.raw_baseunits")));
+    let by_id = cells_by_id(&cells);
+    let mut sums: HashMap<&str, (f64, f64, f64)> = HashMap::new();
+    for l in &raw.launches {
+        let row = by_id[&l.id];
+        let (cuda_core, tensor) = flops_in_cells(row);
+        let (cuda_core, tensor) = (cuda_core.unwrap(), tensor.unwrap());
+        let flops = cuda_core + tensor;
+        assert_eq!(l.flops.cuda_core_flops, Some(cuda_core), "id {}", l.id);
+        assert_eq!(l.flops.tensor_flops, Some(tensor), "id {}", l.id);
+        assert_eq!(l.flops.flops, Some(flops), "id {}", l.id);
+        let ns = number(&row["gpu__time_duration.sum"]).unwrap();
+        let bytes = number(&row["dram__bytes.sum"]).unwrap();
+        assert!(relative_gap(l.flop_per_s.unwrap(), flops / (ns / 1e9)) < 1e-12);
+        assert!(relative_gap(l.flop_per_dram_byte.unwrap(), flops / bytes) < 1e-12);
+        let s = sums.entry(&l.kernel).or_default();
+        *s = (s.0 + flops, s.1 + ns, s.2 + bytes);
+    }
+    let launches = |f: fn(&&nsight_digest::ncu::derive::LaunchMetrics) -> bool| {
+        raw.launches.iter().filter(f).count()
+    };
+    assert!(launches(|l| l.flops.tensor_flops > Some(0.0)) > 0);
+    assert!(launches(|l| l.flops.cuda_core_flops > Some(0.0)) > 0);
+    for k in &raw.kernels {
+        let (flops, ns, bytes) = sums[k.kernel.as_deref().unwrap()];
+        assert!(relative_gap(k.flops.flops.unwrap(), flops) < 1e-12);
+        assert!(relative_gap(k.flop_per_s.unwrap(), flops / (ns / 1e9)) < 1e-12);
+        assert!(relative_gap(k.flop_per_dram_byte.unwrap(), flops / bytes) < 1e-12);
+    }
+    let flops_by_id =
+        |d: &NcuDigest| -> Vec<(u64, _)> { d.launches.iter().map(|l| (l.id, l.flops)).collect() };
+    assert_eq!(flops_by_id(&details), flops_by_id(&raw));
+    let (code, out, err) = run("ncu-digest", &[&ncu_arg(&format!("{stem}.raw_baseunits"))]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("GFLOP/s") && out.contains("FLOP/B"), "{out}");
+    assert!(out.contains("FLOP/B: FLOPs per DRAM byte"), "{out}");
+    assert!(!out.contains("leave out"), "{out}");
+    let (_, csv, _) = run(
+        "ncu-digest",
+        &[&ncu_arg(&format!("{stem}.raw_baseunits")), "-f", "csv"],
+    );
+    let rows = csv_rows(csv.as_bytes());
+    assert_eq!(rows.len(), raw.kernels.len());
+    for row in &rows {
+        let (flops, ns, bytes) = sums[row["kernel"].as_str()];
+        let cell = |c: &str| number(&row[c]).unwrap();
+        assert!(relative_gap(cell("flop_per_s"), flops / (ns / 1e9)) < 1e-9);
+        // Printed to 2 decimals.
+        assert!((cell("flop_per_dram_byte") - flops / bytes).abs() <= 0.005 + 1e-9);
+    }
+}

@@ -7,7 +7,9 @@
 //! attributes (2 × memory clock × bus width), the Memory Workload Analysis
 //! rate ÷ the Speed Of Light DRAM %, and last a named table of GPU datasheet
 //! peaks. An absent value stays absent. Which paths a launch loaded global
-//! memory by comes from its instruction and TMA byte counts.
+//! memory by comes from its instruction and TMA byte counts. FLOPs come
+//! from counts only, and a total only where both CUDA-core and tensor-core
+//! work were counted.
 
 use super::metric_names as m;
 use super::reader::Launch;
@@ -211,6 +213,50 @@ pub struct LaunchMetrics {
     pub bound: Option<Bound>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_paths: Option<LoadPaths>,
+    #[serde(flatten)]
+    pub flops: FlopCounts,
+    /// FLOPs ÷ duration, and FLOPs per DRAM byte (arithmetic intensity).
+    pub flop_per_s: Option<f64>,
+    pub flop_per_dram_byte: Option<f64>,
+}
+
+/// What a launch computed, from counts only: CUDA-core instructions as
+/// ncu's roofline weighs them, and tensor-core operations. Each part is
+/// known only where the capture counted all of it; the total only where
+/// both are known, since either can be most of a kernel's work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct FlopCounts {
+    pub cuda_core_flops: Option<f64>,
+    pub tensor_flops: Option<f64>,
+    pub flops: Option<f64>,
+}
+
+impl FlopCounts {
+    fn of(l: &Launch) -> FlopCounts {
+        let v = |k| l.values.get(k).copied();
+        let cuda_core = m::CUDA_CORE_FLOP_INST
+            .iter()
+            .map(|&(k, weight)| v(k).map(|n| n * weight))
+            .sum::<Option<f64>>();
+        let tensor = m::TENSOR_FLOP_OPS
+            .iter()
+            .map(|&k| v(k))
+            .sum::<Option<f64>>();
+        FlopCounts {
+            cuda_core_flops: cuda_core,
+            tensor_flops: tensor,
+            flops: cuda_core.zip(tensor).map(|(c, t)| c + t),
+        }
+    }
+}
+
+/// `numerator` per unit of `denominator`, where both are known and the
+/// denominator is not 0.
+pub(crate) fn per(numerator: Option<f64>, denominator: Option<f64>) -> Option<f64> {
+    numerator
+        .zip(denominator)
+        .filter(|(_, d)| *d > 0.0)
+        .map(|(n, d)| n / d)
 }
 
 fn peak(l: &Launch, opts: &PeakOptions) -> Option<(f64, PeakSource)> {
@@ -280,6 +326,8 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
     let dram_pct = v(m::DRAM_PCT).or_else(|| bandwidth.zip(peak).map(|(b, (p, _))| 100.0 * b / p));
     let memory_pct = v(m::MEMORY_PCT);
     let sm_pct = v(m::SM_PCT);
+    let flops = FlopCounts::of(l);
+    let dram_bytes = counted.or(derived_bytes);
     LaunchMetrics {
         id: l.id,
         kernel: l.kernel.clone(),
@@ -290,7 +338,7 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
         duration_from_cycles,
         dram_read_bytes: read,
         dram_write_bytes: write,
-        dram_bytes: counted.or(derived_bytes),
+        dram_bytes,
         dram_bytes_derived: counted.is_none() && derived_bytes.is_some(),
         dram_bandwidth_bytes_per_s: bandwidth,
         peak_bandwidth_bytes_per_s: peak.map(|p| p.0),
@@ -315,6 +363,9 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
         occupancy_pct: v(m::OCCUPANCY),
         bound: bound_of(dram_pct, memory_pct, sm_pct),
         load_paths: LoadPaths::of(l),
+        flops,
+        flop_per_s: per(flops.flops, duration.map(|d| d / 1e9)),
+        flop_per_dram_byte: per(flops.flops, dram_bytes),
     }
 }
 
@@ -361,6 +412,9 @@ pub struct Presence {
     load_paths: bool,
     l2: bool,
     occupancy: bool,
+    cuda_core_flops: bool,
+    tensor_flops: bool,
+    flops: bool,
 }
 
 impl Presence {
@@ -380,6 +434,14 @@ impl Presence {
         self.load_paths |= r.load_paths.is_some();
         self.l2 |= r.l2_hit_pct.is_some();
         self.occupancy |= r.occupancy_pct.is_some();
+        self.cuda_core_flops |= r.flops.cuda_core_flops.is_some();
+        self.tensor_flops |= r.flops.tensor_flops.is_some();
+        self.flops |= r.flops.flops.is_some();
+    }
+
+    /// Whether some launch has a FLOP count.
+    pub fn flops(&self) -> bool {
+        self.flops
     }
 
     /// Whether some launch's duration is SM cycles ÷ SM clock.
@@ -405,10 +467,27 @@ impl Presence {
             p.no_global_access
                 .then(|| no_global_access_note(p.load_paths)),
         )
+        .chain(p.half_counted_flops().map(String::from))
         .filter(|_| p.launches > 0)
         .collect()
     }
 }
+
+impl Presence {
+    /// Where a capture counted one part of the FLOPs but not the other,
+    /// what to add: the part it has is not the total, so nothing is shown.
+    fn half_counted_flops(&self) -> Option<&'static str> {
+        match (self.flops, self.cuda_core_flops, self.tensor_flops) {
+            (false, true, false) => Some(FLOPS_NEED_TENSOR),
+            (false, false, true) => Some(FLOPS_NEED_CUDA_CORE),
+            _ => None,
+        }
+    }
+}
+
+const FLOPS_NEED_TENSOR: &str = "FLOP/s and FLOP per DRAM byte: the CUDA-core instruction counts leave out tensor-core work; collect --metrics sm__ops_path_tensor_src_fp64.sum,sm__ops_path_tensor_src_tf32_dst_fp32.sum,sm__ops_path_tensor_src_fp16.sum,sm__ops_path_tensor_src_bf16_dst_fp32.sum,sm__ops_path_tensor_src_fp8_sparsity_off.sum,sm__ops_path_tensor_src_fp8_sparsity_on.sum as well (sm__inst_executed_pipe_tensor also counts half-precision CUDA-core instructions, so it cannot stand in)";
+
+const FLOPS_NEED_CUDA_CORE: &str = "FLOP/s and FLOP per DRAM byte: the tensor-core counts leave out CUDA-core work; collect --metrics smsp__sass_thread_inst_executed_op_dadd_pred_on.sum,smsp__sass_thread_inst_executed_op_dmul_pred_on.sum,smsp__sass_thread_inst_executed_op_dfma_pred_on.sum,smsp__sass_thread_inst_executed_op_fadd_pred_on.sum,smsp__sass_thread_inst_executed_op_fmul_pred_on.sum,smsp__sass_thread_inst_executed_op_ffma_pred_on.sum,smsp__sass_thread_inst_executed_op_hadd_pred_on.sum,smsp__sass_thread_inst_executed_op_hmul_pred_on.sum,smsp__sass_thread_inst_executed_op_hfma_pred_on.sum as well (--set full has only their rates per cycle)";
 
 /// Why an efficiency can be absent although it was collected.
 const NO_GLOBAL_ACCESS: &str = "Ld/St eff where no launch made a global load (store): ncu reports 0 % for a launch without any (e.g. one that copies through TMA or cp.async), and the means leave those launches out";

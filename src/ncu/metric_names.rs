@@ -43,6 +43,36 @@ pub const GLOBAL_LD_INST: &str = "smsp__sass_inst_executed_op_global_ld.sum";
 pub const LDGSTS_INST: &str = "smsp__inst_executed_op_ldgsts.sum";
 pub const TMA_LD_BYTES: &str = "l1tex__m_xbar2l1tex_read_bytes_mem_global_op_tma_ld.sum";
 
+/// CUDA-core floating-point instructions per thread that executed, with the
+/// FLOPs ncu's roofline sections count for each: 2 for an FMA; the
+/// half-precision instructions are 2-wide (HADD2, HMUL2, HFMA2), so 2, 2
+/// and 4 (`derived__smsp__sass_thread_inst_executed_op_hfma_pred_on_x4`).
+pub const CUDA_CORE_FLOP_INST: [(&str, f64); 9] = [
+    ("smsp__sass_thread_inst_executed_op_dadd_pred_on.sum", 1.0),
+    ("smsp__sass_thread_inst_executed_op_dmul_pred_on.sum", 1.0),
+    ("smsp__sass_thread_inst_executed_op_dfma_pred_on.sum", 2.0),
+    ("smsp__sass_thread_inst_executed_op_fadd_pred_on.sum", 1.0),
+    ("smsp__sass_thread_inst_executed_op_fmul_pred_on.sum", 1.0),
+    ("smsp__sass_thread_inst_executed_op_ffma_pred_on.sum", 2.0),
+    ("smsp__sass_thread_inst_executed_op_hadd_pred_on.sum", 2.0),
+    ("smsp__sass_thread_inst_executed_op_hmul_pred_on.sum", 2.0),
+    ("smsp__sass_thread_inst_executed_op_hfma_pred_on.sum", 4.0),
+];
+
+/// Tensor-core operations per floating-point source type, as Hopper's
+/// counters name them (the Hierarchical Tensor Roofline section's): an FMA
+/// counts 2, so a GEMM counts 2·M·N·K, over the tiles it ran (an N that is
+/// no multiple of the tile counts the padded tile). Integer sources are
+/// left out: their operations are no FLOPs.
+pub const TENSOR_FLOP_OPS: [&str; 6] = [
+    "sm__ops_path_tensor_src_fp64.sum",
+    "sm__ops_path_tensor_src_tf32_dst_fp32.sum",
+    "sm__ops_path_tensor_src_fp16.sum",
+    "sm__ops_path_tensor_src_bf16_dst_fp32.sum",
+    "sm__ops_path_tensor_src_fp8_sparsity_off.sum",
+    "sm__ops_path_tensor_src_fp8_sparsity_on.sum",
+];
+
 /// Numeric metrics kept from each launch; everything else is skipped while
 /// reading, so a 2,000-column raw page costs no more than a narrow one.
 pub const NUMERIC: &[&str] = &[
@@ -73,6 +103,21 @@ pub const NUMERIC: &[&str] = &[
     GLOBAL_LD_INST,
     LDGSTS_INST,
     TMA_LD_BYTES,
+    CUDA_CORE_FLOP_INST[0].0,
+    CUDA_CORE_FLOP_INST[1].0,
+    CUDA_CORE_FLOP_INST[2].0,
+    CUDA_CORE_FLOP_INST[3].0,
+    CUDA_CORE_FLOP_INST[4].0,
+    CUDA_CORE_FLOP_INST[5].0,
+    CUDA_CORE_FLOP_INST[6].0,
+    CUDA_CORE_FLOP_INST[7].0,
+    CUDA_CORE_FLOP_INST[8].0,
+    TENSOR_FLOP_OPS[0],
+    TENSOR_FLOP_OPS[1],
+    TENSOR_FLOP_OPS[2],
+    TENSOR_FLOP_OPS[3],
+    TENSOR_FLOP_OPS[4],
+    TENSOR_FLOP_OPS[5],
 ];
 
 /// Metric names ncu also uses for the same quantity.
@@ -83,6 +128,44 @@ const ALIASES: &[(&str, &str)] = &[
     ),
     // `--set full` counts LDGSTS per SMSP, a `--metrics` list often per SM.
     ("sm__sass_inst_executed_op_ldgsts.sum", LDGSTS_INST),
+    // NERSC's roofline recipe counts per SM; ncu's sections per SMSP. Both
+    // are sums over the whole GPU.
+    (
+        "sm__sass_thread_inst_executed_op_dadd_pred_on.sum",
+        CUDA_CORE_FLOP_INST[0].0,
+    ),
+    (
+        "sm__sass_thread_inst_executed_op_dmul_pred_on.sum",
+        CUDA_CORE_FLOP_INST[1].0,
+    ),
+    (
+        "sm__sass_thread_inst_executed_op_dfma_pred_on.sum",
+        CUDA_CORE_FLOP_INST[2].0,
+    ),
+    (
+        "sm__sass_thread_inst_executed_op_fadd_pred_on.sum",
+        CUDA_CORE_FLOP_INST[3].0,
+    ),
+    (
+        "sm__sass_thread_inst_executed_op_fmul_pred_on.sum",
+        CUDA_CORE_FLOP_INST[4].0,
+    ),
+    (
+        "sm__sass_thread_inst_executed_op_ffma_pred_on.sum",
+        CUDA_CORE_FLOP_INST[5].0,
+    ),
+    (
+        "sm__sass_thread_inst_executed_op_hadd_pred_on.sum",
+        CUDA_CORE_FLOP_INST[6].0,
+    ),
+    (
+        "sm__sass_thread_inst_executed_op_hmul_pred_on.sum",
+        CUDA_CORE_FLOP_INST[7].0,
+    ),
+    (
+        "sm__sass_thread_inst_executed_op_hfma_pred_on.sum",
+        CUDA_CORE_FLOP_INST[8].0,
+    ),
 ];
 
 /// (section prefix, label) → metric, for details pages printed with labels.

@@ -13,7 +13,9 @@ pub mod view;
 
 use crate::categories::Categories;
 use crate::error::{DigestError, Result};
-use derive::{bound_of, derive, Bound, LaunchMetrics, LoadPaths, PeakOptions, Presence};
+use derive::{
+    bound_of, derive, per, Bound, FlopCounts, LaunchMetrics, LoadPaths, PeakOptions, Presence,
+};
 use reader::{Launch, NcuFile, Page, ReadOptions};
 use regex::{Regex, RegexBuilder};
 use serde::Serialize;
@@ -143,6 +145,13 @@ pub struct KernelAggregate {
     /// Every path any launch of the group loaded by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_paths: Option<LoadPaths>,
+    /// Sums over the launches that have each count.
+    #[serde(flatten)]
+    pub flops: FlopCounts,
+    /// Total FLOPs over the total time, and over the total DRAM bytes, of
+    /// the launches that have both.
+    pub flop_per_s: Option<f64>,
+    pub flop_per_dram_byte: Option<f64>,
 }
 
 /// The digest of one ncu CSV.
@@ -370,6 +379,47 @@ struct GroupAcc {
     l2: Weighted,
     occupancy: Weighted,
     load_paths: Option<LoadPaths>,
+    flops: FlopSums,
+}
+
+/// A group's FLOP counts, and the time and bytes they were done in.
+#[derive(Debug, Default)]
+struct FlopSums {
+    cuda_core: Sum,
+    tensor: Sum,
+    flops: Sum,
+    /// FLOPs and duration over launches that have both; likewise bytes.
+    timed: (Sum, Sum),
+    per_byte: (Sum, Sum),
+}
+
+impl FlopSums {
+    fn add(&mut self, m: &LaunchMetrics) {
+        let (f, d, b) = (m.flops.flops, m.duration_ns, m.dram_bytes);
+        self.cuda_core.add(m.flops.cuda_core_flops);
+        self.tensor.add(m.flops.tensor_flops);
+        self.flops.add(f);
+        self.timed.0.add(d.and(f));
+        self.timed.1.add(f.and(d));
+        self.per_byte.0.add(b.and(f));
+        self.per_byte.1.add(f.and(b));
+    }
+
+    fn counts(&self) -> FlopCounts {
+        FlopCounts {
+            cuda_core_flops: self.cuda_core.0,
+            tensor_flops: self.tensor.0,
+            flops: self.flops.0,
+        }
+    }
+
+    fn per_s(&self) -> Option<f64> {
+        per(self.timed.0 .0, self.timed.1 .0.map(|ns| ns / 1e9))
+    }
+
+    fn per_dram_byte(&self) -> Option<f64> {
+        per(self.per_byte.0 .0, self.per_byte.1 .0)
+    }
 }
 
 impl GroupAcc {
@@ -402,6 +452,7 @@ impl GroupAcc {
         if let Some(p) = m.load_paths {
             self.load_paths = Some(self.load_paths.unwrap_or_default().union(p));
         }
+        self.flops.add(m);
     }
 
     /// The launches that had a bandwidth but no peak, as % of `peak`.
@@ -460,6 +511,9 @@ impl GroupAcc {
             occupancy_pct: self.occupancy.get(),
             bound: bound_of(dram, memory, sm),
             load_paths: self.load_paths,
+            flops: self.flops.counts(),
+            flop_per_s: self.flops.per_s(),
+            flop_per_dram_byte: self.flops.per_dram_byte(),
         }
     }
 }

@@ -31,9 +31,24 @@ fn shows_load_paths(d: &NcuDigest) -> bool {
     d.total.load_paths.is_some()
 }
 
+/// Shown only for captures that counted both CUDA-core and tensor-core work.
+const FLOP_COLUMNS: [Column; 2] = [
+    Column::num("flop_per_s", "GFLOP/s"),
+    Column::num("flop_per_dram_byte", "FLOP/B"),
+];
+
+const FLOP_LEGEND: &str = "GFLOP/s: FLOPs ÷ duration, where FLOPs = CUDA-core instructions as ncu's roofline counts them (FMA 2; HADD2, HMUL2, HFMA2 2, 2, 4) + tensor-core operations (sm__ops_path_tensor_src_*, FMA 2); FLOP/B: FLOPs per DRAM byte (arithmetic intensity)";
+
+fn shows_flops(d: &NcuDigest) -> bool {
+    d.total.flops.flops.is_some()
+}
+
 fn metric_columns(d: &NcuDigest) -> Vec<Column> {
     let mut columns = METRIC_COLUMNS.to_vec();
     columns.extend(shows_load_paths(d).then_some(LOAD_PATHS_COLUMN));
+    if shows_flops(d) {
+        columns.extend(FLOP_COLUMNS);
+    }
     columns
 }
 
@@ -45,7 +60,7 @@ fn load_paths_cell(p: Option<LoadPaths>) -> Cell {
 /// [`metric_columns`]: both name their metrics alike, so the list is
 /// written once.
 macro_rules! metric_cells {
-    ($r:expr, $load_paths:expr) => {{
+    ($r:expr, $load_paths:expr, $flops:expr) => {{
         let mut cells = vec![
             Cell::opt_scaled($r.duration_ns, 1e3, 2),
             Cell::opt_scaled($r.dram_read_bytes, 1e6, 2),
@@ -59,6 +74,10 @@ macro_rules! metric_cells {
         ];
         if $load_paths {
             cells.push(load_paths_cell($r.load_paths));
+        }
+        if $flops {
+            cells.push(Cell::opt_scaled($r.flop_per_s, 1e9, 1));
+            cells.push(Cell::opt_float($r.flop_per_dram_byte, 2));
         }
         cells
     }};
@@ -75,7 +94,7 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
     }
     columns.push(Column::num("launches", "Launches"));
     columns.extend(metric_columns(d));
-    let paths = shows_load_paths(d);
+    let (paths, flops) = (shows_load_paths(d), shows_flops(d));
     let rows = d
         .kernels
         .iter()
@@ -88,7 +107,7 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
                 cells.push(Cell::Name(n.clone()));
             }
             cells.push(Cell::Int(r.launches as i64));
-            cells.extend(metric_cells!(r, paths));
+            cells.extend(metric_cells!(r, paths, flops));
             cells
         })
         .collect::<Vec<_>>();
@@ -112,13 +131,13 @@ pub fn launch_table(d: &NcuDigest) -> Table {
     columns.push(Column::name("nvtx", "NVTX range"));
     columns.push(Column::text("grid", "Grid"));
     columns.push(Column::text("block", "Block"));
-    let paths = shows_load_paths(d);
+    let (paths, flops) = (shows_load_paths(d), shows_flops(d));
     let rows = d
         .launches
         .iter()
         .map(|r: &LaunchMetrics| {
             let mut cells = vec![Cell::Int(r.id as i64), Cell::Name(r.kernel.clone())];
-            cells.extend(metric_cells!(r, paths));
+            cells.extend(metric_cells!(r, paths, flops));
             cells.push(Cell::Name(nvtx_key(r)));
             cells.push(r.grid.clone().map_or(Cell::Missing, Cell::Text));
             cells.push(r.block.clone().map_or(Cell::Missing, Cell::Text));
@@ -151,6 +170,9 @@ fn legend(d: &NcuDigest) -> String {
     let mut parts = vec![d.rule.clone()];
     if shows_load_paths(d) {
         parts.push(LOAD_PATHS_LEGEND.into());
+    }
+    if shows_flops(d) {
+        parts.push(FLOP_LEGEND.into());
     }
     if d.source.auto_scaled_units {
         parts.push("values came in auto-scaled units rounded to 2 decimals; export with --print-units base for exact figures".into());
