@@ -439,11 +439,6 @@ impl Presence {
         self.flops |= r.flops.flops.is_some();
     }
 
-    /// Whether some launch has a FLOP count.
-    pub fn flops(&self) -> bool {
-        self.flops
-    }
-
     /// Whether some launch's duration is SM cycles ÷ SM clock.
     pub fn duration_from_cycles(&self) -> bool {
         self.duration_from_cycles
@@ -471,9 +466,7 @@ impl Presence {
         .filter(|_| p.launches > 0)
         .collect()
     }
-}
 
-impl Presence {
     /// Where a capture counted one part of the FLOPs but not the other,
     /// what to add: the part it has is not the total, so nothing is shown.
     fn half_counted_flops(&self) -> Option<&'static str> {
