@@ -462,25 +462,34 @@ impl Presence {
             p.no_global_access
                 .then(|| no_global_access_note(p.load_paths)),
         )
-        .chain(p.half_counted_flops().map(String::from))
+        .chain(p.half_counted_flops())
         .filter(|_| p.launches > 0)
         .collect()
     }
 
     /// Where a capture counted one part of the FLOPs but not the other,
     /// what to add: the part it has is not the total, so nothing is shown.
-    fn half_counted_flops(&self) -> Option<&'static str> {
-        match (self.flops, self.cuda_core_flops, self.tensor_flops) {
-            (false, true, false) => Some(FLOPS_NEED_TENSOR),
-            (false, false, true) => Some(FLOPS_NEED_CUDA_CORE),
-            _ => None,
-        }
+    fn half_counted_flops(&self) -> Option<String> {
+        let (has, lacks, add, why) = match (self.flops, self.cuda_core_flops, self.tensor_flops) {
+            (false, true, false) => (
+                "the CUDA-core instruction counts",
+                "tensor-core",
+                m::TENSOR_FLOP_OPS.join(","),
+                "sm__inst_executed_pipe_tensor also counts half-precision CUDA-core instructions, so it cannot stand in",
+            ),
+            (false, false, true) => (
+                "the tensor-core counts",
+                "CUDA-core",
+                m::cuda_core_flop_metrics().collect::<Vec<_>>().join(","),
+                "--set full has only their rates per cycle",
+            ),
+            _ => return None,
+        };
+        Some(format!(
+            "FLOP/s and FLOP per DRAM byte: {has} leave out {lacks} work; collect --metrics {add} as well ({why})"
+        ))
     }
 }
-
-const FLOPS_NEED_TENSOR: &str = "FLOP/s and FLOP per DRAM byte: the CUDA-core instruction counts leave out tensor-core work; collect --metrics sm__ops_path_tensor_src_fp64.sum,sm__ops_path_tensor_src_tf32_dst_fp32.sum,sm__ops_path_tensor_src_fp16.sum,sm__ops_path_tensor_src_bf16_dst_fp32.sum,sm__ops_path_tensor_src_fp8_sparsity_off.sum,sm__ops_path_tensor_src_fp8_sparsity_on.sum as well (sm__inst_executed_pipe_tensor also counts half-precision CUDA-core instructions, so it cannot stand in)";
-
-const FLOPS_NEED_CUDA_CORE: &str = "FLOP/s and FLOP per DRAM byte: the tensor-core counts leave out CUDA-core work; collect --metrics smsp__sass_thread_inst_executed_op_dadd_pred_on.sum,smsp__sass_thread_inst_executed_op_dmul_pred_on.sum,smsp__sass_thread_inst_executed_op_dfma_pred_on.sum,smsp__sass_thread_inst_executed_op_fadd_pred_on.sum,smsp__sass_thread_inst_executed_op_fmul_pred_on.sum,smsp__sass_thread_inst_executed_op_ffma_pred_on.sum,smsp__sass_thread_inst_executed_op_hadd_pred_on.sum,smsp__sass_thread_inst_executed_op_hmul_pred_on.sum,smsp__sass_thread_inst_executed_op_hfma_pred_on.sum as well (--set full has only their rates per cycle)";
 
 /// Why an efficiency can be absent although it was collected.
 const NO_GLOBAL_ACCESS: &str = "Ld/St eff where no launch made a global load (store): ncu reports 0 % for a launch without any (e.g. one that copies through TMA or cp.async), and the means leave those launches out";

@@ -73,8 +73,9 @@ pub const TENSOR_FLOP_OPS: [&str; 6] = [
     "sm__ops_path_tensor_src_fp8_sparsity_on.sum",
 ];
 
-/// Numeric metrics kept from each launch; everything else is skipped while
-/// reading, so a 2,000-column raw page costs no more than a narrow one.
+/// Numeric metrics kept from each launch, with the FLOP counts above;
+/// everything else is skipped while reading, so a 2,000-column raw page
+/// costs no more than a narrow one.
 pub const NUMERIC: &[&str] = &[
     DURATION,
     SM_CYCLES,
@@ -103,21 +104,6 @@ pub const NUMERIC: &[&str] = &[
     GLOBAL_LD_INST,
     LDGSTS_INST,
     TMA_LD_BYTES,
-    CUDA_CORE_FLOP_INST[0].0,
-    CUDA_CORE_FLOP_INST[1].0,
-    CUDA_CORE_FLOP_INST[2].0,
-    CUDA_CORE_FLOP_INST[3].0,
-    CUDA_CORE_FLOP_INST[4].0,
-    CUDA_CORE_FLOP_INST[5].0,
-    CUDA_CORE_FLOP_INST[6].0,
-    CUDA_CORE_FLOP_INST[7].0,
-    CUDA_CORE_FLOP_INST[8].0,
-    TENSOR_FLOP_OPS[0],
-    TENSOR_FLOP_OPS[1],
-    TENSOR_FLOP_OPS[2],
-    TENSOR_FLOP_OPS[3],
-    TENSOR_FLOP_OPS[4],
-    TENSOR_FLOP_OPS[5],
 ];
 
 /// Metric names ncu also uses for the same quantity.
@@ -128,44 +114,6 @@ const ALIASES: &[(&str, &str)] = &[
     ),
     // `--set full` counts LDGSTS per SMSP, a `--metrics` list often per SM.
     ("sm__sass_inst_executed_op_ldgsts.sum", LDGSTS_INST),
-    // NERSC's roofline recipe counts per SM; ncu's sections per SMSP. Both
-    // are sums over the whole GPU.
-    (
-        "sm__sass_thread_inst_executed_op_dadd_pred_on.sum",
-        CUDA_CORE_FLOP_INST[0].0,
-    ),
-    (
-        "sm__sass_thread_inst_executed_op_dmul_pred_on.sum",
-        CUDA_CORE_FLOP_INST[1].0,
-    ),
-    (
-        "sm__sass_thread_inst_executed_op_dfma_pred_on.sum",
-        CUDA_CORE_FLOP_INST[2].0,
-    ),
-    (
-        "sm__sass_thread_inst_executed_op_fadd_pred_on.sum",
-        CUDA_CORE_FLOP_INST[3].0,
-    ),
-    (
-        "sm__sass_thread_inst_executed_op_fmul_pred_on.sum",
-        CUDA_CORE_FLOP_INST[4].0,
-    ),
-    (
-        "sm__sass_thread_inst_executed_op_ffma_pred_on.sum",
-        CUDA_CORE_FLOP_INST[5].0,
-    ),
-    (
-        "sm__sass_thread_inst_executed_op_hadd_pred_on.sum",
-        CUDA_CORE_FLOP_INST[6].0,
-    ),
-    (
-        "sm__sass_thread_inst_executed_op_hmul_pred_on.sum",
-        CUDA_CORE_FLOP_INST[7].0,
-    ),
-    (
-        "sm__sass_thread_inst_executed_op_hfma_pred_on.sum",
-        CUDA_CORE_FLOP_INST[8].0,
-    ),
 ];
 
 /// (section prefix, label) → metric, for details pages printed with labels.
@@ -202,9 +150,30 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("Occupancy", "Achieved Occupancy", OCCUPANCY),
 ];
 
+/// The CUDA-core instruction counts, without their weights.
+pub fn cuda_core_flop_metrics() -> impl Iterator<Item = &'static str> {
+    CUDA_CORE_FLOP_INST.iter().map(|(m, _)| *m)
+}
+
+/// A CUDA-core instruction count in NERSC's roofline spelling, per SM
+/// (`sm__sass_thread_inst_…`): ncu's sections count per SMSP, and both are
+/// sums over the whole GPU.
+fn cuda_core_flop_per_sm(name: &str) -> Option<&'static str> {
+    let op = name.strip_prefix("sm__")?;
+    cuda_core_flop_metrics().find(|m| m.strip_prefix("smsp__") == Some(op))
+}
+
 /// The metric a details row stands for, if ncu-digest uses it.
 pub fn resolve(section: &str, name: &str) -> Option<&'static str> {
-    if let Some(m) = NUMERIC.iter().find(|m| **m == name) {
+    let mut kept = NUMERIC
+        .iter()
+        .copied()
+        .chain(cuda_core_flop_metrics())
+        .chain(TENSOR_FLOP_OPS);
+    if let Some(m) = kept.find(|m| *m == name) {
+        return Some(m);
+    }
+    if let Some(m) = cuda_core_flop_per_sm(name) {
         return Some(m);
     }
     if let Some((_, m)) = ALIASES.iter().find(|(a, _)| *a == name) {

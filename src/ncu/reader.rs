@@ -3,8 +3,8 @@
 //! never by position. Skips whatever comes before the header (`==PROF==`
 //! lines, the application's output), accepts ragged rows and the raw
 //! page's units row, and refuses summary pages with a hint on what to
-//! export instead. Streams: only the metrics in
-//! [`metric_names::NUMERIC`] are kept per launch.
+//! export instead. Streams: only the metrics [`metric_names::resolve`]
+//! knows are kept per launch.
 
 use super::metric_names::{self, GPU_NAME};
 use super::report_import;
