@@ -1987,3 +1987,110 @@ fn flops_per_second_and_per_byte_from_a_capture_with_both_parts() {
         assert!((cell("flop_per_dram_byte") - flops / bytes).abs() <= 0.005 + 1e-9);
     }
 }
+
+/// FLOPs per L2 byte, as per DRAM byte, from the capture that counted both
+/// FLOP parts and the L2 and L1/TEX bytes: per launch from its own cells,
+/// per kernel from their sums; the details page gives the same bytes.
+#[test]
+fn flops_per_l2_byte_and_cache_bytes_equal_the_raw_cells() {
+    let stem = "h200_llama2L_flops_200kernels";
+    let raw_path = ncu_sample(&format!("{stem}.raw_baseunits"));
+    let raw = digest_file(&raw_path, &NcuOptions::default());
+    let details = digest_file(
+        &ncu_sample(&format!("{stem}.details_baseunits")),
+        &NcuOptions::default(),
+    );
+    let cells = raw_cells(&raw_path);
+    let by_id = cells_by_id(&cells);
+    let mut sums: HashMap<&str, (f64, f64, f64)> = HashMap::new();
+    for l in &raw.launches {
+        let row = by_id[&l.id];
+        let l2 = number(&row["lts__t_bytes.sum"]).unwrap();
+        let l1 = number(&row["l1tex__t_bytes.sum"]).unwrap();
+        let flops = l.flops.flops.unwrap();
+        assert_eq!(
+            (l.l2_bytes, l.l1_bytes),
+            (Some(l2), Some(l1)),
+            "id {}",
+            l.id
+        );
+        if l2 > 0.0 {
+            assert!(relative_gap(l.flop_per_l2_byte.unwrap(), flops / l2) < 1e-12);
+        }
+        let s = sums.entry(&l.kernel).or_default();
+        *s = (s.0 + flops, s.1 + l2, s.2 + l1);
+    }
+    for k in &raw.kernels {
+        let (flops, l2, l1) = sums[k.kernel.as_deref().unwrap()];
+        assert!(relative_gap(k.l2_bytes.unwrap(), l2) < 1e-12);
+        assert!(relative_gap(k.l1_bytes.unwrap(), l1) < 1e-12);
+        assert!(relative_gap(k.flop_per_l2_byte.unwrap(), flops / l2) < 1e-12);
+    }
+    let bytes_by_id = |d: &NcuDigest| -> Vec<(u64, Option<f64>, Option<f64>)> {
+        d.launches
+            .iter()
+            .map(|l| (l.id, l.l2_bytes, l.l1_bytes))
+            .collect()
+    };
+    assert_eq!(bytes_by_id(&details), bytes_by_id(&raw));
+    let (code, out, err) = run("ncu-digest", &[&ncu_arg(&format!("{stem}.raw_baseunits"))]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("FLOP/L2 B: FLOPs per byte requested of L2"),
+        "{out}"
+    );
+    let (_, csv, _) = run(
+        "ncu-digest",
+        &[&ncu_arg(&format!("{stem}.raw_baseunits")), "-f", "csv"],
+    );
+    for row in &csv_rows(csv.as_bytes()) {
+        let (flops, l2, _) = sums[row["kernel"].as_str()];
+        // Printed to 2 decimals.
+        assert!((number(&row["flop_per_l2_byte"]).unwrap() - flops / l2).abs() <= 0.005 + 1e-9);
+    }
+}
+
+/// Why no FLOPs per L1 byte: the kernels that load through the TMA (the
+/// nvjet GEMMs, cuDNN's flash attention) count almost no L1/TEX bytes, far
+/// fewer than they read from DRAM, while the elementwise kernels count
+/// more than that.
+#[test]
+fn tma_kernels_count_almost_no_l1_bytes() {
+    let d = digest_file(
+        &ncu_sample("h200_llama2L_flops_200kernels.raw_baseunits"),
+        &NcuOptions::default(),
+    );
+    let share = |pattern: &str| -> Vec<f64> {
+        d.kernels
+            .iter()
+            .filter(|k| k.kernel.as_deref().unwrap().contains(pattern))
+            .map(|k| k.l1_bytes.unwrap() / k.dram_bytes.unwrap())
+            .collect()
+    };
+    let tma: Vec<f64> = ["nvjet_sm90", "flash_fprop_wgmma"]
+        .iter()
+        .flat_map(|p| share(p))
+        .collect();
+    assert!(tma.len() >= 4, "{tma:?}");
+    assert!(tma.iter().all(|s| *s < 0.01), "{tma:?}");
+    let elementwise = share("vectorized_elementwise_kernel<8");
+    assert!(!elementwise.is_empty() && elementwise.iter().all(|s| *s > 1.0));
+}
+
+/// A capture with L2 bytes but no FLOP total (NERSC's recipe counts no
+/// tensor work) keeps its bytes and shows no L2 intensity.
+#[test]
+fn l2_bytes_without_a_flop_total_give_no_intensity() {
+    let stem = "h200_llama2L_roofline_60kernels.raw_baseunits";
+    let d = digest_file(&ncu_sample(stem), &NcuOptions::default());
+    assert_eq!(d.launches.len(), 60);
+    assert!(d
+        .launches
+        .iter()
+        .all(|l| l.l2_bytes.is_some() && l.l1_bytes.is_some()));
+    assert!(d.launches.iter().all(|l| l.flop_per_l2_byte.is_none()));
+    assert!(d.kernels.iter().all(|k| k.flop_per_l2_byte.is_none()));
+    let (code, out, err) = run("ncu-digest", &[&ncu_arg(stem)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("FLOP/L2 B"), "{out}");
+}

@@ -9,7 +9,7 @@
 //! peaks. An absent value stays absent. Which paths a launch loaded global
 //! memory by comes from its instruction and TMA byte counts. FLOPs come
 //! from counts only, and a total only where both CUDA-core and tensor-core
-//! work were counted.
+//! work were counted; they are set against the DRAM and L2 bytes.
 
 use super::metric_names as m;
 use super::reader::Launch;
@@ -218,6 +218,13 @@ pub struct LaunchMetrics {
     /// FLOPs ÷ duration, and FLOPs per DRAM byte (arithmetic intensity).
     pub flop_per_s: Option<f64>,
     pub flop_per_dram_byte: Option<f64>,
+    /// Bytes requested of L2 and of L1/TEX. FLOPs are set against the L2
+    /// bytes only: kernels that load through the TMA (Hopper GEMMs and
+    /// flash attention) count almost no L1/TEX bytes, as their copies into
+    /// shared memory do not go through L1/TEX's tag stage.
+    pub l2_bytes: Option<f64>,
+    pub l1_bytes: Option<f64>,
+    pub flop_per_l2_byte: Option<f64>,
 }
 
 /// What a launch computed, from counts only: CUDA-core instructions as
@@ -328,6 +335,7 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
     let sm_pct = v(m::SM_PCT);
     let flops = FlopCounts::of(l);
     let dram_bytes = counted.or(derived_bytes);
+    let (l2_bytes, l1_bytes) = (v(m::L2_BYTES), v(m::L1_BYTES));
     LaunchMetrics {
         id: l.id,
         kernel: l.kernel.clone(),
@@ -366,6 +374,9 @@ pub fn derive(l: &Launch, opts: &PeakOptions) -> LaunchMetrics {
         flops,
         flop_per_s: per(flops.flops, duration.map(|d| d / 1e9)),
         flop_per_dram_byte: per(flops.flops, dram_bytes),
+        l2_bytes,
+        l1_bytes,
+        flop_per_l2_byte: per(flops.flops, l2_bytes),
     }
 }
 

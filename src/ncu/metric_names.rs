@@ -42,6 +42,10 @@ pub const GPU_NAME: &str = "device__attribute_display_name";
 pub const GLOBAL_LD_INST: &str = "smsp__sass_inst_executed_op_global_ld.sum";
 pub const LDGSTS_INST: &str = "smsp__inst_executed_op_ldgsts.sum";
 pub const TMA_LD_BYTES: &str = "l1tex__m_xbar2l1tex_read_bytes_mem_global_op_tma_ld.sum";
+/// Bytes requested of L1/TEX and of L2: with the DRAM bytes, the three
+/// levels of NERSC's hierarchical roofline.
+pub const L1_BYTES: &str = "l1tex__t_bytes.sum";
+pub const L2_BYTES: &str = "lts__t_bytes.sum";
 
 /// CUDA-core floating-point instructions per thread that executed, with the
 /// FLOPs ncu's roofline sections count for each: 2 for an FMA; the
@@ -104,6 +108,8 @@ pub const NUMERIC: &[&str] = &[
     GLOBAL_LD_INST,
     LDGSTS_INST,
     TMA_LD_BYTES,
+    L1_BYTES,
+    L2_BYTES,
 ];
 
 /// Metric names ncu also uses for the same quantity.

@@ -152,6 +152,11 @@ pub struct KernelAggregate {
     /// the launches that have both.
     pub flop_per_s: Option<f64>,
     pub flop_per_dram_byte: Option<f64>,
+    /// Sums over the launches that counted them; FLOPs per L2 byte as per
+    /// DRAM byte.
+    pub l2_bytes: Option<f64>,
+    pub l1_bytes: Option<f64>,
+    pub flop_per_l2_byte: Option<f64>,
 }
 
 /// The digest of one ncu CSV.
@@ -380,6 +385,24 @@ struct GroupAcc {
     occupancy: Weighted,
     load_paths: Option<LoadPaths>,
     flops: FlopSums,
+    l2_bytes: Sum,
+    l1_bytes: Sum,
+}
+
+/// A sum of numerators over a sum of denominators, both taken over the
+/// launches that have the two.
+#[derive(Debug, Default)]
+struct SumRatio(Sum, Sum);
+
+impl SumRatio {
+    fn add(&mut self, numerator: Option<f64>, denominator: Option<f64>) {
+        self.0.add(denominator.and(numerator));
+        self.1.add(numerator.and(denominator));
+    }
+
+    fn get(&self) -> Option<f64> {
+        per(self.0 .0, self.1 .0)
+    }
 }
 
 /// A group's FLOP counts, and the time and bytes they were done in.
@@ -388,21 +411,20 @@ struct FlopSums {
     cuda_core: Sum,
     tensor: Sum,
     flops: Sum,
-    /// FLOPs and duration over launches that have both; likewise bytes.
-    timed: (Sum, Sum),
-    per_byte: (Sum, Sum),
+    per_ns: SumRatio,
+    per_dram_byte: SumRatio,
+    per_l2_byte: SumRatio,
 }
 
 impl FlopSums {
     fn add(&mut self, m: &LaunchMetrics) {
-        let (f, d, b) = (m.flops.flops, m.duration_ns, m.dram_bytes);
+        let f = m.flops.flops;
         self.cuda_core.add(m.flops.cuda_core_flops);
         self.tensor.add(m.flops.tensor_flops);
         self.flops.add(f);
-        self.timed.0.add(d.and(f));
-        self.timed.1.add(f.and(d));
-        self.per_byte.0.add(b.and(f));
-        self.per_byte.1.add(f.and(b));
+        self.per_ns.add(f, m.duration_ns);
+        self.per_dram_byte.add(f, m.dram_bytes);
+        self.per_l2_byte.add(f, m.l2_bytes);
     }
 
     fn counts(&self) -> FlopCounts {
@@ -414,11 +436,7 @@ impl FlopSums {
     }
 
     fn per_s(&self) -> Option<f64> {
-        per(self.timed.0 .0, self.timed.1 .0.map(|ns| ns / 1e9))
-    }
-
-    fn per_dram_byte(&self) -> Option<f64> {
-        per(self.per_byte.0 .0, self.per_byte.1 .0)
+        per(self.per_ns.0 .0, self.per_ns.1 .0.map(|ns| ns / 1e9))
     }
 }
 
@@ -453,6 +471,8 @@ impl GroupAcc {
             self.load_paths = Some(self.load_paths.unwrap_or_default().union(p));
         }
         self.flops.add(m);
+        self.l2_bytes.add(m.l2_bytes);
+        self.l1_bytes.add(m.l1_bytes);
     }
 
     /// The launches that had a bandwidth but no peak, as % of `peak`.
@@ -513,7 +533,10 @@ impl GroupAcc {
             load_paths: self.load_paths,
             flops: self.flops.counts(),
             flop_per_s: self.flops.per_s(),
-            flop_per_dram_byte: self.flops.per_dram_byte(),
+            flop_per_dram_byte: self.flops.per_dram_byte.get(),
+            l2_bytes: self.l2_bytes.0,
+            l1_bytes: self.l1_bytes.0,
+            flop_per_l2_byte: self.flops.per_l2_byte.get(),
         }
     }
 }
@@ -566,5 +589,22 @@ impl Aggregator {
                 .total_cmp(&a.duration_ns.unwrap_or(0.0))
         });
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SumRatio;
+
+    /// Hand-made, as no real capture has a launch with FLOPs but no
+    /// duration or bytes: such a launch counts on neither side.
+    #[test]
+    fn sum_ratio_takes_only_launches_with_both() {
+        let mut r = SumRatio::default();
+        r.add(Some(10.0), Some(2.0));
+        r.add(Some(100.0), None);
+        r.add(None, Some(50.0));
+        assert_eq!(r.get(), Some(5.0));
+        assert_eq!(SumRatio::default().get(), None);
     }
 }

@@ -27,10 +27,6 @@ const LOAD_PATHS_COLUMN: Column = Column::text("load_paths", "Loads via");
 /// What the "Loads via" column means, for the legend.
 const LOAD_PATHS_LEGEND: &str = "Loads via: LSU (LDG instructions, the only path Ld eff measures), cp.async (LDGSTS instructions) or TMA (tensor memory accelerator); none: no global load";
 
-fn shows_load_paths(d: &NcuDigest) -> bool {
-    d.total.load_paths.is_some()
-}
-
 /// Shown only for captures that counted both CUDA-core and tensor-core work.
 const FLOP_COLUMNS: [Column; 2] = [
     Column::num("flop_per_s", "GFLOP/s"),
@@ -39,16 +35,37 @@ const FLOP_COLUMNS: [Column; 2] = [
 
 const FLOP_LEGEND: &str = "GFLOP/s: FLOPs ÷ duration, where FLOPs = CUDA-core instructions as ncu's roofline counts them (FMA 2; HADD2, HMUL2, HFMA2 2, 2, 4) + tensor-core operations (sm__ops_path_tensor_src_*, FMA 2); FLOP/B: FLOPs per DRAM byte (arithmetic intensity)";
 
-fn shows_flops(d: &NcuDigest) -> bool {
-    d.total.flops.flops.is_some()
+/// Shown only where FLOPs are and the capture also counted L2 bytes.
+const L2_FLOP_COLUMN: Column = Column::num("flop_per_l2_byte", "FLOP/L2 B");
+
+const L2_FLOP_LEGEND: &str = "FLOP/L2 B: FLOPs per byte requested of L2 (lts__t_bytes.sum), the hierarchical roofline's L2 intensity";
+
+/// Which optional column groups a digest's tables show.
+#[derive(Clone, Copy)]
+struct Shown {
+    load_paths: bool,
+    flops: bool,
+    l2_flops: bool,
+}
+
+impl Shown {
+    fn of(d: &NcuDigest) -> Shown {
+        Shown {
+            load_paths: d.total.load_paths.is_some(),
+            flops: d.total.flops.flops.is_some(),
+            l2_flops: d.total.flop_per_l2_byte.is_some(),
+        }
+    }
 }
 
 fn metric_columns(d: &NcuDigest) -> Vec<Column> {
+    let shown = Shown::of(d);
     let mut columns = METRIC_COLUMNS.to_vec();
-    columns.extend(shows_load_paths(d).then_some(LOAD_PATHS_COLUMN));
-    if shows_flops(d) {
+    columns.extend(shown.load_paths.then_some(LOAD_PATHS_COLUMN));
+    if shown.flops {
         columns.extend(FLOP_COLUMNS);
     }
+    columns.extend(shown.l2_flops.then_some(L2_FLOP_COLUMN));
     columns
 }
 
@@ -60,7 +77,7 @@ fn load_paths_cell(p: Option<LoadPaths>) -> Cell {
 /// [`metric_columns`]: both name their metrics alike, so the list is
 /// written once.
 macro_rules! metric_cells {
-    ($r:expr, $load_paths:expr, $flops:expr) => {{
+    ($r:expr, $shown:expr) => {{
         let mut cells = vec![
             Cell::opt_scaled($r.duration_ns, 1e3, 2),
             Cell::opt_scaled($r.dram_read_bytes, 1e6, 2),
@@ -72,12 +89,15 @@ macro_rules! metric_cells {
             Cell::opt_float($r.st_efficiency_pct, 1),
             bound($r.bound),
         ];
-        if $load_paths {
+        if $shown.load_paths {
             cells.push(load_paths_cell($r.load_paths));
         }
-        if $flops {
+        if $shown.flops {
             cells.push(Cell::opt_scaled($r.flop_per_s, 1e9, 1));
             cells.push(Cell::opt_float($r.flop_per_dram_byte, 2));
+        }
+        if $shown.l2_flops {
+            cells.push(Cell::opt_float($r.flop_per_l2_byte, 2));
         }
         cells
     }};
@@ -94,7 +114,7 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
     }
     columns.push(Column::num("launches", "Launches"));
     columns.extend(metric_columns(d));
-    let (paths, flops) = (shows_load_paths(d), shows_flops(d));
+    let shown = Shown::of(d);
     let rows = d
         .kernels
         .iter()
@@ -107,7 +127,7 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
                 cells.push(Cell::Name(n.clone()));
             }
             cells.push(Cell::Int(r.launches as i64));
-            cells.extend(metric_cells!(r, paths, flops));
+            cells.extend(metric_cells!(r, shown));
             cells
         })
         .collect::<Vec<_>>();
@@ -131,13 +151,13 @@ pub fn launch_table(d: &NcuDigest) -> Table {
     columns.push(Column::name("nvtx", "NVTX range"));
     columns.push(Column::text("grid", "Grid"));
     columns.push(Column::text("block", "Block"));
-    let (paths, flops) = (shows_load_paths(d), shows_flops(d));
+    let shown = Shown::of(d);
     let rows = d
         .launches
         .iter()
         .map(|r: &LaunchMetrics| {
             let mut cells = vec![Cell::Int(r.id as i64), Cell::Name(r.kernel.clone())];
-            cells.extend(metric_cells!(r, paths, flops));
+            cells.extend(metric_cells!(r, shown));
             cells.push(Cell::Name(nvtx_key(r)));
             cells.push(r.grid.clone().map_or(Cell::Missing, Cell::Text));
             cells.push(r.block.clone().map_or(Cell::Missing, Cell::Text));
@@ -167,12 +187,16 @@ fn table_note(d: &NcuDigest, empty: bool) -> String {
 const DURATION_FROM_CYCLES: &str = "duration: SM elapsed cycles ÷ SM clock (sm__cycles_elapsed.avg ÷ sm__cycles_elapsed.avg.per_second), where a launch has no gpu__time_duration";
 
 fn legend(d: &NcuDigest) -> String {
+    let shown = Shown::of(d);
     let mut parts = vec![d.rule.clone()];
-    if shows_load_paths(d) {
+    if shown.load_paths {
         parts.push(LOAD_PATHS_LEGEND.into());
     }
-    if shows_flops(d) {
+    if shown.flops {
         parts.push(FLOP_LEGEND.into());
+    }
+    if shown.l2_flops {
+        parts.push(L2_FLOP_LEGEND.into());
     }
     if d.source.auto_scaled_units {
         parts.push("values came in auto-scaled units rounded to 2 decimals; export with --print-units base for exact figures".into());
