@@ -220,8 +220,7 @@ pub struct LaunchMetrics {
     pub flop_per_dram_byte: Option<f64>,
     /// Bytes requested of L2 and of L1/TEX. FLOPs are set against the L2
     /// bytes only: kernels that load through the TMA (Hopper GEMMs and
-    /// flash attention) count almost no L1/TEX bytes, as their copies into
-    /// shared memory do not go through L1/TEX's tag stage.
+    /// flash attention) count almost no L1/TEX bytes.
     pub l2_bytes: Option<f64>,
     pub l1_bytes: Option<f64>,
     pub flop_per_l2_byte: Option<f64>,

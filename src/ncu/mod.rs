@@ -366,9 +366,8 @@ struct GroupAcc {
     read: Sum,
     write: Sum,
     bytes: Sum,
-    /// Bytes and duration over launches that have both: total bytes / time.
-    timed_bytes: Sum,
-    timed_duration: Sum,
+    /// Total bytes over total time, of the launches that have both.
+    timed_bytes: SumRatio,
     bandwidth: Weighted,
     dram: Weighted,
     dram_range: Range,
@@ -403,6 +402,11 @@ impl SumRatio {
     fn get(&self) -> Option<f64> {
         per(self.0 .0, self.1 .0)
     }
+
+    /// Per second, where the denominators are nanoseconds.
+    fn per_s(&self) -> Option<f64> {
+        per(self.0 .0, self.1 .0.map(|ns| ns / 1e9))
+    }
 }
 
 /// A group's FLOP counts, and the time and bytes they were done in.
@@ -434,10 +438,6 @@ impl FlopSums {
             flops: self.flops.0,
         }
     }
-
-    fn per_s(&self) -> Option<f64> {
-        per(self.per_ns.0 .0, self.per_ns.1 .0.map(|ns| ns / 1e9))
-    }
 }
 
 impl GroupAcc {
@@ -448,8 +448,7 @@ impl GroupAcc {
         self.read.add(m.dram_read_bytes);
         self.write.add(m.dram_write_bytes);
         self.bytes.add(m.dram_bytes);
-        self.timed_bytes.add(d.and(m.dram_bytes));
-        self.timed_duration.add(m.dram_bytes.and(d));
+        self.timed_bytes.add(m.dram_bytes, d);
         self.bandwidth.add(m.dram_bandwidth_bytes_per_s, d);
         if m.dram_peak_pct.is_some() {
             self.dram.add(m.dram_peak_pct, d);
@@ -489,10 +488,7 @@ impl GroupAcc {
     /// Total bytes over total time where the launches give both, else
     /// ncu's own bandwidths weighted by duration.
     fn bandwidth(&self) -> Option<f64> {
-        match (self.timed_bytes.0, self.timed_duration.0) {
-            (Some(b), Some(t)) if t > 0.0 => Some(b / (t / 1e9)),
-            _ => self.bandwidth.get(),
-        }
+        self.timed_bytes.per_s().or_else(|| self.bandwidth.get())
     }
 
     fn finish(
@@ -532,7 +528,7 @@ impl GroupAcc {
             bound: bound_of(dram, memory, sm),
             load_paths: self.load_paths,
             flops: self.flops.counts(),
-            flop_per_s: self.flops.per_s(),
+            flop_per_s: self.flops.per_ns.per_s(),
             flop_per_dram_byte: self.flops.per_dram_byte.get(),
             l2_bytes: self.l2_bytes.0,
             l1_bytes: self.l1_bytes.0,

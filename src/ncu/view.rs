@@ -58,8 +58,7 @@ impl Shown {
     }
 }
 
-fn metric_columns(d: &NcuDigest) -> Vec<Column> {
-    let shown = Shown::of(d);
+fn metric_columns(shown: Shown) -> Vec<Column> {
     let mut columns = METRIC_COLUMNS.to_vec();
     columns.extend(shown.load_paths.then_some(LOAD_PATHS_COLUMN));
     if shown.flops {
@@ -113,8 +112,8 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
         columns.push(Column::name("nvtx", "NVTX range"));
     }
     columns.push(Column::num("launches", "Launches"));
-    columns.extend(metric_columns(d));
     let shown = Shown::of(d);
+    columns.extend(metric_columns(shown));
     let rows = d
         .kernels
         .iter()
@@ -146,12 +145,12 @@ pub fn aggregate_table(d: &NcuDigest) -> Table {
 
 /// One row per launch.
 pub fn launch_table(d: &NcuDigest) -> Table {
+    let shown = Shown::of(d);
     let mut columns = vec![Column::num("id", "ID"), Column::name("kernel", "Kernel")];
-    columns.extend(metric_columns(d));
+    columns.extend(metric_columns(shown));
     columns.push(Column::name("nvtx", "NVTX range"));
     columns.push(Column::text("grid", "Grid"));
     columns.push(Column::text("block", "Block"));
-    let shown = Shown::of(d);
     let rows = d
         .launches
         .iter()
